@@ -1,0 +1,17 @@
+// Each `moa` subcommand lives in its own file and registers itself on the root CLI11 app.
+// The callback it installs may throw moa::Error; main() turns that into `error: ...`, exit 1.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace moa::cli {
+
+void register_inspect(CLI::App& app);
+void register_tokenize(CLI::App& app);
+
+// Reads all of standard input (used when no -p/-f is given).
+std::string read_stdin();
+// Reads a whole file; throws moa::Error naming it when it cannot be read.
+std::string read_text_file(const std::string& path);
+
+}  // namespace moa::cli

@@ -1,0 +1,70 @@
+// Entry point of the `moa` binary: global flags, subcommand registration, and the one place
+// where errors become a one-line message and a non-zero exit code.
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <exception>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <sstream>
+
+#include "cli/commands.h"
+#include "util/error.h"
+
+namespace moa::cli {
+
+std::string read_stdin() {
+  std::ostringstream ss;
+  ss << std::cin.rdbuf();
+  return ss.str();
+}
+
+std::string read_text_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail("{}: cannot open file", path);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+}  // namespace moa::cli
+
+int main(int argc, char** argv) {
+  // Logs and progress go to stderr so stdout stays clean for results (ids, JSON, text).
+  auto logger = spdlog::stderr_color_mt("moa");
+  logger->set_pattern("%^%l%$: %v");
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(spdlog::level::info);
+
+  CLI::App app{"moa: Mixture of Sparse Attention inference engine for GGUF models"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "moa 0.1.0");
+  bool verbose = false, quiet = false;
+  app.add_flag("-v,--verbose", verbose, "Log debug details");
+  app.add_flag("-q,--quiet", quiet, "Only log warnings and errors");
+  app.parse_complete_callback([&] {
+    if (verbose) spdlog::set_level(spdlog::level::debug);
+    if (quiet) spdlog::set_level(spdlog::level::warn);
+  });
+
+  moa::cli::register_inspect(app);
+  moa::cli::register_tokenize(app);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const moa::Error& e) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "error: out of memory\n");
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

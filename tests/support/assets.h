@@ -1,0 +1,34 @@
+// Test helpers: locating ../shared (MOA_TEST_ASSETS) and scratch files.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace moa::test {
+
+// MOA_TEST_ASSETS if set, otherwise the compiled-in default (<repo>/../shared).
+std::string assets_dir();
+// Full path of a file under the assets dir, or "" when it does not exist.
+std::string asset_path(const std::string& relative);
+// A fresh empty folder under the system temp dir, removed at process exit.
+std::string temp_dir();
+std::string read_file(const std::string& path);
+// Path of the built `moa` binary, and a helper that runs it and captures output.
+std::string moa_binary();
+struct CommandResult {
+  int exit_code = 0;
+  std::string out;  // stdout
+  std::string err;  // stderr
+};
+CommandResult run_moa(const std::string& args, const std::string& stdin_text = "");
+
+}  // namespace moa::test
+
+// Skips the current test with a loud message when an asset is missing.
+#define MOA_REQUIRE_ASSET(var, relative)                                                     \
+  const std::string var = ::moa::test::asset_path(relative);                                 \
+  if (var.empty()) {                                                                         \
+    GTEST_SKIP() << "\n*** MISSING TEST ASSET: " << ::moa::test::assets_dir() << "/"         \
+                 << (relative) << " (set MOA_TEST_ASSETS to the shared folder) ***\n";       \
+  }
