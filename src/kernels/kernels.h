@@ -1,0 +1,82 @@
+// Compute kernels of the forward pass. They know nothing about models: plain arrays, shapes and
+// thread counts in, arrays out. Each has a naive double-precision reference in
+// kernels/reference.h, and tests compare the two.
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+#include "gguf/types.h"
+
+namespace moa::kernels {
+
+// A weight matrix in its stored format: `rows` rows of `cols` elements each (GGUF ne[1] x ne[0]);
+// y = W x maps a `cols` vector to a `rows` vector.
+struct WeightMatrix {
+  gguf::TensorType type = gguf::TensorType::kF32;
+  const void* data = nullptr;
+  int64_t rows = 0;
+  int64_t cols = 0;
+};
+
+// y[r] = sum_c W[r][c] * x[c], directly on the stored format (SIMD, no full dequantization).
+void matvec(const WeightMatrix& w, const float* x, float* y, int n_threads);
+// Y[t] = W X[t] for t < n_tokens; x is [n_tokens][cols], y is [n_tokens][rows]. Batches use
+// GEMM (OpenBLAS sgemm on row blocks dequantized on the fly); a single token uses matvec.
+void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, int n_threads);
+// y[t] += bias for every token (qwen2 QKV biases).
+void add_bias(const float* bias, int64_t n, int64_t n_tokens, float* y);
+
+// y = x / sqrt(mean(x^2) + eps) * weight, for n_tokens rows of n.
+void rms_norm(const float* x, const float* weight, int64_t n, int64_t n_tokens, float eps, float* y);
+// out = silu(gate) * up, elementwise over n values.
+void swiglu(const float* gate, const float* up, int64_t n, float* out);
+// x += y over n values.
+void add_inplace(float* x, const float* y, int64_t n);
+
+// Rotary position embedding applied in place to `n_heads` heads of `head_dim` values for each
+// of n_tokens tokens at positions[t]. Only the first n_rot dims rotate.
+struct RopeParams {
+  bool neox = false;          // false: pairs (2i, 2i+1); true: pairs (i, i + n_rot/2)
+  int64_t n_rot = 0;
+  float freq_base = 10000.0f;
+  float freq_scale = 1.0f;    // linear scaling: theta *= freq_scale (= 1 / factor)
+  const float* freq_factors = nullptr;  // llama3: per-pair divisor of the frequency, n_rot/2
+};
+void rope(float* x, int64_t n_tokens, int64_t n_heads, int64_t head_dim, const int32_t* positions,
+          const RopeParams& params);
+
+// Which keys a KV head may see from query position i: key j (j <= i) is visible iff j < sinks
+// or i - j < span. Dense attention is {0, INT64_MAX}. (METHOD.md section 1.)
+struct BandMask {
+  int64_t sinks = 0;
+  int64_t span = INT64_MAX;
+};
+
+enum class KvType { kF32, kF16 };
+
+// Keys/values of one layer: for KV head h and key position p the vector starts at
+// element h * head_stride + p * head_dim of k (and v).
+struct KvView {
+  KvType type = KvType::kF32;
+  const void* k = nullptr;
+  const void* v = nullptr;
+  int64_t head_stride = 0;  // elements between consecutive KV heads
+  int64_t n_keys = 0;       // keys at positions 0 .. n_keys-1 are valid
+};
+
+struct AttentionShape {
+  int64_t n_head = 0;
+  int64_t n_head_kv = 0;
+  int64_t head_dim = 0;
+  float scale = 1.0f;  // usually 1/sqrt(head_dim)
+};
+
+// Causal attention, flash style (block-wise online softmax, never an N x N matrix): queries at
+// positions q_pos0 .. q_pos0 + n_query - 1, q and out laid out [n_query][n_head][head_dim].
+// `masks` holds one BandMask per KV head, or is empty for dense attention; tiles that a mask
+// hides entirely are skipped, so cost falls with density.
+void attention(const AttentionShape& shape, const float* q, int64_t n_query, int64_t q_pos0,
+               const KvView& kv, std::span<const BandMask> masks, float* out, int n_threads);
+
+}  // namespace moa::kernels
