@@ -77,8 +77,8 @@ class GgufFile {
   const TensorInfo* find_tensor(std::string_view name) const;
   const TensorInfo& tensor(std::string_view name) const;  // throws naming the missing tensor
 
-  // FNV-1a 64-bit hash over all metadata keys and values (not tensor data), hex; identifies a
-  // model for plan files.
+  // FNV-1a 64-bit hash (hex) of general.architecture, the `<arch>.*` hyper-parameters and the
+  // tensor names and shapes: identifies a model for plan files whatever its quantisation.
   std::string metadata_hash() const;
 
  private:

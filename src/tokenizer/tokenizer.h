@@ -48,7 +48,11 @@ class Tokenizer {
   // The bytes a token stands for (llama.cpp's token_to_piece with special=true: "▁" -> " ",
   // byte tokens -> their byte, BPE byte-unicode mapping undone).
   std::string token_to_piece(TokenId id) const;
-  // Concatenated pieces; skips BOS/EOS/control tokens unless `render_special`.
+  // Same, but control / unknown tokens give "" unless `render_special` (llama.cpp special=false).
+  std::string token_to_piece(TokenId id, bool render_special) const;
+  // Concatenated pieces; skips BOS/EOS/control tokens unless `render_special`. As llama.cpp's
+  // detokenize: one leading space of the first token is dropped for SentencePiece vocabs, and
+  // BPE vocabs with clean_spaces tidy " ," / " 's" etc.
   std::string decode(std::span<const TokenId> ids, bool render_special = false) const;
   // The raw vocab string (for `moa tokenize` piece display).
   const std::string& token_text(TokenId id) const;

@@ -1,0 +1,196 @@
+// `moa generate`: loads a model, formats the prompt (raw or a chat template), prefills it in
+// chunks, then samples and decodes one token at a time, streaming text to stdout as soon as it
+// is complete UTF-8 and cannot be part of a stop string. Speeds go to stderr at the end.
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "cli/commands.h"
+#include "kv/kv_cache.h"
+#include "model/chat_template.h"
+#include "model/forward.h"
+#include "model/sampler.h"
+#include "util/error.h"
+
+namespace moa::cli {
+
+namespace {
+
+constexpr int64_t kPrefillChunk = 512;  // bounds activation memory for long prompts
+constexpr int64_t kDefaultContext = 4096;
+
+struct GenerateOptions {
+  std::string model_path;
+  std::string prompt;
+  std::string prompt_file;
+  int n_predict = 128;
+  int n_threads = 0;
+  int64_t n_ctx = 0;
+  SamplingParams sampling;
+  int64_t seed = -1;
+  std::vector<std::string> stops;
+  std::string chat_template = "raw";
+  std::string system;
+  std::string kv_type = "f16";
+};
+
+struct Timing {
+  int64_t tokens = 0;
+  double seconds = 0.0;
+  std::string line(const char* what) const {
+    const double rate = seconds > 0.0 ? static_cast<double>(tokens) / seconds : 0.0;
+    return fmt::format("{}: {} tokens in {:.3f} s ({:.2f} tok/s)", what, tokens, seconds, rate);
+  }
+};
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+std::string prompt_text(const GenerateOptions& options) {
+  if (!options.prompt.empty() && !options.prompt_file.empty()) {
+    fail("-p and -f: give the prompt one way, not both");
+  }
+  if (!options.prompt_file.empty()) return read_text_file(options.prompt_file);
+  if (!options.prompt.empty()) return options.prompt;
+  return read_stdin();
+}
+
+void check_options(const GenerateOptions& options) {
+  if (options.n_predict <= 0) fail("-n: {} is not a positive number of tokens", options.n_predict);
+  if (options.n_threads < 0) fail("-t: {} is not a valid thread count", options.n_threads);
+  if (options.n_ctx < 0) fail("-c: {} is not a valid context size", options.n_ctx);
+  validate_sampling(options.sampling);
+}
+
+int64_t context_size(const GenerateOptions& options, const ModelConfig& config) {
+  if (options.n_ctx > 0) {
+    if (config.n_ctx_train > 0 && options.n_ctx > config.n_ctx_train) {
+      spdlog::warn("context {} exceeds the model's training context {}", options.n_ctx,
+                   config.n_ctx_train);
+    }
+    return options.n_ctx;
+  }
+  return config.n_ctx_train > 0 ? std::min(config.n_ctx_train, kDefaultContext) : kDefaultContext;
+}
+
+std::vector<TokenId> tokenize_prompt(const Model& model, const GenerateOptions& options,
+                                     const std::string& text, int64_t n_ctx) {
+  if (text.empty()) fail("the prompt is empty (give text with -p, -f or on stdin)");
+  const bool chat = options.chat_template != "raw";
+  const std::string formatted = apply_chat_template(options.chat_template, options.system, text);
+  std::vector<TokenId> ids = model.tokenizer().encode(formatted, true, chat);
+  if (ids.empty()) fail("the prompt tokenizes to no tokens");
+  if (static_cast<int64_t>(ids.size()) >= n_ctx) {
+    fail("the prompt has {} tokens but the context holds {} (raise -c or shorten the prompt)",
+         ids.size(), n_ctx);
+  }
+  return ids;
+}
+
+Logits prefill(const Model& model, KvCache& cache, const std::vector<TokenId>& ids, int threads) {
+  Logits logits;
+  for (size_t start = 0; start < ids.size(); start += kPrefillChunk) {
+    const size_t n = std::min(ids.size() - start, static_cast<size_t>(kPrefillChunk));
+    logits = forward_tokens(model, cache, 0, std::span(ids).subspan(start, n), LogitsMode::kLast,
+                            threads);
+  }
+  return logits;
+}
+
+void emit(const std::string& text) {
+  if (text.empty()) return;
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  std::fflush(stdout);
+}
+
+void run_generate(GenerateOptions options) {
+  check_options(options);
+  const std::string text = prompt_text(options);
+  const int threads = options.n_threads > 0 ? options.n_threads : default_thread_count();
+  options.sampling.seed = options.seed >= 0 ? static_cast<uint64_t>(options.seed)
+                                            : std::random_device{}();
+  Sampler sampler(options.sampling);
+  const Model model = Model::load(options.model_path);
+  const int64_t n_ctx = context_size(options, model.config());
+  std::vector<TokenId> history = tokenize_prompt(model, options, text, n_ctx);
+  KvCache cache(kv_cache_shape(model.config(), n_ctx, 1, parse_kv_type(options.kv_type)));
+
+  Timing prefill_time{static_cast<int64_t>(history.size()), 0.0};
+  auto start = Clock::now();
+  Logits logits = prefill(model, cache, history, threads);
+  prefill_time.seconds = seconds_since(start);
+
+  std::vector<std::string> stops = options.stops;
+  for (const std::string& s : chat_template_stops(options.chat_template)) stops.push_back(s);
+  StopMatcher stop(stops);
+  StreamingDecoder decoder(model.tokenizer());
+  Timing decode_time;
+  for (int i = 0; i < options.n_predict; ++i) {
+    const TokenId next = sampler.sample(logits.row(0), history);
+    if (model.tokenizer().is_eog(next)) break;
+    history.push_back(next);
+    emit(stop.push(decoder.push(next)));
+    if (stop.stopped() || i + 1 == options.n_predict) break;
+    if (cache.length(0) >= n_ctx) {
+      spdlog::warn("context of {} tokens is full; stopping (raise -c)", n_ctx);
+      break;
+    }
+    start = Clock::now();
+    logits = forward_tokens(model, cache, 0, std::span(&history.back(), 1), LogitsMode::kLast,
+                            threads);
+    decode_time.seconds += seconds_since(start);
+    ++decode_time.tokens;
+  }
+  if (!stop.stopped()) {
+    emit(stop.push(decoder.flush()));
+    emit(stop.flush());
+  }
+  emit("\n");
+  std::fprintf(stderr, "%s\n%s\n", prefill_time.line("prefill").c_str(),
+               decode_time.line("decode").c_str());
+}
+
+}  // namespace
+
+void register_generate(CLI::App& app) {
+  auto options = std::make_shared<GenerateOptions>();
+  CLI::App* cmd = app.add_subcommand("generate", "Generate text from a prompt (dense attention)");
+  cmd->add_option("-m,--model", options->model_path, "GGUF model file")->required();
+  cmd->add_option("-p,--prompt", options->prompt, "Prompt text");
+  cmd->add_option("-f,--file", options->prompt_file, "Read the prompt from a file");
+  cmd->add_option("-n,--n-predict", options->n_predict, "Tokens to generate")->capture_default_str();
+  cmd->add_option("-t,--threads", options->n_threads, "Threads (default: all cores)");
+  cmd->add_option("-c,--ctx-size", options->n_ctx,
+                  "Context size in tokens (default: min(training context, 4096))");
+  cmd->add_option("--temp", options->sampling.temperature, "Temperature (0 = greedy)")
+      ->capture_default_str();
+  cmd->add_option("--top-k", options->sampling.top_k, "Top-k (0 = off)")->capture_default_str();
+  cmd->add_option("--top-p", options->sampling.top_p, "Top-p (1 = off)")->capture_default_str();
+  cmd->add_option("--min-p", options->sampling.min_p, "Min-p (0 = off)")->capture_default_str();
+  cmd->add_option("--repeat-penalty", options->sampling.repeat_penalty,
+                  "Repetition penalty (1 = off)")
+      ->capture_default_str();
+  cmd->add_option("--repeat-last-n", options->sampling.repeat_last_n,
+                  "Tokens of history the repetition penalty considers")
+      ->capture_default_str();
+  cmd->add_option("--seed", options->seed, "Random seed (default: random)");
+  cmd->add_option("--stop", options->stops, "Stop when this text is produced (repeatable)");
+  cmd->add_option("--chat-template", options->chat_template, "raw, llama2, llama3 or chatml")
+      ->capture_default_str();
+  cmd->add_option("--system", options->system, "System message (with a chat template)");
+  cmd->add_option("--kv-type", options->kv_type, "KV cache storage: f32 or f16")
+      ->capture_default_str();
+  cmd->callback([options] { run_generate(*options); });
+}
+
+}  // namespace moa::cli

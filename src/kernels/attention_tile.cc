@@ -1,0 +1,278 @@
+// Tile math of flash attention. Keys and values of a tile are converted once to F32 (padded to
+// whole SIMD vectors) and shared by every query head of the KV group. Scores come from K^T
+// (vectorised over keys, no reductions) when the block has many rows, or from per-key dot
+// products when it has few (decode), where transposing K would cost more than the math.
+// Masked scores are -inf; the online softmax rescales the running sums when the max grows.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "hwy/contrib/math/math-inl.h"
+#include "hwy/highway.h"
+#include "kernels/attention_tile.h"
+#include "kernels/half.h"
+
+namespace moa::kernels {
+namespace {
+
+namespace hn = hwy::HWY_NAMESPACE;
+using DF = hn::CappedTag<float, 16>;  // kKeyTile is a multiple of 4 vectors
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+constexpr int64_t kTransposeMinRows = 16;
+
+int64_t round_up(int64_t n, int64_t multiple) { return (n + multiple - 1) / multiple * multiple; }
+
+// Converts n stored K/V values to F32 and zero-fills dst up to `padded`.
+void load_row(const KvView& kv, const void* base, int64_t offset, int64_t n, int64_t padded,
+              float* dst) {
+  if (kv.type == KvType::kF32) {
+    std::copy_n(static_cast<const float*>(base) + offset, n, dst);
+  } else {
+    const DF d;
+    const hn::Rebind<hwy::float16_t, DF> dh;
+    const auto* src = static_cast<const uint16_t*>(base) + offset;
+    const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
+    int64_t i = 0;
+    for (; i + lanes <= n; i += lanes) {
+      hn::StoreU(hn::PromoteTo(d, hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(src + i))),
+                 d, dst + i);
+    }
+    for (; i < n; ++i) dst[i] = half_to_float(src[i]);
+  }
+  std::fill(dst + n, dst + padded, 0.0f);
+}
+
+// scores[r][0..kKeyTile) for `n_rows` rows (1 or 2) from K^T laid out [head_dim][kKeyTile].
+void scores_from_transposed(const float* q, int64_t q_stride, int n_rows, const float* kt,
+                            int64_t head_dim, float* scores) {
+  const DF d;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
+  for (int64_t c = 0; c < kKeyTile; c += 4 * lanes) {
+    auto a0 = hn::Zero(d), a1 = hn::Zero(d), a2 = hn::Zero(d), a3 = hn::Zero(d);
+    auto b0 = hn::Zero(d), b1 = hn::Zero(d), b2 = hn::Zero(d), b3 = hn::Zero(d);
+    for (int64_t i = 0; i < head_dim; ++i) {
+      const float* krow = kt + i * kKeyTile + c;
+      const auto k0 = hn::LoadU(d, krow), k1 = hn::LoadU(d, krow + lanes);
+      const auto k2 = hn::LoadU(d, krow + 2 * lanes), k3 = hn::LoadU(d, krow + 3 * lanes);
+      const auto qa = hn::Set(d, q[i]);
+      a0 = hn::MulAdd(qa, k0, a0);
+      a1 = hn::MulAdd(qa, k1, a1);
+      a2 = hn::MulAdd(qa, k2, a2);
+      a3 = hn::MulAdd(qa, k3, a3);
+      if (n_rows == 2) {
+        const auto qb = hn::Set(d, q[q_stride + i]);
+        b0 = hn::MulAdd(qb, k0, b0);
+        b1 = hn::MulAdd(qb, k1, b1);
+        b2 = hn::MulAdd(qb, k2, b2);
+        b3 = hn::MulAdd(qb, k3, b3);
+      }
+    }
+    float* out = scores + c;
+    hn::StoreU(a0, d, out);
+    hn::StoreU(a1, d, out + lanes);
+    hn::StoreU(a2, d, out + 2 * lanes);
+    hn::StoreU(a3, d, out + 3 * lanes);
+    if (n_rows == 2) {
+      out += kKeyTile;
+      hn::StoreU(b0, d, out);
+      hn::StoreU(b1, d, out + lanes);
+      hn::StoreU(b2, d, out + 2 * lanes);
+      hn::StoreU(b3, d, out + 3 * lanes);
+    }
+  }
+}
+
+float dot_padded(const float* a, const float* b, int64_t n_padded) {
+  const DF d;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
+  auto acc0 = hn::Zero(d), acc1 = hn::Zero(d);
+  int64_t i = 0;
+  for (; i + 2 * lanes <= n_padded; i += 2 * lanes) {
+    acc0 = hn::MulAdd(hn::LoadU(d, a + i), hn::LoadU(d, b + i), acc0);
+    acc1 = hn::MulAdd(hn::LoadU(d, a + i + lanes), hn::LoadU(d, b + i + lanes), acc1);
+  }
+  if (i < n_padded) acc0 = hn::MulAdd(hn::LoadU(d, a + i), hn::LoadU(d, b + i), acc0);
+  return hn::GetLane(hn::SumOfLanes(d, hn::Add(acc0, acc1)));
+}
+
+// o = o * correction + sum_j p[j] * v[j], over head_pad values (whole vectors).
+void accumulate_values(const float* p, const float* v, int64_t n_keys, int64_t head_pad,
+                       float correction, float* o) {
+  const DF d;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
+  const auto corr = hn::Set(d, correction);
+  int64_t c = 0;
+  for (; c + 4 * lanes <= head_pad; c += 4 * lanes) {
+    auto a0 = hn::Mul(hn::LoadU(d, o + c), corr), a1 = hn::Mul(hn::LoadU(d, o + c + lanes), corr);
+    auto a2 = hn::Mul(hn::LoadU(d, o + c + 2 * lanes), corr);
+    auto a3 = hn::Mul(hn::LoadU(d, o + c + 3 * lanes), corr);
+    for (int64_t j = 0; j < n_keys; ++j) {
+      if (p[j] == 0.0f) continue;  // masked key
+      const auto pj = hn::Set(d, p[j]);
+      const float* vj = v + j * head_pad + c;
+      a0 = hn::MulAdd(pj, hn::LoadU(d, vj), a0);
+      a1 = hn::MulAdd(pj, hn::LoadU(d, vj + lanes), a1);
+      a2 = hn::MulAdd(pj, hn::LoadU(d, vj + 2 * lanes), a2);
+      a3 = hn::MulAdd(pj, hn::LoadU(d, vj + 3 * lanes), a3);
+    }
+    hn::StoreU(a0, d, o + c);
+    hn::StoreU(a1, d, o + c + lanes);
+    hn::StoreU(a2, d, o + c + 2 * lanes);
+    hn::StoreU(a3, d, o + c + 3 * lanes);
+  }
+  for (; c < head_pad; c += lanes) {
+    auto a = hn::Mul(hn::LoadU(d, o + c), corr);
+    for (int64_t j = 0; j < n_keys; ++j) {
+      if (p[j] != 0.0f) a = hn::MulAdd(hn::Set(d, p[j]), hn::LoadU(d, v + j * head_pad + c), a);
+    }
+    hn::StoreU(a, d, o + c);
+  }
+}
+
+}  // namespace
+
+KeyTiles visible_key_tiles(int64_t q_first, int64_t q_last, int64_t n_keys, const BandMask& mask) {
+  KeyTiles tiles;
+  tiles.end_key = std::min(n_keys, q_last + 1);
+  if (tiles.end_key <= 0) return tiles;
+  tiles.end_tiles = (tiles.end_key + kKeyTile - 1) / kKeyTile;
+  const int64_t sink_keys = std::clamp<int64_t>(mask.sinks, 0, tiles.end_key);
+  tiles.sink_tiles = (sink_keys + kKeyTile - 1) / kKeyTile;
+  // span <= 0 shows no band; otherwise the earliest band key is the first query's.
+  const int64_t band_key = mask.span <= 0 ? tiles.end_key : std::max<int64_t>(0, q_first - mask.span + 1);
+  const int64_t band_tile = std::min(band_key / kKeyTile, tiles.end_tiles);
+  tiles.band_first = std::max(band_tile, tiles.sink_tiles);
+  return tiles;
+}
+
+TileWorker::TileWorker(const AttentionShape& shape, const KvView& kv, const float* q,
+                       int64_t q_pos0)
+    : shape_(shape), kv_(kv), q_(q), q_pos0_(q_pos0), group_(shape.n_head / shape.n_head_kv) {
+  head_pad_ = round_up(shape.head_dim, static_cast<int64_t>(hn::Lanes(DF())));
+  const auto max_rows = static_cast<size_t>(group_ * kQueryTile);
+  const auto hp = static_cast<size_t>(head_pad_);
+  q_tile_.resize(max_rows * hp);
+  k_tile_.resize(static_cast<size_t>(kKeyTile) * hp);
+  k_transposed_.resize(static_cast<size_t>(shape.head_dim * kKeyTile));
+  v_tile_.resize(static_cast<size_t>(kKeyTile) * hp);
+  scores_.resize(max_rows * static_cast<size_t>(kKeyTile));
+  acc_.m.resize(max_rows);
+  acc_.l.resize(max_rows);
+  acc_.o.resize(max_rows * hp);
+}
+
+void TileWorker::load_queries(const QueryBlock& block) {
+  rows_ = (block.q_end - block.q_begin) * group_;
+  transposed_ = rows_ >= kTransposeMinRows;
+  const int64_t hd = shape_.head_dim;
+  for (int64_t r = 0; r < rows_; ++r) {
+    const int64_t query = block.q_begin + r / group_;
+    const int64_t head = block.kv_head * group_ + r % group_;
+    const float* src = q_ + (query * shape_.n_head + head) * hd;
+    float* dst = q_tile_.data() + r * head_pad_;
+    for (int64_t i = 0; i < hd; ++i) dst[i] = src[i] * shape_.scale;
+    std::fill(dst + hd, dst + head_pad_, 0.0f);
+  }
+  std::fill_n(acc_.m.begin(), rows_, kNegInf);
+  std::fill_n(acc_.l.begin(), rows_, 0.0f);
+  std::fill_n(acc_.o.begin(), rows_ * head_pad_, 0.0f);
+}
+
+void TileWorker::load_keys_values(int64_t kv_head, int64_t first_key, int64_t n_keys_tile) {
+  const int64_t hd = shape_.head_dim;
+  for (int64_t j = 0; j < kKeyTile; ++j) {
+    float* k_row = k_tile_.data() + j * head_pad_;
+    float* v_row = v_tile_.data() + j * head_pad_;
+    if (j < n_keys_tile) {
+      const int64_t offset = kv_head * kv_.head_stride + (first_key + j) * hd;
+      load_row(kv_, kv_.k, offset, hd, head_pad_, k_row);
+      load_row(kv_, kv_.v, offset, hd, head_pad_, v_row);
+    } else {
+      std::fill_n(k_row, head_pad_, 0.0f);
+      std::fill_n(v_row, head_pad_, 0.0f);
+    }
+  }
+  if (!transposed_) return;
+  for (int64_t j = 0; j < kKeyTile; ++j) {
+    for (int64_t i = 0; i < hd; ++i) k_transposed_[i * kKeyTile + j] = k_tile_[j * head_pad_ + i];
+  }
+}
+
+void TileWorker::compute_scores(int64_t n_keys_tile) {
+  if (transposed_) {
+    for (int64_t r = 0; r < rows_; r += 2) {
+      const int n_rows = r + 1 < rows_ ? 2 : 1;
+      scores_from_transposed(q_tile_.data() + r * head_pad_, head_pad_, n_rows,
+                             k_transposed_.data(), shape_.head_dim, scores_.data() + r * kKeyTile);
+    }
+    return;
+  }
+  for (int64_t r = 0; r < rows_; ++r) {
+    float* s = scores_.data() + r * kKeyTile;
+    for (int64_t j = 0; j < n_keys_tile; ++j) {
+      s[j] = dot_padded(q_tile_.data() + r * head_pad_, k_tile_.data() + j * head_pad_, head_pad_);
+    }
+  }
+}
+
+void TileWorker::mask_scores(const QueryBlock& block, const BandMask& mask, int64_t first_key,
+                             int64_t n_keys_tile) {
+  const int64_t last_key = first_key + kKeyTile;
+  for (int64_t query = block.q_begin; query < block.q_end; ++query) {
+    const int64_t pos = q_pos0_ + query;
+    const int64_t end = std::min(kv_.n_keys, pos + 1);
+    const int64_t band_first = mask.span <= 0 ? end : pos - mask.span + 1;
+    const bool all_visible = n_keys_tile == kKeyTile && last_key <= end &&
+                             (last_key <= mask.sinks || first_key >= band_first);
+    if (all_visible) continue;
+    float* s = scores_.data() + (query - block.q_begin) * group_ * kKeyTile;
+    for (int64_t j = 0; j < kKeyTile; ++j) {
+      const int64_t key = first_key + j;
+      if (key < end && (key < mask.sinks || key >= band_first)) continue;
+      for (int64_t h = 0; h < group_; ++h) s[h * kKeyTile + j] = kNegInf;
+    }
+  }
+}
+
+void TileWorker::update_row(int64_t r, int64_t n_keys_tile) {
+  const DF d;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
+  float* s = scores_.data() + r * kKeyTile;
+  auto vmax = hn::Set(d, kNegInf);
+  for (int64_t j = 0; j < kKeyTile; j += lanes) vmax = hn::Max(vmax, hn::LoadU(d, s + j));
+  const float tile_max = hn::GetLane(hn::MaxOfLanes(d, vmax));
+  if (tile_max == kNegInf) return;  // nothing visible to this row in this tile
+  const float m_old = acc_.m[static_cast<size_t>(r)];
+  const float m_new = std::max(m_old, tile_max);
+  const float correction = m_old == kNegInf ? 0.0f : std::exp(m_old - m_new);
+  const auto neg_max = hn::Set(d, -m_new), floor = hn::Set(d, -88.0f), neg_inf = hn::Set(d, kNegInf);
+  auto vsum = hn::Zero(d);
+  for (int64_t j = 0; j < kKeyTile; j += lanes) {
+    const auto sj = hn::LoadU(d, s + j);
+    const auto p = hn::IfThenZeroElse(hn::Eq(sj, neg_inf),
+                                      hn::Exp(d, hn::Max(hn::Add(sj, neg_max), floor)));
+    hn::StoreU(p, d, s + j);
+    vsum = hn::Add(vsum, p);
+  }
+  acc_.m[static_cast<size_t>(r)] = m_new;
+  acc_.l[static_cast<size_t>(r)] =
+      acc_.l[static_cast<size_t>(r)] * correction + hn::GetLane(hn::SumOfLanes(d, vsum));
+  accumulate_values(s, v_tile_.data(), n_keys_tile, head_pad_, correction,
+                    acc_.o.data() + r * head_pad_);
+}
+
+void TileWorker::run(const QueryBlock& block, const BandMask& mask, const KeyTiles& tiles,
+                     int64_t t_begin, int64_t t_end) {
+  load_queries(block);
+  for (int64_t t = t_begin; t < t_end; ++t) {
+    const int64_t first_key = tiles.tile(t) * kKeyTile;
+    const int64_t n_keys_tile = std::min(kKeyTile, tiles.end_key - first_key);
+    load_keys_values(block.kv_head, first_key, n_keys_tile);
+    compute_scores(n_keys_tile);
+    mask_scores(block, mask, first_key, n_keys_tile);
+    for (int64_t r = 0; r < rows_; ++r) update_row(r, n_keys_tile);
+  }
+}
+
+}  // namespace moa::kernels

@@ -1,0 +1,28 @@
+// Inline scalar conversions of 16-bit floats (IEEE half, bfloat16) to F32 for the kernels' inner
+// loops, where a call into gguf/quant.cc per block scale would cost more than the block's math.
+#pragma once
+
+#include <bit>
+#include <cstdint>
+
+namespace moa::kernels {
+
+// Exact IEEE binary16 -> binary32 (normals, subnormals, inf, NaN), branch-light: the exponent
+// is rebased by a multiply so subnormals need only one alternative path.
+inline float half_to_float(uint16_t h) {
+  const uint32_t word = static_cast<uint32_t>(h) << 16;
+  const uint32_t sign = word & 0x80000000u;
+  const uint32_t doubled = word + word;  // drops the sign bit
+  const float normal =
+      std::bit_cast<float>((doubled >> 4) + (0xE0u << 23)) * std::bit_cast<float>(0x7800000u);
+  const float subnormal = std::bit_cast<float>((doubled >> 17) | (126u << 23)) - 0.5f;
+  const uint32_t magnitude =
+      doubled < (1u << 27) ? std::bit_cast<uint32_t>(subnormal) : std::bit_cast<uint32_t>(normal);
+  return std::bit_cast<float>(sign | magnitude);
+}
+
+inline float bf16_to_float(uint16_t h) {
+  return std::bit_cast<float>(static_cast<uint32_t>(h) << 16);
+}
+
+}  // namespace moa::kernels

@@ -1,0 +1,71 @@
+// Batched weight x activation products. A batch of tokens turns matvec's memory-bound stream
+// into compute-bound GEMM: each OpenMP thread dequantizes a panel of weight rows into a
+// thread-local F32 tile (kept in L2/L3) and multiplies the whole batch with it through a
+// single-threaded OpenBLAS sgemm, so OpenBLAS's own thread pool never competes with OpenMP.
+#include <cblas.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "gguf/quant.h"
+#include "kernels/kernels.h"
+#include "kernels/row_dot.h"
+
+namespace moa::kernels {
+namespace {
+
+constexpr int64_t kPanelRows = 128;      // weight rows per dequantized tile
+constexpr int64_t kMinGemmTokens = 4;    // smaller batches re-stream the weights via matvec
+
+// Y[:, r0 .. r0+n_rows) = X * panel^T, with panel = n_rows weight rows in F32.
+void gemm_panel(const float* panel, int64_t n_rows, const float* x, int64_t n_tokens,
+                int64_t cols, float* y, int64_t y_stride) {
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(n_tokens),
+              static_cast<blasint>(n_rows), static_cast<blasint>(cols), 1.0f, x,
+              static_cast<blasint>(cols), panel, static_cast<blasint>(cols), 0.0f, y,
+              static_cast<blasint>(y_stride));
+}
+
+void matmul_by_rows(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y,
+                    int n_threads) {
+  for (int64_t t = 0; t < n_tokens; ++t) matvec(w, x + t * w.cols, y + t * w.rows, n_threads);
+}
+
+}  // namespace
+
+void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, int n_threads) {
+  if (n_tokens < kMinGemmTokens) {
+    matmul_by_rows(w, x, n_tokens, y, n_threads);
+    return;
+  }
+  const RowDot validate(w, x);  // same type and shape checks as matvec
+  (void)validate;
+  // OpenBLAS keeps a process-wide thread count; parallelism here comes from OpenMP panels.
+  if (openblas_get_num_threads() != 1) openblas_set_num_threads(1);
+  const size_t row_bytes = gguf::row_bytes(w.type, w.cols);
+  const auto* bytes = static_cast<const uint8_t*>(w.data);
+  const int64_t n_panels = (w.rows + kPanelRows - 1) / kPanelRows;
+#pragma omp parallel num_threads(n_threads)
+  {
+    std::vector<float> panel;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t p = 0; p < n_panels; ++p) {
+      const int64_t r0 = p * kPanelRows;
+      const int64_t n_rows = std::min(kPanelRows, w.rows - r0);
+      const float* tile = nullptr;
+      if (w.type == gguf::TensorType::kF32) {
+        tile = reinterpret_cast<const float*>(bytes + static_cast<size_t>(r0) * row_bytes);
+      } else {
+        panel.resize(static_cast<size_t>(n_rows * w.cols));
+        for (int64_t r = 0; r < n_rows; ++r) {
+          gguf::dequantize_row(w.type, bytes + static_cast<size_t>(r0 + r) * row_bytes,
+                               panel.data() + r * w.cols, w.cols);
+        }
+        tile = panel.data();
+      }
+      gemm_panel(tile, n_rows, x, n_tokens, w.cols, y + r0, w.rows);
+    }
+  }
+}
+
+}  // namespace moa::kernels

@@ -1,0 +1,117 @@
+// Double-precision reference kernels: each follows its definition in kernels.h line by line
+// (attention materialises every score of a row and normalises once), so disagreements with the
+// optimised kernels point at the optimised ones.
+#include "kernels/reference.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "gguf/quant.h"
+#include "kernels/half.h"
+
+namespace moa::kernels::reference {
+namespace {
+
+double kv_value(const KvView& kv, const void* base, int64_t index) {
+  if (kv.type == KvType::kF32) return static_cast<const float*>(base)[index];
+  return half_to_float(static_cast<const uint16_t*>(base)[index]);
+}
+
+}  // namespace
+
+void matvec(const WeightMatrix& w, const float* x, float* y) {
+  const size_t row_bytes = gguf::row_bytes(w.type, w.cols);
+  std::vector<float> row(static_cast<size_t>(w.cols));
+  for (int64_t r = 0; r < w.rows; ++r) {
+    gguf::dequantize_row(w.type, static_cast<const uint8_t*>(w.data) + r * row_bytes, row.data(),
+                         w.cols);
+    double sum = 0.0;
+    for (int64_t c = 0; c < w.cols; ++c) sum += static_cast<double>(row[static_cast<size_t>(c)]) * x[c];
+    y[r] = static_cast<float>(sum);
+  }
+}
+
+void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y) {
+  for (int64_t t = 0; t < n_tokens; ++t) matvec(w, x + t * w.cols, y + t * w.rows);
+}
+
+void rms_norm(const float* x, const float* weight, int64_t n, int64_t n_tokens, float eps,
+              float* y) {
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(x[t * n + i]) * x[t * n + i];
+    const double inv = 1.0 / std::sqrt(sum / static_cast<double>(n) + eps);
+    for (int64_t i = 0; i < n; ++i) y[t * n + i] = static_cast<float>(x[t * n + i] * inv * weight[i]);
+  }
+}
+
+void swiglu(const float* gate, const float* up, int64_t n, float* out) {
+  for (int64_t i = 0; i < n; ++i) {
+    const double g = gate[i];
+    out[i] = static_cast<float>(g / (1.0 + std::exp(-g)) * up[i]);
+  }
+}
+
+void rope(float* x, int64_t n_tokens, int64_t n_heads, int64_t head_dim, const int32_t* positions,
+          const RopeParams& params) {
+  const int64_t half = params.n_rot / 2;
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    for (int64_t h = 0; h < n_heads; ++h) {
+      float* v = x + (t * n_heads + h) * head_dim;
+      for (int64_t i = 0; i < half; ++i) {
+        double theta = positions[t] * std::pow(static_cast<double>(params.freq_base),
+                                               -2.0 * static_cast<double>(i) / params.n_rot);
+        theta *= params.freq_scale;
+        if (params.freq_factors != nullptr) theta /= params.freq_factors[i];
+        const int64_t a = params.neox ? i : 2 * i;
+        const int64_t b = params.neox ? i + half : 2 * i + 1;
+        const double x0 = v[a], x1 = v[b];
+        v[a] = static_cast<float>(x0 * std::cos(theta) - x1 * std::sin(theta));
+        v[b] = static_cast<float>(x0 * std::sin(theta) + x1 * std::cos(theta));
+      }
+    }
+  }
+}
+
+bool key_visible(const BandMask& mask, int64_t pos, int64_t key) {
+  return key <= pos && (key < mask.sinks || pos - key < mask.span);
+}
+
+void attention(const AttentionShape& shape, const float* q, int64_t n_query, int64_t q_pos0,
+               const KvView& kv, std::span<const BandMask> masks, float* out) {
+  const int64_t group = shape.n_head / shape.n_head_kv;
+  const int64_t hd = shape.head_dim;
+  std::vector<double> scores(static_cast<size_t>(kv.n_keys));
+  for (int64_t qi = 0; qi < n_query; ++qi) {
+    const int64_t pos = q_pos0 + qi;
+    for (int64_t h = 0; h < shape.n_head; ++h) {
+      const int64_t g = h / group;
+      const BandMask mask = masks.empty() ? BandMask{} : masks[static_cast<size_t>(g)];
+      const float* qv = q + (qi * shape.n_head + h) * hd;
+      double max_score = -std::numeric_limits<double>::infinity();
+      for (int64_t j = 0; j < kv.n_keys; ++j) {
+        auto& s = scores[static_cast<size_t>(j)];
+        s = -std::numeric_limits<double>::infinity();
+        if (!key_visible(mask, pos, j)) continue;
+        s = 0.0;
+        for (int64_t i = 0; i < hd; ++i) s += qv[i] * kv_value(kv, kv.k, g * kv.head_stride + j * hd + i);
+        s *= shape.scale;
+        max_score = std::max(max_score, s);
+      }
+      float* o = out + (qi * shape.n_head + h) * hd;
+      std::vector<double> acc(static_cast<size_t>(hd), 0.0);
+      double denom = 0.0;
+      for (int64_t j = 0; j < kv.n_keys && max_score > -std::numeric_limits<double>::infinity(); ++j) {
+        if (!key_visible(mask, pos, j)) continue;
+        const double p = std::exp(scores[static_cast<size_t>(j)] - max_score);
+        denom += p;
+        for (int64_t i = 0; i < hd; ++i) acc[static_cast<size_t>(i)] += p * kv_value(kv, kv.v, g * kv.head_stride + j * hd + i);
+      }
+      for (int64_t i = 0; i < hd; ++i) o[i] = denom > 0.0 ? static_cast<float>(acc[static_cast<size_t>(i)] / denom) : 0.0f;
+    }
+  }
+}
+
+}  // namespace moa::kernels::reference

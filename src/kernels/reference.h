@@ -1,0 +1,26 @@
+// Naive double-precision references for every kernel in kernels.h: plain loops, no tiling, no
+// SIMD, no threads. Tests compare the optimised kernels against these; they are too slow for
+// anything else. Quantized weights are expanded with gguf::dequantize_row.
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+#include "kernels/kernels.h"
+
+namespace moa::kernels::reference {
+
+void matvec(const WeightMatrix& w, const float* x, float* y);
+void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y);
+void rms_norm(const float* x, const float* weight, int64_t n, int64_t n_tokens, float eps,
+              float* y);
+void swiglu(const float* gate, const float* up, int64_t n, float* out);
+void rope(float* x, int64_t n_tokens, int64_t n_heads, int64_t head_dim, const int32_t* positions,
+          const RopeParams& params);
+// True iff key `key` is visible from the query at position `pos` (the BandMask rule).
+bool key_visible(const BandMask& mask, int64_t pos, int64_t key);
+// Full masked softmax per query row; rows with no visible key produce zeros.
+void attention(const AttentionShape& shape, const float* q, int64_t n_query, int64_t q_pos0,
+               const KvView& kv, std::span<const BandMask> masks, float* out);
+
+}  // namespace moa::kernels::reference

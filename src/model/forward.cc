@@ -1,0 +1,222 @@
+// The dense forward pass, written to be read top to bottom like llama2.c's forward(): embed,
+// then per layer rmsnorm -> q/k/v -> rope -> cache -> attention -> output projection ->
+// residual -> rmsnorm -> swiglu ffn -> residual, then final norm and logits. All tokens of the
+// batch go through the matrix products together (GEMM for prefill, one matvec per row block
+// for batch decode); only attention runs per sequence, against that sequence's cache.
+#include "model/forward.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+#include <utility>
+
+#include "kernels/kernels.h"
+#include "util/error.h"
+
+namespace moa {
+
+Model Model::load(const std::string& path) { return from_file(gguf::GgufFile::open(path)); }
+
+Model Model::from_file(gguf::GgufFile file) {
+  Model model;
+  model.file_ = std::make_unique<gguf::GgufFile>(std::move(file));
+  model.config_ = read_model_config(*model.file_);
+  check_model_tensors(*model.file_, model.config_);
+  model.weights_ = bind_weights(*model.file_, model.config_);
+  model.tokenizer_ = std::make_unique<Tokenizer>(Tokenizer::from_gguf(*model.file_));
+  return model;
+}
+
+int default_thread_count() { return std::max(1, omp_get_num_procs()); }
+
+namespace {
+
+// Scratch activations for n rows (tokens) of the batch.
+struct Activations {
+  std::vector<float> x;      // residual stream [n][n_embd]
+  std::vector<float> xb;     // normed input of a block [n][n_embd]
+  std::vector<float> q;      // [n][q_dim]
+  std::vector<float> k;      // [n][kv_dim]
+  std::vector<float> v;      // [n][kv_dim]
+  std::vector<float> att;    // attention output [n][q_dim]
+  std::vector<float> proj;   // block output before the residual add [n][n_embd]
+  std::vector<float> gate;   // [n][n_ff]
+  std::vector<float> up;     // [n][n_ff]
+  std::vector<float> hidden; // silu(gate) * up [n][n_ff]
+
+  Activations(const ModelConfig& c, int64_t n) {
+    auto size = [n](int64_t width) { return static_cast<size_t>(n * width); };
+    x.resize(size(c.n_embd));
+    xb.resize(size(c.n_embd));
+    q.resize(size(c.q_dim()));
+    k.resize(size(c.kv_dim()));
+    v.resize(size(c.kv_dim()));
+    att.resize(size(c.q_dim()));
+    proj.resize(size(c.n_embd));
+    gate.resize(size(c.n_ff));
+    up.resize(size(c.n_ff));
+    hidden.resize(size(c.n_ff));
+  }
+};
+
+// Where each sequence's tokens sit in the batch rows and in its cache.
+struct Placement {
+  int seq = 0;
+  int64_t row0 = 0;  // first batch row
+  int64_t n = 0;     // tokens
+  int64_t pos0 = 0;  // cache position of the first token
+};
+
+std::vector<Placement> place_batch(const Model& model, const KvCache& cache,
+                                   std::span<const SequenceBatch> batch) {
+  std::vector<Placement> placements;
+  std::set<int> seen;
+  int64_t row = 0;
+  for (const SequenceBatch& entry : batch) {
+    if (entry.tokens.empty()) fail("forward: sequence {} has no tokens to run", entry.seq);
+    if (!seen.insert(entry.seq).second) {
+      fail("forward: sequence {} appears twice in one batch", entry.seq);
+    }
+    cache.check_room(entry.seq, static_cast<int64_t>(entry.tokens.size()));
+    for (TokenId id : entry.tokens) {
+      if (id < 0 || id >= model.config().n_vocab) {
+        fail("forward: token id {} is outside the vocabulary (0 .. {})", id,
+             model.config().n_vocab - 1);
+      }
+    }
+    const auto n = static_cast<int64_t>(entry.tokens.size());
+    placements.push_back({entry.seq, row, n, cache.length(entry.seq)});
+    row += n;
+  }
+  return placements;
+}
+
+kernels::RopeParams rope_params(const ModelConfig& c) {
+  kernels::RopeParams rope;
+  rope.neox = c.rope_type == RopeType::kNeox;
+  rope.n_rot = c.n_rot;
+  rope.freq_base = c.rope_freq_base;
+  if (c.rope_scaling == RopeScaling::kLinear && c.rope_scale_factor > 0.0f) {
+    rope.freq_scale = 1.0f / c.rope_scale_factor;
+  }
+  if (!c.rope_freq_factors.empty()) rope.freq_factors = c.rope_freq_factors.data();
+  return rope;
+}
+
+void attention_block(const Model& model, const LayerWeights& w, int64_t layer, KvCache& cache,
+                     std::span<const Placement> placements, std::span<const int32_t> positions,
+                     Activations& a, int n_threads) {
+  const ModelConfig& c = model.config();
+  const int64_t n = static_cast<int64_t>(positions.size());
+  kernels::rms_norm(a.x.data(), w.attn_norm.data(), c.n_embd, n, c.rms_eps, a.xb.data());
+  kernels::matmul(w.attn_q, a.xb.data(), n, a.q.data(), n_threads);
+  kernels::matmul(w.attn_k, a.xb.data(), n, a.k.data(), n_threads);
+  kernels::matmul(w.attn_v, a.xb.data(), n, a.v.data(), n_threads);
+  if (c.has_qkv_bias) {
+    kernels::add_bias(w.bias_q.data(), c.q_dim(), n, a.q.data());
+    kernels::add_bias(w.bias_k.data(), c.kv_dim(), n, a.k.data());
+    kernels::add_bias(w.bias_v.data(), c.kv_dim(), n, a.v.data());
+  }
+  const kernels::RopeParams rope = rope_params(c);
+  kernels::rope(a.q.data(), n, c.n_head, c.head_dim, positions.data(), rope);
+  kernels::rope(a.k.data(), n, c.n_head_kv, c.head_dim, positions.data(), rope);
+
+  const kernels::AttentionShape shape{c.n_head, c.n_head_kv, c.head_dim,
+                                      1.0f / std::sqrt(static_cast<float>(c.head_dim))};
+  for (const Placement& p : placements) {
+    cache.store(layer, p.seq, p.pos0, p.n, a.k.data() + p.row0 * c.kv_dim(),
+                a.v.data() + p.row0 * c.kv_dim());
+    const kernels::KvView kv = cache.view(layer, p.seq, p.pos0 + p.n);
+    kernels::attention(shape, a.q.data() + p.row0 * c.q_dim(), p.n, p.pos0, kv, {},
+                       a.att.data() + p.row0 * c.q_dim(), n_threads);
+  }
+  kernels::matmul(w.attn_output, a.att.data(), n, a.proj.data(), n_threads);
+  kernels::add_inplace(a.x.data(), a.proj.data(), n * c.n_embd);
+}
+
+void ffn_block(const ModelConfig& c, const LayerWeights& w, int64_t n, Activations& a,
+               int n_threads) {
+  kernels::rms_norm(a.x.data(), w.ffn_norm.data(), c.n_embd, n, c.rms_eps, a.xb.data());
+  kernels::matmul(w.ffn_gate, a.xb.data(), n, a.gate.data(), n_threads);
+  kernels::matmul(w.ffn_up, a.xb.data(), n, a.up.data(), n_threads);
+  kernels::swiglu(a.gate.data(), a.up.data(), n * c.n_ff, a.hidden.data());
+  kernels::matmul(w.ffn_down, a.hidden.data(), n, a.proj.data(), n_threads);
+  kernels::add_inplace(a.x.data(), a.proj.data(), n * c.n_embd);
+}
+
+// Final norm and output head over the rows that need logits.
+Logits output_logits(const Model& model, std::span<const Placement> placements, LogitsMode mode,
+                     Activations& a, int n_threads) {
+  const ModelConfig& c = model.config();
+  std::vector<int64_t> rows;
+  for (const Placement& p : placements) {
+    if (mode == LogitsMode::kAll) {
+      for (int64_t i = 0; i < p.n; ++i) rows.push_back(p.row0 + i);
+    } else {
+      rows.push_back(p.row0 + p.n - 1);
+    }
+  }
+  const auto n_out = static_cast<int64_t>(rows.size());
+  std::vector<float> selected(static_cast<size_t>(n_out * c.n_embd));
+  for (int64_t i = 0; i < n_out; ++i) {
+    std::copy_n(a.x.data() + rows[static_cast<size_t>(i)] * c.n_embd, c.n_embd,
+                selected.data() + i * c.n_embd);
+  }
+  std::vector<float> normed(selected.size());
+  kernels::rms_norm(selected.data(), model.weights().output_norm.data(), c.n_embd, n_out,
+                    c.rms_eps, normed.data());
+  Logits logits;
+  logits.n_vocab = c.n_vocab;
+  logits.data.resize(static_cast<size_t>(n_out * c.n_vocab));
+  kernels::matmul(model.weights().output, normed.data(), n_out, logits.data.data(), n_threads);
+  return logits;
+}
+
+}  // namespace
+
+Logits forward(const Model& model, KvCache& cache, std::span<const SequenceBatch> batch,
+               LogitsMode mode, int n_threads) {
+  const ModelConfig& c = model.config();
+  if (batch.empty()) fail("forward: empty batch");
+  n_threads = std::max(1, n_threads);
+  const std::vector<Placement> placements = place_batch(model, cache, batch);
+  const int64_t n = placements.back().row0 + placements.back().n;
+
+  Activations a(c, n);
+  std::vector<int32_t> positions(static_cast<size_t>(n));
+  for (size_t b = 0; b < placements.size(); ++b) {
+    const Placement& p = placements[b];
+    for (int64_t i = 0; i < p.n; ++i) {
+      positions[static_cast<size_t>(p.row0 + i)] = static_cast<int32_t>(p.pos0 + i);
+      embed_token(model.weights().token_embd, batch[b].tokens[static_cast<size_t>(i)],
+                  a.x.data() + (p.row0 + i) * c.n_embd);
+    }
+  }
+  for (int64_t layer = 0; layer < c.n_layer; ++layer) {
+    const LayerWeights& w = model.weights().layers[static_cast<size_t>(layer)];
+    attention_block(model, w, layer, cache, placements, positions, a, n_threads);
+    ffn_block(c, w, n, a, n_threads);
+  }
+  for (const Placement& p : placements) cache.set_length(p.seq, p.pos0 + p.n);
+  return output_logits(model, placements, mode, a, n_threads);
+}
+
+Logits forward_tokens(const Model& model, KvCache& cache, int seq,
+                      std::span<const TokenId> tokens, LogitsMode mode, int n_threads) {
+  const SequenceBatch entry{seq, tokens};
+  return forward(model, cache, std::span<const SequenceBatch>(&entry, 1), mode, n_threads);
+}
+
+Logits decode_tokens(const Model& model, KvCache& cache, std::span<const int> seqs,
+                     std::span<const TokenId> tokens, int n_threads) {
+  if (seqs.size() != tokens.size()) {
+    fail("decode: {} sequences but {} tokens", seqs.size(), tokens.size());
+  }
+  std::vector<SequenceBatch> batch;
+  for (size_t i = 0; i < seqs.size(); ++i) batch.push_back({seqs[i], tokens.subspan(i, 1)});
+  return forward(model, cache, batch, LogitsMode::kLast, n_threads);
+}
+
+}  // namespace moa

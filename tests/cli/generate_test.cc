@@ -1,0 +1,93 @@
+// `moa generate` end to end: streamed greedy text, speeds on stderr, reproducible sampling, stop
+// strings, and one-line errors with a non-zero exit for bad input.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <string>
+
+#include "model/random_model.h"
+#include "support/assets.h"
+
+namespace moa {
+namespace {
+
+using test::run_moa;
+
+void expect_one_line_error(const test::CommandResult& r, const std::string& fragment) {
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_EQ(r.err.rfind("error: ", 0), 0u) << r.err;
+  EXPECT_NE(r.err.find(fragment), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << r.err;
+}
+
+std::string random_model_path() {
+  const std::string path = test::temp_dir() + "/random.gguf";
+  write_random_model(RandomModelSpec{}, path);
+  return path;
+}
+
+TEST(GenerateCommand, StreamsStories260KGreedyContinuation) {
+  MOA_REQUIRE_ASSET(model, "models/stories260K.gguf");
+  const auto r = run_moa("generate -m '" + model + "' -p 'Once upon a time' -n 16 --temp 0 -t 1");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("there was a little girl named Lily"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("prefill: 5 tokens"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("decode: 15 tokens"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("tok/s"), std::string::npos) << r.err;
+}
+
+TEST(GenerateCommand, StopStringEndsTheOutputBeforeIt) {
+  MOA_REQUIRE_ASSET(model, "models/stories260K.gguf");
+  const auto r = run_moa("generate -m '" + model +
+                         "' -p 'Once upon a time' -n 32 --temp 0 --stop 'little' --kv-type f32");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, ", there was a \n");
+}
+
+TEST(GenerateCommand, SameSeedGivesTheSameText) {
+  const std::string model = random_model_path();
+  const std::string args = "generate -m '" + model + "' -p 'once upon' -n 12 --temp 1.2 --seed ";
+  const auto a = run_moa(args + "7"), b = run_moa(args + "7");
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  EXPECT_EQ(a.out, b.out);
+  EXPECT_FALSE(a.out.empty());
+}
+
+TEST(GenerateCommand, ReadsThePromptFromAFileWithAChatTemplate) {
+  const std::string model = random_model_path();
+  const std::string prompt = test::temp_dir() + "/prompt.txt";
+  std::ofstream(prompt) << "the time";
+  const auto r = run_moa("generate -m '" + model + "' -f '" + prompt +
+                         "' -n 3 --temp 0 --chat-template llama2 --system 'be short'");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("prefill:"), std::string::npos) << r.err;
+}
+
+TEST(GenerateCommand, RejectsBadInputWithOneLineErrors) {
+  const std::string model = random_model_path();
+  const std::string m = "generate -m '" + model + "' ";
+  expect_one_line_error(run_moa(m + "-p '' -n 4"), "prompt is empty");
+  expect_one_line_error(run_moa(m + "-p 'hi' -n 0"), "-n");
+  expect_one_line_error(run_moa(m + "-p 'hi' -n -3"), "-n");
+  expect_one_line_error(run_moa(m + "-p 'the time once upon' -n 4 -c 4"), "context");
+  expect_one_line_error(run_moa(m + "-p 'hi' --temp -1"), "--temp");
+  expect_one_line_error(run_moa(m + "-p 'hi' --top-p 2"), "--top-p");
+  expect_one_line_error(run_moa(m + "-p 'hi' --min-p -0.5"), "--min-p");
+  expect_one_line_error(run_moa(m + "-p 'hi' --top-k -1"), "--top-k");
+  expect_one_line_error(run_moa(m + "-p 'hi' --repeat-penalty 0"), "--repeat-penalty");
+  expect_one_line_error(run_moa(m + "-p 'hi' --kv-type q4"), "--kv-type");
+  expect_one_line_error(run_moa(m + "-p 'hi' --chat-template nope"), "--chat-template");
+  expect_one_line_error(run_moa("generate -m /nonexistent/model.gguf -p hi"), "/nonexistent/model.gguf");
+}
+
+TEST(GenerateCommand, RejectsAModelWhoseTensorsDoNotMatchItsMetadata) {
+  gguf::GgufWriter writer = build_random_model(RandomModelSpec{});
+  writer.set_u32("llama.embedding_length", 32);
+  const std::string path = test::temp_dir() + "/mismatched.gguf";
+  writer.write(path);
+  const auto r = run_moa("generate -m '" + path + "' -p hi -n 2");
+  expect_one_line_error(r, "mismatched.gguf");
+}
+
+}  // namespace
+}  // namespace moa

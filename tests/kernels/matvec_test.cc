@@ -1,0 +1,119 @@
+// Optimised matvec/matmul against the double-precision reference on every stored format,
+// with odd row counts, tails and both thread counts.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "gguf/quant.h"
+#include "kernels/kernels.h"
+#include "kernels/random_data.h"
+#include "kernels/reference.h"
+#include "util/error.h"
+
+namespace moa::kernels {
+namespace {
+
+using gguf::TensorType;
+using testing::max_abs_diff;
+using testing::random_floats;
+
+struct StoredMatrix {
+  std::vector<uint8_t> bytes;
+  WeightMatrix view;
+};
+
+StoredMatrix make_matrix(TensorType type, int64_t rows, int64_t cols, uint32_t seed) {
+  const std::vector<float> values = random_floats(rows * cols, seed);
+  StoredMatrix m;
+  const size_t row_bytes = gguf::row_bytes(type, cols);
+  m.bytes.resize(row_bytes * static_cast<size_t>(rows));
+  for (int64_t r = 0; r < rows; ++r) {
+    gguf::quantize_row(type, values.data() + r * cols, m.bytes.data() + r * row_bytes, cols);
+  }
+  m.view = {type, m.bytes.data(), rows, cols};
+  return m;
+}
+
+// Error bound of F32 accumulation over `cols` products of magnitude <= 1 (weights and x in
+// [-1, 1], quantized scales may exceed 1 slightly).
+double tolerance(int64_t cols) { return 2e-6 * static_cast<double>(cols) + 1e-5; }
+
+struct Shape {
+  int64_t rows, cols;
+};
+
+void expect_matvec_matches(TensorType type, Shape shape, int n_threads) {
+  const StoredMatrix m = make_matrix(type, shape.rows, shape.cols, 7);
+  const std::vector<float> x = random_floats(shape.cols, 11);
+  std::vector<float> got(static_cast<size_t>(shape.rows)), want(got.size());
+  matvec(m.view, x.data(), got.data(), n_threads);
+  reference::matvec(m.view, x.data(), want.data());
+  EXPECT_LE(max_abs_diff(got, want), tolerance(shape.cols))
+      << gguf::tensor_type_name(static_cast<uint32_t>(type)) << " " << shape.rows << "x"
+      << shape.cols << " threads " << n_threads;
+}
+
+const TensorType kAllTypes[] = {TensorType::kF32,  TensorType::kF16,  TensorType::kBF16,
+                                TensorType::kQ8_0, TensorType::kQ4_0, TensorType::kQ4_K,
+                                TensorType::kQ6_K};
+
+TEST(Matvec, MatchesReferenceOnEveryFormat) {
+  for (TensorType type : kAllTypes) {
+    for (Shape shape : {Shape{1, 256}, Shape{7, 512}, Shape{33, 768}, Shape{301, 1024}}) {
+      for (int threads : {1, 2}) expect_matvec_matches(type, shape, threads);
+    }
+  }
+}
+
+TEST(Matvec, HandlesUnalignedColumnCountsOnFloatFormats) {
+  for (TensorType type : {TensorType::kF32, TensorType::kF16, TensorType::kBF16}) {
+    for (Shape shape : {Shape{3, 1}, Shape{5, 17}, Shape{9, 37}, Shape{300, 257}}) {
+      expect_matvec_matches(type, shape, 2);
+    }
+  }
+}
+
+TEST(Matvec, ComputesAKnownProduct) {
+  const std::vector<float> w = {1, 2, 3, -1, 0.5f, 4};
+  const std::vector<float> x = {2, -1, 0.5f};
+  std::vector<float> y(2);
+  matvec({TensorType::kF32, w.data(), 2, 3}, x.data(), y.data(), 1);
+  EXPECT_FLOAT_EQ(y[0], 1.5f);
+  EXPECT_FLOAT_EQ(y[1], -0.5f);
+}
+
+TEST(Matvec, RejectsColumnsThatAreNotABlockMultiple) {
+  std::vector<uint8_t> bytes(1024);
+  const std::vector<float> x(100);
+  std::vector<float> y(1);
+  EXPECT_THROW(matvec({TensorType::kQ8_0, bytes.data(), 1, 100}, x.data(), y.data(), 1), Error);
+  EXPECT_THROW(matvec({TensorType::kQ5_0, bytes.data(), 1, 64}, x.data(), y.data(), 1), Error);
+}
+
+TEST(Matmul, MatchesReferenceForBatches) {
+  for (TensorType type : kAllTypes) {
+    for (int64_t n_tokens : {2, 4, 5, 33}) {
+      const StoredMatrix m = make_matrix(type, 300, 512, 3);
+      const std::vector<float> x = random_floats(n_tokens * 512, 5);
+      std::vector<float> got(static_cast<size_t>(n_tokens * 300)), want(got.size());
+      matmul(m.view, x.data(), n_tokens, got.data(), 2);
+      reference::matmul(m.view, x.data(), n_tokens, want.data());
+      EXPECT_LE(max_abs_diff(got, want), tolerance(512))
+          << gguf::tensor_type_name(static_cast<uint32_t>(type)) << " tokens " << n_tokens;
+    }
+  }
+}
+
+TEST(Matmul, SingleTokenEqualsMatvec) {
+  const StoredMatrix m = make_matrix(TensorType::kQ4_K, 64, 256, 9);
+  const std::vector<float> x = random_floats(256, 1);
+  std::vector<float> a(64), b(64);
+  matmul(m.view, x.data(), 1, a.data(), 2);
+  matvec(m.view, x.data(), b.data(), 1);
+  EXPECT_EQ(a, b);
+}
+
+}  // namespace
+}  // namespace moa::kernels
