@@ -65,7 +65,7 @@ void dequantize_q4_0(const uint8_t* block, float* y) {
   // Unpacking to bytes first gives the compiler one 32-wide convert loop, as for Q8_0.
   int8_t q[kQK4_0];
   for (int j = 0; j < kHalf; ++j) {
-    q[j] = static_cast<int8_t>((qs[j] & 0x0F) - 7);
+    q[j] = static_cast<int8_t>((qs[j] & 0x0F) - 8);
     q[j + kHalf] = static_cast<int8_t>((qs[j] >> 4) - 8);
   }
   for (int j = 0; j < kQK4_0; ++j) y[j] = static_cast<float>(q[j]) * d;

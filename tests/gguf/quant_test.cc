@@ -121,6 +121,18 @@ TEST(Fp16, RoundsTiesToEven) {
   EXPECT_EQ(fp32_to_fp16(-1e9f), 0xFC00);
 }
 
+TEST(Fp16, RoundsEveryMidpointBetweenHalvesToEven) {
+  // Midpoints between adjacent halves need 12 significant bits: exact in fp32.
+  for (uint16_t h = 0; h < 0x7BFF; ++h) {
+    const auto mid = static_cast<float>((half_value(h) + half_value(h + 1)) / 2);
+    const uint16_t even = (h & 1) ? h + 1 : h;
+    ASSERT_EQ(fp32_to_fp16(mid), even) << std::hex << h;
+    ASSERT_EQ(fp32_to_fp16(-mid), even | 0x8000) << std::hex << h;
+    ASSERT_EQ(fp32_to_fp16(std::nextafter(mid, 0.0f)), h) << std::hex << h;
+    ASSERT_EQ(fp32_to_fp16(std::nextafter(mid, 1e9f)), h + 1) << std::hex << h;
+  }
+}
+
 TEST(Fp16, HandlesSubnormalsZerosInfinitiesAndNan) {
   const float tiny = std::ldexp(1.0f, -24);
   EXPECT_EQ(fp32_to_fp16(tiny), 0x0001);
@@ -168,6 +180,10 @@ TEST(Fp16, MatchesTheF16cInstructions) {
     }
     ASSERT_EQ(std::bit_cast<uint32_t>(fp16_to_fp32(static_cast<uint16_t>(h))),
               std::bit_cast<uint32_t>(hw)) << std::hex << h;
+  }
+  for (uint16_t h = 0; h < 0x7BFF; ++h) {  // ties, where a wrong rounding rule shows
+    const auto mid = static_cast<float>((half_value(h) + half_value(h + 1)) / 2);
+    ASSERT_EQ(fp32_to_fp16(mid), _cvtss_sh(mid, _MM_FROUND_TO_NEAREST_INT)) << std::hex << h;
   }
   for (uint64_t bits = 0; bits <= 0xFFFFFFFFu; bits += 65521) {
     const float f = from_bits(static_cast<uint32_t>(bits));

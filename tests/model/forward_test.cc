@@ -4,7 +4,6 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <cmath>
 #include <vector>
 
@@ -54,17 +53,17 @@ double max_abs_diff(std::span<const float> a, std::span<const float> b) {
   return d;
 }
 
-// The weight types and the relative tolerance of optimised vs reference logits. F32/F16/BF16
-// weights are widened exactly, so only float accumulation differs; quantized types allow for the
-// kernels quantizing activations (as llama.cpp does) on top.
+// Every weight type, and the tolerance of optimised vs reference logits relative to the largest
+// logit. Both sides use the same exactly dequantized weights (the kernels keep activations in
+// F32), so only F32 accumulation order differs: measured ~3e-7 for every type.
 struct TypeCase {
   TensorType type;
   double tolerance;
 };
 const TypeCase kTypeCases[] = {
-    {TensorType::kF32, 1e-4},  {TensorType::kF16, 1e-3},  {TensorType::kBF16, 1e-3},
-    {TensorType::kQ8_0, 2e-2}, {TensorType::kQ4_0, 5e-2}, {TensorType::kQ4_K, 5e-2},
-    {TensorType::kQ6_K, 2e-2},
+    {TensorType::kF32, 1e-5},  {TensorType::kF16, 1e-5},  {TensorType::kBF16, 1e-5},
+    {TensorType::kQ8_0, 1e-5}, {TensorType::kQ4_0, 1e-5}, {TensorType::kQ4_K, 1e-5},
+    {TensorType::kQ6_K, 1e-5},
 };
 
 RandomModelSpec spec_for(Architecture arch, TensorType type) {
@@ -89,7 +88,6 @@ TEST_P(ForwardVsReference, LogitsMatchWithinTolerance) {
   const Logits got = forward_tokens(model, cache, 0, tokens, LogitsMode::kAll, kThreads);
   const auto want = test::reference_forward(model.file(), model.config(), tokens);
   ASSERT_EQ(got.n_rows(), 9);
-  std::printf("DIFF %s %g\n", gguf::tensor_type_name(static_cast<uint32_t>(type_case.type)), relative_diff(got, want));
   EXPECT_LE(relative_diff(got, want), type_case.tolerance)
       << gguf::tensor_type_name(static_cast<uint32_t>(type_case.type));
 }
@@ -117,7 +115,7 @@ TEST(Forward, RopeVariantsAndTiedOutputMatchReference) {
     KvCache cache = make_cache(model);
     const Logits got = forward_tokens(model, cache, 0, tokens, LogitsMode::kAll, kThreads);
     EXPECT_LE(relative_diff(got, test::reference_forward(model.file(), model.config(), tokens)),
-              1e-4);
+              1e-5);
   }
 }
 

@@ -67,7 +67,7 @@ TEST(ModelConfig, ReadsRopeScaling) {
   spec.llama3_rope_freqs = true;
   c = read_model_config(parse(build_random_model(spec)));
   EXPECT_EQ(c.rope_scaling, RopeScaling::kLlama3);
-  ASSERT_EQ(c.rope_freq_factors.size(), 4u);
+  ASSERT_EQ(c.rope_freq_factors.size(), 8u);
   EXPECT_FLOAT_EQ(c.rope_freq_factors[1], 2.0f);
 }
 

@@ -28,14 +28,15 @@ struct GoldenCase {
   double logits_tolerance;  // max abs logit diff vs llama.cpp
 };
 
-// Tolerances from models/README.md: F32 6.5e-6 measured (1e-4 allowed); F16 exact widening vs
-// llama.cpp's F16 activations 8e-3; Q8_0/Q4_0 0.17/0.2 from llama.cpp quantizing activations.
+// Tolerances from models/README.md (moa's measured max diff in brackets): F32 ~1e-4 [6.7e-6];
+// F16 weights widened exactly vs llama.cpp's F16 activations 8e-3 [8.0e-3]; Q8_0/Q4_0 0.17/0.2
+// from llama.cpp quantizing activations [0.166 / 0.202]; llama-2-tiny-random 6.5e-5 [6.5e-5].
 const GoldenCase kGoldenCases[] = {
     {"models/stories260K.gguf", "models/reference/stories260K", 1e-4},
     {"models/stories260K-F16.gguf", "models/reference/stories260K-F16", 2e-2},
     {"models/stories260K-Q8_0.gguf", "models/reference/stories260K-Q8_0", 0.25},
     {"models/stories260K-Q4_0.gguf", "models/reference/stories260K-Q4_0", 0.3},
-    {"models/llama-2-tiny-random.gguf", "models/reference/llama-2-tiny-random", 1e-3},
+    {"models/llama-2-tiny-random.gguf", "models/reference/llama-2-tiny-random", 2e-4},
 };
 
 std::vector<float> read_f32(const std::string& path) {
@@ -91,7 +92,6 @@ TEST_P(GoldenLogits, MatchLlamaCppWithinTolerance) {
   for (size_t i = 0; i < want.size(); ++i) {
     max_diff = std::max(max_diff, static_cast<double>(std::abs(got.data[i] - want[i])));
   }
-  std::printf("GOLD %s %g\n", c.model, max_diff);
   EXPECT_LE(max_diff, c.logits_tolerance) << c.model;
 }
 

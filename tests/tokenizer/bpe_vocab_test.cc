@@ -109,14 +109,20 @@ std::vector<std::vector<TokenId>> parse_expected_ids(const std::string& content)
 
 std::string ids_to_string(const std::vector<TokenId>& ids) {
   std::string text;
-  for (TokenId id : ids) text += " " + std::to_string(id);
+  for (TokenId id : ids) {
+    text += ' ';
+    text += std::to_string(id);
+  }
   return text;
 }
 
 std::string pieces_to_string(const Tokenizer& tokenizer, const std::vector<TokenId>& ids) {
   std::string text;
   for (TokenId id : ids) {
-    if (id >= 0 && id < tokenizer.n_vocab()) text += "[" + tokenizer.token_text(id) + "]";
+    if (id < 0 || id >= tokenizer.n_vocab()) continue;
+    text += '[';
+    text += tokenizer.token_text(id);
+    text += ']';
   }
   return text;
 }
