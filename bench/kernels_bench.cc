@@ -63,7 +63,7 @@ void BM_Matvec(benchmark::State& state) {
 }
 BENCHMARK(BM_Matvec)
     ->Arg(0)->Arg(1)->Arg(30)->Arg(8)->Arg(2)->Arg(12)->Arg(14)
-    ->Unit(benchmark::kMicrosecond);
+    ->UseRealTime()->Unit(benchmark::kMicrosecond);
 
 void BM_Matmul512(benchmark::State& state) {
   const auto type = static_cast<TensorType>(state.range(0));
@@ -81,7 +81,7 @@ void BM_Matmul512(benchmark::State& state) {
       2.0 * tokens * n * n * static_cast<double>(state.iterations()) / 1e9,
       benchmark::Counter::kIsRate);
 }
-BENCHMARK(BM_Matmul512)->Arg(0)->Arg(1)->Arg(8)->Arg(12)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Matmul512)->Arg(0)->Arg(1)->Arg(8)->Arg(12)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 // The ceiling for BM_Matmul512: OpenBLAS sgemm on F32 with its own threads.
 void BM_SgemmPeak512(benchmark::State& state) {
@@ -98,7 +98,7 @@ void BM_SgemmPeak512(benchmark::State& state) {
       2.0 * tokens * n * n * static_cast<double>(state.iterations()) / 1e9,
       benchmark::Counter::kIsRate);
 }
-BENCHMARK(BM_SgemmPeak512)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_SgemmPeak512)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 // Llama-3-8B-like layer: 32 query heads, 8 KV heads, head_dim 128, F16 cache.
 // Args: context length, density percent (span = density * context, 4 sinks), queries.
@@ -120,7 +120,7 @@ void BM_Attention(benchmark::State& state) {
 BENCHMARK(BM_Attention)
     ->ArgsProduct({{2048}, {100, 50, 25}, {2048}})  // prefill
     ->ArgsProduct({{4096, 16384, 32768}, {100, 50, 25}, {1}})  // decode
-    ->Unit(benchmark::kMillisecond);
+    ->UseRealTime()->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace moa::kernels

@@ -117,8 +117,8 @@ void run_generate(GenerateOptions options) {
   check_options(options);
   const std::string text = prompt_text(options);
   const int threads = options.n_threads > 0 ? options.n_threads : default_thread_count();
-  options.sampling.seed = options.seed >= 0 ? static_cast<uint64_t>(options.seed)
-                                            : std::random_device{}();
+  options.sampling.seed =
+      options.seed >= 0 ? static_cast<uint64_t>(options.seed) : std::random_device{}();
   Sampler sampler(options.sampling);
   const Model model = Model::load(options.model_path);
   const int64_t n_ctx = context_size(options, model.config());
@@ -146,8 +146,8 @@ void run_generate(GenerateOptions options) {
       break;
     }
     start = Clock::now();
-    logits = forward_tokens(model, cache, 0, std::span(&history.back(), 1), LogitsMode::kLast,
-                            threads);
+    logits =
+        forward_tokens(model, cache, 0, std::span(&history.back(), 1), LogitsMode::kLast, threads);
     decode_time.seconds += seconds_since(start);
     ++decode_time.tokens;
   }
@@ -168,7 +168,8 @@ void register_generate(CLI::App& app) {
   cmd->add_option("-m,--model", options->model_path, "GGUF model file")->required();
   cmd->add_option("-p,--prompt", options->prompt, "Prompt text");
   cmd->add_option("-f,--file", options->prompt_file, "Read the prompt from a file");
-  cmd->add_option("-n,--n-predict", options->n_predict, "Tokens to generate")->capture_default_str();
+  cmd->add_option("-n,--n-predict", options->n_predict, "Tokens to generate")
+      ->capture_default_str();
   cmd->add_option("-t,--threads", options->n_threads, "Threads (default: all cores)");
   cmd->add_option("-c,--ctx-size", options->n_ctx,
                   "Context size in tokens (default: min(training context, 4096))");

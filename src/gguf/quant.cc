@@ -253,7 +253,8 @@ void quantize_q6_k(const float* x, uint8_t* block) {
   auto* scales = reinterpret_cast<int8_t*>(block + offsetof(BlockQ6_K, scales));
   uint8_t q[kQK_K];
   for (int s = 0; s < kSub; ++s) {
-    const int scale = d == 0.0f ? 0 : std::min(127, static_cast<int>(std::ceil(step_wanted[s] / d)));
+    const int scale =
+        d == 0.0f ? 0 : std::min(127, static_cast<int>(std::ceil(step_wanted[s] / d)));
     scales[s] = static_cast<int8_t>(scale);
     const float step = d * static_cast<float>(scale);
     for (int l = 0; l < kLen; ++l) {
@@ -298,7 +299,8 @@ uint16_t fp32_to_fp16(float f) {
   const uint32_t x = std::bit_cast<uint32_t>(f);
   const auto sign = static_cast<uint16_t>((x >> 16) & 0x8000u);
   uint32_t a = x & 0x7FFFFFFFu;
-  if (a > 0x7F800000u) return sign | 0x7E00u | static_cast<uint16_t>((a >> 13) & 0x3FFu);  // quiet NaN
+  if (a > 0x7F800000u)
+    return sign | 0x7E00u | static_cast<uint16_t>((a >> 13) & 0x3FFu);  // quiet NaN
   if (a >= 0x477FF000u) return sign | 0x7C00u;  // >= 65520 rounds to infinity
   if (a < 0x38800000u) {
     // Below 2^-14: adding 0.5 (ulp 2^-24) rounds |f| to the subnormal grid in hardware (RNE).

@@ -2,10 +2,11 @@
 // covers all codes ggml has defined (including ones moa cannot dequantize and the interleaved
 // Q4_0_x_x / IQ4_NL_x_x codes that ggml later retired but older files may still carry) so that
 // the reader can validate tensor sizes and errors can name the type.
+#include "gguf/types.h"
+
 #include <array>
 
 #include "gguf/quant.h"
-#include "gguf/types.h"
 
 namespace moa::gguf {
 namespace {
@@ -63,8 +64,8 @@ constexpr auto kTensorTypes = [] {
 }();
 
 constexpr std::array<const char*, 13> kValueTypeNames = {
-    "uint8", "int8",   "uint16", "int16", "uint32", "int32",  "float32",
-    "bool",  "string", "array",  "uint64", "int64", "float64",
+    "uint8", "int8",   "uint16", "int16",  "uint32", "int32",   "float32",
+    "bool",  "string", "array",  "uint64", "int64",  "float64",
 };
 
 TensorTypeTraits traits_of(uint32_t code) {

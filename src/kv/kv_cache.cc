@@ -25,7 +25,8 @@ KvCacheShape kv_cache_shape(const ModelConfig& config, int64_t n_ctx, int n_seq,
 
 KvCache::KvCache(const KvCacheShape& shape) : shape_(shape) {
   if (shape.n_ctx <= 0) fail("kv cache: context size must be positive (got {})", shape.n_ctx);
-  if (shape.n_seq <= 0) fail("kv cache: number of sequences must be positive (got {})", shape.n_seq);
+  if (shape.n_seq <= 0)
+    fail("kv cache: number of sequences must be positive (got {})", shape.n_seq);
   if (shape.n_layer <= 0 || shape.n_head_kv <= 0 || shape.head_dim <= 0) {
     fail("kv cache: invalid shape (layers {}, kv heads {}, head dim {})", shape.n_layer,
          shape.n_head_kv, shape.head_dim);
@@ -54,9 +55,10 @@ int64_t KvCache::length(int seq) const {
 void KvCache::check_room(int seq, int64_t n_new) const {
   const int64_t used = length(seq);
   if (n_new < 0 || used + n_new > shape_.n_ctx) {
-    fail("context is full: sequence {} holds {} tokens, {} more do not fit in the context of {} "
-         "(raise -c)",
-         seq, used, n_new, shape_.n_ctx);
+    fail(
+        "context is full: sequence {} holds {} tokens, {} more do not fit in the context of {} "
+        "(raise -c)",
+        seq, used, n_new, shape_.n_ctx);
   }
 }
 

@@ -41,8 +41,7 @@ class KvCache {
   void check_room(int seq, int64_t n_new) const;
   // Writes keys/values of n_tokens tokens at positions pos .. pos+n_tokens-1 of layer `layer`;
   // k and v are [n_tokens][n_head_kv * head_dim] (the projection output layout).
-  void store(int64_t layer, int seq, int64_t pos, int64_t n_tokens, const float* k,
-             const float* v);
+  void store(int64_t layer, int seq, int64_t pos, int64_t n_tokens, const float* k, const float* v);
   // Marks positions up to `length` valid (after all layers stored them), or truncates.
   void set_length(int seq, int64_t length);
   void clear(int seq) { set_length(seq, 0); }

@@ -44,9 +44,10 @@ std::string apply_chat_template(const std::string& name, const std::string& syst
   if (name == "llama2") return llama2(system, user);
   if (name == "llama3") return llama3(system, user);
   if (name == "chatml") return chatml(system, user);
-  fail("--chat-template: '{}' is not a known template (expected one of: raw, llama2, llama3, "
-       "chatml)",
-       name);
+  fail(
+      "--chat-template: '{}' is not a known template (expected one of: raw, llama2, llama3, "
+      "chatml)",
+      name);
 }
 
 std::vector<std::string> chat_template_stops(const std::string& name) {

@@ -35,16 +35,16 @@ namespace {
 
 // Scratch activations for n rows (tokens) of the batch.
 struct Activations {
-  std::vector<float> x;      // residual stream [n][n_embd]
-  std::vector<float> xb;     // normed input of a block [n][n_embd]
-  std::vector<float> q;      // [n][q_dim]
-  std::vector<float> k;      // [n][kv_dim]
-  std::vector<float> v;      // [n][kv_dim]
-  std::vector<float> att;    // attention output [n][q_dim]
-  std::vector<float> proj;   // block output before the residual add [n][n_embd]
-  std::vector<float> gate;   // [n][n_ff]
-  std::vector<float> up;     // [n][n_ff]
-  std::vector<float> hidden; // silu(gate) * up [n][n_ff]
+  std::vector<float> x;       // residual stream [n][n_embd]
+  std::vector<float> xb;      // normed input of a block [n][n_embd]
+  std::vector<float> q;       // [n][q_dim]
+  std::vector<float> k;       // [n][kv_dim]
+  std::vector<float> v;       // [n][kv_dim]
+  std::vector<float> att;     // attention output [n][q_dim]
+  std::vector<float> proj;    // block output before the residual add [n][n_embd]
+  std::vector<float> gate;    // [n][n_ff]
+  std::vector<float> up;      // [n][n_ff]
+  std::vector<float> hidden;  // silu(gate) * up [n][n_ff]
 
   Activations(const ModelConfig& c, int64_t n) {
     auto size = [n](int64_t width) { return static_cast<size_t>(n * width); };
@@ -165,8 +165,8 @@ Logits output_logits(const Model& model, std::span<const Placement> placements, 
                 selected.data() + i * c.n_embd);
   }
   std::vector<float> normed(selected.size());
-  kernels::rms_norm(selected.data(), model.weights().output_norm.data(), c.n_embd, n_out,
-                    c.rms_eps, normed.data());
+  kernels::rms_norm(selected.data(), model.weights().output_norm.data(), c.n_embd, n_out, c.rms_eps,
+                    normed.data());
   Logits logits;
   logits.n_vocab = c.n_vocab;
   logits.data.resize(static_cast<size_t>(n_out * c.n_vocab));
@@ -203,8 +203,8 @@ Logits forward(const Model& model, KvCache& cache, std::span<const SequenceBatch
   return output_logits(model, placements, mode, a, n_threads);
 }
 
-Logits forward_tokens(const Model& model, KvCache& cache, int seq,
-                      std::span<const TokenId> tokens, LogitsMode mode, int n_threads) {
+Logits forward_tokens(const Model& model, KvCache& cache, int seq, std::span<const TokenId> tokens,
+                      LogitsMode mode, int n_threads) {
   const SequenceBatch entry{seq, tokens};
   return forward(model, cache, std::span<const SequenceBatch>(&entry, 1), mode, n_threads);
 }

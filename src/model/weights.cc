@@ -17,15 +17,16 @@ const gguf::TensorInfo& typed_tensor(const gguf::GgufFile& file, const std::stri
   const gguf::TensorInfo& tensor = file.tensor(name);
   if (!gguf::is_supported_type(tensor.type)) {
     const char* type_name = gguf::tensor_type_name(static_cast<uint32_t>(tensor.type));
-    fail("{}: tensor '{}': type {} is not supported (supported: F32, F16, BF16, Q8_0, Q4_0, "
-         "Q4_K, Q6_K)",
-         file.path(), name, type_name != nullptr ? type_name : "unknown");
+    fail(
+        "{}: tensor '{}': type {} is not supported (supported: F32, F16, BF16, Q8_0, Q4_0, "
+        "Q4_K, Q6_K)",
+        file.path(), name, type_name != nullptr ? type_name : "unknown");
   }
   return tensor;
 }
 
-kernels::WeightMatrix bind_matrix(const gguf::GgufFile& file, const std::string& name,
-                                  int64_t rows, int64_t cols) {
+kernels::WeightMatrix bind_matrix(const gguf::GgufFile& file, const std::string& name, int64_t rows,
+                                  int64_t cols) {
   const gguf::TensorInfo& tensor = typed_tensor(file, name);
   if (tensor.ne.size() != 2 || tensor.ne[0] != cols || tensor.ne[1] != rows) {
     fail("{}: tensor '{}': shape {} does not match the metadata (expected [{}, {}])", file.path(),
@@ -37,8 +38,8 @@ kernels::WeightMatrix bind_matrix(const gguf::GgufFile& file, const std::string&
 std::vector<float> bind_vector(const gguf::GgufFile& file, const std::string& name, int64_t n) {
   const gguf::TensorInfo& tensor = typed_tensor(file, name);
   if (tensor.n_elements() != n || tensor.row_length() != n) {
-    fail("{}: tensor '{}': shape {} does not match the metadata (expected [{}])", file.path(),
-         name, tensor.shape_string(), n);
+    fail("{}: tensor '{}': shape {} does not match the metadata (expected [{}])", file.path(), name,
+         tensor.shape_string(), n);
   }
   std::vector<float> values(static_cast<size_t>(n));
   gguf::dequantize_row(tensor.type, tensor.data, values.data(), n);

@@ -13,16 +13,16 @@
 namespace moa {
 
 struct LayerWeights {
-  std::vector<float> attn_norm;  // [n_embd]
-  kernels::WeightMatrix attn_q;  // [q_dim x n_embd]
-  kernels::WeightMatrix attn_k;  // [kv_dim x n_embd]
-  kernels::WeightMatrix attn_v;  // [kv_dim x n_embd]
+  std::vector<float> attn_norm;               // [n_embd]
+  kernels::WeightMatrix attn_q;               // [q_dim x n_embd]
+  kernels::WeightMatrix attn_k;               // [kv_dim x n_embd]
+  kernels::WeightMatrix attn_v;               // [kv_dim x n_embd]
   std::vector<float> bias_q, bias_k, bias_v;  // qwen2 only, empty otherwise
-  kernels::WeightMatrix attn_output;  // [n_embd x q_dim]
-  std::vector<float> ffn_norm;        // [n_embd]
-  kernels::WeightMatrix ffn_gate;     // [n_ff x n_embd]
-  kernels::WeightMatrix ffn_up;       // [n_ff x n_embd]
-  kernels::WeightMatrix ffn_down;     // [n_embd x n_ff]
+  kernels::WeightMatrix attn_output;          // [n_embd x q_dim]
+  std::vector<float> ffn_norm;                // [n_embd]
+  kernels::WeightMatrix ffn_gate;             // [n_ff x n_embd]
+  kernels::WeightMatrix ffn_up;               // [n_ff x n_embd]
+  kernels::WeightMatrix ffn_down;             // [n_embd x n_ff]
 };
 
 struct ModelWeights {

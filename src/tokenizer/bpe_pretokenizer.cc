@@ -58,7 +58,8 @@ constexpr const char* kDeepseekLetters =
     "\\x{10CC0}-\\x{10CF2}\\x{118A0}-\\x{118DF}\\x{1E900}-\\x{1E943}"
     "]+";
 constexpr const char* kCjkRun = "[\\x{4E00}-\\x{9FA5}\\x{800}-\\x{4E00}\\x{AC00}-\\x{D7FF}]+";
-constexpr const char* kNordicWords = " ?[^(\\s|.,!?\\x{2026}\\x{3002}\\x{FF0C}\\x{3001}\\x{964}\\x{6D4}\\x{60C})]+";
+constexpr const char* kNordicWords =
+    " ?[^(\\s|.,!?\\x{2026}\\x{3002}\\x{FF0C}\\x{3001}\\x{964}\\x{6D4}\\x{60C})]+";
 constexpr const char* kTekkenRegex =
     "[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}])([^a-z]))*((?=[\\p{L}])([^A-Z]))+|[^\\r\\n\\p{L}\\p{N}]?"
     "((?=[\\p{L}])([^a-z]))+((?=[\\p{L}])([^A-Z]))*|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|"
@@ -76,14 +77,14 @@ struct PreTokenizerFamily {
 
 const std::vector<PreTokenizerFamily>& pre_tokenizer_families() {
   static const std::vector<PreTokenizerFamily> families = {
-      {{"default"},
-       {"[\\p{P}\\$\\+<=>\\^~\\|]+", kGpt2Regex, "\\p{N}+", "[0-9][0-9][0-9]"}},
-      {{"llama3", "llama-v3", "llama-bpe", "falcon3", "pixtral", "dbrx", "smaug-bpe",
-        "chatglm-bpe", "glm4"},
+      {{"default"}, {"[\\p{P}\\$\\+<=>\\^~\\|]+", kGpt2Regex, "\\p{N}+", "[0-9][0-9][0-9]"}},
+      {{"llama3", "llama-v3", "llama-bpe", "falcon3", "pixtral", "dbrx", "smaug-bpe", "chatglm-bpe",
+        "glm4"},
        {kLlama3Regex}},
       {{"deepseek-llm"},
-       {"[\r\n]", kDeepseekLetters, "\\s?[!-/:-~\\x{FF01}-\\x{FF0F}\\x{FF1A}-\\x{FF5E}\\x{2018}-\\x{201F}\\x{3000}-\\x{3002}]+", "\\s+$", kCjkRun,
-        "\\p{N}+"}},
+       {"[\r\n]", kDeepseekLetters,
+        "\\s?[!-/:-~\\x{FF01}-\\x{FF0F}\\x{FF1A}-\\x{FF5E}\\x{2018}-\\x{201F}\\x{3000}-\\x{3002}]+",
+        "\\s+$", kCjkRun, "\\p{N}+"}},
       {{"deepseek-v3"},
        {"\\p{N}{1,3}", "[\\x{4E00}-\\x{9FA5}\\x{3040}-\\x{309F}\\x{30A0}-\\x{30FF}]+",
         "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p{L}"
@@ -92,16 +93,16 @@ const std::vector<PreTokenizerFamily>& pre_tokenizer_families() {
       {{"falcon"}, {"[\\p{P}\\$\\+<=>\\^~\\|`]+", kGpt2Regex, "[0-9][0-9][0-9]"}},
       {{"starcoder", "refact", "command-r", "smollm", "codeshell", "exaone", "minerva-7b"},
        {"\\p{N}", kGpt2Regex}},
-      {{"gpt-2", "mpt", "olmo", "jais", "phi-2", "roberta-bpe", "jina-es", "jina-de",
-        "jina-v1-en", "jina-v2-es", "jina-v2-de", "jina-v2-code", "gigachat"},
+      {{"gpt-2", "mpt", "olmo", "jais", "phi-2", "roberta-bpe", "jina-es", "jina-de", "jina-v1-en",
+        "jina-v2-es", "jina-v2-de", "jina-v2-code", "gigachat"},
        {kGpt2Regex}},
       {{"qwen2", "deepseek-r1-qwen", "stablelm2", "megrez"}, {kQwen2Regex}},
       {{"poro-chat", "bloom", "gpt3-finnish"}, {kNordicWords}},
       {{"viking"}, {kNordicWords, "\\p{N}"}},
       {{"tekken"}, {kTekkenRegex}},
       {{"chameleon"},
-       {"<sentinel:[0-9]+>", "(IMGIMG)((A|B|C|D|E|F|G|H|I){1,4})Z", "([\\t\\n]|    |  )",
-        "\\p{N}", "[\\p{P}!-/:-@\\[-`{-~]", kGpt2Regex}},
+       {"<sentinel:[0-9]+>", "(IMGIMG)((A|B|C|D|E|F|G|H|I){1,4})Z", "([\\t\\n]|    |  )", "\\p{N}",
+        "[\\p{P}!-/:-@\\[-`{-~]", kGpt2Regex}},
       {{"gpt-4o", "llama4"}, {kGpt4oRegex}},
   };
   return families;
@@ -121,36 +122,44 @@ std::string supported_names() {
 // ---------------------------------------------------------------------------------------------
 // Code points, decoded leniently as llama.cpp's unicode_cpts_from_utf8 does.
 
-// One invalid byte -> U+FFFD. Overlong forms and surrogates are accepted (llama.cpp does too);
-// values above U+10FFFF, which llama.cpp cannot re-encode, count as invalid bytes.
+// Length of the sequence starting at `pos` if its lead and continuation bytes are well formed
+// (llama.cpp's rules: overlong forms and surrogates pass), else 0.
+size_t lenient_sequence_length(std::string_view text, size_t pos) {
+  const uint8_t lead = static_cast<uint8_t>(text[pos]);
+  size_t length = 0;
+  if (lead < 0x80) {
+    return 1;
+  } else if ((lead & 0xE0) == 0xC0) {
+    length = 2;
+  } else if ((lead & 0xF0) == 0xE0) {
+    length = 3;
+  } else if ((lead & 0xF8) == 0xF0) {
+    length = 4;
+  } else {
+    return 0;
+  }
+  for (size_t i = 1; i < length; ++i) {
+    if (pos + i >= text.size() || (static_cast<uint8_t>(text[pos + i]) & 0xC0) != 0x80) return 0;
+  }
+  return length;
+}
+
+// One invalid byte -> U+FFFD, as llama.cpp's unicode_cpts_from_utf8 does; values above U+10FFFF,
+// which llama.cpp cannot re-encode, count as invalid bytes too.
 std::vector<char32_t> decode_code_points(std::string_view text) {
+  static constexpr std::array<uint8_t, 5> kLeadMask = {0, 0x7F, 0x1F, 0x0F, 0x07};
   std::vector<char32_t> cpts;
   cpts.reserve(text.size());
   size_t pos = 0;
-  auto cont = [&](size_t i) {
-    return i < text.size() && (static_cast<uint8_t>(text[i]) & 0xC0) == 0x80;
-  };
   while (pos < text.size()) {
-    const uint8_t lead = static_cast<uint8_t>(text[pos]);
-    size_t length = 0;
-    char32_t cpt = 0;
-    if (lead < 0x80) {
-      length = 1, cpt = lead;
-    } else if ((lead & 0xE0) == 0xC0 && cont(pos + 1)) {
-      length = 2, cpt = lead & 0x1F;
-    } else if ((lead & 0xF0) == 0xE0 && cont(pos + 1) && cont(pos + 2)) {
-      length = 3, cpt = lead & 0x0F;
-    } else if ((lead & 0xF8) == 0xF0 && cont(pos + 1) && cont(pos + 2) && cont(pos + 3)) {
-      length = 4, cpt = lead & 0x07;
+    const size_t length = lenient_sequence_length(text, pos);
+    char32_t cpt = static_cast<uint8_t>(text[pos]) & kLeadMask[length];
+    for (size_t i = 1; i < length; ++i) {
+      cpt = (cpt << 6) | (static_cast<uint8_t>(text[pos + i]) & 0x3F);
     }
-    for (size_t i = 1; i < length; ++i) cpt = (cpt << 6) | (static_cast<uint8_t>(text[pos + i]) & 0x3F);
-    if (length == 0 || cpt > 0x10FFFF) {
-      cpts.push_back(0xFFFD);
-      pos += 1;
-    } else {
-      cpts.push_back(cpt);
-      pos += length;
-    }
+    const bool valid = length > 0 && cpt <= 0x10FFFF;
+    cpts.push_back(valid ? cpt : 0xFFFD);
+    pos += valid ? length : 1;
   }
   return cpts;
 }
@@ -231,8 +240,8 @@ class CategoryClassifier {
     if (is_surrogate(cpt)) return kCollapsedOther;  // category Cs
     std::string utf8;
     append_utf8(utf8, cpt);
-    const int rc = pcre2_match(code_.get(), reinterpret_cast<PCRE2_SPTR>(utf8.data()),
-                               utf8.size(), 0, 0, match_.get(), nullptr);
+    const int rc = pcre2_match(code_.get(), reinterpret_cast<PCRE2_SPTR>(utf8.data()), utf8.size(),
+                               0, 0, match_.get(), nullptr);
     if (rc < 2) return kCollapsedOther;
     static constexpr std::array<char, 5> kByGroup = {kCollapsedNumber, kCollapsedLetter,
                                                      kCollapsedPunctuation, kCollapsedMark,
@@ -268,8 +277,9 @@ constexpr std::array<CategoryRewrite, 10> kCategoryRewrites = {{
 }};
 
 bool uses_categories(std::string_view regex) {
-  return std::any_of(kCategoryRewrites.begin(), kCategoryRewrites.end(),
-                     [&](const CategoryRewrite& r) { return regex.find(r.property) != regex.npos; });
+  return std::any_of(
+      kCategoryRewrites.begin(), kCategoryRewrites.end(),
+      [&](const CategoryRewrite& r) { return regex.find(r.property) != regex.npos; });
 }
 
 const CategoryRewrite* category_at(std::string_view regex, size_t i) {
@@ -362,7 +372,8 @@ void split_piece(const pcre2_code* code, pcre2_match_data* match, const Subject&
     out_lengths.push_back(cpt_index_of(subject, begin + to) - cpt_index_of(subject, begin + from));
   };
   while (pos <= length) {
-    const int rc = pcre2_match(code, text, length, pos, options | PCRE2_NO_UTF_CHECK, match, nullptr);
+    const int rc =
+        pcre2_match(code, text, length, pos, options | PCRE2_NO_UTF_CHECK, match, nullptr);
     if (rc == PCRE2_ERROR_NOMATCH) {
       if (options == 0 || pos >= length) break;
       options = 0;  // the empty match cannot be extended: step over one character

@@ -33,7 +33,8 @@ constexpr std::array<char32_t, 256> kByteToCodePoint = make_byte_to_code_point()
 constexpr std::array<int16_t, 0x144> make_code_point_to_byte() {
   std::array<int16_t, 0x144> table{};
   for (int16_t& entry : table) entry = -1;
-  for (int b = 0; b < 256; ++b) table[kByteToCodePoint[static_cast<size_t>(b)]] = static_cast<int16_t>(b);
+  for (int b = 0; b < 256; ++b)
+    table[kByteToCodePoint[static_cast<size_t>(b)]] = static_cast<int16_t>(b);
   return table;
 }
 
@@ -111,10 +112,11 @@ class WordMerger {
   void split_into_characters() {
     size_t offset = 0;
     while (offset < word_.size()) {
-      const size_t length = std::min(word_.size() - offset,
-                                     utf8_length_of_lead(static_cast<uint8_t>(word_[offset])));
+      const size_t length =
+          std::min(word_.size() - offset, utf8_length_of_lead(static_cast<uint8_t>(word_[offset])));
       const int index = static_cast<int>(symbols_.size());
-      symbols_.push_back({index - 1, offset + length == word_.size() ? -1 : index + 1, offset, length});
+      symbols_.push_back(
+          {index - 1, offset + length == word_.size() ? -1 : index + 1, offset, length});
       offset += length;
     }
   }

@@ -77,7 +77,8 @@ TEST(GenerateCommand, RejectsBadInputWithOneLineErrors) {
   expect_one_line_error(run_moa(m + "-p 'hi' --repeat-penalty 0"), "--repeat-penalty");
   expect_one_line_error(run_moa(m + "-p 'hi' --kv-type q4"), "--kv-type");
   expect_one_line_error(run_moa(m + "-p 'hi' --chat-template nope"), "--chat-template");
-  expect_one_line_error(run_moa("generate -m /nonexistent/model.gguf -p hi"), "/nonexistent/model.gguf");
+  expect_one_line_error(run_moa("generate -m /nonexistent/model.gguf -p hi"),
+                        "/nonexistent/model.gguf");
 }
 
 TEST(GenerateCommand, RejectsAModelWhoseTensorsDoNotMatchItsMetadata) {

@@ -1,5 +1,5 @@
-// Number formats: fp16/bf16 conversions (exhaustively against an independent reference and, where
-// the CPU has F16C, against the hardware), hand-built blocks of every quantized type checked
+// Number formats: fp16/bf16 conversions (every half, every rounding midpoint, and, where the
+// CPU has F16C, the hardware instructions), hand-built blocks of every quantized type checked
 // value by value, quantize->dequantize error bounds, type tables, and the real stories260K files
 // (F16/Q8_0/Q4_0 copies made by gguf-py) against their F32 original.
 #include "gguf/quant.h"
@@ -39,22 +39,6 @@ double half_value(uint16_t h) {
                     : sign * std::numeric_limits<double>::infinity();
   }
   return sign * std::ldexp(1024 + mantissa, exponent - 25);
-}
-
-// Round-to-nearest-even fp16 of a finite non-negative float, by search over the half grid.
-uint16_t reference_fp32_to_fp16(float f) {
-  const double v = f;
-  if (v >= 65520.0) return 0x7C00;
-  uint16_t lo = 0, hi = 0x7BFF;  // largest half <= v
-  while (lo < hi) {
-    const auto mid = static_cast<uint16_t>((lo + hi + 1) / 2);
-    if (half_value(mid) <= v) lo = mid; else hi = mid - 1;
-  }
-  if (lo == 0x7BFF) return lo;
-  const double below = v - half_value(lo), above = half_value(lo + 1) - v;
-  if (below < above) return lo;
-  if (above < below) return lo + 1;
-  return (lo & 1) ? lo + 1 : lo;
 }
 
 float from_bits(uint32_t bits) { return std::bit_cast<float>(bits); }
@@ -136,11 +120,11 @@ TEST(Fp16, RoundsEveryMidpointBetweenHalvesToEven) {
 TEST(Fp16, HandlesSubnormalsZerosInfinitiesAndNan) {
   const float tiny = std::ldexp(1.0f, -24);
   EXPECT_EQ(fp32_to_fp16(tiny), 0x0001);
-  EXPECT_EQ(fp32_to_fp16(0.5f * tiny), 0x0000);    // tie -> even 0
+  EXPECT_EQ(fp32_to_fp16(0.5f * tiny), 0x0000);  // tie -> even 0
   EXPECT_EQ(fp32_to_fp16(0.75f * tiny), 0x0001);
-  EXPECT_EQ(fp32_to_fp16(1.5f * tiny), 0x0002);    // tie -> even 2
-  EXPECT_EQ(fp32_to_fp16(2.5f * tiny), 0x0002);    // tie -> even 2
-  EXPECT_EQ(fp32_to_fp16(1023.5f * tiny), 0x0400); // tie between largest subnormal and 2^-14
+  EXPECT_EQ(fp32_to_fp16(1.5f * tiny), 0x0002);     // tie -> even 2
+  EXPECT_EQ(fp32_to_fp16(2.5f * tiny), 0x0002);     // tie -> even 2
+  EXPECT_EQ(fp32_to_fp16(1023.5f * tiny), 0x0400);  // tie between largest subnormal and 2^-14
   EXPECT_EQ(fp32_to_fp16(std::ldexp(1.0f, -30)), 0x0000);
   EXPECT_EQ(fp32_to_fp16(-std::ldexp(1.0f, -30)), 0x8000);
   EXPECT_EQ(fp32_to_fp16(-0.0f), 0x8000);
@@ -161,15 +145,6 @@ TEST(Fp16, EveryHalfSurvivesARoundTrip) {
   }
 }
 
-TEST(Fp16, EncodesSampledFloatsLikeTheReference) {
-  // A stride through all non-negative finite floats hits every exponent and many mantissas.
-  for (uint64_t bits = 0; bits < 0x7F800000u; bits += 997) {
-    const float f = from_bits(static_cast<uint32_t>(bits));
-    ASSERT_EQ(fp32_to_fp16(f), reference_fp32_to_fp16(f)) << f;
-    ASSERT_EQ(fp32_to_fp16(-f), reference_fp32_to_fp16(f) | 0x8000) << -f;
-  }
-}
-
 #if defined(__F16C__)
 TEST(Fp16, MatchesTheF16cInstructions) {
   for (uint32_t h = 0; h < 0x10000; ++h) {
@@ -179,7 +154,8 @@ TEST(Fp16, MatchesTheF16cInstructions) {
       continue;
     }
     ASSERT_EQ(std::bit_cast<uint32_t>(fp16_to_fp32(static_cast<uint16_t>(h))),
-              std::bit_cast<uint32_t>(hw)) << std::hex << h;
+              std::bit_cast<uint32_t>(hw))
+        << std::hex << h;
   }
   for (uint16_t h = 0; h < 0x7BFF; ++h) {  // ties, where a wrong rounding rule shows
     const auto mid = static_cast<float>((half_value(h) + half_value(h + 1)) / 2);
@@ -211,7 +187,8 @@ TEST(Bf16, KeepsNanANan) {
   // Rounding 0x7F80FFFF naively would carry into 0x7F81 (still NaN) but 0x7FFFFFFF would wrap
   // to 0x8000 (-0); a signalling NaN with only low bits set would become infinity.
   for (uint32_t nan_bits : {0x7F800001u, 0x7FFFFFFFu, 0xFF800001u, 0x7FC00000u}) {
-    EXPECT_TRUE(std::isnan(bf16_to_fp32(fp32_to_bf16(from_bits(nan_bits))))) << std::hex << nan_bits;
+    EXPECT_TRUE(std::isnan(bf16_to_fp32(fp32_to_bf16(from_bits(nan_bits)))))
+        << std::hex << nan_bits;
   }
 }
 
@@ -255,15 +232,16 @@ TEST(DequantizeRow, Q4_KBlockUnpacksSixBitScalesAndMins) {
   block[2] = 0x00, block[3] = 0x34;  // dmin = 0.25
   // Packed by hand: bytes 0-3 scale[j] | scale[j+4]>>4 << 6, bytes 4-7 the same for mins,
   // bytes 8-11 scale[j+4] & 15 | (min[j+4] & 15) << 4.
-  const uint8_t packed[12] = {0x81, 0x82, 0xC3, 0x44, 0x40, 0x85, 0xCA, 0x3F,
-                              0x41, 0x4F, 0x0F, 0x11};
+  const uint8_t packed[12] = {0x81, 0x82, 0xC3, 0x44, 0x40, 0x85,
+                              0xCA, 0x3F, 0x41, 0x4F, 0x0F, 0x11};
   std::memcpy(block.data() + 4, packed, 12);
-  for (int i = 0; i < 128; ++i) block[16 + i] = static_cast<uint8_t>((i % 16) | (((i * 3) % 16) << 4));
+  for (int i = 0; i < 128; ++i)
+    block[16 + i] = static_cast<uint8_t>((i % 16) | (((i * 3) % 16) << 4));
   const std::vector<float> y = dequantize(TensorType::kQ4_K, block, 256);
   EXPECT_EQ(y[0], 0.0f);
-  EXPECT_EQ(y[33], 1.75f);    // byte 1 high nibble 3, sub-block 1: 0.5*2*3 - 0.25*5
-  EXPECT_EQ(y[200], 240.0f);  // byte 104 low nibble 8, sub-block 6: 0.5*63*8 - 0.25*48
-  EXPECT_EQ(y[255], 110.25f); // byte 127 high nibble 13, sub-block 7: 0.5*17*13 - 0.25*1
+  EXPECT_EQ(y[33], 1.75f);     // byte 1 high nibble 3, sub-block 1: 0.5*2*3 - 0.25*5
+  EXPECT_EQ(y[200], 240.0f);   // byte 104 low nibble 8, sub-block 6: 0.5*63*8 - 0.25*48
+  EXPECT_EQ(y[255], 110.25f);  // byte 127 high nibble 13, sub-block 7: 0.5*17*13 - 0.25*1
   for (int e = 0; e < 256; ++e) {
     const int within = e % 64;  // 64 values share 32 bytes: low nibbles, then high nibbles
     const uint8_t byte = block[16 + (e / 64) * 32 + within % 32];
@@ -306,7 +284,8 @@ TEST(DequantizeRow, F16AndBf16RowsConvertEachElement) {
 
 TEST(DequantizeRow, ReadsUnalignedSources) {
   const std::vector<float> x = random_values(64, 5);
-  for (TensorType type : {TensorType::kF32, TensorType::kF16, TensorType::kQ8_0, TensorType::kQ4_0}) {
+  for (TensorType type :
+       {TensorType::kF32, TensorType::kF16, TensorType::kQ8_0, TensorType::kQ4_0}) {
     const std::vector<uint8_t> bytes = quantize(type, x);
     std::vector<uint8_t> shifted(bytes.size() + 1);
     std::memcpy(shifted.data() + 1, bytes.data(), bytes.size());
@@ -322,7 +301,8 @@ TEST(QuantizeRow, FloatFormatsRoundTripWithinHalfAnUlp) {
   const std::vector<float> x = random_values(1000, 1, 3.0f);
   EXPECT_EQ(dequantize(TensorType::kF32, quantize(TensorType::kF32, x), 1000), x);
   const std::vector<float> f16 = dequantize(TensorType::kF16, quantize(TensorType::kF16, x), 1000);
-  const std::vector<float> bf16 = dequantize(TensorType::kBF16, quantize(TensorType::kBF16, x), 1000);
+  const std::vector<float> bf16 =
+      dequantize(TensorType::kBF16, quantize(TensorType::kBF16, x), 1000);
   for (size_t i = 0; i < x.size(); ++i) {
     EXPECT_LE(std::fabs(f16[i] - x[i]), std::ldexp(std::fabs(x[i]), -11) + 0x1p-25f) << i;
     EXPECT_LE(std::fabs(bf16[i] - x[i]), std::ldexp(std::fabs(x[i]), -8)) << i;
@@ -331,7 +311,8 @@ TEST(QuantizeRow, FloatFormatsRoundTripWithinHalfAnUlp) {
 
 TEST(QuantizeRow, Q8_0ErrorIsAtMostHalfAStep) {
   const std::vector<float> x = random_values(32 * 64, 2);
-  const std::vector<float> y = dequantize(TensorType::kQ8_0, quantize(TensorType::kQ8_0, x), 32 * 64);
+  const std::vector<float> y =
+      dequantize(TensorType::kQ8_0, quantize(TensorType::kQ8_0, x), 32 * 64);
   for (size_t b = 0; b < x.size() / 32; ++b) {
     float amax = 0;
     for (size_t j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[b * 32 + j]));
@@ -343,7 +324,8 @@ TEST(QuantizeRow, Q8_0ErrorIsAtMostHalfAStep) {
 
 TEST(QuantizeRow, Q4_0ErrorIsAtMostOneStep) {
   const std::vector<float> x = random_values(32 * 64, 3);
-  const std::vector<float> y = dequantize(TensorType::kQ4_0, quantize(TensorType::kQ4_0, x), 32 * 64);
+  const std::vector<float> y =
+      dequantize(TensorType::kQ4_0, quantize(TensorType::kQ4_0, x), 32 * 64);
   double sum_sq = 0, sum_err_sq = 0;
   for (size_t b = 0; b < x.size() / 32; ++b) {
     float amax = 0;
@@ -363,10 +345,11 @@ TEST(QuantizeRow, Q4_0ErrorIsAtMostOneStep) {
 // by the 6-bit rounding of the min (up to dmin) and of the scale (up to d).
 TEST(QuantizeRow, Q4_KErrorIsAtMostHalfAStep) {
   std::vector<float> x = random_values(256 * 8, 4);
-  for (int i = 0; i < 256; ++i) x[256 + i] = 2.0f + 0.01f * i;  // all positive: min offset 0
-  for (int i = 0; i < 256; ++i) x[512 + i] = -1.0f - 0.02f * i; // all negative
-  for (int i = 0; i < 32; ++i) x[768 + i] = 0.0f;               // an all-zero sub-block
-  const std::vector<float> y = dequantize(TensorType::kQ4_K, quantize(TensorType::kQ4_K, x), 256 * 8);
+  for (int i = 0; i < 256; ++i) x[256 + i] = 2.0f + 0.01f * i;   // all positive: min offset 0
+  for (int i = 0; i < 256; ++i) x[512 + i] = -1.0f - 0.02f * i;  // all negative
+  for (int i = 0; i < 32; ++i) x[768 + i] = 0.0f;                // an all-zero sub-block
+  const std::vector<float> y =
+      dequantize(TensorType::kQ4_K, quantize(TensorType::kQ4_K, x), 256 * 8);
   for (size_t b = 0; b < x.size() / 256; ++b) {
     float range[8], max_range = 0, max_offset = 0;
     for (int s = 0; s < 8; ++s) {
@@ -392,7 +375,8 @@ TEST(QuantizeRow, Q6_KErrorIsAtMostHalfAStep) {
   std::vector<float> x = random_values(256 * 8, 6);
   for (int i = 0; i < 16; ++i) x[256 + i] = 0.0f;
   for (int i = 0; i < 256; ++i) x[512 + i] *= (i < 128 ? 100.0f : 0.01f);  // wide scale spread
-  const std::vector<float> y = dequantize(TensorType::kQ6_K, quantize(TensorType::kQ6_K, x), 256 * 8);
+  const std::vector<float> y =
+      dequantize(TensorType::kQ6_K, quantize(TensorType::kQ6_K, x), 256 * 8);
   for (size_t b = 0; b < x.size() / 256; ++b) {
     float amax[16], max_amax = 0;
     for (int s = 0; s < 16; ++s) {
@@ -414,7 +398,8 @@ TEST(QuantizeRow, Q6_KErrorIsAtMostHalfAStep) {
 
 TEST(QuantizeRow, AllZeroRowsStayZero) {
   const std::vector<float> zeros(512, 0.0f);
-  for (TensorType type : {TensorType::kQ8_0, TensorType::kQ4_0, TensorType::kQ4_K, TensorType::kQ6_K}) {
+  for (TensorType type :
+       {TensorType::kQ8_0, TensorType::kQ4_0, TensorType::kQ4_K, TensorType::kQ6_K}) {
     EXPECT_EQ(dequantize(type, quantize(type, zeros), 512), zeros)
         << tensor_type_name(static_cast<uint32_t>(type));
   }
@@ -444,15 +429,18 @@ TEST(TensorTypes, NamesEveryGgmlType) {
 }
 
 TEST(TensorTypes, BlockSizesMatchGgml) {
-  struct Expected { uint32_t code; int64_t elements; size_t bytes; };
+  struct Expected {
+    uint32_t code;
+    int64_t elements;
+    size_t bytes;
+  };
   const Expected table[] = {
-      {0, 1, 4},       {1, 1, 2},       {2, 32, 18},     {3, 32, 20},     {6, 32, 22},
-      {7, 32, 24},     {8, 32, 34},     {9, 32, 36},     {10, 256, 84},   {11, 256, 110},
-      {12, 256, 144},  {13, 256, 176},  {14, 256, 210},  {15, 256, 292},  {16, 256, 66},
-      {17, 256, 74},   {18, 256, 98},   {19, 256, 50},   {20, 32, 18},    {21, 256, 110},
-      {22, 256, 82},   {23, 256, 136},  {24, 1, 1},      {25, 1, 2},      {26, 1, 4},
-      {27, 1, 8},      {28, 1, 8},      {29, 256, 56},   {30, 1, 2},      {34, 256, 54},
-      {35, 256, 66},   {39, 32, 17},
+      {0, 1, 4},      {1, 1, 2},      {2, 32, 18},   {3, 32, 20},    {6, 32, 22},    {7, 32, 24},
+      {8, 32, 34},    {9, 32, 36},    {10, 256, 84}, {11, 256, 110}, {12, 256, 144}, {13, 256, 176},
+      {14, 256, 210}, {15, 256, 292}, {16, 256, 66}, {17, 256, 74},  {18, 256, 98},  {19, 256, 50},
+      {20, 32, 18},   {21, 256, 110}, {22, 256, 82}, {23, 256, 136}, {24, 1, 1},     {25, 1, 2},
+      {26, 1, 4},     {27, 1, 8},     {28, 1, 8},    {29, 256, 56},  {30, 1, 2},     {34, 256, 54},
+      {35, 256, 66},  {39, 32, 17},
   };
   for (const Expected& e : table) {
     const auto type = static_cast<TensorType>(e.code);
@@ -470,8 +458,8 @@ TEST(TensorTypes, BlockSizesMatchGgml) {
 TEST(TensorTypes, SupportsExactlyTheTypesMoaReads) {
   for (uint32_t code = 0; code < 64; ++code) {
     const auto type = static_cast<TensorType>(code);
-    const bool expected = code == 0 || code == 1 || code == 2 || code == 8 || code == 12 ||
-                          code == 14 || code == 30;
+    const bool expected =
+        code == 0 || code == 1 || code == 2 || code == 8 || code == 12 || code == 14 || code == 30;
     EXPECT_EQ(is_supported_type(type), expected) << code;
   }
 }
@@ -507,8 +495,8 @@ TEST(RowBytes, RejectsPartialBlocksAndUnknownTypes) {
 TEST(DequantizeRow, RejectsUnsupportedTypesByName) {
   std::vector<uint8_t> bytes(176);
   std::vector<float> out(256);
-  const std::string message = error_of(
-      [&] { dequantize_row(TensorType::kQ5_K, bytes.data(), out.data(), 256); });
+  const std::string message =
+      error_of([&] { dequantize_row(TensorType::kQ5_K, bytes.data(), out.data(), 256); });
   EXPECT_NE(message.find("Q5_K"), std::string::npos) << message;
   EXPECT_NE(error_of([&] { quantize_row(TensorType::kQ4_1, out.data(), bytes.data(), 32); }),
             "no error");
@@ -552,78 +540,75 @@ TEST(RealFiles, F16CopyHoldsTheNearestHalfOfEveryWeight) {
   MOA_REQUIRE_ASSET(derived_path, "models/stories260K-F16.gguf");
   const GgufFile original = GgufFile::open(original_path), derived = GgufFile::open(derived_path);
   int64_t mismatches = 0;
-  const int tensors = for_each_row(original, derived, TensorType::kF16,
-                                   [&](const TensorInfo&, const RowPair& row) {
-    const auto n = static_cast<int64_t>(row.original.size());
-    std::vector<float> y(row.original.size());
-    dequantize_row(TensorType::kF16, row.stored, y.data(), n);
-    for (size_t i = 0; i < y.size(); ++i) {
-      uint16_t stored;
-      std::memcpy(&stored, row.stored + 2 * i, 2);
-      mismatches += stored != fp32_to_fp16(row.original[i]);  // numpy's astype(float16) is RNE
-      const float x = row.original[i];
-      mismatches += std::fabs(y[i] - x) > std::ldexp(std::fabs(x), -11) + 0x1p-25f;
-    }
-  });
+  const int tensors =
+      for_each_row(original, derived, TensorType::kF16, [&](const TensorInfo&, const RowPair& row) {
+        const auto n = static_cast<int64_t>(row.original.size());
+        std::vector<float> y(row.original.size());
+        dequantize_row(TensorType::kF16, row.stored, y.data(), n);
+        for (size_t i = 0; i < y.size(); ++i) {
+          uint16_t stored;
+          std::memcpy(&stored, row.stored + 2 * i, 2);
+          mismatches += stored != fp32_to_fp16(row.original[i]);  // numpy's astype(float16) is RNE
+          const float x = row.original[i];
+          mismatches += std::fabs(y[i] - x) > std::ldexp(std::fabs(x), -11) + 0x1p-25f;
+        }
+      });
   EXPECT_EQ(tensors, 37);
   EXPECT_EQ(mismatches, 0);
+}
+
+struct BlockCheck {
+  int tensors = 0;
+  int64_t outside_bound = 0;    // values farther from the original than the bound allows
+  int64_t differing_bytes = 0;  // bytes where our quantizer disagrees with the file
+};
+
+// Compares a Q8_0/Q4_0 copy with the original: per 32-block error at most `steps` * amax/`levels`
+// (plus the fp16 rounding of d over `levels` codes), and our quantizer's bytes against the file's.
+BlockCheck check_block_copy(const GgufFile& original, const GgufFile& derived, TensorType type,
+                            float levels, float steps) {
+  BlockCheck result;
+  result.tensors =
+      for_each_row(original, derived, type, [&](const TensorInfo&, const RowPair& row) {
+        const auto n = static_cast<int64_t>(row.original.size());
+        std::vector<float> y(row.original.size());
+        dequantize_row(type, row.stored, y.data(), n);
+        for (int64_t b = 0; b < n / 32; ++b) {
+          const float* x = row.original.data() + b * 32;
+          float amax = 0;
+          for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[j]));
+          const float bound = amax / levels * (steps + levels / 2048.0f);
+          for (int j = 0; j < 32; ++j)
+            result.outside_bound += std::fabs(y[b * 32 + j] - x[j]) > bound;
+        }
+        std::vector<uint8_t> ours(row_bytes(type, n));
+        quantize_row(type, row.original.data(), ours.data(), n);
+        for (size_t i = 0; i < ours.size(); ++i) result.differing_bytes += ours[i] != row.stored[i];
+      });
+  return result;
 }
 
 TEST(RealFiles, Q8_0CopyMatchesOurQuantizerAndErrorBound) {
   MOA_REQUIRE_ASSET(original_path, "models/stories260K.gguf");
   MOA_REQUIRE_ASSET(derived_path, "models/stories260K-Q8_0.gguf");
-  const GgufFile original = GgufFile::open(original_path), derived = GgufFile::open(derived_path);
-  int64_t differing_bytes = 0, outside_bound = 0;
-  const int tensors = for_each_row(original, derived, TensorType::kQ8_0,
-                                   [&](const TensorInfo&, const RowPair& row) {
-    const auto n = static_cast<int64_t>(row.original.size());
-    std::vector<float> y(row.original.size());
-    dequantize_row(TensorType::kQ8_0, row.stored, y.data(), n);
-    for (int64_t b = 0; b < n / 32; ++b) {
-      float amax = 0;
-      for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(row.original[b * 32 + j]));
-      const float bound = amax / 127.0f * (0.5f + 127.0f / 2048.0f);
-      for (int j = 0; j < 32; ++j) {
-        outside_bound += std::fabs(y[b * 32 + j] - row.original[b * 32 + j]) > bound;
-      }
-    }
-    std::vector<uint8_t> ours(row_bytes(TensorType::kQ8_0, n));
-    quantize_row(TensorType::kQ8_0, row.original.data(), ours.data(), n);
-    for (size_t i = 0; i < ours.size(); ++i) differing_bytes += ours[i] != row.stored[i];
-  });
-  EXPECT_EQ(tensors, 32);
-  EXPECT_EQ(outside_bound, 0);
-  EXPECT_EQ(differing_bytes, 0);  // gguf-py's Q8_0 is bit-exact with ggml's reference quantizer
+  const BlockCheck check = check_block_copy(
+      GgufFile::open(original_path), GgufFile::open(derived_path), TensorType::kQ8_0, 127.0f, 0.5f);
+  EXPECT_EQ(check.tensors, 32);
+  EXPECT_EQ(check.outside_bound, 0);
+  EXPECT_EQ(check.differing_bytes, 0);  // gguf-py's Q8_0 is bit-exact with ggml's reference
 }
 
 TEST(RealFiles, Q4_0CopyMatchesOurQuantizerAndErrorBound) {
   MOA_REQUIRE_ASSET(original_path, "models/stories260K.gguf");
   MOA_REQUIRE_ASSET(derived_path, "models/stories260K-Q4_0.gguf");
-  const GgufFile original = GgufFile::open(original_path), derived = GgufFile::open(derived_path);
-  int64_t differing_bytes = 0, outside_bound = 0, total_bytes = 0;
-  const int tensors = for_each_row(original, derived, TensorType::kQ4_0,
-                                   [&](const TensorInfo&, const RowPair& row) {
-    const auto n = static_cast<int64_t>(row.original.size());
-    std::vector<float> y(row.original.size());
-    dequantize_row(TensorType::kQ4_0, row.stored, y.data(), n);
-    for (int64_t b = 0; b < n / 32; ++b) {
-      float amax = 0;
-      for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(row.original[b * 32 + j]));
-      const float bound = amax / 8.0f * (1.0f + 8.0f / 2048.0f);
-      for (int j = 0; j < 32; ++j) {
-        outside_bound += std::fabs(y[b * 32 + j] - row.original[b * 32 + j]) > bound;
-      }
-    }
-    std::vector<uint8_t> ours(row_bytes(TensorType::kQ4_0, n));
-    quantize_row(TensorType::kQ4_0, row.original.data(), ours.data(), n);
-    for (size_t i = 0; i < ours.size(); ++i) differing_bytes += ours[i] != row.stored[i];
-    total_bytes += static_cast<int64_t>(ours.size());
-  });
-  EXPECT_EQ(tensors, 32);
-  EXPECT_EQ(outside_bound, 0);
+  // A full step: a value of opposite sign to the extreme may be clipped from code 16 to 15.
+  const BlockCheck check = check_block_copy(
+      GgufFile::open(original_path), GgufFile::open(derived_path), TensorType::kQ4_0, 8.0f, 1.0f);
+  EXPECT_EQ(check.tensors, 32);
+  EXPECT_EQ(check.outside_bound, 0);
   // gguf-py computes x * (1/d) + 8.5 in float64, ggml (and we) in float32; no weight of this
   // model lands on a tie where the two differ.
-  EXPECT_EQ(differing_bytes, 0) << "of " << total_bytes;
+  EXPECT_EQ(check.differing_bytes, 0);
 }
 
 }  // namespace

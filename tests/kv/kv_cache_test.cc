@@ -1,11 +1,12 @@
 // The dense KV cache: layout as attention reads it, F16 rounding, per-sequence lengths and the
 // context checks.
+#include "kv/kv_cache.h"
+
 #include <gtest/gtest.h>
 
 #include <vector>
 
 #include "gguf/quant.h"
-#include "kv/kv_cache.h"
 #include "util/error.h"
 
 namespace moa {

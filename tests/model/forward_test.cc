@@ -1,6 +1,8 @@
 // The optimised forward pass against the double-precision reference on random models of both
 // architectures and every weight type, and the cache-consistency properties: prefill equals
 // token-by-token decode, chunked prefill equals one prefill, batch decode equals single decode.
+#include "model/forward.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -8,7 +10,6 @@
 #include <vector>
 
 #include "gguf/quant.h"
-#include "model/forward.h"
 #include "model/random_model.h"
 #include "model/reference_forward.h"
 #include "util/error.h"
@@ -31,7 +32,8 @@ KvCache make_cache(const Model& model, int64_t n_ctx = 64, int n_seq = 1,
 
 std::vector<TokenId> some_tokens(int64_t n, int64_t n_vocab, int salt = 0) {
   std::vector<TokenId> ids;
-  for (int64_t i = 0; i < n; ++i) ids.push_back(static_cast<TokenId>((i * 37 + 11 + salt * 101) % n_vocab));
+  for (int64_t i = 0; i < n; ++i)
+    ids.push_back(static_cast<TokenId>((i * 37 + 11 + salt * 101) % n_vocab));
   return ids;
 }
 
@@ -77,8 +79,7 @@ RandomModelSpec spec_for(Architecture arch, TensorType type) {
   return spec;
 }
 
-class ForwardVsReference
-    : public ::testing::TestWithParam<std::tuple<Architecture, TypeCase>> {};
+class ForwardVsReference : public ::testing::TestWithParam<std::tuple<Architecture, TypeCase>> {};
 
 TEST_P(ForwardVsReference, LogitsMatchWithinTolerance) {
   const auto [arch, type_case] = GetParam();
@@ -136,7 +137,8 @@ TEST_P(PrefillVsDecode, TokenByTokenDecodeEqualsPrefill) {
   const Model model = random_model(spec_for(Architecture::kQwen2, GetParam()));
   const std::vector<TokenId> tokens = some_tokens(10, model.config().n_vocab);
   KvCache prefill_cache = make_cache(model), decode_cache = make_cache(model);
-  const Logits prefill = forward_tokens(model, prefill_cache, 0, tokens, LogitsMode::kAll, kThreads);
+  const Logits prefill =
+      forward_tokens(model, prefill_cache, 0, tokens, LogitsMode::kAll, kThreads);
   for (size_t i = 0; i < tokens.size(); ++i) {
     const Logits step = forward_tokens(model, decode_cache, 0, std::span(tokens).subspan(i, 1),
                                        LogitsMode::kLast, kThreads);
@@ -148,7 +150,8 @@ TEST_P(PrefillVsDecode, TokenByTokenDecodeEqualsPrefill) {
 INSTANTIATE_TEST_SUITE_P(Types, PrefillVsDecode,
                          ::testing::Values(TensorType::kF32, TensorType::kF16, TensorType::kQ8_0),
                          [](const auto& info) {
-                           return std::string(gguf::tensor_type_name(static_cast<uint32_t>(info.param)));
+                           return std::string(
+                               gguf::tensor_type_name(static_cast<uint32_t>(info.param)));
                          });
 
 TEST(Forward, ChunkedPrefillEqualsOnePrefill) {
@@ -165,25 +168,28 @@ TEST(Forward, ChunkedPrefillEqualsOnePrefill) {
 TEST(Forward, BatchDecodeEqualsSingleSequenceDecode) {
   const Model model = random_model(spec_for(Architecture::kQwen2, TensorType::kQ8_0));
   const int64_t n_vocab = model.config().n_vocab;
-  const std::vector<std::vector<TokenId>> prompts = {some_tokens(7, n_vocab, 1),
-                                                     some_tokens(3, n_vocab, 2),
-                                                     some_tokens(11, n_vocab, 3)};
+  const std::vector<std::vector<TokenId>> prompts = {
+      some_tokens(7, n_vocab, 1), some_tokens(3, n_vocab, 2), some_tokens(11, n_vocab, 3)};
   KvCache batch_cache = make_cache(model, 32, 3);
   std::vector<Logits> single;
   for (int s = 0; s < 3; ++s) {
-    forward_tokens(model, batch_cache, s, prompts[static_cast<size_t>(s)], LogitsMode::kLast, kThreads);
+    forward_tokens(model, batch_cache, s, prompts[static_cast<size_t>(s)], LogitsMode::kLast,
+                   kThreads);
     KvCache own = make_cache(model, 32, 1);
     forward_tokens(model, own, 0, prompts[static_cast<size_t>(s)], LogitsMode::kLast, kThreads);
     const TokenId next = static_cast<TokenId>(100 + s);
-    single.push_back(forward_tokens(model, own, 0, std::span(&next, 1), LogitsMode::kLast, kThreads));
+    single.push_back(
+        forward_tokens(model, own, 0, std::span(&next, 1), LogitsMode::kLast, kThreads));
   }
   const std::vector<int> seqs = {0, 1, 2};
   const std::vector<TokenId> next = {100, 101, 102};
   const Logits batch = decode_tokens(model, batch_cache, seqs, next, kThreads);
   ASSERT_EQ(batch.n_rows(), 3);
   for (int s = 0; s < 3; ++s) {
-    EXPECT_LE(max_abs_diff(batch.row(s), single[static_cast<size_t>(s)].row(0)), 2e-3) << "seq " << s;
-    EXPECT_EQ(batch_cache.length(s), static_cast<int64_t>(prompts[static_cast<size_t>(s)].size()) + 1);
+    EXPECT_LE(max_abs_diff(batch.row(s), single[static_cast<size_t>(s)].row(0)), 2e-3)
+        << "seq " << s;
+    EXPECT_EQ(batch_cache.length(s),
+              static_cast<int64_t>(prompts[static_cast<size_t>(s)].size()) + 1);
   }
 }
 
@@ -210,8 +216,9 @@ TEST(Forward, RejectsBatchesThatExceedTheContext) {
   }
   EXPECT_EQ(cache.length(0), 0);  // nothing was stored
   forward_tokens(model, cache, 0, std::span(tokens).first(8), LogitsMode::kLast, kThreads);
-  EXPECT_THROW(forward_tokens(model, cache, 0, std::span(tokens).first(1), LogitsMode::kLast, kThreads),
-               Error);
+  EXPECT_THROW(
+      forward_tokens(model, cache, 0, std::span(tokens).first(1), LogitsMode::kLast, kThreads),
+      Error);
 }
 
 TEST(Forward, RejectsBadTokensAndMalformedBatches) {
@@ -244,8 +251,8 @@ TEST(Weights, EmbeddingRowIsTheDequantizedRow) {
   gguf::dequantize_row(t.type, t.data + 7 * stride, want.data(), n);
   embed_token(model.weights().token_embd, 7, got.data());
   EXPECT_EQ(got, want);
-  EXPECT_THROW(embed_token(model.weights().token_embd, static_cast<int32_t>(t.n_rows()), got.data()),
-               Error);
+  EXPECT_THROW(
+      embed_token(model.weights().token_embd, static_cast<int32_t>(t.n_rows()), got.data()), Error);
 }
 
 }  // namespace

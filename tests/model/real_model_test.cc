@@ -4,12 +4,11 @@
 // bound, and stories260K's well-known continuation.
 #include <gtest/gtest.h>
 
-#include <nlohmann/json.hpp>
-
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <vector>
 
@@ -84,8 +83,8 @@ TEST_P(GoldenLogits, MatchLlamaCppWithinTolerance) {
   Logits got = forward_tokens(model, cache, 0, prompt, LogitsMode::kAll, kThreads);
   const std::vector<TokenId> greedy = greedy_ids(once);
   for (int64_t step = 0; got.n_rows() < n_rows; ++step) {
-    const Logits next = forward_tokens(model, cache, 0, std::span(&greedy[step], 1),
-                                       LogitsMode::kLast, kThreads);
+    const Logits next =
+        forward_tokens(model, cache, 0, std::span(&greedy[step], 1), LogitsMode::kLast, kThreads);
     got.data.insert(got.data.end(), next.data.begin(), next.data.end());
   }
   double max_diff = 0.0;
@@ -116,8 +115,8 @@ TEST_P(GoldenLogits, GreedyIdsMatchUpToFragileSteps) {
       ASSERT_EQ(got, want[step]) << c.model << " prompt '" << line.at("prompt").get<std::string>()
                                  << "' step " << step;
       ++compared;
-      logits = forward_tokens(model, cache, 0, std::span(&want[step], 1), LogitsMode::kLast,
-                              kThreads);
+      logits =
+          forward_tokens(model, cache, 0, std::span(&want[step], 1), LogitsMode::kLast, kThreads);
     }
     if (std::string(c.model).find("stories260K.gguf") != std::string::npos) {
       EXPECT_EQ(compared, want.size()) << "F32 margins are all above the bound";
@@ -176,8 +175,9 @@ TEST(TinyRetrieval, AnswersTheTinyEvalPromptsGreedily) {
             model.tokenizer().encode(line.at("prompt").get<std::string>(), true, false);
         const int64_t n_answer =
             static_cast<int64_t>(model.tokenizer().encode(answer, false, false).size()) + 4;
-        KvCache cache(kv_cache_shape(model.config(), static_cast<int64_t>(ids.size()) + n_answer + 1,
-                                     1, kernels::KvType::kF32));
+        KvCache cache(kv_cache_shape(model.config(),
+                                     static_cast<int64_t>(ids.size()) + n_answer + 1, 1,
+                                     kernels::KvType::kF32));
         Logits logits = forward_tokens(model, cache, 0, ids, LogitsMode::kLast, kThreads);
         std::vector<TokenId> generated;
         for (int64_t i = 0; i < n_answer; ++i) {
@@ -185,7 +185,8 @@ TEST(TinyRetrieval, AnswersTheTinyEvalPromptsGreedily) {
               std::max_element(logits.data.begin(), logits.data.end()) - logits.data.begin());
           if (model.tokenizer().is_eog(next)) break;
           generated.push_back(next);
-          logits = forward_tokens(model, cache, 0, std::span(&next, 1), LogitsMode::kLast, kThreads);
+          logits =
+              forward_tokens(model, cache, 0, std::span(&next, 1), LogitsMode::kLast, kThreads);
         }
         EXPECT_NE(model.tokenizer().decode(generated).find(answer), std::string::npos)
             << model_path << ": " << line.dump();

@@ -102,11 +102,17 @@ inline std::vector<std::vector<double>> reference_forward(const gguf::GgufFile& 
   }
   for (int64_t l = 0; l < c.n_layer; ++l) {
     const std::string p = fmt::format("blk.{}.", l);
-    RefLayer w{ref_tensor(file, p + "attn_norm.weight"), ref_tensor(file, p + "attn_q.weight"),
-               ref_tensor(file, p + "attn_k.weight"),    ref_tensor(file, p + "attn_v.weight"),
-               {}, {}, {},
-               ref_tensor(file, p + "attn_output.weight"), ref_tensor(file, p + "ffn_norm.weight"),
-               ref_tensor(file, p + "ffn_gate.weight"),  ref_tensor(file, p + "ffn_up.weight"),
+    RefLayer w{ref_tensor(file, p + "attn_norm.weight"),
+               ref_tensor(file, p + "attn_q.weight"),
+               ref_tensor(file, p + "attn_k.weight"),
+               ref_tensor(file, p + "attn_v.weight"),
+               {},
+               {},
+               {},
+               ref_tensor(file, p + "attn_output.weight"),
+               ref_tensor(file, p + "ffn_norm.weight"),
+               ref_tensor(file, p + "ffn_gate.weight"),
+               ref_tensor(file, p + "ffn_up.weight"),
                ref_tensor(file, p + "ffn_down.weight")};
     if (c.has_qkv_bias) {
       w.bq = ref_tensor(file, p + "attn_q.bias");

@@ -1,11 +1,12 @@
 // Sampling (llama.cpp semantics), stop strings and chat templates.
+#include "model/sampler.h"
+
 #include <gtest/gtest.h>
 
 #include <map>
 #include <vector>
 
 #include "model/chat_template.h"
-#include "model/sampler.h"
 #include "util/error.h"
 
 namespace moa {

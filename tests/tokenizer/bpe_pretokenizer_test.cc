@@ -89,11 +89,35 @@ TEST(BpePretokenizer, RejectsUnknownNameListingTheSupportedOnes) {
 TEST(BpePretokenizer, EveryFamilyCompilesAndLosesNoText) {
   const std::string text =
       "Hello, y'all! 'RE\t\t 12345 3.14 нещо 我想在apple工作 😁 ～ ~ \u3000x\r\n\n  end  ";
-  for (const char* name :
-       {"default", "llama3", "llama-bpe", "dbrx", "smaug-bpe", "deepseek-llm", "deepseek-v3",
-        "deepseek-coder", "falcon", "starcoder", "refact", "command-r", "smollm", "gpt-2", "mpt",
-        "phi-2", "roberta-bpe", "qwen2", "deepseek-r1-qwen", "stablelm2", "poro-chat", "viking",
-        "tekken", "chameleon", "gpt-4o", "chatglm-bpe", "exaone", "olmo", "megrez"}) {
+  for (const char* name : {"default",
+                           "llama3",
+                           "llama-bpe",
+                           "dbrx",
+                           "smaug-bpe",
+                           "deepseek-llm",
+                           "deepseek-v3",
+                           "deepseek-coder",
+                           "falcon",
+                           "starcoder",
+                           "refact",
+                           "command-r",
+                           "smollm",
+                           "gpt-2",
+                           "mpt",
+                           "phi-2",
+                           "roberta-bpe",
+                           "qwen2",
+                           "deepseek-r1-qwen",
+                           "stablelm2",
+                           "poro-chat",
+                           "viking",
+                           "tekken",
+                           "chameleon",
+                           "gpt-4o",
+                           "chatglm-bpe",
+                           "exaone",
+                           "olmo",
+                           "megrez"}) {
     std::string joined;
     for (const std::string& word : bpe_pretokenize(name, text)) {
       EXPECT_FALSE(word.empty()) << name;
@@ -115,9 +139,8 @@ Words split_with_unicode_regex(const std::string& pattern, const std::string& te
   pcre2_match_data* match = pcre2_match_data_create_from_pattern(code, nullptr);
   Words words;
   size_t pos = 0;
-  while (pos < text.size() &&
-         pcre2_match(code, reinterpret_cast<PCRE2_SPTR>(text.data()), text.size(), pos, 0, match,
-                     nullptr) > 0) {
+  while (pos < text.size() && pcre2_match(code, reinterpret_cast<PCRE2_SPTR>(text.data()),
+                                          text.size(), pos, 0, match, nullptr) > 0) {
     const PCRE2_SIZE* ovector = pcre2_get_ovector_pointer(match);
     if (ovector[0] > pos) words.push_back(text.substr(pos, ovector[0] - pos));
     words.push_back(text.substr(ovector[0], ovector[1] - ovector[0]));
@@ -131,8 +154,7 @@ Words split_with_unicode_regex(const std::string& pattern, const std::string& te
 
 void expect_same_split_as_unicode_regex(const char* pre_name, const std::string& pattern) {
   MOA_REQUIRE_ASSET(inp_path, "data/tokenizer/ggml-vocab-qwen2.gguf.inp");
-  const std::vector<std::string> inputs =
-      split_vocab_test_inputs(::moa::test::read_file(inp_path));
+  const std::vector<std::string> inputs = split_vocab_test_inputs(::moa::test::read_file(inp_path));
   ASSERT_EQ(inputs.size(), 46u);
   for (size_t i = 0; i < inputs.size(); ++i) {
     EXPECT_EQ(bpe_pretokenize(pre_name, inputs[i]), split_with_unicode_regex(pattern, inputs[i]))
@@ -156,7 +178,8 @@ TEST(BpePretokenizer, Llama3MatchesTheTokenizerJsonRegexOnLlamaCppTestInputs) {
 
 TEST(BpePretokenizer, Gpt2MatchesTheOriginalRegexOnLlamaCppTestInputs) {
   expect_same_split_as_unicode_regex(
-      "gpt-2", "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+");
+      "gpt-2",
+      "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+");
 }
 
 }  // namespace

@@ -64,7 +64,7 @@ std::vector<TokenId> encode(const Vocab& vocab, std::string_view text) {
 
 TEST(BpeEncode, MergesLowestRankFirst) {
   const Vocab vocab = make_small_vocab();
-  EXPECT_EQ(encode(vocab, "abc"), (std::vector<TokenId>{5}));     // b+c, then a+bc
+  EXPECT_EQ(encode(vocab, "abc"), (std::vector<TokenId>{5}));  // b+c, then a+bc
   EXPECT_EQ(encode(vocab, "ab"), (std::vector<TokenId>{3}));
   EXPECT_EQ(encode(vocab, "abab"), (std::vector<TokenId>{3, 3}));
   EXPECT_EQ(encode(vocab, "cab"), (std::vector<TokenId>{2, 3}));  // no "c a" merge
@@ -148,7 +148,8 @@ void expect_llama_cpp_test_cases(const std::string& gguf_path, const std::string
                   << "  input:    '" << inputs[i] << "'\n"
                   << "  expected:" << ids_to_string(expected[i]) << "  "
                   << pieces_to_string(tokenizer, expected[i]) << "\n"
-                  << "  got:     " << ids_to_string(got) << "  " << pieces_to_string(tokenizer, got);
+                  << "  got:     " << ids_to_string(got) << "  "
+                  << pieces_to_string(tokenizer, got);
   }
   EXPECT_EQ(failures, 0);
 }
@@ -159,7 +160,9 @@ void expect_vocab_file_passes(const std::string& vocab_name) {
 }
 
 TEST(BpeVocab, Gpt2MatchesLlamaCppTestCases) { expect_vocab_file_passes("gpt-2"); }
-TEST(BpeVocab, DeepseekCoderMatchesLlamaCppTestCases) { expect_vocab_file_passes("deepseek-coder"); }
+TEST(BpeVocab, DeepseekCoderMatchesLlamaCppTestCases) {
+  expect_vocab_file_passes("deepseek-coder");
+}
 TEST(BpeVocab, DeepseekLlmMatchesLlamaCppTestCases) { expect_vocab_file_passes("deepseek-llm"); }
 TEST(BpeVocab, FalconMatchesLlamaCppTestCases) { expect_vocab_file_passes("falcon"); }
 TEST(BpeVocab, MptMatchesLlamaCppTestCases) { expect_vocab_file_passes("mpt"); }
@@ -175,9 +178,9 @@ void expect_optional_vocab_passes(const char* env_var, const std::string& vocab_
     path = test::asset_path("data/tokenizer/ggml-vocab-" + vocab_name + ".gguf");
   }
   if (path.empty() || !std::filesystem::exists(path)) {
-    GTEST_SKIP() << "\n*** MISSING TEST ASSET: a GGUF with the " << vocab_name
-                 << " tokenizer (set " << env_var << " or add " << test::assets_dir()
-                 << "/data/tokenizer/ggml-vocab-" << vocab_name << ".gguf) ***\n";
+    GTEST_SKIP() << "\n*** MISSING TEST ASSET: a GGUF with the " << vocab_name << " tokenizer (set "
+                 << env_var << " or add " << test::assets_dir() << "/data/tokenizer/ggml-vocab-"
+                 << vocab_name << ".gguf) ***\n";
   }
   expect_llama_cpp_test_cases(path, test_name);
 }

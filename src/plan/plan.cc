@@ -1,0 +1,127 @@
+// Plan arithmetic: spans, masks, densities, and the checks that a plan fits a model.
+#include "plan/plan.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "util/error.h"
+
+namespace moa {
+
+int64_t ElasticRule::span(int64_t n) const {
+  const double raw = alpha + beta * static_cast<double>(n);
+  if (std::isnan(raw) || raw < 0.0) {
+    fail("rule (alpha {}, beta {}) gives span {} at length {}: spans must be non-negative numbers", alpha, beta, raw, n);
+  }
+  const double rounded = std::floor(raw + 1e-9);
+  if (rounded >= static_cast<double>(n)) return std::max<int64_t>(n, kMinSpan);
+  return std::max<int64_t>(static_cast<int64_t>(rounded), kMinSpan);
+}
+
+std::vector<kernels::BandMask> SparsePlan::band_masks(int64_t layer, int64_t n) const {
+  std::vector<kernels::BandMask> masks;
+  masks.reserve(rules.at(layer).size());
+  for (const ElasticRule& r : rules.at(layer)) masks.push_back({sinks, r.span(n)});
+  return masks;
+}
+
+ModelIdentity identity_of(const ModelConfig& config, const std::string& hash) {
+  return {config.arch_name, config.n_layer, config.n_head, config.n_head_kv, hash};
+}
+
+namespace {
+SparsePlan plan_with_rule(const ModelIdentity& model, const ElasticRule& rule, int64_t sinks, const char* method) {
+  SparsePlan plan;
+  plan.method = method;
+  plan.model = model;
+  plan.sinks = sinks;
+  plan.rules.assign(model.n_layer, std::vector<ElasticRule>(model.n_head_kv, rule));
+  return plan;
+}
+}  // namespace
+
+SparsePlan uniform_plan(const ModelIdentity& model, int64_t window, int64_t sinks) {
+  if (window < 1) fail("--window: {} must be at least 1", window);
+  if (sinks < 0) fail("--sinks: {} must not be negative", sinks);
+  return plan_with_rule(model, {static_cast<double>(window), 0.0}, sinks, "uniform");
+}
+
+SparsePlan dense_plan(const ModelIdentity& model) { return plan_with_rule(model, {0.0, 1.0}, 0, "dense"); }
+
+void check_plan_matches(const SparsePlan& plan, const ModelIdentity& model, const std::string& name) {
+  const ModelIdentity& p = plan.model;
+  if (p.architecture != model.architecture) {
+    fail("{}: plan is for architecture '{}', the model is '{}'", name, p.architecture, model.architecture);
+  }
+  if (p.n_layer != model.n_layer) fail("{}: plan has {} layers, the model has {}", name, p.n_layer, model.n_layer);
+  if (p.n_head != model.n_head || p.n_head_kv != model.n_head_kv) {
+    fail("{}: plan is for {} heads ({} KV heads), the model has {} ({})", name, p.n_head, p.n_head_kv, model.n_head, model.n_head_kv);
+  }
+  if (!p.hash.empty() && !model.hash.empty() && p.hash != model.hash) {
+    fail("{}: plan was made for model hash {}, this model's hash is {}", name, p.hash, model.hash);
+  }
+}
+
+void validate_plan(const SparsePlan& plan, const std::string& name) {
+  if (plan.sinks < 0) fail("{}: sinks: {} must not be negative", name, plan.sinks);
+  if (plan.block_size < 1) fail("{}: block_size: {} must be positive", name, plan.block_size);
+  if (static_cast<int64_t>(plan.rules.size()) != plan.model.n_layer) {
+    fail("{}: rules: {} layers, but model.n_layer is {}", name, plan.rules.size(), plan.model.n_layer);
+  }
+  for (size_t l = 0; l < plan.rules.size(); ++l) {
+    if (static_cast<int64_t>(plan.rules[l].size()) != plan.model.n_head_kv) {
+      fail("{}: rules[{}]: {} KV heads, but model.n_head_kv is {}", name, l, plan.rules[l].size(), plan.model.n_head_kv);
+    }
+    for (size_t h = 0; h < plan.rules[l].size(); ++h) {
+      const ElasticRule& r = plan.rules[l][h];
+      if (!std::isfinite(r.alpha) || !std::isfinite(r.beta)) {
+        fail("{}: rules[{}][{}]: alpha {} and beta {} must be finite numbers", name, l, h, r.alpha, r.beta);
+      }
+      if (r.beta < 0.0 || r.beta > 1.0) fail("{}: rules[{}][{}]: beta {} is outside [0, 1]", name, l, h, r.beta);
+    }
+  }
+  for (const DensityBudget& b : plan.density_budgets) {
+    if (!(b.density > 0.0 && b.density <= 1.0) || b.length < 1) {
+      fail("{}: density_budgets: density {} at length {} must be in (0, 1] at a positive length", name, b.density, b.length);
+    }
+  }
+}
+
+double kv_density(const SparsePlan& plan, int64_t n) {
+  double sum = 0.0;
+  int64_t heads = 0;
+  for (const auto& layer : plan.rules) {
+    for (const ElasticRule& r : layer) {
+      sum += static_cast<double>(r.span(n)) / static_cast<double>(n);
+      ++heads;
+    }
+  }
+  return heads == 0 ? 1.0 : sum / heads;
+}
+
+int64_t visible_pairs(int64_t n, int64_t span, int64_t sinks) {
+  int64_t total = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t band = std::min(span, i + 1);           // keys i-span+1 .. i
+    const int64_t sink = std::min(sinks, i + 1);          // keys 0 .. sinks-1
+    const int64_t band_start = i + 1 - band;
+    const int64_t overlap = std::max<int64_t>(0, sink - band_start);
+    total += band + sink - overlap;
+  }
+  return total;
+}
+
+double causal_area_density(const SparsePlan& plan, int64_t n) {
+  const double area = static_cast<double>(n) * static_cast<double>(n + 1) / 2.0;
+  double sum = 0.0;
+  int64_t heads = 0;
+  for (const auto& layer : plan.rules) {
+    for (const ElasticRule& r : layer) {
+      sum += static_cast<double>(visible_pairs(n, r.span(n), plan.sinks)) / area;
+      ++heads;
+    }
+  }
+  return heads == 0 ? 1.0 : sum / heads;
+}
+
+}  // namespace moa
