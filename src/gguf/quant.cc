@@ -19,6 +19,9 @@
 namespace moa::gguf {
 namespace {
 
+// GGUF is little-endian and blocks are read by memcpy into host integers.
+static_assert(std::endian::native == std::endian::little, "moa reads GGUF on little-endian hosts");
+
 uint16_t load_u16(const uint8_t* p) {
   uint16_t v;
   std::memcpy(&v, p, sizeof v);
@@ -62,13 +65,18 @@ void dequantize_q4_0(const uint8_t* block, float* y) {
   const float d = half_to_float(load_u16(block + offsetof(BlockQ4_0, d)));
   const uint8_t* qs = block + offsetof(BlockQ4_0, qs);
   constexpr int kHalf = kQK4_0 / 2;
-  // Unpacking to bytes first gives the compiler one 32-wide convert loop, as for Q8_0.
-  int8_t q[kQK4_0];
-  for (int j = 0; j < kHalf; ++j) {
-    q[j] = static_cast<int8_t>((qs[j] & 0x0F) - 8);
-    q[j + kHalf] = static_cast<int8_t>((qs[j] >> 4) - 8);
+  // Splitting nibbles eight bytes at a time leaves one 32-wide convert loop, as for Q8_0 (a
+  // 16-iteration byte loop is shorter than the vector width and would stay scalar).
+  uint8_t q[kQK4_0];
+  for (int half = 0; half < 2; ++half) {
+    uint64_t packed;
+    std::memcpy(&packed, qs + 8 * half, 8);
+    const uint64_t low = packed & 0x0F0F0F0F0F0F0F0Full,
+                   high = (packed >> 4) & 0x0F0F0F0F0F0F0F0Full;
+    std::memcpy(q + 8 * half, &low, 8);
+    std::memcpy(q + kHalf + 8 * half, &high, 8);
   }
-  for (int j = 0; j < kQK4_0; ++j) y[j] = static_cast<float>(q[j]) * d;
+  for (int j = 0; j < kQK4_0; ++j) y[j] = static_cast<float>(q[j] - 8) * d;
 }
 
 // Unpacks sub-block j's 6-bit scale and min from Q4_K's 12 bytes (ggml's get_scale_min_k4):
@@ -111,6 +119,7 @@ void dequantize_q6_k(const uint8_t* block, float* y) {
   const uint8_t* qh = block + offsetof(BlockQ6_K, qh);
   const auto* sc = reinterpret_cast<const int8_t*>(block + offsetof(BlockQ6_K, scales));
   for (int half = 0; half < 2; ++half, ql += 64, qh += 32, sc += 8, y += 128) {
+    // Split at l = 16 so each inner loop has fixed scales (ggml: d * sc[is] * q, in that order).
     for (int is = 0; is < 2; ++is) {
       const float s0 = d * static_cast<float>(sc[is + 0]), s1 = d * static_cast<float>(sc[is + 2]);
       const float s2 = d * static_cast<float>(sc[is + 4]), s3 = d * static_cast<float>(sc[is + 6]);
@@ -178,46 +187,57 @@ void pack_q4_k_scales(const int* scale, const int* min, uint8_t* packed) {
   }
 }
 
+// Q4_K's per-block parameters: value = step[s] * code - min_value[s] for sub-block s, where
+// step = d * scale_q and min_value = dmin * min_q, exactly as dequantize_q4_k computes them.
+struct Q4KScales {
+  uint16_t d_bits = 0, dmin_bits = 0;
+  int scale_q[8] = {}, min_q[8] = {};
+  float step[8] = {}, min_value[8] = {};
+};
+
 // Per sub-block of 32: the offset covers min(0, min x) and the step covers the rest of the
 // range; both 6-bit multipliers are rounded up so every value lies inside the grid.
-void quantize_q4_k(const float* x, uint8_t* block) {
+Q4KScales choose_q4_k_scales(const float* x) {
   constexpr int kSub = 8, kLen = 32;
-  float offset[kSub], top[kSub];
-  float max_offset = 0.0f;
+  Q4KScales p;
+  float offset[kSub], top[kSub], step_wanted[kSub];
+  float max_offset = 0.0f, max_step = 0.0f;
   for (int s = 0; s < kSub; ++s) {
     const auto [lo, hi] = std::minmax_element(x + s * kLen, x + (s + 1) * kLen);
     offset[s] = std::max(0.0f, -*lo);
     top[s] = *hi;
     max_offset = std::max(max_offset, offset[s]);
   }
-  const uint16_t dmin_bits = fp16_at_least(max_offset / 63.0f);
-  const float dmin = half_to_float(dmin_bits);
-  int min_q[kSub], scale_q[kSub];
-  float min_value[kSub], step_wanted[kSub];
-  float max_step = 0.0f;
+  p.dmin_bits = fp16_at_least(max_offset / 63.0f);
+  const float dmin = half_to_float(p.dmin_bits);
   for (int s = 0; s < kSub; ++s) {
-    min_q[s] = dmin == 0.0f ? 0 : std::min(63, static_cast<int>(std::ceil(offset[s] / dmin)));
-    min_value[s] = dmin * static_cast<float>(min_q[s]);
-    step_wanted[s] = std::max(0.0f, (top[s] + min_value[s]) / 15.0f);
+    p.min_q[s] = dmin == 0.0f ? 0 : std::min(63, static_cast<int>(std::ceil(offset[s] / dmin)));
+    p.min_value[s] = dmin * static_cast<float>(p.min_q[s]);
+    step_wanted[s] = std::max(0.0f, (top[s] + p.min_value[s]) / 15.0f);
     max_step = std::max(max_step, step_wanted[s]);
   }
-  const uint16_t d_bits = fp16_at_least(max_step / 63.0f);
-  const float d = half_to_float(d_bits);
+  p.d_bits = fp16_at_least(max_step / 63.0f);
+  const float d = half_to_float(p.d_bits);
   for (int s = 0; s < kSub; ++s) {
-    scale_q[s] = d == 0.0f ? 0 : std::min(63, static_cast<int>(std::ceil(step_wanted[s] / d)));
+    p.scale_q[s] = d == 0.0f ? 0 : std::min(63, static_cast<int>(std::ceil(step_wanted[s] / d)));
+    p.step[s] = d * static_cast<float>(p.scale_q[s]);
   }
-  store_u16(block + offsetof(BlockQ4_K, d), d_bits);
-  store_u16(block + offsetof(BlockQ4_K, dmin), dmin_bits);
-  pack_q4_k_scales(scale_q, min_q, block + offsetof(BlockQ4_K, scales));
-  uint8_t* qs = block + offsetof(BlockQ4_K, qs);
+  return p;
+}
+
+void quantize_q4_k(const float* x, uint8_t* block) {
+  const Q4KScales p = choose_q4_k_scales(x);
+  store_u16(block + offsetof(BlockQ4_K, d), p.d_bits);
+  store_u16(block + offsetof(BlockQ4_K, dmin), p.dmin_bits);
+  pack_q4_k_scales(p.scale_q, p.min_q, block + offsetof(BlockQ4_K, scales));
   uint8_t q[kQK_K];
-  for (int s = 0; s < kSub; ++s) {
-    const float step = d * static_cast<float>(scale_q[s]);
-    for (int l = 0; l < kLen; ++l) {
-      const float v = x[s * kLen + l] + min_value[s];
-      q[s * kLen + l] = static_cast<uint8_t>(step == 0.0f ? 0 : nearest_clamped(v / step, 0, 15));
-    }
+  for (int i = 0; i < kQK_K; ++i) {
+    const int s = i / 32;
+    const float v = x[i] + p.min_value[s];
+    q[i] = static_cast<uint8_t>(p.step[s] == 0.0f ? 0 : nearest_clamped(v / p.step[s], 0, 15));
   }
+  // Each 32 bytes hold two sub-blocks: the first in the low nibbles, the second in the high.
+  uint8_t* qs = block + offsetof(BlockQ4_K, qs);
   for (int pair = 0; pair < 4; ++pair) {
     for (int l = 0; l < 32; ++l) {
       qs[pair * 32 + l] = static_cast<uint8_t>(q[pair * 64 + l] | (q[pair * 64 + 32 + l] << 4));

@@ -2,10 +2,11 @@
 // detokenize: special tokens are cut out of the text first (longest first), the plain fragments
 // go to the SentencePiece or BPE encoder, and decoding maps tokens back to bytes. Also the
 // streaming decoder and the reader for llama.cpp's tokenizer test files.
+#include "tokenizer/tokenizer.h"
+
 #include <algorithm>
 #include <cctype>
 
-#include "tokenizer/tokenizer.h"
 #include "tokenizer/utf8.h"
 #include "tokenizer/vocab.h"
 #include "util/error.h"
@@ -56,7 +57,8 @@ std::vector<Fragment> partition_special_tokens(const Vocab& vocab, std::string_v
   fragments.push_back({-1, 0, text.size()});
   for (TokenId special : vocab.special_tokens_by_length) {
     // Without parse_special only user-defined tokens are matched (as HF tokenizers do).
-    if (!parse_special && vocab.has_attr(special, token_attr::kControl | token_attr::kUnknown)) continue;
+    if (!parse_special && vocab.has_attr(special, token_attr::kControl | token_attr::kUnknown))
+      continue;
     std::vector<Fragment> next;
     next.reserve(fragments.size());
     for (const Fragment& fragment : fragments) {
@@ -107,7 +109,8 @@ std::string unescape_spaces(std::string_view text) {
   size_t pos = 0;
   while (pos < text.size()) {
     const size_t next = text.find(kSpaceMarker, pos);
-    out.append(text.substr(pos, next == std::string_view::npos ? std::string_view::npos : next - pos));
+    out.append(
+        text.substr(pos, next == std::string_view::npos ? std::string_view::npos : next - pos));
     if (next == std::string_view::npos) break;
     out += ' ';
     pos = next + kSpaceMarker.size();
@@ -187,7 +190,8 @@ Tokenizer::Tokenizer(Tokenizer&&) noexcept = default;
 Tokenizer& Tokenizer::operator=(Tokenizer&&) noexcept = default;
 Tokenizer::~Tokenizer() = default;
 
-std::vector<TokenId> Tokenizer::encode(std::string_view text, bool add_special, bool parse_special) const {
+std::vector<TokenId> Tokenizer::encode(std::string_view text, bool add_special,
+                                       bool parse_special) const {
   const Vocab& vocab = *vocab_;
   const std::vector<Fragment> fragments = partition_special_tokens(vocab, text, parse_special);
   std::vector<TokenId> out;
@@ -231,7 +235,8 @@ const std::string& Tokenizer::token_text(TokenId id) const {
 TokenizerKind Tokenizer::kind() const { return vocab_->kind; }
 
 std::string Tokenizer::kind_name() const {
-  return vocab_->kind == TokenizerKind::kSentencePiece ? "llama (SentencePiece)" : "gpt2 (byte-level BPE)";
+  return vocab_->kind == TokenizerKind::kSentencePiece ? "llama (SentencePiece)"
+                                                       : "gpt2 (byte-level BPE)";
 }
 
 const std::string& Tokenizer::pre_name() const { return vocab_->pre_name; }

@@ -67,7 +67,7 @@ size_t invalid_span_length(std::string_view text, size_t pos) {
 
 size_t sequence_length(uint8_t lead) {
   static constexpr uint8_t kLengthByHighNibble[16] = {1, 1, 1, 1, 1, 1, 1, 1,
-                                                       1, 1, 1, 1, 2, 2, 3, 4};
+                                                      1, 1, 1, 1, 2, 2, 3, 4};
   return kLengthByHighNibble[lead >> 4];
 }
 

@@ -53,7 +53,9 @@ struct Vocab {
   // Control / user-defined / unknown tokens sorted longest first, for special-token partitioning.
   std::vector<TokenId> special_tokens_by_length;
 
-  bool has_attr(TokenId id, uint32_t attr) const { return (attrs[static_cast<size_t>(id)] & attr) != 0; }
+  bool has_attr(TokenId id, uint32_t attr) const {
+    return (attrs[static_cast<size_t>(id)] & attr) != 0;
+  }
   TokenId find(std::string_view text) const {
     auto it = token_to_id.find(text);
     return it == token_to_id.end() ? -1 : it->second;

@@ -94,13 +94,20 @@ void read_tokens(const gguf::GgufFile& file, Vocab& vocab) {
 
 uint32_t attr_of_type(int64_t type) {
   switch (static_cast<TokenType>(type)) {
-    case TokenType::kUnknown: return token_attr::kUnknown;
-    case TokenType::kUnused: return token_attr::kUnused;
-    case TokenType::kNormal: return token_attr::kNormal;
-    case TokenType::kControl: return token_attr::kControl;
-    case TokenType::kUserDefined: return token_attr::kUserDefined;
-    case TokenType::kByte: return token_attr::kByte;
-    default: return 0;
+    case TokenType::kUnknown:
+      return token_attr::kUnknown;
+    case TokenType::kUnused:
+      return token_attr::kUnused;
+    case TokenType::kNormal:
+      return token_attr::kNormal;
+    case TokenType::kControl:
+      return token_attr::kControl;
+    case TokenType::kUserDefined:
+      return token_attr::kUserDefined;
+    case TokenType::kByte:
+      return token_attr::kByte;
+    default:
+      return 0;
   }
 }
 
@@ -147,7 +154,8 @@ void read_merges(const gguf::GgufFile& file, Vocab& vocab) {
 
 // An id key overrides the default only when it names a token of the vocab; llama.cpp ignores
 // out-of-range values (e.g. 4294967295 meaning "none") with a warning.
-void read_token_id(const gguf::GgufFile& file, std::string_view key, const Vocab& vocab, TokenId& id) {
+void read_token_id(const gguf::GgufFile& file, std::string_view key, const Vocab& vocab,
+                   TokenId& id) {
   if (id >= static_cast<TokenId>(vocab.tokens.size())) id = -1;
   const gguf::Value* value = file.find(key);
   if (value == nullptr || !value->is_integer()) return;
@@ -169,28 +177,38 @@ void read_special_ids_and_flags(const gguf::GgufFile& file, Vocab& vocab) {
   read_token_id(file, "tokenizer.ggml.seperator_token_id", vocab, vocab.sep);
   read_token_id(file, "tokenizer.ggml.padding_token_id", vocab, vocab.pad);
 
-  vocab.add_space_prefix = file.find_bool("tokenizer.ggml.add_space_prefix").value_or(vocab.add_space_prefix);
+  vocab.add_space_prefix =
+      file.find_bool("tokenizer.ggml.add_space_prefix").value_or(vocab.add_space_prefix);
   vocab.add_bos = file.find_bool("tokenizer.ggml.add_bos_token").value_or(vocab.add_bos);
   vocab.add_eos = file.find_bool("tokenizer.ggml.add_eos_token").value_or(vocab.add_eos);
   if (vocab.add_bos && vocab.bos < 0) {
-    fail("{}: tokenizer.ggml.add_bos_token is true but tokenizer.ggml.bos_token_id is not set", file.path());
+    fail("{}: tokenizer.ggml.add_bos_token is true but tokenizer.ggml.bos_token_id is not set",
+         file.path());
   }
   if (vocab.add_eos && vocab.eos < 0) {
-    fail("{}: tokenizer.ggml.add_eos_token is true but tokenizer.ggml.eos_token_id is not set", file.path());
+    fail("{}: tokenizer.ggml.add_eos_token is true but tokenizer.ggml.eos_token_id is not set",
+         file.path());
   }
   vocab.linefeed = vocab.find(vocab.kind == TokenizerKind::kSentencePiece ? "<0x0A>" : "\xC4\x8A");
 }
 
 // Token texts llama.cpp treats as end-of-turn / end-of-generation when the GGUF does not say.
 constexpr std::array<std::string_view, 8> kEotTexts = {
-    "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<EOT>", "_<EOT>",
-    "<\xEF\xBD\x9C" "end\xE2\x96\x81of\xE2\x96\x81sentence\xEF\xBD\x9C>"};
+    "<|eot_id|>",
+    "<|im_end|>",
+    "<|end|>",
+    "<end_of_turn>",
+    "<|endoftext|>",
+    "<EOT>",
+    "_<EOT>",
+    "<\xEF\xBD\x9C"
+    "end\xE2\x96\x81of\xE2\x96\x81sentence\xEF\xBD\x9C>"};
 constexpr std::array<std::string_view, 9> kEogTexts = {
-    "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
+    "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>",  "<|endoftext|>",
     "<|eom_id|>", "<EOT>",      "_<EOT>",  "<|end_of_text|>"};
 constexpr std::array<std::string_view, 9> kFimEogTexts = {
-    "<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "<|fim_repo|>", "<|repo_name|>",
-    "<fim-repo>",  "<REPO>",    "<|file_sep|>"};
+    "<|fim_pad|>",   "<fim-pad>",  "<fim_pad>", "<PAD>",       "<|fim_repo|>",
+    "<|repo_name|>", "<fim-repo>", "<REPO>",    "<|file_sep|>"};
 
 template <size_t N>
 bool text_in(const std::array<std::string_view, N>& list, std::string_view text) {
@@ -234,9 +252,11 @@ void mark_end_tokens(Vocab& vocab) {
 }
 
 void build_special_token_cache(Vocab& vocab) {
-  constexpr uint32_t kSpecial = token_attr::kControl | token_attr::kUserDefined | token_attr::kUnknown;
+  constexpr uint32_t kSpecial =
+      token_attr::kControl | token_attr::kUserDefined | token_attr::kUnknown;
   for (size_t i = 0; i < vocab.tokens.size(); ++i) {
-    if (vocab.attrs[i] & kSpecial) vocab.special_tokens_by_length.push_back(static_cast<TokenId>(i));
+    if (vocab.attrs[i] & kSpecial)
+      vocab.special_tokens_by_length.push_back(static_cast<TokenId>(i));
   }
   std::stable_sort(vocab.special_tokens_by_length.begin(), vocab.special_tokens_by_length.end(),
                    [&](TokenId a, TokenId b) {
@@ -251,7 +271,8 @@ void apply_model_specific_attributes(const gguf::GgufFile& file, Vocab& vocab) {
   std::transform(name.begin(), name.end(), name.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   if (name.find("phi-3") == std::string::npos && name.find("phi3") == std::string::npos) return;
-  for (TokenId id : vocab.special_tokens_by_length) vocab.attrs[static_cast<size_t>(id)] |= token_attr::kRstrip;
+  for (TokenId id : vocab.special_tokens_by_length)
+    vocab.attrs[static_cast<size_t>(id)] |= token_attr::kRstrip;
   auto set_rstrip = [&](std::string_view text, bool on) {
     const TokenId id = vocab.find(text);
     if (id < 0) return;

@@ -2,9 +2,8 @@
 // (tests/test-tokenizer-0 format: 46 inputs in .inp, expected ids in .out, produced with
 // add_special=false, parse_special=false) and against prompt ids llama.cpp reported for the
 // stories260K model.
-#include <gtest/gtest.h>
-
 #include <fmt/format.h>
+#include <gtest/gtest.h>
 
 #include <algorithm>
 #include <sstream>
@@ -53,7 +52,8 @@ std::string describe(const Tokenizer& tok, const std::vector<TokenId>& ids) {
   std::string out = "[";
   for (size_t i = 0; i < ids.size(); ++i) {
     const bool valid = ids[i] >= 0 && ids[i] < tok.n_vocab();
-    out += fmt::format("{}{} '{}'", i == 0 ? "" : ", ", ids[i], valid ? escaped(tok.token_text(ids[i])) : "?");
+    out += fmt::format("{}{} '{}'", i == 0 ? "" : ", ", ids[i],
+                       valid ? escaped(tok.token_text(ids[i])) : "?");
   }
   return out + "]";
 }
@@ -87,7 +87,8 @@ TEST(SpmVocab, LlamaSpmMatchesLlamaCpp) {
 }
 
 TEST(SpmVocab, Phi3MatchesLlamaCpp) {
-  expect_matches_llama_cpp("data/tokenizer/ggml-vocab-phi-3.gguf", "data/tokenizer/ggml-vocab-phi-3.gguf.inp",
+  expect_matches_llama_cpp("data/tokenizer/ggml-vocab-phi-3.gguf",
+                           "data/tokenizer/ggml-vocab-phi-3.gguf.inp",
                            "data/tokenizer/ggml-vocab-phi-3.gguf.out");
 }
 
@@ -97,7 +98,8 @@ TEST(SpmVocab, Stories260KMatchesLlamaCpp) {
 }
 
 TEST(SpmVocab, LlamaTinyRandomMatchesLlamaCpp) {
-  expect_matches_llama_cpp("models/llama-2-tiny-random.gguf", "data/tokenizer/ggml-vocab-llama-spm.gguf.inp",
+  expect_matches_llama_cpp("models/llama-2-tiny-random.gguf",
+                           "data/tokenizer/ggml-vocab-llama-spm.gguf.inp",
                            "data/tokenizer/ggml-vocab-llama-spm.gguf.out");
 }
 
@@ -113,9 +115,12 @@ TEST(SpmVocab, DecodeRoundTripsEveryTestInput) {
 TEST(SpmVocab, Stories260KPromptsMatchLlamaCpp) {
   MOA_REQUIRE_ASSET(gguf_path, "models/stories260K.gguf");
   const Tokenizer tok = Tokenizer::from_gguf(gguf::GgufFile::open(gguf_path));
-  EXPECT_EQ(tok.encode("Once upon a time", true, false), (std::vector<TokenId>{1, 403, 407, 261, 378}));
+  EXPECT_EQ(tok.encode("Once upon a time", true, false),
+            (std::vector<TokenId>{1, 403, 407, 261, 378}));
   EXPECT_EQ(tok.encode("I believe the meaning of life is", true, false).size(), 18u);
-  EXPECT_EQ(tok.encode("Write a joke about AI from a very long prompt which will not be truncated", true, false).size(),
+  EXPECT_EQ(tok.encode("Write a joke about AI from a very long prompt which will not be truncated",
+                       true, false)
+                .size(),
             46u);
   EXPECT_EQ(tok.bos(), 1);
   EXPECT_EQ(tok.eos(), 2);
@@ -144,7 +149,8 @@ TEST(SpmVocab, Phi3SpecialTokensSwallowFollowingWhitespace) {
 TEST(SpmVocab, LlamaTinyRandomPromptMatchesLlamaCpp) {
   MOA_REQUIRE_ASSET(gguf_path, "models/llama-2-tiny-random.gguf");
   const Tokenizer tok = Tokenizer::from_gguf(gguf::GgufFile::open(gguf_path));
-  EXPECT_EQ(tok.encode("Once upon a time", true, false), (std::vector<TokenId>{1, 9038, 2501, 263, 931}));
+  EXPECT_EQ(tok.encode("Once upon a time", true, false),
+            (std::vector<TokenId>{1, 9038, 2501, 263, 931}));
   EXPECT_EQ(tok.encode("<s>Once", false, true), (std::vector<TokenId>{1, 9038}));
 }
 

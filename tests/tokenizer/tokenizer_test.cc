@@ -1,9 +1,10 @@
 // Unit tests of the tokenizer front end and the SentencePiece encoder on tiny vocabs built in
 // memory with GgufWriter: loading errors, special-token partitioning, merge order, byte
 // fallback, decoding, the streaming decoder, UTF-8 helpers and the .inp splitter.
-#include <gtest/gtest.h>
+#include "tokenizer/tokenizer.h"
 
 #include <fmt/format.h>
+#include <gtest/gtest.h>
 
 #include <algorithm>
 #include <string>
@@ -11,7 +12,6 @@
 
 #include "gguf/gguf_file.h"
 #include "gguf/gguf_writer.h"
-#include "tokenizer/tokenizer.h"
 #include "tokenizer/utf8.h"
 #include "util/error.h"
 
@@ -33,7 +33,8 @@ std::vector<TinyToken> spm_tokens(const std::vector<TinyToken>& pieces) {
   std::vector<TinyToken> tokens = {{"<unk>", 0, TokenType::kUnknown},
                                    {"<s>", 0, TokenType::kControl},
                                    {"</s>", 0, TokenType::kControl}};
-  for (int b = 0; b < 256; ++b) tokens.push_back({fmt::format("<0x{:02X}>", b), 0, TokenType::kByte});
+  for (int b = 0; b < 256; ++b)
+    tokens.push_back({fmt::format("<0x{:02X}>", b), 0, TokenType::kByte});
   tokens.insert(tokens.end(), pieces.begin(), pieces.end());
   return tokens;
 }
@@ -65,19 +66,21 @@ const std::string kSpace = "\xE2\x96\x81";  // ▁
 
 // ids 259.. : ▁ ▁H e l o ▁Hello ll ▁He ▁w or ld ▁world <user> <|im_end|> llo w r orld H
 std::vector<TinyToken> hello_pieces() {
-  return {{kSpace, -1, TokenType::kNormal},        {kSpace + "H", -2, TokenType::kNormal},
-          {"e", -3, TokenType::kNormal},           {"l", -3, TokenType::kNormal},
-          {"o", -3, TokenType::kNormal},           {kSpace + "Hello", -4, TokenType::kNormal},
-          {"ll", -5, TokenType::kNormal},          {kSpace + "He", -2.5f, TokenType::kNormal},
-          {kSpace + "w", -7, TokenType::kNormal},  {"or", -8, TokenType::kNormal},
-          {"ld", -9, TokenType::kNormal},          {kSpace + "world", -10, TokenType::kNormal},
-          {"<user>", 0, TokenType::kUserDefined},  {"<|im_end|>", 0, TokenType::kControl},
-          {"llo", -4.2f, TokenType::kNormal},      {"w", -3, TokenType::kNormal},
-          {"r", -3, TokenType::kNormal},           {"orld", -9.5f, TokenType::kNormal},
+  return {{kSpace, -1, TokenType::kNormal},       {kSpace + "H", -2, TokenType::kNormal},
+          {"e", -3, TokenType::kNormal},          {"l", -3, TokenType::kNormal},
+          {"o", -3, TokenType::kNormal},          {kSpace + "Hello", -4, TokenType::kNormal},
+          {"ll", -5, TokenType::kNormal},         {kSpace + "He", -2.5f, TokenType::kNormal},
+          {kSpace + "w", -7, TokenType::kNormal}, {"or", -8, TokenType::kNormal},
+          {"ld", -9, TokenType::kNormal},         {kSpace + "world", -10, TokenType::kNormal},
+          {"<user>", 0, TokenType::kUserDefined}, {"<|im_end|>", 0, TokenType::kControl},
+          {"llo", -4.2f, TokenType::kNormal},     {"w", -3, TokenType::kNormal},
+          {"r", -3, TokenType::kNormal},          {"orld", -9.5f, TokenType::kNormal},
           {"H", -3, TokenType::kNormal}};
 }
 
-Tokenizer hello_tokenizer() { return Tokenizer::from_gguf(parse(spm_writer(spm_tokens(hello_pieces())))); }
+Tokenizer hello_tokenizer() {
+  return Tokenizer::from_gguf(parse(spm_writer(spm_tokens(hello_pieces()))));
+}
 
 constexpr TokenId kHello = 264, kWorld = 270, kUser = 271, kImEnd = 272, kSpaceTok = 259;
 
@@ -165,8 +168,10 @@ TEST(TokenizerLoad, RejectsMissingTokenizerAndDuplicateTokens) {
   GgufWriter no_model = spm_writer(spm_tokens({}));
   no_model.remove("tokenizer.ggml.model");
   EXPECT_NE(error_of(no_model).find("tokenizer.ggml.model"), std::string::npos);
-  GgufWriter duplicate = spm_writer(spm_tokens({{"a", 0, TokenType::kNormal}, {"a", 0, TokenType::kNormal}}));
-  EXPECT_NE(error_of(duplicate).find("tokenizer.ggml.tokens"), std::string::npos) << error_of(duplicate);
+  GgufWriter duplicate =
+      spm_writer(spm_tokens({{"a", 0, TokenType::kNormal}, {"a", 0, TokenType::kNormal}}));
+  EXPECT_NE(error_of(duplicate).find("tokenizer.ggml.tokens"), std::string::npos)
+      << error_of(duplicate);
 }
 
 TEST(TokenizerLoad, IgnoresOutOfRangeSpecialIdsAndHonoursFlags) {
@@ -200,7 +205,8 @@ TEST(SpmEncode, AddsDummyPrefixAndBos) {
 TEST(SpmEncode, FallsBackToBytesForUnknownCharacters) {
   const Tokenizer tok = hello_tokenizer();
   // "é" = C3 A9; byte token <0xXX> has id 3 + XX.
-  EXPECT_EQ(tok.encode("\xC3\xA9", false, false), (std::vector<TokenId>{kSpaceTok, 3 + 0xC3, 3 + 0xA9}));
+  EXPECT_EQ(tok.encode("\xC3\xA9", false, false),
+            (std::vector<TokenId>{kSpaceTok, 3 + 0xC3, 3 + 0xA9}));
 }
 
 TEST(SpmEncode, MergesHighestScoringPairFirst) {
@@ -233,7 +239,8 @@ TEST(SpecialTokens, ParseSpecialControlsMatchingOfControlTokens) {
 TEST(SpecialTokens, UserDefinedTokensMatchEvenWithoutParseSpecial) {
   const Tokenizer tok = hello_tokenizer();
   // After a special token the next fragment gets the dummy space prefix again.
-  EXPECT_EQ(tok.encode("Hello<user>world", false, false), (std::vector<TokenId>{kHello, kUser, kWorld}));
+  EXPECT_EQ(tok.encode("Hello<user>world", false, false),
+            (std::vector<TokenId>{kHello, kUser, kWorld}));
   EXPECT_EQ(tok.encode("<user>", true, false), (std::vector<TokenId>{1, kUser}));
 }
 
@@ -280,7 +287,7 @@ TEST(Utf8, FindsUnfinishedTailsAndSanitizes) {
   EXPECT_EQ(utf8::incomplete_tail_length("ab\xE2\x82"), 2u);
   EXPECT_EQ(utf8::incomplete_tail_length("ab\xE2\x82\xAC"), 0u);
   EXPECT_EQ(utf8::incomplete_tail_length("\xF0\x9F\x98"), 3u);
-  EXPECT_EQ(utf8::incomplete_tail_length("\xC0"), 0u);  // never valid
+  EXPECT_EQ(utf8::incomplete_tail_length("\xC0"), 0u);      // never valid
   EXPECT_EQ(utf8::incomplete_tail_length("\xED\xA0"), 0u);  // surrogate
   EXPECT_EQ(utf8::sanitize("a\x80z"), "a\xEF\xBF\xBDz");
   EXPECT_EQ(utf8::sanitize("a\xE2\x82z\xE2"), "a\xEF\xBF\xBDz\xEF\xBF\xBD");
