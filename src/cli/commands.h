@@ -9,6 +9,7 @@ namespace moa::cli {
 void register_inspect(CLI::App& app);
 void register_tokenize(CLI::App& app);
 void register_plan(CLI::App& app);
+void register_bench(CLI::App& app);
 void register_generate(CLI::App& app);
 
 // Reads all of standard input (used when no -p/-f is given).

@@ -51,6 +51,7 @@ int main(int argc, char** argv) {
   moa::cli::register_inspect(app);
   moa::cli::register_tokenize(app);
   moa::cli::register_plan(app);
+  moa::cli::register_bench(app);
   moa::cli::register_generate(app);
 
   try {

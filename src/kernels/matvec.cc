@@ -4,7 +4,7 @@
 // the weights once and stays memory-bandwidth bound. The activation stays F32 (no Q8 rounding of
 // x as llama.cpp does), so the only error is F32 accumulation: relative ~1e-6 * sqrt(cols).
 // Rows are split over OpenMP threads.
-#include <cstring>
+#include <algorithm>
 #include <vector>
 
 #include "gguf/quant.h"
@@ -258,7 +258,9 @@ void matvec(const WeightMatrix& w, const float* x, float* y, int n_threads) {
   const RowDot row_dot(w, x);
   // Below ~64K weights a thread team costs more than it saves.
   const bool parallel = n_threads > 1 && w.rows * w.cols >= (int64_t{1} << 16);
-#pragma omp parallel for num_threads(n_threads) schedule(static) if (parallel)
+  // Dynamic chunks: a thread delayed by another process does not hold up the whole product.
+  const int64_t chunk = std::max<int64_t>(16, w.rows / (16 * std::max(1, n_threads)));
+#pragma omp parallel for num_threads(n_threads) schedule(dynamic, chunk) if (parallel)
   for (int64_t r = 0; r < w.rows; ++r) y[r] = row_dot(r);
 }
 

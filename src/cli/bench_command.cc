@@ -1,0 +1,146 @@
+// `moa bench`: prefill and decode throughput at several cache depths and batch sizes, with the
+// machine's measured memory bandwidth and sgemm peak as the yardsticks (like llama-bench).
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "eval/throughput.h"
+#include "gguf/quant.h"
+#include "kernels/bandwidth.h"
+#include "model/random_model.h"
+#include "util/error.h"
+
+namespace moa::cli {
+namespace {
+
+struct BenchOptions {
+  std::string model_path;
+  std::string random_shape;
+  std::string random_type = "q8_0";
+  ThroughputConfig throughput;
+  std::string kv_type = "f16";
+  bool json = false;
+};
+
+// Random-weight models with the shapes of real ones, for contexts no shared model reaches.
+RandomModelSpec random_shape(const std::string& name) {
+  RandomModelSpec s;
+  s.n_ctx = 131072;
+  if (name == "llama-1b") {  // TinyLlama-1.1B
+    s.n_layer = 22, s.n_embd = 2048, s.n_head = 32, s.n_head_kv = 4, s.n_ff = 5632, s.n_vocab = 32000;
+  } else if (name == "qwen2-0.5b") {
+    s.arch = Architecture::kQwen2;
+    s.n_layer = 24, s.n_embd = 896, s.n_head = 14, s.n_head_kv = 2, s.n_ff = 4864, s.n_vocab = 151936;
+    s.tied_output = true;
+  } else if (name == "small") {  // quick runs: 8 layers, 512 wide, head dim 64
+    s.n_layer = 8, s.n_embd = 512, s.n_head = 8, s.n_head_kv = 2, s.n_ff = 1536, s.n_vocab = 8192;
+  } else {
+    fail("--random: unknown shape '{}' (known: small, llama-1b, qwen2-0.5b)", name);
+  }
+  return s;
+}
+
+gguf::TensorType parse_weight_type(const std::string& name) {
+  static const std::pair<const char*, gguf::TensorType> kTypes[] = {
+      {"f32", gguf::TensorType::kF32},   {"f16", gguf::TensorType::kF16},   {"bf16", gguf::TensorType::kBF16},
+      {"q8_0", gguf::TensorType::kQ8_0}, {"q4_0", gguf::TensorType::kQ4_0}, {"q4_k", gguf::TensorType::kQ4_K},
+      {"q6_k", gguf::TensorType::kQ6_K}};
+  for (const auto& [n, t] : kTypes) {
+    if (name == n) return t;
+  }
+  fail("--random-type: unknown type '{}' (known: f32, f16, bf16, q8_0, q4_0, q4_k, q6_k)", name);
+}
+
+// Builds (once) and returns the path of a random model in the system temp folder.
+std::string random_model_path(const BenchOptions& o) {
+  RandomModelSpec spec = random_shape(o.random_shape);
+  spec.weight_type = parse_weight_type(o.random_type);
+  auto path = std::filesystem::temp_directory_path() / fmt::format("moa-bench-{}-{}.gguf", o.random_shape, o.random_type);
+  if (!std::filesystem::exists(path)) {
+    spdlog::info("building random {} model ({}) at {}", o.random_shape, o.random_type, path.string());
+    write_random_model(spec, path.string());
+  }
+  return path.string();
+}
+
+std::string type_summary(const Model& model) {
+  return gguf::tensor_type_name(static_cast<uint32_t>(model.weights().layers.at(0).ffn_up.type));
+}
+
+void print_results(const Model& model, const std::string& model_name, const ThroughputConfig& cfg,
+                   const std::vector<ThroughputResult>& results, double bandwidth, double sgemm) {
+  fmt::print("model: {} ({}, {} layers, {} x {} heads)   threads: {}   kv: {}\n", model_name, type_summary(model),
+             model.config().n_layer, model.config().n_head, model.config().n_head_kv, cfg.n_threads, kv_type_name(cfg.kv_type));
+  fmt::print("machine: memory bandwidth {:.1f} GB/s, OpenBLAS sgemm peak {:.1f} GFLOP/s\n\n", bandwidth, sgemm);
+  fmt::print("| {:>7} | {:>6} | {:>5} | {:>10} | {:>9} | {:>14} | {:>10} |\n", "test", "depth", "batch", "t/s", "ms/tok", "GB/s | GFLOP/s", "% of bound");
+  fmt::print("|{:-<9}|{:-<8}|{:-<7}|{:-<12}|{:-<11}|{:-<16}|{:-<12}|\n", "", "", "", "", "", "", "");
+  for (const ThroughputResult& r : results) {
+    const bool decode = r.test.starts_with("tg");
+    const double rate = decode ? r.gigabytes_per_second : r.gflops;
+    const double bound = decode ? bandwidth : sgemm;
+    fmt::print("| {:>7} | {:>6} | {:>5} | {:>10.2f} | {:>9.3f} | {:>14.1f} | {:>9.0f}% |\n", r.test, r.depth, r.batch,
+               r.tokens_per_second, 1000.0 / r.tokens_per_second, rate, 100.0 * rate / bound);
+  }
+}
+
+nlohmann::json results_json(const Model& model, const std::string& model_name, const ThroughputConfig& cfg,
+                            const std::vector<ThroughputResult>& results, double bandwidth, double sgemm) {
+  nlohmann::json j;
+  j["model"] = model_name;
+  j["weight_type"] = type_summary(model);
+  j["threads"] = cfg.n_threads;
+  j["kv_type"] = kv_type_name(cfg.kv_type);
+  j["memory_bandwidth_gbs"] = bandwidth;
+  j["sgemm_peak_gflops"] = sgemm;
+  for (const ThroughputResult& r : results) {
+    j["results"].push_back({{"test", r.test}, {"depth", r.depth}, {"batch", r.batch}, {"tokens", r.tokens},
+                            {"seconds", r.seconds}, {"median_seconds", r.median_seconds},
+                            {"tokens_per_second", r.tokens_per_second}, {"bytes_per_step", r.bytes_per_step},
+                            {"gigabytes_per_second", r.gigabytes_per_second}, {"gflops", r.gflops},
+                            {"kv_cache_bytes", r.kv_cache_bytes}});
+  }
+  return j;
+}
+
+void run_bench(BenchOptions o) {
+  if (o.model_path.empty() == o.random_shape.empty()) fail("give a model with -m or a shape with --random, not both or neither");
+  if (o.throughput.n_threads < 0) fail("-t: {} is not a valid thread count", o.throughput.n_threads);
+  if (o.throughput.n_threads == 0) o.throughput.n_threads = default_thread_count();
+  o.throughput.kv_type = parse_kv_type(o.kv_type);
+  const std::string path = o.model_path.empty() ? random_model_path(o) : o.model_path;
+  const Model model = Model::load(path);
+  const double bandwidth = kernels::measure_memory_bandwidth_gbs(o.throughput.n_threads);
+  const double sgemm = measure_sgemm_gflops(o.throughput.n_threads);
+  auto results = measure_throughput(model, o.throughput, [](const std::string& line) { spdlog::info("{}", line); });
+  const std::string name = std::filesystem::path(path).filename().string();
+  if (o.json) {
+    fmt::print("{}\n", results_json(model, name, o.throughput, results, bandwidth, sgemm).dump(1));
+  } else {
+    print_results(model, name, o.throughput, results, bandwidth, sgemm);
+  }
+}
+
+}  // namespace
+
+void register_bench(CLI::App& app) {
+  auto o = std::make_shared<BenchOptions>();
+  o->throughput.n_threads = 0;  // all cores unless -t says otherwise
+  CLI::App* cmd = app.add_subcommand("bench", "Prefill/decode throughput at several context depths and batch sizes");
+  auto* model = cmd->add_option("-m,--model", o->model_path, "GGUF model file");
+  cmd->add_option("--random", o->random_shape, "Use a random-weight model of this shape: small, llama-1b, qwen2-0.5b")->excludes(model);
+  cmd->add_option("--random-type", o->random_type, "Weight type of the random model")->capture_default_str();
+  cmd->add_option("-p,--n-prompt", o->throughput.n_prompt, "Prefill test tokens (0 = skip)")->capture_default_str();
+  cmd->add_option("-n,--n-gen", o->throughput.n_gen, "Decode test tokens (0 = skip)")->capture_default_str();
+  cmd->add_option("-r,--repetitions", o->throughput.repeats, "Repeats per test (the median is reported)")->capture_default_str();
+  cmd->add_option("--ctx,--depth", o->throughput.depths, "Cache depths to test at, e.g. 0,1024,4096")->delimiter(',');
+  cmd->add_option("-b,--batch", o->throughput.batches, "Decode batch sizes, e.g. 1,4")->delimiter(',');
+  cmd->add_option("-t,--threads", o->throughput.n_threads, "Threads (default: all cores)");
+  cmd->add_option("--kv-type", o->kv_type, "KV cache storage: f32 or f16")->capture_default_str();
+  cmd->add_flag("--json", o->json, "Print JSON instead of a table");
+  cmd->callback([o] { run_bench(*o); });
+}
+
+}  // namespace moa::cli

@@ -1,0 +1,183 @@
+// Timed prefill/decode loops over a real forward pass; see throughput.h.
+#include "eval/throughput.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <chrono>
+#include <random>
+
+#include "util/error.h"
+
+namespace moa {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double elapsed(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+
+std::vector<TokenId> random_tokens(std::mt19937_64& rng, int64_t n, int64_t n_vocab) {
+  std::uniform_int_distribution<TokenId> dist(0, static_cast<TokenId>(n_vocab - 1));
+  std::vector<TokenId> ids(static_cast<size_t>(n));
+  for (TokenId& id : ids) id = dist(rng);
+  return ids;
+}
+
+// Writes random keys/values for positions [0, depth) of every layer of sequence `seq`.
+void fill_synthetic(KvCache& cache, const ModelConfig& c, int seq, int64_t depth, std::mt19937_64& rng) {
+  constexpr int64_t kChunk = 256;
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  std::vector<float> k(static_cast<size_t>(kChunk * c.kv_dim())), v(k.size());
+  for (float& x : k) x = dist(rng);
+  for (float& x : v) x = dist(rng);
+  for (int64_t layer = 0; layer < c.n_layer; ++layer) {
+    for (int64_t pos = 0; pos < depth; pos += kChunk) {
+      cache.store(layer, seq, pos, std::min(kChunk, depth - pos), k.data(), v.data());
+    }
+  }
+  cache.set_length(seq, depth);
+}
+
+// FLOPs of the weight matmuls for one token (2 per multiply-add).
+double matmul_flops_per_token(const Model& model) {
+  double params = 0;
+  for (const LayerWeights& w : model.weights().layers) {
+    for (const kernels::WeightMatrix* m : {&w.attn_q, &w.attn_k, &w.attn_v, &w.attn_output, &w.ffn_gate, &w.ffn_up, &w.ffn_down}) {
+      params += static_cast<double>(m->rows * m->cols);
+    }
+  }
+  return 2.0 * params;
+}
+
+// Bytes a decode step reads: every weight matrix once (the embedding table only one row per
+// token) plus the keys and values of every sequence's cache.
+double decode_bytes_per_step(const Model& model, const KvCache& cache, int64_t depth, int batch) {
+  const gguf::GgufFile& f = model.file();
+  const ModelConfig& c = model.config();
+  double bytes = static_cast<double>(weight_bytes(f));
+  if (!c.tied_output) bytes -= static_cast<double>(f.tensor("token_embd.weight").n_bytes);
+  const double kv_element = cache.shape().type == kernels::KvType::kF16 ? 2.0 : 4.0;
+  bytes += 2.0 * kv_element * static_cast<double>(c.n_layer * c.kv_dim() * depth) * batch;
+  return bytes;
+}
+
+struct Case {
+  int64_t depth;
+  int batch;
+};
+
+ThroughputResult time_prefill(const Model& model, KvCache& cache, const ThroughputConfig& cfg, Case cs, std::mt19937_64& rng) {
+  const ModelConfig& c = model.config();
+  ThroughputResult r;
+  r.test = fmt::format("pp{}", cfg.n_prompt);
+  r.depth = cs.depth;
+  r.tokens = cfg.n_prompt;
+  fill_synthetic(cache, c, 0, cs.depth, rng);
+  for (int rep = 0; rep < cfg.repeats + 1; ++rep) {  // the first run warms caches and is dropped
+    cache.set_length(0, cs.depth);
+    std::vector<TokenId> ids = random_tokens(rng, cfg.n_prompt, c.n_vocab);
+    auto start = Clock::now();
+    forward_tokens(model, cache, 0, ids, LogitsMode::kLast, cfg.n_threads);
+    if (rep > 0) r.seconds.push_back(elapsed(start));
+  }
+  r.median_seconds = median(r.seconds);
+  r.tokens_per_second = static_cast<double>(cfg.n_prompt) / r.median_seconds;
+  r.gflops = matmul_flops_per_token(model) * static_cast<double>(cfg.n_prompt) / r.median_seconds / 1e9;
+  return r;
+}
+
+ThroughputResult time_decode(const Model& model, KvCache& cache, const ThroughputConfig& cfg, Case cs, std::mt19937_64& rng) {
+  const ModelConfig& c = model.config();
+  ThroughputResult r;
+  r.test = fmt::format("tg{}", cfg.n_gen);
+  r.depth = cs.depth;
+  r.batch = cs.batch;
+  r.tokens = cfg.n_gen * cs.batch;
+  std::vector<int> seqs(static_cast<size_t>(cs.batch));
+  for (int s = 0; s < cs.batch; ++s) {
+    seqs[static_cast<size_t>(s)] = s;
+    fill_synthetic(cache, c, s, cs.depth, rng);
+  }
+  for (int rep = 0; rep < cfg.repeats + 1; ++rep) {
+    for (int s = 0; s < cs.batch; ++s) cache.set_length(s, cs.depth);
+    double total = 0.0;
+    for (int64_t step = 0; step < cfg.n_gen; ++step) {
+      std::vector<TokenId> ids = random_tokens(rng, cs.batch, c.n_vocab);
+      auto start = Clock::now();
+      decode_tokens(model, cache, seqs, ids, cfg.n_threads);
+      total += elapsed(start);
+    }
+    if (rep > 0) r.seconds.push_back(total);
+  }
+  r.median_seconds = median(r.seconds);
+  r.tokens_per_second = static_cast<double>(r.tokens) / r.median_seconds;
+  r.bytes_per_step = decode_bytes_per_step(model, cache, cs.depth + cfg.n_gen / 2, cs.batch);
+  r.gigabytes_per_second = r.bytes_per_step * static_cast<double>(cfg.n_gen) / r.median_seconds / 1e9;
+  return r;
+}
+
+void check_config(const ThroughputConfig& cfg) {
+  if (cfg.n_prompt < 0 || cfg.n_gen < 0 || (cfg.n_prompt == 0 && cfg.n_gen == 0)) {
+    fail("-p/-n: {} / {}: give a positive prompt or generation size", cfg.n_prompt, cfg.n_gen);
+  }
+  if (cfg.repeats < 1) fail("-r: {} repeats; need at least 1", cfg.repeats);
+  for (int64_t d : cfg.depths) {
+    if (d < 0) fail("--ctx: depth {} is negative", d);
+  }
+  for (int b : cfg.batches) {
+    if (b < 1) fail("--batch: {} is not a positive batch size", b);
+  }
+}
+
+}  // namespace
+
+double median(std::vector<double> values) {
+  if (values.empty()) return 0.0;
+  std::sort(values.begin(), values.end());
+  const size_t mid = values.size() / 2;
+  return values.size() % 2 == 1 ? values[mid] : 0.5 * (values[mid - 1] + values[mid]);
+}
+
+std::vector<ThroughputResult> measure_throughput(const Model& model, const ThroughputConfig& cfg,
+                                                 const std::function<void(const std::string&)>& progress) {
+  check_config(cfg);
+  const ModelConfig& c = model.config();
+  const int max_batch = *std::max_element(cfg.batches.begin(), cfg.batches.end());
+  const int64_t max_depth = *std::max_element(cfg.depths.begin(), cfg.depths.end());
+  const int64_t n_ctx = max_depth + std::max(cfg.n_prompt, cfg.n_gen);
+  if (c.n_ctx_train > 0 && n_ctx > c.n_ctx_train) {
+    progress(fmt::format("note: depth + test size {} exceeds the model's training context {}", n_ctx, c.n_ctx_train));
+  }
+  KvCache cache(kv_cache_shape(c, n_ctx, max_batch, cfg.kv_type));
+  std::mt19937_64 rng(cfg.seed);
+  std::vector<ThroughputResult> results;
+  for (int64_t depth : cfg.depths) {
+    if (cfg.n_prompt > 0) {
+      results.push_back(time_prefill(model, cache, cfg, {depth, 1}, rng));
+      results.back().kv_cache_bytes = cache.bytes();
+      progress(fmt::format("{} @ depth {}: {:.2f} tok/s", results.back().test, depth, results.back().tokens_per_second));
+    }
+    for (int batch : cfg.batches) {
+      if (cfg.n_gen == 0) break;
+      results.push_back(time_decode(model, cache, cfg, {depth, batch}, rng));
+      results.back().kv_cache_bytes = cache.bytes();
+      progress(fmt::format("{} @ depth {} batch {}: {:.2f} tok/s", results.back().test, depth, batch, results.back().tokens_per_second));
+    }
+  }
+  return results;
+}
+
+double measure_sgemm_gflops(int n_threads) {
+  constexpr int kN = 1024;
+  std::vector<float> a(kN * kN, 0.5f), b(kN * kN, 0.25f), out(kN * kN);
+  openblas_set_num_threads(n_threads);
+  double best = 0.0;
+  for (int rep = 0; rep < 4; ++rep) {
+    auto start = Clock::now();
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, kN, kN, kN, 1.0f, a.data(), kN, b.data(), kN, 0.0f, out.data(), kN);
+    best = std::max(best, 2.0 * kN * kN * kN / elapsed(start) / 1e9);
+  }
+  return best;
+}
+
+}  // namespace moa
