@@ -95,7 +95,7 @@ std::vector<Placement> place_batch(const Model& model, const KvCache& cache,
 
 kernels::RopeParams rope_params(const ModelConfig& c) {
   kernels::RopeParams rope;
-  rope.neox = false;
+  rope.neox = c.rope_type == RopeType::kNeox;
   rope.n_rot = c.n_rot;
   rope.freq_base = c.rope_freq_base;
   if (c.rope_scaling == RopeScaling::kLinear && c.rope_scale_factor > 0.0f) {
