@@ -24,14 +24,13 @@ constexpr int64_t kTransposeMinRows = 16;
 int64_t round_up(int64_t n, int64_t multiple) { return (n + multiple - 1) / multiple * multiple; }
 
 // Converts n stored K/V values to F32 and zero-fills dst up to `padded`.
-void load_row(const KvView& kv, const void* base, int64_t offset, int64_t n, int64_t padded,
-              float* dst) {
-  if (kv.type == KvType::kF32) {
-    std::copy_n(static_cast<const float*>(base) + offset, n, dst);
+void load_row(KvType type, const void* src_row, int64_t n, int64_t padded, float* dst) {
+  if (type == KvType::kF32) {
+    std::copy_n(static_cast<const float*>(src_row), n, dst);
   } else {
     const DF d;
     const hn::Rebind<hwy::float16_t, DF> dh;
-    const auto* src = static_cast<const uint16_t*>(base) + offset;
+    const auto* src = static_cast<const uint16_t*>(src_row);
     const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
     int64_t i = 0;
     for (; i + lanes <= n; i += lanes) {
@@ -41,6 +40,11 @@ void load_row(const KvView& kv, const void* base, int64_t offset, int64_t n, int
     for (; i < n; ++i) dst[i] = half_to_float(src[i]);
   }
   std::fill(dst + n, dst + padded, 0.0f);
+}
+
+const void* row_address(KvType type, const void* base, int64_t element) {
+  const size_t bytes = type == KvType::kF32 ? sizeof(float) : sizeof(uint16_t);
+  return static_cast<const uint8_t*>(base) + static_cast<size_t>(element) * bytes;
 }
 
 // scores[r][0..kKeyTile) for `n_rows` rows (1 or 2) from K^T laid out [head_dim][kKeyTile].
@@ -132,23 +136,27 @@ void accumulate_values(const float* p, const float* v, int64_t n_keys, int64_t h
 
 }  // namespace
 
-KeyTiles visible_key_tiles(int64_t q_first, int64_t q_last, int64_t n_keys, const BandMask& mask) {
+KeyTiles visible_key_tiles(int64_t q_first, int64_t q_last, int64_t key_pos0, int64_t n_keys,
+                           const BandMask& mask) {
+  // In slot coordinates (position - key_pos0) the mask keeps its span; sinks shrink.
+  const int64_t first = q_first - key_pos0, last = q_last - key_pos0;
   KeyTiles tiles;
-  tiles.end_key = std::min(n_keys, q_last + 1);
+  tiles.end_key = std::min(n_keys, last + 1);
   if (tiles.end_key <= 0) return tiles;
   tiles.end_tiles = (tiles.end_key + kKeyTile - 1) / kKeyTile;
-  const int64_t sink_keys = std::clamp<int64_t>(mask.sinks, 0, tiles.end_key);
-  tiles.sink_tiles = (sink_keys + kKeyTile - 1) / kKeyTile;
+  const int64_t sink_slots =
+      mask.sinks <= key_pos0 ? 0 : std::min(mask.sinks - key_pos0, tiles.end_key);
+  tiles.sink_tiles = (sink_slots + kKeyTile - 1) / kKeyTile;
   // span <= 0 shows no band; otherwise the earliest band key is the first query's.
-  const int64_t band_key = mask.span <= 0 ? tiles.end_key : std::max<int64_t>(0, q_first - mask.span + 1);
-  const int64_t band_tile = std::min(band_key / kKeyTile, tiles.end_tiles);
+  int64_t band_slot = tiles.end_key;
+  if (mask.span > 0) band_slot = mask.span > first ? 0 : first - mask.span + 1;
+  const int64_t band_tile = std::min(band_slot / kKeyTile, tiles.end_tiles);
   tiles.band_first = std::max(band_tile, tiles.sink_tiles);
   return tiles;
 }
 
-TileWorker::TileWorker(const AttentionShape& shape, const KvView& kv, const float* q,
-                       int64_t q_pos0)
-    : shape_(shape), kv_(kv), q_(q), q_pos0_(q_pos0), group_(shape.n_head / shape.n_head_kv) {
+TileWorker::TileWorker(const AttentionShape& shape, KvType type, const float* q, int64_t q_pos0)
+    : shape_(shape), type_(type), q_(q), q_pos0_(q_pos0), group_(shape.n_head / shape.n_head_kv) {
   head_pad_ = round_up(shape.head_dim, static_cast<int64_t>(hn::Lanes(DF())));
   const auto max_rows = static_cast<size_t>(group_ * kQueryTile);
   const auto hp = static_cast<size_t>(head_pad_);
@@ -179,15 +187,15 @@ void TileWorker::load_queries(const QueryBlock& block) {
   std::fill_n(acc_.o.begin(), rows_ * head_pad_, 0.0f);
 }
 
-void TileWorker::load_keys_values(int64_t kv_head, int64_t first_key, int64_t n_keys_tile) {
+void TileWorker::load_keys_values(const KeyRun& run, int64_t first_slot, int64_t n_keys_tile) {
   const int64_t hd = shape_.head_dim;
   for (int64_t j = 0; j < kKeyTile; ++j) {
     float* k_row = k_tile_.data() + j * head_pad_;
     float* v_row = v_tile_.data() + j * head_pad_;
     if (j < n_keys_tile) {
-      const int64_t offset = kv_head * kv_.head_stride + (first_key + j) * hd;
-      load_row(kv_, kv_.k, offset, hd, head_pad_, k_row);
-      load_row(kv_, kv_.v, offset, hd, head_pad_, v_row);
+      const int64_t element = (first_slot + j) * hd;
+      load_row(type_, row_address(type_, run.k, element), hd, head_pad_, k_row);
+      load_row(type_, row_address(type_, run.v, element), hd, head_pad_, v_row);
     } else {
       std::fill_n(k_row, head_pad_, 0.0f);
       std::fill_n(v_row, head_pad_, 0.0f);
@@ -216,20 +224,20 @@ void TileWorker::compute_scores(int64_t n_keys_tile) {
   }
 }
 
-void TileWorker::mask_scores(const QueryBlock& block, const BandMask& mask, int64_t first_key,
+// Key slot j of the tile holds position first_pos + j; slots past n_keys_tile are padding.
+void TileWorker::mask_scores(const QueryBlock& block, const BandMask& mask, int64_t first_pos,
                              int64_t n_keys_tile) {
-  const int64_t last_key = first_key + kKeyTile;
+  const int64_t last_pos = first_pos + kKeyTile - 1;
   for (int64_t query = block.q_begin; query < block.q_end; ++query) {
     const int64_t pos = q_pos0_ + query;
-    const int64_t end = std::min(kv_.n_keys, pos + 1);
-    const int64_t band_first = mask.span <= 0 ? end : pos - mask.span + 1;
-    const bool all_visible = n_keys_tile == kKeyTile && last_key <= end &&
-                             (last_key <= mask.sinks || first_key >= band_first);
+    const int64_t band_first = mask.span <= 0 ? pos + 1 : pos - mask.span + 1;
+    const bool all_visible = n_keys_tile == kKeyTile && last_pos <= pos &&
+                             (last_pos < mask.sinks || first_pos >= band_first);
     if (all_visible) continue;
     float* s = scores_.data() + (query - block.q_begin) * group_ * kKeyTile;
     for (int64_t j = 0; j < kKeyTile; ++j) {
-      const int64_t key = first_key + j;
-      if (key < end && (key < mask.sinks || key >= band_first)) continue;
+      const int64_t key = first_pos + j;
+      if (j < n_keys_tile && key <= pos && (key < mask.sinks || key >= band_first)) continue;
       for (int64_t h = 0; h < group_; ++h) s[h * kKeyTile + j] = kNegInf;
     }
   }
@@ -262,16 +270,22 @@ void TileWorker::update_row(int64_t r, int64_t n_keys_tile) {
                     acc_.o.data() + r * head_pad_);
 }
 
-void TileWorker::run(const QueryBlock& block, const BandMask& mask, const KeyTiles& tiles,
-                     int64_t t_begin, int64_t t_end) {
+void TileWorker::run(const QueryBlock& block, const BandMask& mask, std::span<const KeyRun> runs,
+                     std::span<const RunTiles> tiles, int64_t t_begin, int64_t t_end) {
   load_queries(block);
-  for (int64_t t = t_begin; t < t_end; ++t) {
-    const int64_t first_key = tiles.tile(t) * kKeyTile;
-    const int64_t n_keys_tile = std::min(kKeyTile, tiles.end_key - first_key);
-    load_keys_values(block.kv_head, first_key, n_keys_tile);
-    compute_scores(n_keys_tile);
-    mask_scores(block, mask, first_key, n_keys_tile);
-    for (int64_t r = 0; r < rows_; ++r) update_row(r, n_keys_tile);
+  int64_t before = 0;  // tiles of the runs before `part`
+  for (const RunTiles& part : tiles) {
+    const int64_t count = part.tiles.count();
+    const KeyRun& run = runs[static_cast<size_t>(part.run)];
+    for (int64_t t = std::max(t_begin, before); t < std::min(t_end, before + count); ++t) {
+      const int64_t first_slot = part.tiles.tile(t - before) * kKeyTile;
+      const int64_t n_keys_tile = std::min(kKeyTile, part.tiles.end_key - first_slot);
+      load_keys_values(run, first_slot, n_keys_tile);
+      compute_scores(n_keys_tile);
+      mask_scores(block, mask, run.key_pos0 + first_slot, n_keys_tile);
+      for (int64_t r = 0; r < rows_; ++r) update_row(r, n_keys_tile);
+    }
+    before += count;
   }
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "kernels/kernels.h"
@@ -14,19 +15,27 @@ inline constexpr int64_t kKeyTile = 64;    // keys per tile
 inline constexpr int64_t kQueryTile = 64;  // query positions per tile
 
 // The key tiles a block of queries can see: [0, sink_tiles) then [band_first, end_tiles),
-// with band_first >= sink_tiles. Tile k covers keys [k * kKeyTile, (k + 1) * kKeyTile).
+// with band_first >= sink_tiles. Tile k covers slots [k * kKeyTile, (k + 1) * kKeyTile) of a run.
 struct KeyTiles {
   int64_t sink_tiles = 0;
   int64_t band_first = 0;
   int64_t end_tiles = 0;
-  int64_t end_key = 0;  // one past the last key any of the queries may see
+  int64_t end_key = 0;  // one past the last slot any of the queries may see
 
   int64_t count() const { return sink_tiles + end_tiles - band_first; }
   int64_t tile(int64_t t) const { return t < sink_tiles ? t : band_first + (t - sink_tiles); }
 };
 
-// Tiles visible from queries at absolute positions q_first .. q_last under `mask`.
-KeyTiles visible_key_tiles(int64_t q_first, int64_t q_last, int64_t n_keys, const BandMask& mask);
+// Tiles of a run of n_keys slots visible from queries at absolute positions q_first .. q_last
+// under `mask`, when slot t holds the key at position key_pos0 + t. Tiles are in slot units.
+KeyTiles visible_key_tiles(int64_t q_first, int64_t q_last, int64_t key_pos0, int64_t n_keys,
+                           const BandMask& mask);
+
+// The visible tiles of one key run for one block of queries.
+struct RunTiles {
+  int64_t run = 0;  // index into the call's runs
+  KeyTiles tiles;
+};
 
 // A block of query rows: query positions [q_begin, q_end) (indices into the q array) of every
 // query head of KV head `kv_head`.
@@ -45,23 +54,24 @@ struct PartialResult {
 // Per-thread buffers, sized once per attention call for the largest block.
 class TileWorker {
  public:
-  TileWorker(const AttentionShape& shape, const KvView& kv, const float* q, int64_t q_pos0);
-  // Runs `block` over its visible tiles [t_begin, t_end) and leaves the result in partial().
-  void run(const QueryBlock& block, const BandMask& mask, const KeyTiles& tiles, int64_t t_begin,
-           int64_t t_end);
+  TileWorker(const AttentionShape& shape, KvType type, const float* q, int64_t q_pos0);
+  // Runs `block` over the visible tiles [t_begin, t_end) of its runs, counted across `tiles` in
+  // order, and leaves the result in partial().
+  void run(const QueryBlock& block, const BandMask& mask, std::span<const KeyRun> runs,
+           std::span<const RunTiles> tiles, int64_t t_begin, int64_t t_end);
   const PartialResult& partial() const { return acc_; }
   int64_t head_pad() const { return head_pad_; }  // row stride of partial().o
 
  private:
   void load_queries(const QueryBlock& block);
-  void load_keys_values(int64_t kv_head, int64_t first_key, int64_t n_keys_tile);
+  void load_keys_values(const KeyRun& run, int64_t first_slot, int64_t n_keys_tile);
   void compute_scores(int64_t n_keys_tile);
-  void mask_scores(const QueryBlock& block, const BandMask& mask, int64_t first_key,
+  void mask_scores(const QueryBlock& block, const BandMask& mask, int64_t first_pos,
                    int64_t n_keys_tile);
   void update_row(int64_t r, int64_t n_keys_tile);
 
   AttentionShape shape_;
-  KvView kv_;
+  KvType type_;
   const float* q_;
   int64_t q_pos0_;
   int64_t group_;       // query heads per KV head

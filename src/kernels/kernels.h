@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <span>
+#include <vector>
 
 #include "gguf/types.h"
 
@@ -78,5 +79,46 @@ struct AttentionShape {
 // hides entirely are skipped, so cost falls with density.
 void attention(const AttentionShape& shape, const float* q, int64_t n_query, int64_t q_pos0,
                const KvView& kv, std::span<const BandMask> masks, float* out, int n_threads);
+
+// Keys of one KV head at consecutive positions key_pos0 .. key_pos0 + n_keys - 1: slot t's
+// vector starts at element t * head_dim of k (and v). A head's keys may come as several runs
+// (sink slots, the two halves of a ring buffer); runs of one head must not overlap.
+struct KeyRun {
+  int64_t kv_head = 0;
+  const void* k = nullptr;
+  const void* v = nullptr;
+  int64_t key_pos0 = 0;
+  int64_t n_keys = 0;
+};
+
+// Online-softmax state of n_query x n_head attention rows (row = query * n_head + head), so
+// attention can be accumulated over key runs in several calls and normalised once at the end.
+// After attention_finish it still holds each row's max score and denominator, from which a
+// caller can recover the normalised weight exp(score - max) / denom of any key (H2O).
+struct AttentionState {
+  int64_t n_query = 0;
+  int64_t n_head = 0;
+  int64_t head_dim = 0;
+  std::vector<float> max;    // [row] running max of scaled scores (-inf: no key seen)
+  std::vector<float> denom;  // [row] sum of exp(score - max)
+  std::vector<float> out;    // [row][head_dim] unnormalised weighted value sum
+
+  // Sizes the state and empties every row.
+  void reset(int64_t n_query_rows, int64_t n_heads, int64_t dim);
+};
+
+// Adds the keys of `runs` (all stored as `type`) to `state`, for queries at positions
+// q_pos0 .. q_pos0 + n_query - 1. Masks are per KV head on absolute positions (empty: dense);
+// key tiles a mask hides are skipped. The state must have been reset to (n_query, n_head,
+// head_dim). Heads of different spans and runs of different lengths share one parallel launch.
+void attention_accumulate(const AttentionShape& shape, const float* q, int64_t n_query,
+                          int64_t q_pos0, KvType type, std::span<const KeyRun> runs,
+                          std::span<const BandMask> masks, AttentionState& state, int n_threads);
+// Same, for a KvView segment whose slot t holds the key at position key_pos0 + t.
+void attention_accumulate(const AttentionShape& shape, const float* q, int64_t n_query,
+                          int64_t q_pos0, const KvView& segment, int64_t key_pos0,
+                          std::span<const BandMask> masks, AttentionState& state, int n_threads);
+// out[row] = state.out[row] / state.denom[row]; rows that saw no key get zeros.
+void attention_finish(const AttentionState& state, float* out);
 
 }  // namespace moa::kernels

@@ -18,6 +18,7 @@
 #include <string_view>
 #include <vector>
 
+#include "tokenizer/utf8.h"
 #include "tokenizer/vocab.h"
 #include "util/error.h"
 
@@ -164,25 +165,6 @@ std::vector<char32_t> decode_code_points(std::string_view text) {
   return cpts;
 }
 
-// Plain UTF-8 encoding without validity checks (surrogates pass through, as in llama.cpp).
-void append_utf8(std::string& out, char32_t cpt) {
-  if (cpt < 0x80) {
-    out += static_cast<char>(cpt);
-  } else if (cpt < 0x800) {
-    out += static_cast<char>(0xC0 | (cpt >> 6));
-    out += static_cast<char>(0x80 | (cpt & 0x3F));
-  } else if (cpt < 0x10000) {
-    out += static_cast<char>(0xE0 | (cpt >> 12));
-    out += static_cast<char>(0x80 | ((cpt >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cpt & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cpt >> 18));
-    out += static_cast<char>(0x80 | ((cpt >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cpt >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cpt & 0x3F));
-  }
-}
-
 bool is_surrogate(char32_t cpt) { return cpt >= 0xD800 && cpt <= 0xDFFF; }
 
 // Unicode's White_Space property (the set llama.cpp's unicode_set_whitespace holds).
@@ -239,7 +221,7 @@ class CategoryClassifier {
     if (is_unicode_whitespace(cpt)) return kCollapsedWhitespace;
     if (is_surrogate(cpt)) return kCollapsedOther;  // category Cs
     std::string utf8;
-    append_utf8(utf8, cpt);
+    utf8::append(utf8, cpt);
     const int rc = pcre2_match(code_.get(), reinterpret_cast<PCRE2_SPTR>(utf8.data()), utf8.size(),
                                0, 0, match_.get(), nullptr);
     if (rc < 2) return kCollapsedOther;
@@ -345,7 +327,7 @@ Subject wide_subject(const std::vector<char32_t>& cpts) {
     subject.cpt_offsets.push_back(subject.bytes.size());
     if (cpt >= 0x80 && is_unicode_whitespace(cpt)) cpt = '\v';
     if (is_surrogate(cpt)) cpt = 0xE000;
-    append_utf8(subject.bytes, cpt);
+    utf8::append(subject.bytes, cpt);
   }
   subject.cpt_offsets.push_back(subject.bytes.size());
   return subject;
@@ -438,7 +420,7 @@ std::vector<std::string> bpe_pretokenize(std::string_view pre_name, std::string_
   size_t first = 0;
   for (size_t count : lengths) {
     std::string word;
-    for (size_t i = first; i < first + count; ++i) append_utf8(word, cpts[i]);
+    for (size_t i = first; i < first + count; ++i) utf8::append(word, cpts[i]);
     words.push_back(std::move(word));
     first += count;
   }

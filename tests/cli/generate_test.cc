@@ -11,14 +11,8 @@
 namespace moa {
 namespace {
 
+using test::expect_one_line_error;
 using test::run_moa;
-
-void expect_one_line_error(const test::CommandResult& r, const std::string& fragment) {
-  EXPECT_NE(r.exit_code, 0);
-  EXPECT_EQ(r.err.rfind("error: ", 0), 0u) << r.err;
-  EXPECT_NE(r.err.find(fragment), std::string::npos) << r.err;
-  EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << r.err;
-}
 
 std::string random_model_path() {
   const std::string path = test::temp_dir() + "/random.gguf";

@@ -12,15 +12,8 @@
 namespace moa {
 namespace {
 
+using test::expect_one_line_error;
 using test::run_moa;
-
-void expect_one_line_error(const test::CommandResult& r, const std::string& fragment) {
-  EXPECT_NE(r.exit_code, 0);
-  EXPECT_EQ(r.err.rfind("error: ", 0), 0u) << r.err;
-  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
-  EXPECT_NE(r.err.find(fragment), std::string::npos) << r.err;
-  EXPECT_TRUE(r.out.empty()) << r.out;
-}
 
 TEST(InspectCommand, DescribesEverySharedModel) {
   for (const char* name : {"stories260K.gguf", "stories260K-F16.gguf", "stories260K-Q8_0.gguf", "stories260K-Q4_0.gguf",

@@ -70,4 +70,25 @@ CommandResult run_moa(const std::string& args, const std::string& stdin_text) {
   return result;
 }
 
+void expect_one_line_error(const CommandResult& r, const std::string& fragment) {
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_EQ(r.err.rfind("error: ", 0), 0u) << r.err;
+  EXPECT_NE(r.err.find(fragment), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << r.err;
+}
+
+std::vector<std::vector<int32_t>> parse_expected_ids(const std::string& content) {
+  std::vector<std::vector<int32_t>> lines;
+  std::istringstream stream(content);
+  std::string line;
+  while (std::getline(stream, line)) {
+    std::istringstream numbers(line);
+    std::vector<int32_t> ids;
+    int32_t id = 0;
+    while (numbers >> id) ids.push_back(id);
+    lines.push_back(std::move(ids));
+  }
+  return lines;
+}
+
 }  // namespace moa::test

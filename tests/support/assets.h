@@ -3,7 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <string>
+#include <vector>
 
 namespace moa::test {
 
@@ -22,6 +24,10 @@ struct CommandResult {
   std::string err;  // stderr
 };
 CommandResult run_moa(const std::string& args, const std::string& stdin_text = "");
+// A failed command: non-zero exit, exactly one stderr line "error: ..." containing `fragment`.
+void expect_one_line_error(const CommandResult& result, const std::string& fragment);
+// Token ids of a llama.cpp tokenizer test .out file: one line of space-separated ids per case.
+std::vector<std::vector<int32_t>> parse_expected_ids(const std::string& content);
 
 }  // namespace moa::test
 

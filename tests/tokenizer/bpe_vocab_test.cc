@@ -93,20 +93,6 @@ TEST(BpeEncode, IgnoreMergesEmitsAWholeWordThatIsAVocabEntry) {
 // ---------------------------------------------------------------------------------------------
 // llama.cpp's tokenizer tests (tests/test-tokenizer-0 with the models/ggml-vocab-*.gguf files).
 
-std::vector<std::vector<TokenId>> parse_expected_ids(const std::string& content) {
-  std::vector<std::vector<TokenId>> lines;
-  std::istringstream stream(content);
-  std::string line;
-  while (std::getline(stream, line)) {
-    std::istringstream numbers(line);
-    std::vector<TokenId> ids;
-    TokenId id = 0;
-    while (numbers >> id) ids.push_back(id);
-    lines.push_back(std::move(ids));
-  }
-  return lines;
-}
-
 std::string ids_to_string(const std::vector<TokenId>& ids) {
   std::string text;
   for (TokenId id : ids) {
@@ -136,7 +122,7 @@ void expect_llama_cpp_test_cases(const std::string& gguf_path, const std::string
   const Tokenizer tokenizer = Tokenizer::from_gguf(file);
   ASSERT_EQ(tokenizer.kind(), TokenizerKind::kBytePairEncoding);
   const std::vector<std::string> inputs = split_vocab_test_inputs(test::read_file(inp_path));
-  const std::vector<std::vector<TokenId>> expected = parse_expected_ids(test::read_file(out_path));
+  const std::vector<std::vector<TokenId>> expected = test::parse_expected_ids(test::read_file(out_path));
   ASSERT_EQ(inputs.size(), 46u);
   ASSERT_EQ(expected.size(), inputs.size());
   int failures = 0;

@@ -17,20 +17,6 @@
 namespace moa {
 namespace {
 
-std::vector<std::vector<TokenId>> parse_expected_ids(const std::string& content) {
-  std::vector<std::vector<TokenId>> lines;
-  std::istringstream in(content);
-  std::string line;
-  while (std::getline(in, line)) {
-    std::istringstream fields(line);
-    std::vector<TokenId> ids;
-    TokenId id = 0;
-    while (fields >> id) ids.push_back(id);
-    lines.push_back(std::move(ids));
-  }
-  return lines;
-}
-
 // The input with control bytes and non-ASCII shown as escapes, so a failure reads clearly.
 std::string escaped(const std::string& text) {
   std::string out;
@@ -66,7 +52,7 @@ void expect_matches_llama_cpp(const std::string& gguf_relative, const std::strin
   MOA_REQUIRE_ASSET(out_path, out_relative);
   const Tokenizer tok = Tokenizer::from_gguf(gguf::GgufFile::open(gguf_path));
   const std::vector<std::string> inputs = split_vocab_test_inputs(test::read_file(inp_path));
-  const std::vector<std::vector<TokenId>> expected = parse_expected_ids(test::read_file(out_path));
+  const std::vector<std::vector<TokenId>> expected = test::parse_expected_ids(test::read_file(out_path));
   ASSERT_EQ(inputs.size(), 46u);
   ASSERT_EQ(expected.size(), inputs.size());
   int failures = 0;

@@ -1,0 +1,41 @@
+// The one interface the forward pass attends through, so one engine runs every KV policy:
+// the dense KvCache (optionally with a sparse plan's masks), the static per-head ring cache of
+// a MoA/StreamingLLM plan (StaticKvCache) and H2O's eviction cache. A cache receives each
+// layer's new keys/values together with the queries, so it decides where keys live, which it
+// keeps, and which attention weights it needs (H2O accumulates them inside attend, see
+// kernels/attention_weights.h) without the forward pass knowing.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/kernels.h"
+
+namespace moa {
+
+class AttentionCache {
+ public:
+  virtual ~AttentionCache() = default;
+
+  virtual int n_seq() const = 0;
+  // Positions a sequence may reach (prompt + generated tokens).
+  virtual int64_t n_ctx() const = 0;
+  // Bytes held for keys and values (and any per-key bookkeeping), allocated up front.
+  virtual uint64_t bytes() const = 0;
+  // Positions 0 .. length(seq)-1 have been processed.
+  virtual int64_t length(int seq) const = 0;
+  // Throws "context is full: ..." when n_new more positions do not fit in sequence `seq`.
+  virtual void check_room(int seq, int64_t n_new) const = 0;
+  // Most new tokens of one sequence one attend call may bring (a ring must hold them all).
+  virtual int64_t max_chunk() const = 0;
+
+  // One layer's attention for n_tokens new tokens of `seq` at positions pos .. pos+n_tokens-1:
+  // q is [n_tokens][n_head][head_dim] after RoPE, k and v are [n_tokens][n_head_kv * head_dim];
+  // stores k/v and writes out [n_tokens][n_head][head_dim].
+  virtual void attend(int64_t layer, int seq, int64_t pos, int64_t n_tokens,
+                      const kernels::AttentionShape& shape, const float* q, const float* k,
+                      const float* v, float* out, int n_threads) = 0;
+  // Advances the length after every layer attended (or clears with 0).
+  virtual void set_length(int seq, int64_t length) = 0;
+};
+
+}  // namespace moa

@@ -1,0 +1,99 @@
+// H2O (Heavy-Hitter Oracle, Zhang et al. 2023) KV cache: every KV head of every layer and
+// sequence keeps at most `budget` keys — the budget/2 most recent ones plus the keys with the
+// largest accumulated attention among the older ones ("heavy hitters"); the rest are evicted.
+// Slots hold key, value, absolute position and accumulated score; their order is arbitrary
+// (attention is a softmax over a set, and keys are stored after RoPE). Memory is allocated once:
+// budget + 1 slots per head (the extra one receives the decoded token before the eviction).
+// A step of n new tokens attends densely to the kept keys plus the new ones (so an H2O prefill
+// is dense), adds the probabilities to the scores, then evicts down to the budget. The exact
+// variant is documented in docs/h2o.md.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "kernels/kernels.h"
+#include "model/model_config.h"
+
+namespace moa {
+
+struct H2oCacheShape {
+  int64_t n_layer = 0;
+  int64_t n_head_kv = 0;
+  int64_t head_dim = 0;
+  int64_t n_ctx = 0;   // positions per sequence (prompt + new tokens)
+  int64_t budget = 0;  // keys kept per KV head, 1 .. n_ctx
+  int n_seq = 1;
+  kernels::KvType type = kernels::KvType::kF32;
+};
+
+// The per-head budget at a KV density: round(density * n_ctx), at least 1. Throws unless
+// density is finite and in (0, 1].
+int64_t h2o_budget(double density, int64_t n_ctx);
+
+H2oCacheShape h2o_cache_shape(const ModelConfig& config, int64_t n_ctx, int64_t budget, int n_seq,
+                              kernels::KvType type);
+
+// The H2O policy on one head's candidate keys: keep[i] = 1 for the `recent` newest positions
+// and for the (budget - those) best of the others by accumulated score (ties: the newer key
+// stays); everything is kept when there are at most `budget` candidates.
+std::vector<uint8_t> h2o_keep_set(std::span<const int32_t> positions, std::span<const float> scores,
+                                  int64_t budget, int64_t recent);
+
+class H2oKvCache {
+ public:
+  // Allocates every slot up front; throws moa::Error on a non-positive size or a budget
+  // outside 1 .. n_ctx.
+  explicit H2oKvCache(const H2oCacheShape& shape);
+
+  const H2oCacheShape& shape() const { return shape_; }
+  int64_t n_ctx() const { return shape_.n_ctx; }
+  int n_seq() const { return shape_.n_seq; }
+  int64_t budget() const { return shape_.budget; }
+  int64_t recent_window() const { return shape_.budget / 2; }
+  uint64_t bytes() const;  // keys, values, positions and scores of every slot
+
+  // Tokens the sequence has seen (positions 0 .. length-1), and how many each head keeps.
+  int64_t length(int seq) const;
+  int64_t n_kept(int seq) const;
+  // Throws "context is full: ..." when n_new more positions do not fit in sequence `seq`.
+  void check_room(int seq, int64_t n_new) const;
+
+  // One layer's attention for n_tokens new tokens of `seq` at positions pos .. pos+n_tokens-1
+  // (pos must equal length(seq)): q is [n_tokens][n_head][head_dim] after RoPE, k and v are
+  // [n_tokens][n_head_kv * head_dim]; writes out [n_tokens][n_head][head_dim], accumulates the
+  // scores and evicts this layer's heads down to the budget.
+  void attend(int64_t layer, int seq, int64_t pos, int64_t n_tokens,
+              const kernels::AttentionShape& shape, const float* q, const float* k,
+              const float* v, float* out, int n_threads);
+  // Advances the length after every layer attended, or clears with 0; evicted keys are gone,
+  // so any other truncation is an error.
+  void set_length(int seq, int64_t length);
+  void clear(int seq) { set_length(seq, 0); }
+  void clear_all();
+
+  // The kept keys of one layer and sequence in slot order (n_keys = n_kept), with their absolute
+  // positions and accumulated scores per head.
+  kernels::KvView view(int64_t layer, int seq) const;
+  std::span<const int32_t> positions(int64_t layer, int seq, int64_t kv_head) const;
+  std::span<const float> scores(int64_t layer, int seq, int64_t kv_head) const;
+
+ private:
+  struct Slots;  // pointers into one (layer, sequence) slab or a scratch copy
+  Slots slab(int64_t layer, int seq);
+  size_t slab_index(int64_t layer, int seq) const;
+  void check_layer_seq(int64_t layer, int seq) const;
+  void evict(Slots& candidates, Slots& kept, int64_t n_candidates);
+
+  H2oCacheShape shape_;
+  int64_t capacity_ = 0;  // slots per head: budget + 1, at most n_ctx
+  size_t element_bytes_ = 4;
+  std::vector<uint8_t> keys_;
+  std::vector<uint8_t> values_;
+  std::vector<int32_t> positions_;
+  std::vector<float> scores_;
+  std::vector<int64_t> lengths_;
+};
+
+}  // namespace moa

@@ -1,0 +1,202 @@
+// Static per-head ring KV cache (see static_kv_cache.h). Each sequence is one region holding,
+// per layer and KV head, [sinks + ring] key slots then the same for values in a second buffer;
+// heads have rings of different sizes, so attention gets explicit per-head key runs rather
+// than a strided view, and one kernel launch still covers every head of a layer.
+#include "kv/static_kv_cache.h"
+
+#include <algorithm>
+
+#include "gguf/quant.h"
+#include "util/error.h"
+
+namespace moa {
+namespace {
+
+constexpr int64_t kMinRing = 128;
+constexpr int64_t kRingMultiple = 64;
+
+int64_t round_up(int64_t n, int64_t multiple) { return (n + multiple - 1) / multiple * multiple; }
+
+void check_shape(const StaticKvCacheShape& s, const SparsePlan& plan) {
+  if (s.n_layer <= 0 || s.n_head_kv <= 0 || s.head_dim <= 0 || s.n_ctx <= 0 || s.n_seq <= 0) {
+    fail("static kv cache: layers {}, kv heads {}, head dim {}, context {}, sequences {}: "
+         "expected positive values", s.n_layer, s.n_head_kv, s.head_dim, s.n_ctx, s.n_seq);
+  }
+  if (s.prefill_chunk <= 0) fail("static kv cache: prefill chunk {}: expected > 0", s.prefill_chunk);
+  if (static_cast<int64_t>(plan.rules.size()) != s.n_layer) {
+    fail("static kv cache: plan has {} layers, the model has {}", plan.rules.size(), s.n_layer);
+  }
+  for (const auto& layer : plan.rules) {
+    if (static_cast<int64_t>(layer.size()) != s.n_head_kv) {
+      fail("static kv cache: plan has {} KV heads per layer, the model has {}", layer.size(),
+           s.n_head_kv);
+    }
+  }
+  if (plan.sinks < 0) fail("static kv cache: plan sinks {}: expected >= 0", plan.sinks);
+}
+
+}  // namespace
+
+StaticKvCacheShape static_kv_cache_shape(const ModelConfig& config, int64_t n_ctx,
+                                         int64_t prefill_chunk, int n_seq, kernels::KvType type) {
+  return {config.n_layer, config.n_head_kv, config.head_dim, n_ctx, prefill_chunk, n_seq, type};
+}
+
+int64_t ring_slots(int64_t span, int64_t sinks, int64_t n_ctx, int64_t prefill_chunk) {
+  const int64_t needed = std::min(span + prefill_chunk - 1, std::max<int64_t>(0, n_ctx - sinks));
+  return std::max(kMinRing, round_up(needed, kRingMultiple));
+}
+
+StaticKvCache::StaticKvCache(const StaticKvCacheShape& shape, const SparsePlan& plan)
+    : shape_(shape) {
+  check_shape(shape, plan);
+  sinks_ = std::min(plan.sinks, shape.n_ctx);  // sink slots; the masks keep the plan's G
+  element_bytes_ = shape.type == kernels::KvType::kF16 ? 2 : 4;
+  size_t offset = 0;
+  for (int64_t layer = 0; layer < shape.n_layer; ++layer) {
+    masks_.push_back(plan.band_masks(layer, shape.n_ctx));
+    for (const kernels::BandMask& mask : masks_.back()) {
+      ring_.push_back(ring_slots(mask.span, sinks_, shape.n_ctx, shape.prefill_chunk));
+      offsets_.push_back(offset);
+      offset += static_cast<size_t>((sinks_ + ring_.back()) * shape.head_dim);
+    }
+  }
+  seq_elements_ = offset;
+  const size_t total = seq_elements_ * static_cast<size_t>(shape.n_seq) * element_bytes_;
+  keys_.assign(total, 0);
+  values_.assign(total, 0);
+  lengths_.assign(static_cast<size_t>(shape.n_seq), 0);
+}
+
+void StaticKvCache::check_layer_seq(int64_t layer, int seq) const {
+  if (seq < 0 || seq >= shape_.n_seq) {
+    fail("static kv cache: sequence {} does not exist (cache holds {})", seq, shape_.n_seq);
+  }
+  if (layer < 0 || layer >= shape_.n_layer) fail("static kv cache: layer {} does not exist", layer);
+}
+
+int64_t StaticKvCache::length(int seq) const {
+  check_layer_seq(0, seq);
+  return lengths_[static_cast<size_t>(seq)];
+}
+
+void StaticKvCache::check_room(int seq, int64_t n_new) const {
+  const int64_t used = length(seq);
+  if (n_new < 0 || used + n_new > shape_.n_ctx) {
+    fail("context is full: sequence {} holds {} tokens, {} more do not fit in the {} the cache "
+         "was planned for (raise -c or -n)", seq, used, n_new, shape_.n_ctx);
+  }
+}
+
+int64_t StaticKvCache::span(int64_t layer, int64_t kv_head) const {
+  return masks(layer).at(static_cast<size_t>(kv_head)).span;
+}
+
+int64_t StaticKvCache::ring_size(int64_t layer, int64_t kv_head) const {
+  check_layer_seq(layer, 0);
+  return ring_.at(static_cast<size_t>(layer * shape_.n_head_kv + kv_head));
+}
+
+const std::vector<kernels::BandMask>& StaticKvCache::masks(int64_t layer) const {
+  check_layer_seq(layer, 0);
+  return masks_[static_cast<size_t>(layer)];
+}
+
+size_t StaticKvCache::head_offset(int64_t layer, int seq, int64_t kv_head) const {
+  return static_cast<size_t>(seq) * seq_elements_ +
+         offsets_[static_cast<size_t>(layer * shape_.n_head_kv + kv_head)];
+}
+
+const void* StaticKvCache::element_address(const std::vector<uint8_t>& buffer,
+                                           size_t element) const {
+  return buffer.data() + element * element_bytes_;
+}
+
+void StaticKvCache::store(int64_t layer, int seq, int64_t pos, int64_t n_tokens, const float* k,
+                          const float* v) {
+  check_layer_seq(layer, seq);
+  if (n_tokens < 0 || n_tokens > shape_.prefill_chunk) {
+    fail("static kv cache: {} tokens in one call; the rings hold chunks of at most {}", n_tokens,
+         shape_.prefill_chunk);
+  }
+  if (pos < 0 || pos + n_tokens > shape_.n_ctx) {
+    fail("context is full: positions {} .. {} do not fit in the {} the cache was planned for",
+         pos, pos + n_tokens - 1, shape_.n_ctx);
+  }
+  const int64_t hd = shape_.head_dim, kv_dim = shape_.n_head_kv * hd;
+  for (int64_t h = 0; h < shape_.n_head_kv; ++h) {
+    const size_t base = head_offset(layer, seq, h);
+    const int64_t ring = ring_size(layer, h);
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      const int64_t p = pos + t;
+      const int64_t slot = p < sinks_ ? p : sinks_ + (p - sinks_) % ring;
+      const size_t dst = base + static_cast<size_t>(slot * hd);
+      const float* k_src = k + t * kv_dim + h * hd;
+      const float* v_src = v + t * kv_dim + h * hd;
+      if (shape_.type == kernels::KvType::kF32) {
+        std::copy_n(k_src, hd, reinterpret_cast<float*>(keys_.data()) + dst);
+        std::copy_n(v_src, hd, reinterpret_cast<float*>(values_.data()) + dst);
+      } else {
+        auto* k_dst = reinterpret_cast<uint16_t*>(keys_.data()) + dst;
+        auto* v_dst = reinterpret_cast<uint16_t*>(values_.data()) + dst;
+        for (int64_t d = 0; d < hd; ++d) {
+          k_dst[d] = gguf::fp32_to_fp16(k_src[d]);
+          v_dst[d] = gguf::fp32_to_fp16(v_src[d]);
+        }
+      }
+    }
+  }
+}
+
+std::vector<kernels::KeyRun> StaticKvCache::key_runs(int64_t layer, int seq, int64_t pos,
+                                                     int64_t n_tokens) const {
+  check_layer_seq(layer, seq);
+  std::vector<kernels::KeyRun> runs;
+  const int64_t end = pos + n_tokens;  // one past the last position written
+  const int64_t hd = shape_.head_dim;
+  for (int64_t h = 0; h < shape_.n_head_kv; ++h) {
+    const size_t base = head_offset(layer, seq, h);
+    auto run_at = [&](int64_t slot, int64_t key_pos0, int64_t n_keys) {
+      const size_t element = base + static_cast<size_t>(slot * hd);
+      runs.push_back({h, element_address(keys_, element), element_address(values_, element),
+                      key_pos0, n_keys});
+    };
+    if (sinks_ > 0) run_at(0, 0, std::min(sinks_, end));
+    const int64_t ring = ring_size(layer, h);
+    const int64_t band_span = span(layer, h);
+    const int64_t lo = std::max(sinks_, band_span >= pos + 1 ? 0 : pos - band_span + 1);
+    if (end <= lo) continue;
+    const int64_t first_slot = (lo - sinks_) % ring;
+    const int64_t first_len = std::min(end - lo, ring - first_slot);
+    run_at(sinks_ + first_slot, lo, first_len);
+    if (first_len < end - lo) run_at(sinks_, lo + first_len, end - lo - first_len);
+  }
+  return runs;
+}
+
+void StaticKvCache::attend(int64_t layer, int seq, int64_t pos, int64_t n_tokens,
+                           const kernels::AttentionShape& shape, const float* q, const float* k,
+                           const float* v, float* out, int n_threads) {
+  if (shape.n_head_kv != shape_.n_head_kv || shape.head_dim != shape_.head_dim) {
+    fail("static kv cache: attention shape {} KV heads x {} does not match the cache's {} x {}",
+         shape.n_head_kv, shape.head_dim, shape_.n_head_kv, shape_.head_dim);
+  }
+  store(layer, seq, pos, n_tokens, k, v);
+  const std::vector<kernels::KeyRun> runs = key_runs(layer, seq, pos, n_tokens);
+  kernels::AttentionState state;
+  state.reset(n_tokens, shape.n_head, shape.head_dim);
+  kernels::attention_accumulate(shape, q, n_tokens, pos, shape_.type, runs, masks(layer), state,
+                                n_threads);
+  kernels::attention_finish(state, out);
+}
+
+void StaticKvCache::set_length(int seq, int64_t length) {
+  check_layer_seq(0, seq);
+  if (length < 0 || length > shape_.n_ctx) {
+    fail("context is full: length {} exceeds the {} the cache was planned for", length,
+         shape_.n_ctx);
+  }
+  lengths_[static_cast<size_t>(seq)] = length;
+}
+
+}  // namespace moa

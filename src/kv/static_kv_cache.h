@@ -1,0 +1,90 @@
+// Static per-head KV cache for a sparse plan (METHOD.md s.5): each sequence, layer and KV head
+// owns G sink slots and a ring of R_h slots sized once from the head's span at the planned
+// length N = prompt + max new tokens; nothing is reallocated during generation, so memory is
+// known before the first token (bytes() ~ KV density x dense). Position p < G lives in sink
+// slot p, position p >= G in ring slot (p - G) % R_h. Attention for a chunk of queries reads
+// the sink slots plus the (at most two) ring pieces holding the band, with the plan's masks on
+// absolute positions, so chunked prefill and decode are exactly the masked attention.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "kernels/kernels.h"
+#include "kv/attention_cache.h"
+#include "model/model_config.h"
+#include "plan/plan.h"
+
+namespace moa {
+
+inline constexpr int64_t kDefaultRingChunk = 256;  // tokens per prefill call a ring must hold
+
+struct StaticKvCacheShape {
+  int64_t n_layer = 0;
+  int64_t n_head_kv = 0;
+  int64_t head_dim = 0;
+  int64_t n_ctx = 0;                          // N: prompt + max new tokens, spans use S_h(N)
+  int64_t prefill_chunk = kDefaultRingChunk;  // most tokens one attend call may bring
+  int n_seq = 1;
+  kernels::KvType type = kernels::KvType::kF16;
+};
+
+StaticKvCacheShape static_kv_cache_shape(const ModelConfig& config, int64_t n_ctx,
+                                         int64_t prefill_chunk, int n_seq, kernels::KvType type);
+
+// Ring slots of a head: room for its span plus one chunk of new tokens (the band of a chunk's
+// first query reaches span - 1 keys back), at least 128, a multiple of 64, and no more than the
+// positions >= sinks that a sequence of n_ctx tokens can have (rounded up to 64).
+int64_t ring_slots(int64_t span, int64_t sinks, int64_t n_ctx, int64_t prefill_chunk);
+
+class StaticKvCache final : public AttentionCache {
+ public:
+  // Allocates every ring once. Throws moa::Error when the shape is not positive, the plan's
+  // layer/KV-head counts differ from the shape, or a rule gives an invalid span at n_ctx.
+  // Sinks beyond n_ctx are allowed (every key is then a sink).
+  StaticKvCache(const StaticKvCacheShape& shape, const SparsePlan& plan);
+
+  const StaticKvCacheShape& shape() const { return shape_; }
+  int n_seq() const override { return shape_.n_seq; }
+  int64_t n_ctx() const override { return shape_.n_ctx; }
+  uint64_t bytes() const override { return keys_.size() + values_.size(); }
+  int64_t length(int seq) const override;
+  void check_room(int seq, int64_t n_new) const override;
+  int64_t max_chunk() const override { return shape_.prefill_chunk; }
+
+  int64_t sink_slots() const { return sinks_; }  // min(plan sinks, n_ctx)
+  int64_t span(int64_t layer, int64_t kv_head) const;
+  int64_t ring_size(int64_t layer, int64_t kv_head) const;
+  const std::vector<kernels::BandMask>& masks(int64_t layer) const;
+
+  // Writes keys/values of positions pos .. pos+n_tokens-1 (n_tokens <= prefill_chunk) of one
+  // layer; k and v are [n_tokens][n_head_kv * head_dim]. A ring keeps the newest positions
+  // written, so attention assumes each sequence's positions arrive in order.
+  void store(int64_t layer, int seq, int64_t pos, int64_t n_tokens, const float* k, const float* v);
+  // The key runs (sink slots, ring pieces) queries at positions pos .. pos+n_tokens-1 need.
+  std::vector<kernels::KeyRun> key_runs(int64_t layer, int seq, int64_t pos,
+                                        int64_t n_tokens) const;
+  void attend(int64_t layer, int seq, int64_t pos, int64_t n_tokens,
+              const kernels::AttentionShape& shape, const float* q, const float* k,
+              const float* v, float* out, int n_threads) override;
+  // Any length up to n_ctx; a shorter length does not restore keys a ring has overwritten.
+  void set_length(int seq, int64_t length) override;
+
+ private:
+  void check_layer_seq(int64_t layer, int seq) const;
+  size_t head_offset(int64_t layer, int seq, int64_t kv_head) const;  // elements
+  const void* element_address(const std::vector<uint8_t>& buffer, size_t element) const;
+
+  StaticKvCacheShape shape_;
+  int64_t sinks_ = 0;
+  size_t element_bytes_ = 2;
+  std::vector<std::vector<kernels::BandMask>> masks_;  // [layer][kv_head]
+  std::vector<int64_t> ring_;                          // [layer * n_head_kv + kv_head]
+  std::vector<size_t> offsets_;  // element offset of each (layer, head) within a sequence
+  size_t seq_elements_ = 0;      // elements per sequence
+  std::vector<uint8_t> keys_;
+  std::vector<uint8_t> values_;
+  std::vector<int64_t> lengths_;
+};
+
+}  // namespace moa

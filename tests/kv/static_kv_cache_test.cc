@@ -1,0 +1,186 @@
+// The static per-head ring cache: chunked prefill and every decode step against a full
+// recomputation with the naive masked reference over the whole history (across the ring's
+// wrap-around, mixed spans per head, G = 0, 4, 64, F32 and F16), ring sizing, bytes against a
+// dense cache, and the bad inputs it must reject.
+#include "kv/static_kv_cache.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "gguf/quant.h"
+#include "kernels/reference.h"
+#include "kv/kv_cache.h"
+#include "util/error.h"
+
+namespace moa {
+namespace {
+
+using kernels::KvType;
+
+constexpr int64_t kHeadDim = 8;
+
+SparsePlan plan_of(std::vector<std::vector<ElasticRule>> rules, int64_t sinks) {
+  SparsePlan plan;
+  plan.model = {"llama", static_cast<int64_t>(rules.size()), 2 * static_cast<int64_t>(rules[0].size()),
+                static_cast<int64_t>(rules[0].size()), ""};
+  plan.sinks = sinks;
+  plan.rules = std::move(rules);
+  return plan;
+}
+
+StaticKvCacheShape shape_for(const SparsePlan& plan, int64_t n_ctx, int64_t chunk, KvType type) {
+  return {plan.model.n_layer, plan.model.n_head_kv, kHeadDim, n_ctx, chunk, 1, type};
+}
+
+std::vector<float> random_floats(std::mt19937& rng, int64_t n, float scale) {
+  std::uniform_real_distribution<float> dist(-scale, scale);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+// Keys/values of every position so far, [kv_head][position][head_dim], as the cache stores them.
+struct History {
+  int64_t n_head_kv = 0, n_ctx = 0;
+  KvType type = KvType::kF32;
+  std::vector<float> k, v;
+  std::vector<uint16_t> k16, v16;
+
+  void append(int64_t pos, int64_t n, const std::vector<float>& kn, const std::vector<float>& vn) {
+    for (int64_t t = 0; t < n; ++t) {
+      for (int64_t h = 0; h < n_head_kv; ++h) {
+        for (int64_t d = 0; d < kHeadDim; ++d) {
+          const auto dst = static_cast<size_t>((h * n_ctx + pos + t) * kHeadDim + d);
+          const auto src = static_cast<size_t>((t * n_head_kv + h) * kHeadDim + d);
+          k[dst] = kn[src];
+          v[dst] = vn[src];
+          k16[dst] = gguf::fp32_to_fp16(kn[src]);
+          v16[dst] = gguf::fp32_to_fp16(vn[src]);
+        }
+      }
+    }
+  }
+  kernels::KvView view(int64_t n_keys) const {
+    if (type == KvType::kF16) return {type, k16.data(), v16.data(), n_ctx * kHeadDim, n_keys};
+    return {type, k.data(), v.data(), n_ctx * kHeadDim, n_keys};
+  }
+};
+
+// Prefills `prompt` tokens in chunks, then decodes one token at a time to n_ctx; at every
+// call and layer the cache's output must equal the reference over the whole history.
+void expect_generation_matches_reference(const SparsePlan& plan, int64_t n_ctx, int64_t chunk,
+                                         int64_t prompt, KvType type) {
+  StaticKvCache cache(shape_for(plan, n_ctx, chunk, type), plan);
+  const int64_t n_kv = plan.model.n_head_kv, n_head = plan.model.n_head;
+  const kernels::AttentionShape shape{n_head, n_kv, kHeadDim, 1.0f / std::sqrt(float(kHeadDim))};
+  std::vector<History> history(static_cast<size_t>(plan.model.n_layer));
+  for (History& h : history) {
+    h = {n_kv, n_ctx, type, {}, {}, {}, {}};
+    h.k.resize(static_cast<size_t>(n_kv * n_ctx * kHeadDim));
+    h.v.resize(h.k.size());
+    h.k16.resize(h.k.size());
+    h.v16.resize(h.k.size());
+  }
+  std::mt19937 rng(static_cast<uint32_t>(n_ctx + chunk + plan.sinks));
+  double worst = 0.0;
+  for (int64_t pos = 0; pos < n_ctx;) {
+    const int64_t n = pos < prompt ? std::min(chunk, prompt - pos) : 1;
+    for (int64_t layer = 0; layer < plan.model.n_layer; ++layer) {
+      const auto q = random_floats(rng, n * n_head * kHeadDim, 2.0f);
+      const auto k = random_floats(rng, n * n_kv * kHeadDim, 2.0f);
+      const auto v = random_floats(rng, n * n_kv * kHeadDim, 1.0f);
+      std::vector<float> got(q.size()), want(q.size());
+      cache.attend(layer, 0, pos, n, shape, q.data(), k.data(), v.data(), got.data(), 2);
+      History& h = history[static_cast<size_t>(layer)];
+      h.append(pos, n, k, v);
+      kernels::reference::attention(shape, q.data(), n, pos, h.view(pos + n), cache.masks(layer),
+                                    want.data());
+      for (size_t i = 0; i < got.size(); ++i) worst = std::max(worst, double(std::abs(got[i] - want[i])));
+    }
+    pos += n;
+    cache.set_length(0, pos);
+  }
+  EXPECT_LE(worst, 2e-5) << "sinks " << plan.sinks << " n_ctx " << n_ctx << " chunk " << chunk;
+}
+
+TEST(StaticKvCache, GenerationMatchesMaskedReferenceAcrossWrapAround) {
+  // Spans 20/100/150 with rings of 128..256 slots wrap several times over 600 positions.
+  const std::vector<std::vector<ElasticRule>> rules = {
+      {{20, 0}, {0, 0.25}, {150, 0}},
+      {{100, 0}, {10, 0.125}, {0, 1}},  // the last head is dense: its ring never wraps
+  };
+  for (int64_t sinks : {0, 4, 64}) {
+    expect_generation_matches_reference(plan_of(rules, sinks), 600, 32, 150, KvType::kF32);
+  }
+  expect_generation_matches_reference(plan_of(rules, 4), 500, 64, 200, KvType::kF16);
+}
+
+TEST(StaticKvCache, ContextShorterThanSinksAndMinimumRingMatchReference) {
+  // n_ctx 50 < 64 sinks: every key is a sink; and a span-1 head with a 128-slot ring.
+  expect_generation_matches_reference(plan_of({{{1, 0}, {5, 0}}}, 64), 50, 16, 20, KvType::kF32);
+  expect_generation_matches_reference(plan_of({{{1, 0}, {5, 0}}}, 0), 300, 7, 30, KvType::kF32);
+}
+
+TEST(StaticKvCache, RunsCoverSinksAndTheTwoRingPieces) {
+  const SparsePlan plan = plan_of({{{100, 0}}}, 4);
+  StaticKvCache cache(shape_for(plan, 1000, 28, KvType::kF32), plan);
+  ASSERT_EQ(cache.ring_size(0, 0), 128);  // 100 + 27 rounded up
+  // Query at 300: band 201..300 = ring slots (197..296) % 128 = 69..127, then 0..40.
+  const auto runs = cache.key_runs(0, 0, 300, 1);
+  ASSERT_EQ(runs.size(), 3u);
+  EXPECT_EQ(runs[0].key_pos0, 0);
+  EXPECT_EQ(runs[0].n_keys, 4);
+  EXPECT_EQ(runs[1].key_pos0, 201);
+  EXPECT_EQ(runs[1].n_keys, 59);
+  EXPECT_EQ(runs[2].key_pos0, 260);
+  EXPECT_EQ(runs[2].n_keys, 41);
+}
+
+TEST(StaticKvCache, RingSizesFollowTheSpanChunkAndContext) {
+  EXPECT_EQ(ring_slots(10, 64, 100000, 1), 128);            // at least 128
+  EXPECT_EQ(ring_slots(1000, 64, 100000, 256), 1280);       // 1255 rounded up to 64
+  EXPECT_EQ(ring_slots(8192, 64, 16384, 256), 8448);
+  EXPECT_EQ(ring_slots(16384, 64, 16384, 256), 16320);      // never more than n_ctx - sinks
+}
+
+TEST(StaticKvCache, BytesFollowKvDensity) {
+  const int64_t n = 16384;
+  const KvCache dense(KvCacheShape{2, 2, kHeadDim, n, 1, KvType::kF16});
+  const double dense_bytes = static_cast<double>(dense.bytes());
+  const SparsePlan half = plan_of({{{8192, 0}, {8192, 0}}, {{8192, 0}, {8192, 0}}}, 64);
+  const double half_ratio = StaticKvCache(shape_for(half, n, 256, KvType::kF16), half).bytes() / dense_bytes;
+  EXPECT_NEAR(half_ratio, kv_density(half, n), 0.02);
+  EXPECT_LE(half_ratio, 0.52);
+  const SparsePlan mixed = plan_of({{{0, 0.125}, {1024, 0.25}}, {{0, 0.5}, {64, 0}}}, 64);
+  const double mixed_ratio = StaticKvCache(shape_for(mixed, n, 256, KvType::kF16), mixed).bytes() / dense_bytes;
+  EXPECT_GE(mixed_ratio, kv_density(mixed, n));
+  EXPECT_LE(mixed_ratio, kv_density(mixed, n) + 0.03);
+}
+
+TEST(StaticKvCache, RejectsPlansThatDoNotFit) {
+  const SparsePlan plan = plan_of({{{16, 0}, {16, 0}}}, 4);
+  StaticKvCacheShape shape = shape_for(plan, 100, 8, KvType::kF32);
+  shape.n_layer = 2;
+  EXPECT_THROW(StaticKvCache(shape, plan), Error);
+  EXPECT_THROW(StaticKvCache(shape_for(plan, 100, 0, KvType::kF32), plan), Error);  // no chunk
+  const SparsePlan negative = plan_of({{{-500, 0.0}, {16, 0}}}, 4);
+  EXPECT_THROW(StaticKvCache(shape_for(negative, 100, 8, KvType::kF32), negative), Error);
+}
+
+TEST(StaticKvCache, RejectsChunksLargerThanPlannedAndFullContexts) {
+  const SparsePlan plan = plan_of({{{16, 0}}}, 4);
+  StaticKvCache cache(shape_for(plan, 100, 8, KvType::kF32), plan);
+  const std::vector<float> kv(20 * kHeadDim);
+  EXPECT_THROW(cache.store(0, 0, 0, 9, kv.data(), kv.data()), Error);
+  EXPECT_THROW(cache.store(0, 0, 95, 8, kv.data(), kv.data()), Error);
+  cache.set_length(0, 96);
+  EXPECT_THROW(cache.check_room(0, 5), Error);
+  EXPECT_NO_THROW(cache.check_room(0, 4));
+  EXPECT_THROW(cache.length(1), Error);
+}
+
+}  // namespace
+}  // namespace moa
