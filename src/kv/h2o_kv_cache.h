@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "kernels/kernels.h"
+#include "kv/attention_cache.h"
 #include "model/model_config.h"
 
 namespace moa {
@@ -41,24 +42,26 @@ H2oCacheShape h2o_cache_shape(const ModelConfig& config, int64_t n_ctx, int64_t 
 std::vector<uint8_t> h2o_keep_set(std::span<const int32_t> positions, std::span<const float> scores,
                                   int64_t budget, int64_t recent);
 
-class H2oKvCache {
+class H2oKvCache final : public AttentionCache {
  public:
   // Allocates every slot up front; throws moa::Error on a non-positive size or a budget
   // outside 1 .. n_ctx.
   explicit H2oKvCache(const H2oCacheShape& shape);
 
   const H2oCacheShape& shape() const { return shape_; }
-  int64_t n_ctx() const { return shape_.n_ctx; }
-  int n_seq() const { return shape_.n_seq; }
+  int64_t n_ctx() const override { return shape_.n_ctx; }
+  int n_seq() const override { return shape_.n_seq; }
   int64_t budget() const { return shape_.budget; }
   int64_t recent_window() const { return shape_.budget / 2; }
-  uint64_t bytes() const;  // keys, values, positions and scores of every slot
+  uint64_t bytes() const override;  // keys, values, positions and scores of every slot
 
   // Tokens the sequence has seen (positions 0 .. length-1), and how many each head keeps.
-  int64_t length(int seq) const;
+  int64_t length(int seq) const override;
   int64_t n_kept(int seq) const;
   // Throws "context is full: ..." when n_new more positions do not fit in sequence `seq`.
-  void check_room(int seq, int64_t n_new) const;
+  void check_room(int seq, int64_t n_new) const override;
+  // Any chunk fits: one longer than the free slots is attended in a temporary buffer.
+  int64_t max_chunk() const override { return shape_.n_ctx; }
 
   // One layer's attention for n_tokens new tokens of `seq` at positions pos .. pos+n_tokens-1
   // (pos must equal length(seq)): q is [n_tokens][n_head][head_dim] after RoPE, k and v are
@@ -66,10 +69,10 @@ class H2oKvCache {
   // scores and evicts this layer's heads down to the budget.
   void attend(int64_t layer, int seq, int64_t pos, int64_t n_tokens,
               const kernels::AttentionShape& shape, const float* q, const float* k,
-              const float* v, float* out, int n_threads);
+              const float* v, float* out, int n_threads) override;
   // Advances the length after every layer attended, or clears with 0; evicted keys are gone,
   // so any other truncation is an error.
-  void set_length(int seq, int64_t length);
+  void set_length(int seq, int64_t length) override;
   void clear(int seq) { set_length(seq, 0); }
   void clear_all();
 

@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <span>
 #include <string>
+#include <utility>
 
 #include "gguf/quant.h"
 #include "util/error.h"
@@ -106,6 +108,31 @@ void KvCache::set_length(int seq, int64_t length) {
     fail("context is full: length {} exceeds the context of {} (raise -c)", length, shape_.n_ctx);
   }
   lengths_[static_cast<size_t>(seq)] = length;
+}
+
+void KvCache::use_plan(const SparsePlan& plan, int64_t span_length) {
+  if (static_cast<int64_t>(plan.rules.size()) != shape_.n_layer) {
+    fail("kv cache: plan has {} layers, the model has {}", plan.rules.size(), shape_.n_layer);
+  }
+  std::vector<std::vector<kernels::BandMask>> masks;
+  for (int64_t layer = 0; layer < shape_.n_layer; ++layer) {
+    masks.push_back(plan.band_masks(layer, span_length));
+    if (static_cast<int64_t>(masks.back().size()) != shape_.n_head_kv) {
+      fail("kv cache: plan has {} KV heads per layer, the model has {}", masks.back().size(),
+           shape_.n_head_kv);
+    }
+  }
+  masks_ = std::move(masks);
+}
+
+void KvCache::attend(int64_t layer, int seq, int64_t pos, int64_t n_tokens,
+                     const kernels::AttentionShape& shape, const float* q, const float* k,
+                     const float* v, float* out, int n_threads) {
+  store(layer, seq, pos, n_tokens, k, v);
+  const std::span<const kernels::BandMask> masks =
+      masks_.empty() ? std::span<const kernels::BandMask>() : masks_[static_cast<size_t>(layer)];
+  kernels::attention(shape, q, n_tokens, pos, view(layer, seq, pos + n_tokens), masks, out,
+                     n_threads);
 }
 
 void KvCache::clear_all() { std::fill(lengths_.begin(), lengths_.end(), 0); }

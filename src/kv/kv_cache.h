@@ -1,7 +1,8 @@
 // Dense KV cache: keys and values of every layer for several sequences, stored F32 or F16 in the
 // layout attention reads directly (kernels::KvView: [kv_head][position][head_dim]). Each sequence
-// has its own slab of n_ctx positions, so sequences of a batch never interfere. A sparse cache
-// (per-head rings, issue #5) can offer the same store/view operations with a different layout.
+// has its own slab of n_ctx positions, so sequences of a batch never interfere. With a sparse
+// plan attached (use_plan) it runs the plan's masks over the dense layout: sparse prefill that
+// keeps every key (the per-head ring cache that also saves memory is StaticKvCache).
 #pragma once
 
 #include <cstdint>
@@ -9,7 +10,9 @@
 #include <vector>
 
 #include "kernels/kernels.h"
+#include "kv/attention_cache.h"
 #include "model/model_config.h"
+#include "plan/plan.h"
 
 namespace moa {
 
@@ -25,27 +28,36 @@ struct KvCacheShape {
 KvCacheShape kv_cache_shape(const ModelConfig& config, int64_t n_ctx, int n_seq,
                             kernels::KvType type);
 
-class KvCache {
+class KvCache final : public AttentionCache {
  public:
   // Allocates the whole cache up front; throws moa::Error on a non-positive size.
   explicit KvCache(const KvCacheShape& shape);
 
   const KvCacheShape& shape() const { return shape_; }
-  int64_t n_ctx() const { return shape_.n_ctx; }
-  int n_seq() const { return shape_.n_seq; }
-  uint64_t bytes() const;
+  int64_t n_ctx() const override { return shape_.n_ctx; }
+  int n_seq() const override { return shape_.n_seq; }
+  uint64_t bytes() const override;
+  int64_t max_chunk() const override { return shape_.n_ctx; }
 
   // Positions 0 .. length(seq)-1 hold valid keys and values.
-  int64_t length(int seq) const;
+  int64_t length(int seq) const override;
   // Throws "context is full: ..." when n_new more positions do not fit in sequence `seq`.
-  void check_room(int seq, int64_t n_new) const;
+  void check_room(int seq, int64_t n_new) const override;
   // Writes keys/values of n_tokens tokens at positions pos .. pos+n_tokens-1 of layer `layer`;
   // k and v are [n_tokens][n_head_kv * head_dim] (the projection output layout).
   void store(int64_t layer, int seq, int64_t pos, int64_t n_tokens, const float* k, const float* v);
   // Marks positions up to `length` valid (after all layers stored them), or truncates.
-  void set_length(int seq, int64_t length);
+  void set_length(int seq, int64_t length) override;
   void clear(int seq) { set_length(seq, 0); }
   void clear_all();
+
+  // Attention from now on uses the plan's masks with spans at span_length (the planned
+  // prompt + new tokens); throws if the plan's layer/KV-head counts differ from the cache's.
+  void use_plan(const SparsePlan& plan, int64_t span_length);
+  // store, then flash attention over positions 0 .. pos+n_tokens-1 (masked if a plan is set).
+  void attend(int64_t layer, int seq, int64_t pos, int64_t n_tokens,
+              const kernels::AttentionShape& shape, const float* q, const float* k,
+              const float* v, float* out, int n_threads) override;
 
   // The keys 0 .. n_keys-1 of one layer and sequence, as attention reads them.
   kernels::KvView view(int64_t layer, int seq, int64_t n_keys) const;
@@ -59,6 +71,7 @@ class KvCache {
   std::vector<uint8_t> keys_;
   std::vector<uint8_t> values_;
   std::vector<int64_t> lengths_;
+  std::vector<std::vector<kernels::BandMask>> masks_;  // [layer][kv_head]; empty: dense
 };
 
 const char* kv_type_name(kernels::KvType type);

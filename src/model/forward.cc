@@ -69,7 +69,7 @@ struct Placement {
   int64_t pos0 = 0;  // cache position of the first token
 };
 
-std::vector<Placement> place_batch(const Model& model, const KvCache& cache,
+std::vector<Placement> place_batch(const Model& model, const AttentionCache& cache,
                                    std::span<const SequenceBatch> batch) {
   std::vector<Placement> placements;
   std::set<int> seen;
@@ -80,6 +80,10 @@ std::vector<Placement> place_batch(const Model& model, const KvCache& cache,
       fail("forward: sequence {} appears twice in one batch", entry.seq);
     }
     cache.check_room(entry.seq, static_cast<int64_t>(entry.tokens.size()));
+    if (static_cast<int64_t>(entry.tokens.size()) > cache.max_chunk()) {
+      fail("forward: sequence {} brings {} tokens; this cache takes at most {} per call (prefill "
+           "in chunks)", entry.seq, entry.tokens.size(), cache.max_chunk());
+    }
     for (TokenId id : entry.tokens) {
       if (id < 0 || id >= model.config().n_vocab) {
         fail("forward: token id {} is outside the vocabulary (0 .. {})", id,
@@ -105,7 +109,7 @@ kernels::RopeParams rope_params(const ModelConfig& c) {
   return rope;
 }
 
-void attention_block(const Model& model, const LayerWeights& w, int64_t layer, KvCache& cache,
+void attention_block(const Model& model, const LayerWeights& w, int64_t layer, AttentionCache& cache,
                      std::span<const Placement> placements, std::span<const int32_t> positions,
                      Activations& a, int n_threads) {
   const ModelConfig& c = model.config();
@@ -126,11 +130,9 @@ void attention_block(const Model& model, const LayerWeights& w, int64_t layer, K
   const kernels::AttentionShape shape{c.n_head, c.n_head_kv, c.head_dim,
                                       1.0f / std::sqrt(static_cast<float>(c.head_dim))};
   for (const Placement& p : placements) {
-    cache.store(layer, p.seq, p.pos0, p.n, a.k.data() + p.row0 * c.kv_dim(),
-                a.v.data() + p.row0 * c.kv_dim());
-    const kernels::KvView kv = cache.view(layer, p.seq, p.pos0 + p.n);
-    kernels::attention(shape, a.q.data() + p.row0 * c.q_dim(), p.n, p.pos0, kv, {},
-                       a.att.data() + p.row0 * c.q_dim(), n_threads);
+    cache.attend(layer, p.seq, p.pos0, p.n, shape, a.q.data() + p.row0 * c.q_dim(),
+                 a.k.data() + p.row0 * c.kv_dim(), a.v.data() + p.row0 * c.kv_dim(),
+                 a.att.data() + p.row0 * c.q_dim(), n_threads);
   }
   kernels::matmul(w.attn_output, a.att.data(), n, a.proj.data(), n_threads);
   kernels::add_inplace(a.x.data(), a.proj.data(), n * c.n_embd);
@@ -176,7 +178,7 @@ Logits output_logits(const Model& model, std::span<const Placement> placements, 
 
 }  // namespace
 
-Logits forward(const Model& model, KvCache& cache, std::span<const SequenceBatch> batch,
+Logits forward(const Model& model, AttentionCache& cache, std::span<const SequenceBatch> batch,
                LogitsMode mode, int n_threads) {
   const ModelConfig& c = model.config();
   if (batch.empty()) fail("forward: empty batch");
@@ -203,13 +205,13 @@ Logits forward(const Model& model, KvCache& cache, std::span<const SequenceBatch
   return output_logits(model, placements, mode, a, n_threads);
 }
 
-Logits forward_tokens(const Model& model, KvCache& cache, int seq, std::span<const TokenId> tokens,
+Logits forward_tokens(const Model& model, AttentionCache& cache, int seq, std::span<const TokenId> tokens,
                       LogitsMode mode, int n_threads) {
   const SequenceBatch entry{seq, tokens};
   return forward(model, cache, std::span<const SequenceBatch>(&entry, 1), mode, n_threads);
 }
 
-Logits decode_tokens(const Model& model, KvCache& cache, std::span<const int> seqs,
+Logits decode_tokens(const Model& model, AttentionCache& cache, std::span<const int> seqs,
                      std::span<const TokenId> tokens, int n_threads) {
   if (seqs.size() != tokens.size()) {
     fail("decode: {} sequences but {} tokens", seqs.size(), tokens.size());

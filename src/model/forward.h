@@ -1,6 +1,6 @@
 // The dense forward pass of a decoder-only transformer (llama, qwen2). A `Model` owns the mapped
 // GGUF file, its config, bound weights and tokenizer; `forward` runs new tokens of one or more
-// sequences against a KvCache and returns logits. Prefill (many tokens of one sequence) and batch
+// sequences against an AttentionCache and returns logits. Prefill (many tokens of one sequence) and batch
 // decode (one token of each of several sequences) are the same call with different batches, so a
 // benchmark can time either at any cache depth.
 #pragma once
@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "gguf/gguf_file.h"
+#include "kv/attention_cache.h"
 #include "kv/kv_cache.h"
 #include "model/model_config.h"
 #include "model/weights.h"
@@ -57,16 +58,17 @@ struct Logits {
   }
 };
 
-// Runs the batch through every layer, appends keys/values to `cache` and advances each
+// Runs the batch through every layer, hands keys/values and queries to `cache` (dense KvCache,
+// StaticKvCache, H2O: the cache decides which keys attention sees) and advances each
 // sequence's length. Throws (before computing anything) when a sequence would exceed the
-// context, appears twice, or a token id is outside the vocabulary.
-Logits forward(const Model& model, KvCache& cache, std::span<const SequenceBatch> batch,
+// context or the cache's chunk size, appears twice, or a token id is outside the vocabulary.
+Logits forward(const Model& model, AttentionCache& cache, std::span<const SequenceBatch> batch,
                LogitsMode mode, int n_threads);
 
 // Convenience forms: a prompt chunk of one sequence, and one token for each of several.
-Logits forward_tokens(const Model& model, KvCache& cache, int seq, std::span<const TokenId> tokens,
+Logits forward_tokens(const Model& model, AttentionCache& cache, int seq, std::span<const TokenId> tokens,
                       LogitsMode mode, int n_threads);
-Logits decode_tokens(const Model& model, KvCache& cache, std::span<const int> seqs,
+Logits decode_tokens(const Model& model, AttentionCache& cache, std::span<const int> seqs,
                      std::span<const TokenId> tokens, int n_threads);
 
 // Default thread count: the cores available to this process.

@@ -1,0 +1,67 @@
+// `moa bench` end to end: the table and JSON carry every (depth, batch) case with sane numbers,
+// and bad options give one-line errors. (Speed itself is never asserted.)
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "eval/throughput.h"
+#include "support/assets.h"
+
+namespace moa {
+namespace {
+
+using test::expect_one_line_error;
+using test::run_moa;
+
+TEST(BenchCommand, ReportsEveryDepthAndBatchAsJson) {
+  MOA_REQUIRE_ASSET(path, "models/stories260K-Q8_0.gguf");
+  test::CommandResult r = run_moa("bench -m '" + path + "' -p 16 -n 4 -r 2 --ctx 0,32 -b 1,2 -t 1 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  nlohmann::json j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["weight_type"], "Q8_0");
+  EXPECT_GT(j["memory_bandwidth_gbs"].get<double>(), 0.0);
+  EXPECT_GT(j["sgemm_peak_gflops"].get<double>(), 0.0);
+  const auto& results = j["results"];
+  ASSERT_EQ(results.size(), 6u);  // per depth: pp16, tg4 x batch 1, tg4 x batch 2
+  EXPECT_EQ(results[0]["test"], "pp16");
+  EXPECT_EQ(results[2]["test"], "tg4");
+  EXPECT_EQ(results[2]["batch"], 2);
+  EXPECT_EQ(results[2]["tokens"], 8);
+  EXPECT_EQ(results[3]["depth"], 32);
+  for (const auto& row : results) {
+    EXPECT_EQ(row["seconds"].size(), 2u);
+    EXPECT_GT(row["tokens_per_second"].get<double>(), 0.0);
+    EXPECT_GT(row["kv_cache_bytes"].get<double>(), 0.0);
+  }
+  // Deeper caches mean more bytes read per decode step.
+  EXPECT_GT(results[4]["bytes_per_step"].get<double>(), results[1]["bytes_per_step"].get<double>());
+}
+
+TEST(BenchCommand, PrintsATable) {
+  MOA_REQUIRE_ASSET(path, "models/stories260K.gguf");
+  test::CommandResult r = run_moa("bench -m '" + path + "' -p 8 -n 2 -r 1 -t 1");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("|     pp8 |      0 |     1 |"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("|     tg2 |      0 |     1 |"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("memory bandwidth"), std::string::npos) << r.out;
+}
+
+TEST(BenchCommand, BadOptions) {
+  MOA_REQUIRE_ASSET(path, "models/stories260K.gguf");
+  const std::string m = "bench -m '" + path + "' ";
+  expect_one_line_error(run_moa(m + "-r 0"), "-r: 0 repeats");
+  expect_one_line_error(run_moa(m + "-p 0 -n 0"), "give a positive prompt or generation size");
+  expect_one_line_error(run_moa(m + "--ctx -5"), "--ctx: depth -5 is negative");
+  expect_one_line_error(run_moa(m + "-b 0"), "--batch: 0");
+  expect_one_line_error(run_moa(m + "--kv-type q9"), "q9");
+  expect_one_line_error(run_moa("bench --random huge"), "--random: unknown shape 'huge'");
+  expect_one_line_error(run_moa("bench"), "give a model with -m or a shape with --random");
+}
+
+TEST(Throughput, MedianOfOddAndEvenCounts) {
+  EXPECT_DOUBLE_EQ(median({3.0, 1.0, 2.0}), 2.0);
+  EXPECT_DOUBLE_EQ(median({4.0, 1.0, 2.0, 3.0}), 2.5);
+  EXPECT_DOUBLE_EQ(median({}), 0.0);
+}
+
+}  // namespace
+}  // namespace moa
