@@ -39,8 +39,8 @@ struct Problem {
 
 void validate(const AttentionShape& shape, const KvView& kv, std::span<const BandMask> masks) {
   if (shape.n_head <= 0 || shape.n_head_kv <= 0 || shape.n_head % shape.n_head_kv != 0) {
-    fail("attention weights: n_head {} / n_head_kv {}: expected a positive multiple",
-         shape.n_head, shape.n_head_kv);
+    fail("attention weights: n_head {} / n_head_kv {}: expected a positive multiple", shape.n_head,
+         shape.n_head_kv);
   }
   if (shape.head_dim <= 0) fail("attention weights: head_dim {}: expected > 0", shape.head_dim);
   if (!masks.empty() && static_cast<int64_t>(masks.size()) != shape.n_head_kv) {
@@ -76,7 +76,8 @@ class TileScorer {
     q0_ = q0;
     rows_ = (q1 - q0) * p_.group;
     for (int64_t r = 0; r < rows_; ++r) {
-      const float* src = p_.q + ((q0 + r / p_.group) * p_.shape.n_head + g * p_.group + r % p_.group) * hd;
+      const float* src =
+          p_.q + ((q0 + r / p_.group) * p_.shape.n_head + g * p_.group + r % p_.group) * hd;
       float* dst = q_block_.data() + r * hd;
       for (int64_t i = 0; i < hd; ++i) dst[i] = src[i] * p_.shape.scale;
     }
@@ -91,7 +92,8 @@ class TileScorer {
     std::fill(k_transposed_.begin(), k_transposed_.end(), 0.0f);
     for (int64_t j = 0; j < n_keys_; ++j) {
       const int64_t base = g * p_.kv.head_stride + (k0 + j) * hd;
-      for (int64_t i = 0; i < hd; ++i) k_transposed_[static_cast<size_t>(i * kKeyBlock + j)] = key(base + i);
+      for (int64_t i = 0; i < hd; ++i)
+        k_transposed_[static_cast<size_t>(i * kKeyBlock + j)] = key(base + i);
     }
   }
 
@@ -187,9 +189,9 @@ void tile_weights(const Problem& p, TileScorer& scorer, int64_t g, int64_t t, co
 
 }  // namespace
 
-void attention_row_lse(const AttentionShape& shape, const float* q, int64_t n_query,
-                       int64_t q_pos0, const KvView& kv, std::span<const BandMask> masks,
-                       float* lse, int n_threads) {
+void attention_row_lse(const AttentionShape& shape, const float* q, int64_t n_query, int64_t q_pos0,
+                       const KvView& kv, std::span<const BandMask> masks, float* lse,
+                       int n_threads) {
   validate(shape, kv, masks);
   if (n_query <= 0) return;
   const Problem p{shape, q, n_query, q_pos0, kv, masks, shape.n_head / shape.n_head_kv};
@@ -206,9 +208,9 @@ void attention_row_lse(const AttentionShape& shape, const float* q, int64_t n_qu
 }
 
 void accumulate_attention_weights(const AttentionShape& shape, const float* q, int64_t n_query,
-                                  int64_t q_pos0, const KvView& kv,
-                                  std::span<const BandMask> masks, const float* row_lse,
-                                  float* scores, int64_t score_stride, int n_threads) {
+                                  int64_t q_pos0, const KvView& kv, std::span<const BandMask> masks,
+                                  const float* row_lse, float* scores, int64_t score_stride,
+                                  int n_threads) {
   validate(shape, kv, masks);
   if (score_stride < kv.n_keys) {
     fail("attention weights: score_stride {}: expected >= n_keys {}", score_stride, kv.n_keys);

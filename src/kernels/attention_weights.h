@@ -16,16 +16,16 @@ namespace moa::kernels {
 // lse[qi * n_head + h] = log sum_j exp(scale * q·k_j) over the keys j visible from query qi of
 // head h (q laid out [n_query][n_head][head_dim] at positions q_pos0 + qi); -inf for a row
 // that sees no key.
-void attention_row_lse(const AttentionShape& shape, const float* q, int64_t n_query,
-                       int64_t q_pos0, const KvView& kv, std::span<const BandMask> masks,
-                       float* lse, int n_threads);
+void attention_row_lse(const AttentionShape& shape, const float* q, int64_t n_query, int64_t q_pos0,
+                       const KvView& kv, std::span<const BandMask> masks, float* lse,
+                       int n_threads);
 
 // For every KV head g and key j < kv.n_keys adds to scores[g * score_stride + j] the softmax
 // probability of key j summed over the query heads of g's group and over the n_query queries.
 // `row_lse` is attention_row_lse's output, or null to have it recomputed here.
 void accumulate_attention_weights(const AttentionShape& shape, const float* q, int64_t n_query,
-                                  int64_t q_pos0, const KvView& kv,
-                                  std::span<const BandMask> masks, const float* row_lse,
-                                  float* scores, int64_t score_stride, int n_threads);
+                                  int64_t q_pos0, const KvView& kv, std::span<const BandMask> masks,
+                                  const float* row_lse, float* scores, int64_t score_stride,
+                                  int n_threads);
 
 }  // namespace moa::kernels

@@ -21,9 +21,8 @@ double key_element(const KvView& kv, int64_t index) {
 }
 
 // Scaled scores of one row (query qi, head h) against every key; hidden keys get -inf.
-std::vector<double> row_scores(const AttentionShape& shape, const float* q, int64_t qi,
-                               int64_t h, int64_t q_pos0, const KvView& kv,
-                               std::span<const BandMask> masks) {
+std::vector<double> row_scores(const AttentionShape& shape, const float* q, int64_t qi, int64_t h,
+                               int64_t q_pos0, const KvView& kv, std::span<const BandMask> masks) {
   const int64_t g = h / (shape.n_head / shape.n_head_kv);
   const BandMask mask = masks.empty() ? BandMask{} : masks[static_cast<size_t>(g)];
   const float* qv = q + (qi * shape.n_head + h) * shape.head_dim;
@@ -49,9 +48,8 @@ double log_sum_exp(const std::vector<double>& s) {
 
 }  // namespace
 
-void attention_row_lse(const AttentionShape& shape, const float* q, int64_t n_query,
-                       int64_t q_pos0, const KvView& kv, std::span<const BandMask> masks,
-                       double* lse) {
+void attention_row_lse(const AttentionShape& shape, const float* q, int64_t n_query, int64_t q_pos0,
+                       const KvView& kv, std::span<const BandMask> masks, double* lse) {
   for (int64_t qi = 0; qi < n_query; ++qi) {
     for (int64_t h = 0; h < shape.n_head; ++h) {
       lse[qi * shape.n_head + h] = log_sum_exp(row_scores(shape, q, qi, h, q_pos0, kv, masks));
@@ -60,9 +58,8 @@ void attention_row_lse(const AttentionShape& shape, const float* q, int64_t n_qu
 }
 
 void accumulate_attention_weights(const AttentionShape& shape, const float* q, int64_t n_query,
-                                  int64_t q_pos0, const KvView& kv,
-                                  std::span<const BandMask> masks, double* scores,
-                                  int64_t score_stride) {
+                                  int64_t q_pos0, const KvView& kv, std::span<const BandMask> masks,
+                                  double* scores, int64_t score_stride) {
   const int64_t group = shape.n_head / shape.n_head_kv;
   for (int64_t qi = 0; qi < n_query; ++qi) {
     for (int64_t h = 0; h < shape.n_head; ++h) {

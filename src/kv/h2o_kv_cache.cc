@@ -3,13 +3,15 @@
 // 0 .. n_kept-1 are live. A step writes the new tokens after the live slots — in place when they
 // fit (decode), otherwise into a scratch copy (a prompt longer than the budget) — so the kept
 // keys and the new ones form one KvView in which slot order doubles as causal order: the kept
-// keys all precede the new tokens. Dense flash attention and the tiled attention-weights kernel
-// run on that view; eviction then fills the holes (in place) or copies the survivors back.
+// keys all precede the new tokens. Flash attention (segment API, whose final max/denominator
+// give the row log-sum-exp) and the tiled attention-weights kernel run on that view; eviction
+// then fills the holes (in place) or copies the survivors back.
 #include "kv/h2o_kv_cache.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <numeric>
 
 #include "gguf/quant.h"
@@ -109,7 +111,8 @@ std::vector<uint8_t> h2o_keep_set(std::span<const int32_t> positions, std::span<
 
 H2oKvCache::H2oKvCache(const H2oCacheShape& shape) : shape_(shape) {
   if (shape.n_ctx <= 0) fail("h2o cache: context size must be positive (got {})", shape.n_ctx);
-  if (shape.n_seq <= 0) fail("h2o cache: number of sequences must be positive (got {})", shape.n_seq);
+  if (shape.n_seq <= 0)
+    fail("h2o cache: number of sequences must be positive (got {})", shape.n_seq);
   if (shape.n_layer <= 0 || shape.n_head_kv <= 0 || shape.head_dim <= 0) {
     fail("h2o cache: invalid shape (layers {}, kv heads {}, head dim {})", shape.n_layer,
          shape.n_head_kv, shape.head_dim);
@@ -144,9 +147,10 @@ int64_t H2oKvCache::n_kept(int seq) const { return std::min(length(seq), shape_.
 void H2oKvCache::check_room(int seq, int64_t n_new) const {
   const int64_t used = length(seq);
   if (n_new < 0 || used + n_new > shape_.n_ctx) {
-    fail("context is full: sequence {} holds {} tokens, {} more do not fit in the context of {} "
-         "(raise -c)",
-         seq, used, n_new, shape_.n_ctx);
+    fail(
+        "context is full: sequence {} holds {} tokens, {} more do not fit in the context of {} "
+        "(raise -c)",
+        seq, used, n_new, shape_.n_ctx);
   }
 }
 
@@ -217,8 +221,18 @@ void H2oKvCache::attend(int64_t layer, int seq, int64_t pos, int64_t n_tokens,
   // tokens up to itself, which is causal attention over the kept set.
   const kernels::KvView view{shape_.type, candidates.k, candidates.v, candidates.capacity * hd,
                              total};
-  kernels::attention(shape, q, n_tokens, kept, view, {}, out, n_threads);
-  kernels::accumulate_attention_weights(shape, q, n_tokens, kept, view, {}, nullptr,
+  kernels::AttentionState state;
+  state.reset(n_tokens, shape.n_head, shape.head_dim);
+  kernels::attention_accumulate(shape, q, n_tokens, kept, view, 0, {}, state, n_threads);
+  kernels::attention_finish(state, out);
+  // The attention's own max and denominator give each row's log-sum-exp, sparing the weights
+  // kernel its first pass.
+  std::vector<float> row_lse(state.max.size());
+  for (size_t r = 0; r < row_lse.size(); ++r) {
+    row_lse[r] = state.denom[r] > 0.0f ? state.max[r] + std::log(state.denom[r])
+                                       : -std::numeric_limits<float>::infinity();
+  }
+  kernels::accumulate_attention_weights(shape, q, n_tokens, kept, view, {}, row_lse.data(),
                                         candidates.score, candidates.capacity, n_threads);
   if (total > shape_.budget) evict(candidates, cache, total);
 }
@@ -237,9 +251,8 @@ void H2oKvCache::evict(Slots& candidates, Slots& kept, int64_t n_candidates) {
   for (int64_t h = 0; h < shape_.n_head_kv; ++h) {
     const auto base = static_cast<size_t>(h * candidates.capacity);
     const auto n = static_cast<size_t>(n_candidates);
-    const std::vector<uint8_t> keep =
-        h2o_keep_set({candidates.pos + base, n}, {candidates.score + base, n}, shape_.budget,
-                     recent_window());
+    const std::vector<uint8_t> keep = h2o_keep_set(
+        {candidates.pos + base, n}, {candidates.score + base, n}, shape_.budget, recent_window());
     if (in_place) {
       // Survivors beyond the budget fill the holes below it: one move per evicted key.
       int64_t hole = 0;
@@ -264,9 +277,10 @@ void H2oKvCache::set_length(int seq, int64_t length) {
     fail("context is full: length {} exceeds the context of {} (raise -c)", length, shape_.n_ctx);
   }
   if (length != 0 && length < current) {
-    fail("h2o cache: cannot truncate sequence {} from {} to {} tokens (evicted keys are gone; "
-         "only clearing is possible)",
-         seq, current, length);
+    fail(
+        "h2o cache: cannot truncate sequence {} from {} to {} tokens (evicted keys are gone; "
+        "only clearing is possible)",
+        seq, current, length);
   }
   lengths_[static_cast<size_t>(seq)] = length;
 }
@@ -283,14 +297,16 @@ kernels::KvView H2oKvCache::view(int64_t layer, int seq) const {
 
 std::span<const int32_t> H2oKvCache::positions(int64_t layer, int seq, int64_t kv_head) const {
   check_layer_seq(layer, seq);
-  if (kv_head < 0 || kv_head >= shape_.n_head_kv) fail("h2o cache: kv head {} does not exist", kv_head);
+  if (kv_head < 0 || kv_head >= shape_.n_head_kv)
+    fail("h2o cache: kv head {} does not exist", kv_head);
   return {positions_.data() + slab_index(layer, seq) + static_cast<size_t>(kv_head * capacity_),
           static_cast<size_t>(n_kept(seq))};
 }
 
 std::span<const float> H2oKvCache::scores(int64_t layer, int seq, int64_t kv_head) const {
   check_layer_seq(layer, seq);
-  if (kv_head < 0 || kv_head >= shape_.n_head_kv) fail("h2o cache: kv head {} does not exist", kv_head);
+  if (kv_head < 0 || kv_head >= shape_.n_head_kv)
+    fail("h2o cache: kv head {} does not exist", kv_head);
   return {scores_.data() + slab_index(layer, seq) + static_cast<size_t>(kv_head * capacity_),
           static_cast<size_t>(n_kept(seq))};
 }

@@ -68,8 +68,8 @@ class H2oKvCache final : public AttentionCache {
   // [n_tokens][n_head_kv * head_dim]; writes out [n_tokens][n_head][head_dim], accumulates the
   // scores and evicts this layer's heads down to the budget.
   void attend(int64_t layer, int seq, int64_t pos, int64_t n_tokens,
-              const kernels::AttentionShape& shape, const float* q, const float* k,
-              const float* v, float* out, int n_threads) override;
+              const kernels::AttentionShape& shape, const float* q, const float* k, const float* v,
+              float* out, int n_threads) override;
   // Advances the length after every layer attended, or clears with 0; evicted keys are gone,
   // so any other truncation is an error.
   void set_length(int seq, int64_t length) override;

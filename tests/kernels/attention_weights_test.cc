@@ -37,8 +37,7 @@ struct Inputs {
 
 Inputs make_inputs(const Case& c) {
   Inputs in;
-  in.shape = {c.n_head, c.n_head_kv, c.head_dim,
-              1.0f / std::sqrt(static_cast<float>(c.head_dim))};
+  in.shape = {c.n_head, c.n_head_kv, c.head_dim, 1.0f / std::sqrt(static_cast<float>(c.head_dim))};
   in.q = random_floats(c.n_query * c.n_head * c.head_dim, 31, 2.0f);
   const int64_t capacity = c.n_keys + 5;
   in.k32 = random_floats(c.n_head_kv * capacity * c.head_dim, 32, 2.0f);
@@ -57,8 +56,8 @@ void expect_matches_reference(const Case& c) {
   const size_t n_scores = static_cast<size_t>(c.n_head_kv * in.stride);
   std::vector<float> got(n_scores, 0.5f);
   std::vector<double> want(n_scores, 0.5);
-  accumulate_attention_weights(in.shape, in.q.data(), c.n_query, c.q_pos0, in.kv, c.masks,
-                               nullptr, got.data(), in.stride, c.threads);
+  accumulate_attention_weights(in.shape, in.q.data(), c.n_query, c.q_pos0, in.kv, c.masks, nullptr,
+                               got.data(), in.stride, c.threads);
   reference::accumulate_attention_weights(in.shape, in.q.data(), c.n_query, c.q_pos0, in.kv,
                                           c.masks, want.data(), in.stride);
   for (size_t i = 0; i < n_scores; ++i) {
@@ -127,8 +126,8 @@ TEST(AttentionWeights, RowsThatSeeNoKeyAddNothing) {
   const Case c{2, 1, 8, 4, 40, 10, {{0, 3}}};
   Inputs in = make_inputs(c);
   std::vector<float> scores(static_cast<size_t>(in.stride), 0.0f);
-  accumulate_attention_weights(in.shape, in.q.data(), c.n_query, c.q_pos0, in.kv, c.masks,
-                               nullptr, scores.data(), in.stride, 2);
+  accumulate_attention_weights(in.shape, in.q.data(), c.n_query, c.q_pos0, in.kv, c.masks, nullptr,
+                               scores.data(), in.stride, 2);
   for (float s : scores) EXPECT_EQ(s, 0.0f);
   std::vector<float> lse(static_cast<size_t>(c.n_query * c.n_head));
   attention_row_lse(in.shape, in.q.data(), c.n_query, c.q_pos0, in.kv, c.masks, lse.data(), 1);

@@ -44,7 +44,9 @@ H2oCacheShape cache_shape(const Dims& d, int64_t n_ctx, int64_t budget, int n_se
 class NaiveH2o {
  public:
   NaiveH2o(const Dims& d, int64_t budget)
-      : d_(d), budget_(budget), kept_(static_cast<size_t>(d.n_head_kv)),
+      : d_(d),
+        budget_(budget),
+        kept_(static_cast<size_t>(d.n_head_kv)),
         score_(static_cast<size_t>(d.n_head_kv)) {}
 
   // Same contract as H2oKvCache::attend for one layer; returns the attention output.
@@ -101,11 +103,13 @@ class NaiveH2o {
     for (int64_t i = 0; i < d_.head_dim; ++i) {
       double acc = 0.0;
       for (size_t j = 0; j < visible.size(); ++j) {
-        acc += s[j] / denom * values_[static_cast<size_t>(visible[j])][static_cast<size_t>(g * d_.head_dim + i)];
+        acc += s[j] / denom *
+               values_[static_cast<size_t>(visible[j])][static_cast<size_t>(g * d_.head_dim + i)];
       }
       o[i] = static_cast<float>(acc);
     }
-    for (size_t j = 0; j < visible.size(); ++j) score_[static_cast<size_t>(g)][visible[j]] += s[j] / denom;
+    for (size_t j = 0; j < visible.size(); ++j)
+      score_[static_cast<size_t>(g)][visible[j]] += s[j] / denom;
   }
 
   // Keeps the budget/2 newest positions, then the best-scoring older ones (ties: newer).
@@ -301,7 +305,8 @@ TEST(H2oKvCache, RejectsBadShapesPositionsAndTruncation) {
   std::vector<float> out(q.size());
   const auto shape = attention_shape(d);
   EXPECT_THROW(cache.attend(0, 0, 3, 1, shape, q.data(), k.data(), k.data(), out.data(), 1), Error);
-  EXPECT_THROW(cache.attend(0, 0, 0, 17, shape, q.data(), k.data(), k.data(), out.data(), 1), Error);
+  EXPECT_THROW(cache.attend(0, 0, 0, 17, shape, q.data(), k.data(), k.data(), out.data(), 1),
+               Error);
   EXPECT_THROW(cache.attend(2, 0, 0, 1, shape, q.data(), k.data(), k.data(), out.data(), 1), Error);
   EXPECT_THROW(cache.attend(0, 1, 0, 1, shape, q.data(), k.data(), k.data(), out.data(), 1), Error);
   cache.attend(0, 0, 0, 10, shape, q.data(), k.data(), k.data(), out.data(), 1);
