@@ -23,6 +23,8 @@ struct BenchOptions {
   ThroughputConfig throughput;
   std::string kv_type = "f16";
   bool json = false;
+  std::vector<std::string> methods = {"dense"};
+  AttentionMethod sparse;  // --plan, --density, --sinks shared by the sparse methods
 };
 
 // Random-weight models with the shapes of real ones, for contexts no shared model reaches.
@@ -75,14 +77,16 @@ void print_results(const Model& model, const std::string& model_name, const Thro
   fmt::print("model: {} ({}, {} layers, {} x {} heads)   threads: {}   kv: {}\n", model_name, type_summary(model),
              model.config().n_layer, model.config().n_head, model.config().n_head_kv, cfg.n_threads, kv_type_name(cfg.kv_type));
   fmt::print("machine: memory bandwidth {:.1f} GB/s, OpenBLAS sgemm peak {:.1f} GFLOP/s\n\n", bandwidth, sgemm);
-  fmt::print("| {:>7} | {:>6} | {:>5} | {:>10} | {:>9} | {:>14} | {:>10} |\n", "test", "depth", "batch", "t/s", "ms/tok", "GB/s | GFLOP/s", "% of bound");
-  fmt::print("|{:-<9}|{:-<8}|{:-<7}|{:-<12}|{:-<11}|{:-<16}|{:-<12}|\n", "", "", "", "", "", "", "");
+  fmt::print("| {:<34} | {:>7} | {:>6} | {:>5} | {:>10} | {:>9} | {:>14} | {:>10} | {:>10} |\n", "method", "test", "depth", "batch", "t/s",
+             "ms/tok", "GB/s | GFLOP/s", "% of bound", "KV MiB");
+  fmt::print("|{:-<36}|{:-<9}|{:-<8}|{:-<7}|{:-<12}|{:-<11}|{:-<16}|{:-<12}|{:-<12}|\n", "", "", "", "", "", "", "", "", "");
   for (const ThroughputResult& r : results) {
     const bool decode = r.test.starts_with("tg");
     const double rate = decode ? r.gigabytes_per_second : r.gflops;
     const double bound = decode ? bandwidth : sgemm;
-    fmt::print("| {:>7} | {:>6} | {:>5} | {:>10.2f} | {:>9.3f} | {:>14.1f} | {:>9.0f}% |\n", r.test, r.depth, r.batch,
-               r.tokens_per_second, 1000.0 / r.tokens_per_second, rate, 100.0 * rate / bound);
+    fmt::print("| {:<34} | {:>7} | {:>6} | {:>5} | {:>10.2f} | {:>9.3f} | {:>14.1f} | {:>9.0f}% | {:>10.2f} |\n", r.method, r.test,
+               r.depth, r.batch, r.tokens_per_second, 1000.0 / r.tokens_per_second, rate, 100.0 * rate / bound,
+               static_cast<double>(r.kv_cache_bytes) / (1024.0 * 1024.0));
   }
 }
 
@@ -96,7 +100,7 @@ nlohmann::json results_json(const Model& model, const std::string& model_name, c
   j["memory_bandwidth_gbs"] = bandwidth;
   j["sgemm_peak_gflops"] = sgemm;
   for (const ThroughputResult& r : results) {
-    j["results"].push_back({{"test", r.test}, {"depth", r.depth}, {"batch", r.batch}, {"tokens", r.tokens},
+    j["results"].push_back({{"method", r.method}, {"test", r.test}, {"depth", r.depth}, {"batch", r.batch}, {"tokens", r.tokens},
                             {"seconds", r.seconds}, {"median_seconds", r.median_seconds},
                             {"tokens_per_second", r.tokens_per_second}, {"bytes_per_step", r.bytes_per_step},
                             {"gigabytes_per_second", r.gigabytes_per_second}, {"gflops", r.gflops},
@@ -110,6 +114,13 @@ void run_bench(BenchOptions o) {
   if (o.throughput.n_threads < 0) fail("-t: {} is not a valid thread count", o.throughput.n_threads);
   if (o.throughput.n_threads == 0) o.throughput.n_threads = default_thread_count();
   o.throughput.kv_type = parse_kv_type(o.kv_type);
+  o.throughput.methods.clear();
+  for (const std::string& name : o.methods) {
+    AttentionMethod m = o.sparse;
+    m.method = name;
+    if (name != "moa") m.plan_path.clear();
+    o.throughput.methods.push_back(m);
+  }
   const std::string path = o.model_path.empty() ? random_model_path(o) : o.model_path;
   const Model model = Model::load(path);
   const double bandwidth = kernels::measure_memory_bandwidth_gbs(o.throughput.n_threads);
@@ -140,6 +151,10 @@ void register_bench(CLI::App& app) {
   cmd->add_option("-t,--threads", o->throughput.n_threads, "Threads (default: all cores)");
   cmd->add_option("--kv-type", o->kv_type, "KV cache storage: f32 or f16")->capture_default_str();
   cmd->add_flag("--json", o->json, "Print JSON instead of a table");
+  cmd->add_option("--method", o->methods, "Attention methods side by side, e.g. dense,streaming,moa")->delimiter(',');
+  cmd->add_option("--plan", o->sparse.plan_path, "Plan file for method moa");
+  cmd->add_option("--density", o->sparse.density, "streaming: KV density (0, 1] at depth + test size")->capture_default_str();
+  cmd->add_option("--sinks", o->sparse.sinks, "streaming: sink tokens G")->capture_default_str();
   cmd->callback([o] { run_bench(*o); });
 }
 

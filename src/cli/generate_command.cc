@@ -8,12 +8,15 @@
 #include <chrono>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "cli/commands.h"
+#include "kv/attention_method.h"
 #include "kv/kv_cache.h"
+#include "kv/static_kv_cache.h"
 #include "model/chat_template.h"
 #include "model/forward.h"
 #include "model/sampler.h"
@@ -39,6 +42,7 @@ struct GenerateOptions {
   std::string chat_template = "raw";
   std::string system;
   std::string kv_type = "f16";
+  AttentionMethod attention;
 };
 
 struct Timing {
@@ -97,10 +101,12 @@ std::vector<TokenId> tokenize_prompt(const Model& model, const GenerateOptions& 
   return ids;
 }
 
-Logits prefill(const Model& model, KvCache& cache, const std::vector<TokenId>& ids, int threads) {
+Logits prefill(const Model& model, AttentionCache& cache, const std::vector<TokenId>& ids,
+               int threads) {
   Logits logits;
-  for (size_t start = 0; start < ids.size(); start += kPrefillChunk) {
-    const size_t n = std::min(ids.size() - start, static_cast<size_t>(kPrefillChunk));
+  const auto chunk = static_cast<size_t>(std::min(kPrefillChunk, cache.max_chunk()));
+  for (size_t start = 0; start < ids.size(); start += chunk) {
+    const size_t n = std::min(ids.size() - start, chunk);
     logits = forward_tokens(model, cache, 0, std::span(ids).subspan(start, n), LogitsMode::kLast,
                             threads);
   }
@@ -123,7 +129,20 @@ void run_generate(GenerateOptions options) {
   const Model model = Model::load(options.model_path);
   const int64_t n_ctx = context_size(options, model.config());
   std::vector<TokenId> history = tokenize_prompt(model, options, text, n_ctx);
-  KvCache cache(kv_cache_shape(model.config(), n_ctx, 1, parse_kv_type(options.kv_type)));
+  // A sparse cache is planned for exactly the tokens this run can reach.
+  const int64_t n_planned =
+      std::min<int64_t>(n_ctx, static_cast<int64_t>(history.size()) + options.n_predict);
+  check_attention_method(options.attention, n_ctx);
+  const std::optional<SparsePlan> plan = method_plan(
+      options.attention, identity_of(model.config(), model.file().metadata_hash()), n_planned);
+  const std::unique_ptr<AttentionCache> owned_cache =
+      make_attention_cache(model.config(), plan, plan ? n_planned : n_ctx, 1,
+                           parse_kv_type(options.kv_type), kDefaultRingChunk);
+  AttentionCache& cache = *owned_cache;
+  std::fprintf(stderr, "attention: %s, KV cache %llu bytes (%.2f MiB)\n",
+               method_label(options.attention, plan).c_str(),
+               static_cast<unsigned long long>(cache.bytes()),
+               static_cast<double>(cache.bytes()) / (1024.0 * 1024.0));
 
   Timing prefill_time{static_cast<int64_t>(history.size()), 0.0};
   auto start = Clock::now();
@@ -141,8 +160,8 @@ void run_generate(GenerateOptions options) {
     history.push_back(next);
     emit(stop.push(decoder.push(next)));
     if (stop.stopped() || i + 1 == options.n_predict) break;
-    if (cache.length(0) >= n_ctx) {
-      spdlog::warn("context of {} tokens is full; stopping (raise -c)", n_ctx);
+    if (cache.length(0) >= cache.n_ctx()) {
+      spdlog::warn("context of {} tokens is full; stopping (raise -c)", cache.n_ctx());
       break;
     }
     start = Clock::now();
@@ -164,7 +183,7 @@ void run_generate(GenerateOptions options) {
 
 void register_generate(CLI::App& app) {
   auto options = std::make_shared<GenerateOptions>();
-  CLI::App* cmd = app.add_subcommand("generate", "Generate text from a prompt (dense attention)");
+  CLI::App* cmd = app.add_subcommand("generate", "Generate text from a prompt (dense, StreamingLLM or MoA attention)");
   cmd->add_option("-m,--model", options->model_path, "GGUF model file")->required();
   cmd->add_option("-p,--prompt", options->prompt, "Prompt text");
   cmd->add_option("-f,--file", options->prompt_file, "Read the prompt from a file");
@@ -191,7 +210,20 @@ void register_generate(CLI::App& app) {
   cmd->add_option("--system", options->system, "System message (with a chat template)");
   cmd->add_option("--kv-type", options->kv_type, "KV cache storage: f32 or f16")
       ->capture_default_str();
-  cmd->callback([options] { run_generate(*options); });
+  cmd->add_option("--plan", options->attention.plan_path, "Sparse-attention plan (MoA) to run");
+  cmd->add_option("--method", options->attention.method, "Attention: dense, streaming or moa")
+      ->capture_default_str();
+  cmd->add_option("--density", options->attention.density,
+                  "streaming: KV density (0, 1] at prompt + n-predict tokens")
+      ->capture_default_str();
+  cmd->add_option("--sinks", options->attention.sinks, "streaming: sink tokens G")
+      ->capture_default_str();
+  cmd->callback([options] {
+    if (!options->attention.plan_path.empty() && options->attention.method == "dense") {
+      options->attention.method = "moa";
+    }
+    run_generate(*options);
+  });
 }
 
 }  // namespace moa::cli

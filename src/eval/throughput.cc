@@ -5,8 +5,12 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 #include <random>
+#include <span>
 
+#include "kv/kv_cache.h"
+#include "kv/static_kv_cache.h"
 #include "util/error.h"
 
 namespace moa {
@@ -24,15 +28,22 @@ std::vector<TokenId> random_tokens(std::mt19937_64& rng, int64_t n, int64_t n_vo
 }
 
 // Writes random keys/values for positions [0, depth) of every layer of sequence `seq`.
-void fill_synthetic(KvCache& cache, const ModelConfig& c, int seq, int64_t depth, std::mt19937_64& rng) {
-  constexpr int64_t kChunk = 256;
+void fill_synthetic(AttentionCache& cache, const ModelConfig& c, int seq, int64_t depth, std::mt19937_64& rng) {
+  constexpr int64_t kChunk = kDefaultRingChunk;
   std::normal_distribution<float> dist(0.0f, 1.0f);
   std::vector<float> k(static_cast<size_t>(kChunk * c.kv_dim())), v(k.size());
   for (float& x : k) x = dist(rng);
   for (float& x : v) x = dist(rng);
   for (int64_t layer = 0; layer < c.n_layer; ++layer) {
     for (int64_t pos = 0; pos < depth; pos += kChunk) {
-      cache.store(layer, seq, pos, std::min(kChunk, depth - pos), k.data(), v.data());
+      const int64_t n = std::min(kChunk, depth - pos);
+      if (auto* dense = dynamic_cast<KvCache*>(&cache)) {
+        dense->store(layer, seq, pos, n, k.data(), v.data());
+      } else if (auto* rings = dynamic_cast<StaticKvCache*>(&cache)) {
+        rings->store(layer, seq, pos, n, k.data(), v.data());
+      } else {
+        fail("bench: cannot fill this cache type synthetically");
+      }
     }
   }
   cache.set_length(seq, depth);
@@ -51,13 +62,16 @@ double matmul_flops_per_token(const Model& model) {
 
 // Bytes a decode step reads: every weight matrix once (the embedding table only one row per
 // token) plus the keys and values of every sequence's cache.
-double decode_bytes_per_step(const Model& model, const KvCache& cache, int64_t depth, int batch) {
+double decode_bytes_per_step(const Model& model, const AttentionCache& cache, kernels::KvType kv_type,
+                             int64_t depth, int batch) {
   const gguf::GgufFile& f = model.file();
   const ModelConfig& c = model.config();
   double bytes = static_cast<double>(weight_bytes(f));
   if (!c.tied_output) bytes -= static_cast<double>(f.tensor("token_embd.weight").n_bytes);
-  const double kv_element = cache.shape().type == kernels::KvType::kF16 ? 2.0 : 4.0;
-  bytes += 2.0 * kv_element * static_cast<double>(c.n_layer * c.kv_dim() * depth) * batch;
+  const double kv_element = kv_type == kernels::KvType::kF16 ? 2.0 : 4.0;
+  const double dense_kv = 2.0 * kv_element * static_cast<double>(c.n_layer * c.kv_dim() * depth);
+  // A sparse cache reads at most what it holds.
+  bytes += std::min(dense_kv, static_cast<double>(cache.bytes()) / cache.n_seq()) * batch;
   return bytes;
 }
 
@@ -66,7 +80,7 @@ struct Case {
   int batch;
 };
 
-ThroughputResult time_prefill(const Model& model, KvCache& cache, const ThroughputConfig& cfg, Case cs, std::mt19937_64& rng) {
+ThroughputResult time_prefill(const Model& model, AttentionCache& cache, const ThroughputConfig& cfg, Case cs, std::mt19937_64& rng) {
   const ModelConfig& c = model.config();
   ThroughputResult r;
   r.test = fmt::format("pp{}", cfg.n_prompt);
@@ -77,7 +91,11 @@ ThroughputResult time_prefill(const Model& model, KvCache& cache, const Throughp
     cache.set_length(0, cs.depth);
     std::vector<TokenId> ids = random_tokens(rng, cfg.n_prompt, c.n_vocab);
     auto start = Clock::now();
-    forward_tokens(model, cache, 0, ids, LogitsMode::kLast, cfg.n_threads);
+    for (int64_t pos = 0; pos < cfg.n_prompt; pos += cache.max_chunk()) {
+      const auto n = static_cast<size_t>(std::min(cache.max_chunk(), cfg.n_prompt - pos));
+      forward_tokens(model, cache, 0, std::span(ids).subspan(static_cast<size_t>(pos), n), LogitsMode::kLast,
+                     cfg.n_threads);
+    }
     if (rep > 0) r.seconds.push_back(elapsed(start));
   }
   r.median_seconds = median(r.seconds);
@@ -86,7 +104,7 @@ ThroughputResult time_prefill(const Model& model, KvCache& cache, const Throughp
   return r;
 }
 
-ThroughputResult time_decode(const Model& model, KvCache& cache, const ThroughputConfig& cfg, Case cs, std::mt19937_64& rng) {
+ThroughputResult time_decode(const Model& model, AttentionCache& cache, const ThroughputConfig& cfg, Case cs, std::mt19937_64& rng) {
   const ModelConfig& c = model.config();
   ThroughputResult r;
   r.test = fmt::format("tg{}", cfg.n_gen);
@@ -111,7 +129,7 @@ ThroughputResult time_decode(const Model& model, KvCache& cache, const Throughpu
   }
   r.median_seconds = median(r.seconds);
   r.tokens_per_second = static_cast<double>(r.tokens) / r.median_seconds;
-  r.bytes_per_step = decode_bytes_per_step(model, cache, cs.depth + cfg.n_gen / 2, cs.batch);
+  r.bytes_per_step = decode_bytes_per_step(model, cache, cfg.kv_type, cs.depth + cfg.n_gen / 2, cs.batch);
   r.gigabytes_per_second = r.bytes_per_step * static_cast<double>(cfg.n_gen) / r.median_seconds / 1e9;
   return r;
 }
@@ -148,20 +166,26 @@ std::vector<ThroughputResult> measure_throughput(const Model& model, const Throu
   if (c.n_ctx_train > 0 && n_ctx > c.n_ctx_train) {
     progress(fmt::format("note: depth + test size {} exceeds the model's training context {}", n_ctx, c.n_ctx_train));
   }
-  KvCache cache(kv_cache_shape(c, n_ctx, max_batch, cfg.kv_type));
   std::mt19937_64 rng(cfg.seed);
   std::vector<ThroughputResult> results;
-  for (int64_t depth : cfg.depths) {
-    if (cfg.n_prompt > 0) {
-      results.push_back(time_prefill(model, cache, cfg, {depth, 1}, rng));
-      results.back().kv_cache_bytes = cache.bytes();
-      progress(fmt::format("{} @ depth {}: {:.2f} tok/s", results.back().test, depth, results.back().tokens_per_second));
-    }
-    for (int batch : cfg.batches) {
-      if (cfg.n_gen == 0) break;
-      results.push_back(time_decode(model, cache, cfg, {depth, batch}, rng));
-      results.back().kv_cache_bytes = cache.bytes();
-      progress(fmt::format("{} @ depth {} batch {}: {:.2f} tok/s", results.back().test, depth, batch, results.back().tokens_per_second));
+  const ModelIdentity identity = identity_of(c, model.file().metadata_hash());
+  for (const AttentionMethod& method : cfg.methods) {
+    check_attention_method(method, n_ctx);
+    const std::optional<SparsePlan> plan = method_plan(method, identity, n_ctx);
+    const std::string label = method_label(method, plan);
+    auto cache = make_attention_cache(c, plan, n_ctx, max_batch, cfg.kv_type, kDefaultRingChunk);
+    auto finish = [&](ThroughputResult r) {
+      r.method = label;
+      r.kv_cache_bytes = cache->bytes();
+      progress(fmt::format("{} {} @ depth {} batch {}: {:.2f} tok/s", label, r.test, r.depth, r.batch, r.tokens_per_second));
+      results.push_back(std::move(r));
+    };
+    for (int64_t depth : cfg.depths) {
+      if (cfg.n_prompt > 0) finish(time_prefill(model, *cache, cfg, {depth, 1}, rng));
+      for (int batch : cfg.batches) {
+        if (cfg.n_gen == 0) break;
+        finish(time_decode(model, *cache, cfg, {depth, batch}, rng));
+      }
     }
   }
   return results;

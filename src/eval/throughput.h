@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "kernels/kernels.h"
+#include "kv/attention_method.h"
 #include "model/forward.h"
 
 namespace moa {
@@ -22,9 +23,13 @@ struct ThroughputConfig {
   int n_threads = 1;
   kernels::KvType kv_type = kernels::KvType::kF16;
   uint64_t seed = 1;
+  // Attention methods compared side by side (sparse ones get a StaticKvCache planned for
+  // max depth + test size tokens).
+  std::vector<AttentionMethod> methods = {AttentionMethod{}};
 };
 
 struct ThroughputResult {
+  std::string method = "dense";  // method_label()
   std::string test;  // "pp512" / "tg128"
   int64_t depth = 0;
   int batch = 1;

@@ -1,8 +1,9 @@
-// The dense forward pass of a decoder-only transformer (llama, qwen2). A `Model` owns the mapped
-// GGUF file, its config, bound weights and tokenizer; `forward` runs new tokens of one or more
-// sequences against an AttentionCache and returns logits. Prefill (many tokens of one sequence) and batch
-// decode (one token of each of several sequences) are the same call with different batches, so a
-// benchmark can time either at any cache depth.
+// The forward pass of a decoder-only transformer (llama, qwen2). A `Model` owns the mapped GGUF
+// file, its config, bound weights and tokenizer; `forward` runs new tokens of one or more
+// sequences against an AttentionCache (dense, static sparse rings, H2O) and returns logits.
+// Prefill (many tokens of one sequence) and batch decode (one token of each of several
+// sequences) are the same call with different batches, so a benchmark can time either at any
+// cache depth.
 #pragma once
 
 #include <cstdint>

@@ -1,0 +1,48 @@
+// Which attention a run uses, as the CLI names it (`--method dense|streaming|moa`, `--plan`,
+// `--density`, `--sinks`), turned into a plan and the cache that serves it: dense -> KvCache;
+// streaming -> a uniform plan (StreamingLLM: G sinks + the same window on every head) whose
+// window gives KV density D at the planned length; moa -> a plan file checked against the
+// model. Sparse methods get a StaticKvCache, so memory shrinks with density.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "kernels/kernels.h"
+#include "kv/attention_cache.h"
+#include "model/model_config.h"
+#include "plan/plan.h"
+
+namespace moa {
+
+struct AttentionMethod {
+  std::string method = "dense";  // dense | streaming | moa (moa needs plan_path)
+  std::string plan_path;         // a plan file; implies moa
+  double density = 1.0;          // streaming: KV density at the planned length
+  int64_t sinks = kDefaultSinks; // streaming: sink tokens G
+};
+
+// Throws a one-line error for an unknown method, a density outside (0, 1], streaming sinks
+// that are negative or beyond the context n_ctx, moa without a plan, or a plan with another
+// method. Call it before method_plan.
+void check_attention_method(const AttentionMethod& m, int64_t n_ctx);
+
+// The plan the method stands for (none for dense) for sequences of n_ctx tokens (spans are
+// S_h(n_ctx)); plan files are read and checked against `model` (layer/head counts, hash) and
+// must give valid spans at n_ctx.
+std::optional<SparsePlan> method_plan(const AttentionMethod& m, const ModelIdentity& model,
+                                      int64_t n_ctx);
+
+// "dense", "streaming (window W, G sinks)" or "moa (PLAN)", for reports.
+std::string method_label(const AttentionMethod& m, const std::optional<SparsePlan>& plan);
+
+// The cache for n_seq sequences of n_ctx tokens: KvCache for dense, StaticKvCache otherwise,
+// taking prefill chunks of at most `prefill_chunk` tokens.
+std::unique_ptr<AttentionCache> make_attention_cache(const ModelConfig& config,
+                                                     const std::optional<SparsePlan>& plan,
+                                                     int64_t n_ctx, int n_seq,
+                                                     kernels::KvType type, int64_t prefill_chunk);
+
+}  // namespace moa
