@@ -151,9 +151,9 @@ void register_bench(CLI::App& app) {
   cmd->add_option("-t,--threads", o->throughput.n_threads, "Threads (default: all cores)");
   cmd->add_option("--kv-type", o->kv_type, "KV cache storage: f32 or f16")->capture_default_str();
   cmd->add_flag("--json", o->json, "Print JSON instead of a table");
-  cmd->add_option("--method", o->methods, "Attention methods side by side, e.g. dense,streaming,moa")->delimiter(',');
+  cmd->add_option("--method", o->methods, "Attention methods side by side, e.g. dense,streaming,moa,h2o")->delimiter(',');
   cmd->add_option("--plan", o->sparse.plan_path, "Plan file for method moa");
-  cmd->add_option("--density", o->sparse.density, "streaming: KV density (0, 1] at depth + test size")->capture_default_str();
+  cmd->add_option("--density", o->sparse.density, "streaming, h2o: KV density (0, 1] at depth + test size")->capture_default_str();
   cmd->add_option("--sinks", o->sparse.sinks, "streaming: sink tokens G")->capture_default_str();
   cmd->callback([o] { run_bench(*o); });
 }

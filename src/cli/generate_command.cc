@@ -129,14 +129,15 @@ void run_generate(GenerateOptions options) {
   const Model model = Model::load(options.model_path);
   const int64_t n_ctx = context_size(options, model.config());
   std::vector<TokenId> history = tokenize_prompt(model, options, text, n_ctx);
-  // A sparse cache is planned for exactly the tokens this run can reach.
+  // A sparse cache (plan or h2o) is planned for exactly the tokens this run can reach.
   const int64_t n_planned =
       std::min<int64_t>(n_ctx, static_cast<int64_t>(history.size()) + options.n_predict);
   check_attention_method(options.attention, n_ctx);
   const std::optional<SparsePlan> plan = method_plan(
       options.attention, identity_of(model.config(), model.file().metadata_hash()), n_planned);
   const std::unique_ptr<AttentionCache> owned_cache =
-      make_attention_cache(model.config(), plan, plan ? n_planned : n_ctx, 1,
+      make_attention_cache(model.config(), options.attention, plan,
+                           options.attention.method == "dense" ? n_ctx : n_planned, 1,
                            parse_kv_type(options.kv_type), kDefaultRingChunk);
   AttentionCache& cache = *owned_cache;
   std::fprintf(stderr, "attention: %s, KV cache %llu bytes (%.2f MiB)\n",
@@ -183,7 +184,7 @@ void run_generate(GenerateOptions options) {
 
 void register_generate(CLI::App& app) {
   auto options = std::make_shared<GenerateOptions>();
-  CLI::App* cmd = app.add_subcommand("generate", "Generate text from a prompt (dense, StreamingLLM or MoA attention)");
+  CLI::App* cmd = app.add_subcommand("generate", "Generate text from a prompt (dense, StreamingLLM, MoA or H2O attention)");
   cmd->add_option("-m,--model", options->model_path, "GGUF model file")->required();
   cmd->add_option("-p,--prompt", options->prompt, "Prompt text");
   cmd->add_option("-f,--file", options->prompt_file, "Read the prompt from a file");
@@ -211,10 +212,10 @@ void register_generate(CLI::App& app) {
   cmd->add_option("--kv-type", options->kv_type, "KV cache storage: f32 or f16")
       ->capture_default_str();
   cmd->add_option("--plan", options->attention.plan_path, "Sparse-attention plan (MoA) to run");
-  cmd->add_option("--method", options->attention.method, "Attention: dense, streaming or moa")
+  cmd->add_option("--method", options->attention.method, "Attention: dense, streaming, moa or h2o")
       ->capture_default_str();
   cmd->add_option("--density", options->attention.density,
-                  "streaming: KV density (0, 1] at prompt + n-predict tokens")
+                  "streaming, h2o: KV density (0, 1] at prompt + n-predict tokens")
       ->capture_default_str();
   cmd->add_option("--sinks", options->attention.sinks, "streaming: sink tokens G")
       ->capture_default_str();

@@ -9,6 +9,7 @@
 #include <random>
 #include <span>
 
+#include "kv/h2o_kv_cache.h"
 #include "kv/kv_cache.h"
 #include "kv/static_kv_cache.h"
 #include "util/error.h"
@@ -34,6 +35,10 @@ void fill_synthetic(AttentionCache& cache, const ModelConfig& c, int seq, int64_
   std::vector<float> k(static_cast<size_t>(kChunk * c.kv_dim())), v(k.size());
   for (float& x : k) x = dist(rng);
   for (float& x : v) x = dist(rng);
+  if (auto* h2o = dynamic_cast<H2oKvCache*>(&cache)) {
+    h2o->fill_synthetic(seq, depth, k, v);
+    return;
+  }
   for (int64_t layer = 0; layer < c.n_layer; ++layer) {
     for (int64_t pos = 0; pos < depth; pos += kChunk) {
       const int64_t n = std::min(kChunk, depth - pos);
@@ -47,6 +52,16 @@ void fill_synthetic(AttentionCache& cache, const ModelConfig& c, int seq, int64_
     }
   }
   cache.set_length(seq, depth);
+}
+
+// Rewinds a sequence to `depth` between repeats. Dense and ring caches keep their synthetic
+// keys; an H2O cache cannot bring back what it evicted, so it is refilled.
+void rewind(AttentionCache& cache, const ModelConfig& c, int seq, int64_t depth, std::mt19937_64& rng) {
+  if (dynamic_cast<H2oKvCache*>(&cache) != nullptr) {
+    fill_synthetic(cache, c, seq, depth, rng);
+  } else {
+    cache.set_length(seq, depth);
+  }
 }
 
 // FLOPs of the weight matmuls for one token (2 per multiply-add).
@@ -88,7 +103,7 @@ ThroughputResult time_prefill(const Model& model, AttentionCache& cache, const T
   r.tokens = cfg.n_prompt;
   fill_synthetic(cache, c, 0, cs.depth, rng);
   for (int rep = 0; rep < cfg.repeats + 1; ++rep) {  // the first run warms caches and is dropped
-    cache.set_length(0, cs.depth);
+    rewind(cache, c, 0, cs.depth, rng);
     std::vector<TokenId> ids = random_tokens(rng, cfg.n_prompt, c.n_vocab);
     auto start = Clock::now();
     for (int64_t pos = 0; pos < cfg.n_prompt; pos += cache.max_chunk()) {
@@ -117,7 +132,7 @@ ThroughputResult time_decode(const Model& model, AttentionCache& cache, const Th
     fill_synthetic(cache, c, s, cs.depth, rng);
   }
   for (int rep = 0; rep < cfg.repeats + 1; ++rep) {
-    for (int s = 0; s < cs.batch; ++s) cache.set_length(s, cs.depth);
+    for (int s = 0; s < cs.batch; ++s) rewind(cache, c, s, cs.depth, rng);
     double total = 0.0;
     for (int64_t step = 0; step < cfg.n_gen; ++step) {
       std::vector<TokenId> ids = random_tokens(rng, cs.batch, c.n_vocab);
@@ -173,7 +188,7 @@ std::vector<ThroughputResult> measure_throughput(const Model& model, const Throu
     check_attention_method(method, n_ctx);
     const std::optional<SparsePlan> plan = method_plan(method, identity, n_ctx);
     const std::string label = method_label(method, plan);
-    auto cache = make_attention_cache(c, plan, n_ctx, max_batch, cfg.kv_type, kDefaultRingChunk);
+    auto cache = make_attention_cache(c, method, plan, n_ctx, max_batch, cfg.kv_type, kDefaultRingChunk);
     auto finish = [&](ThroughputResult r) {
       r.method = label;
       r.kv_cache_bytes = cache->bytes();

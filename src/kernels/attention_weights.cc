@@ -11,15 +11,32 @@
 #include <limits>
 #include <vector>
 
+#include "hwy/contrib/math/math-inl.h"
+#include "hwy/highway.h"
 #include "kernels/half.h"
 #include "util/error.h"
 
 namespace moa::kernels {
 namespace {
 
+namespace hn = hwy::HWY_NAMESPACE;
+using DF = hn::CappedTag<float, 16>;  // kKeyBlock is a whole number of vectors
+
 constexpr int64_t kKeyBlock = 64;    // keys per tile
 constexpr int64_t kQueryBlock = 32;  // query positions per block
+constexpr int64_t kDirectMaxRows = 8;  // up to this many query rows, per-key dot products
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+float dot(const float* a, const float* b, int64_t n) {
+  const DF d;
+  const auto lanes = static_cast<int64_t>(hn::Lanes(d));
+  auto acc = hn::Zero(d);
+  int64_t i = 0;
+  for (; i + lanes <= n; i += lanes) acc = hn::MulAdd(hn::LoadU(d, a + i), hn::LoadU(d, b + i), acc);
+  float sum = hn::GetLane(hn::SumOfLanes(d, acc));
+  for (; i < n; ++i) sum += a[i] * b[i];
+  return sum;
+}
 
 struct Problem {
   AttentionShape shape;
@@ -68,7 +85,9 @@ class TileScorer {
       : p_(p),
         q_block_(static_cast<size_t>(kQueryBlock * p.group * p.shape.head_dim)),
         k_transposed_(static_cast<size_t>(p.shape.head_dim * kKeyBlock)),
-        scores_(static_cast<size_t>(kQueryBlock * p.group * kKeyBlock)) {}
+        scores_(static_cast<size_t>(kQueryBlock * p.group * kKeyBlock)),
+        k_rows_(static_cast<size_t>(kKeyBlock * p.shape.head_dim)),
+        transposed_(std::min(p.n_query, kQueryBlock) * p.group > kDirectMaxRows) {}
 
   // Rows (query - q0) * group + head-in-group for queries [q0, q1) of KV head g, pre-scaled.
   int64_t load_queries(int64_t g, int64_t q0, int64_t q1) {
@@ -84,16 +103,24 @@ class TileScorer {
     return rows_;
   }
 
-  // Keys [k0, k1) of KV head g, transposed to [head_dim][kKeyBlock], zero-padded.
+  // Keys [k0, k1) of KV head g: row-major for few query rows, else transposed to
+  // [head_dim][kKeyBlock] (zero-padded) so that scores vectorise over keys.
   void load_keys(int64_t g, int64_t k0, int64_t k1) {
     const int64_t hd = p_.shape.head_dim;
     k0_ = k0;
     n_keys_ = k1 - k0;
-    std::fill(k_transposed_.begin(), k_transposed_.end(), 0.0f);
+    if (!transposed_) {
+      for (int64_t j = 0; j < n_keys_; ++j) {
+        load_key_row(g * p_.kv.head_stride + (k0 + j) * hd, k_rows_.data() + j * hd);
+      }
+      return;
+    }
+    if (n_keys_ < kKeyBlock) std::fill(k_transposed_.begin(), k_transposed_.end(), 0.0f);
     for (int64_t j = 0; j < n_keys_; ++j) {
-      const int64_t base = g * p_.kv.head_stride + (k0 + j) * hd;
-      for (int64_t i = 0; i < hd; ++i)
-        k_transposed_[static_cast<size_t>(i * kKeyBlock + j)] = key(base + i);
+      load_key_row(g * p_.kv.head_stride + (k0 + j) * hd, k_rows_.data());
+      for (int64_t i = 0; i < hd; ++i) {
+        k_transposed_[static_cast<size_t>(i * kKeyBlock + j)] = k_rows_[static_cast<size_t>(i)];
+      }
     }
   }
 
@@ -104,13 +131,19 @@ class TileScorer {
       float* s = row(r);
       std::fill_n(s, kKeyBlock, 0.0f);
       const float* qv = q_block_.data() + r * hd;
-      for (int64_t i = 0; i < hd; ++i) {
-        const float qi = qv[i];
-        const float* kt = k_transposed_.data() + i * kKeyBlock;
-        for (int64_t j = 0; j < kKeyBlock; ++j) s[j] += qi * kt[j];
+      if (transposed_) {
+        for (int64_t i = 0; i < hd; ++i) {
+          const float qi = qv[i];
+          const float* kt = k_transposed_.data() + i * kKeyBlock;
+          for (int64_t j = 0; j < kKeyBlock; ++j) s[j] += qi * kt[j];
+        }
+      } else {
+        for (int64_t j = 0; j < n_keys_; ++j) s[j] = dot(qv, k_rows_.data() + j * hd, hd);
       }
       const int64_t pos = p_.q_pos0 + q0_ + r / p_.group;
-      for (int64_t j = 0; j < kKeyBlock; ++j) {
+      const int64_t last = k0_ + n_keys_ - 1;
+      const bool all_visible = last <= pos && (last < mask.sinks || pos - k0_ < mask.span);
+      for (int64_t j = all_visible ? n_keys_ : 0; j < kKeyBlock; ++j) {
         if (j >= n_keys_ || !key_visible(mask, pos, k0_ + j)) s[j] = kNegInf;
       }
     }
@@ -120,15 +153,56 @@ class TileScorer {
   int64_t n_keys() const { return n_keys_; }
 
  private:
-  float key(int64_t index) const {
-    if (p_.kv.type == KvType::kF32) return static_cast<const float*>(p_.kv.k)[index];
-    return half_to_float(static_cast<const uint16_t*>(p_.kv.k)[index]);
+  // One key (head_dim values from element `index`) to F32 at dst.
+  void load_key_row(int64_t index, float* dst) {
+    const int64_t hd = p_.shape.head_dim;
+    if (p_.kv.type == KvType::kF32) {
+      std::copy_n(static_cast<const float*>(p_.kv.k) + index, hd, dst);
+      return;
+    }
+    const auto* src = static_cast<const uint16_t*>(p_.kv.k) + index;
+    const DF d;
+    const hn::Rebind<hwy::float16_t, DF> dh;
+    const auto lanes = static_cast<int64_t>(hn::Lanes(d));
+    int64_t i = 0;
+    for (; i + lanes <= hd; i += lanes) {
+      hn::StoreU(hn::PromoteTo(d, hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(src + i))),
+                 d, dst + i);
+    }
+    for (; i < hd; ++i) dst[i] = half_to_float(src[i]);
   }
 
   const Problem& p_;
-  std::vector<float> q_block_, k_transposed_, scores_;
+  std::vector<float> q_block_, k_transposed_, scores_, k_rows_;
+  bool transposed_;  // many rows: K^T amortises its transposition; few (decode): dot products
   int64_t q0_ = 0, rows_ = 0, k0_ = 0, n_keys_ = 0;
 };
+
+// s[j] = exp(s[j] - shift) over a whole tile, 0 where s[j] is -inf; returns the sum.
+float exp_shifted(float* s, float shift) {
+  const DF d;
+  const auto lanes = static_cast<int64_t>(hn::Lanes(d));
+  const auto neg_shift = hn::Set(d, -shift), floor = hn::Set(d, -88.0f);
+  const auto neg_inf = hn::Set(d, kNegInf);
+  auto sum = hn::Zero(d);
+  for (int64_t j = 0; j < kKeyBlock; j += lanes) {
+    const auto x = hn::LoadU(d, s + j);
+    const auto e = hn::IfThenZeroElse(hn::Eq(x, neg_inf),
+                                      hn::Exp(d, hn::Max(hn::Add(x, neg_shift), floor)));
+    hn::StoreU(e, d, s + j);
+    sum = hn::Add(sum, e);
+  }
+  return hn::GetLane(hn::SumOfLanes(d, sum));
+}
+
+// sums[j] += s[j] over a whole tile.
+void add_tile(const float* s, float* sums) {
+  const DF d;
+  const auto lanes = static_cast<int64_t>(hn::Lanes(d));
+  for (int64_t j = 0; j < kKeyBlock; j += lanes) {
+    hn::StoreU(hn::Add(hn::LoadU(d, sums + j), hn::LoadU(d, s + j)), d, sums + j);
+  }
+}
 
 int64_t lse_index(const Problem& p, int64_t g, int64_t q0, int64_t r) {
   return (q0 + r / p.group) * p.shape.n_head + g * p.group + r % p.group;
@@ -146,13 +220,12 @@ void block_lse(const Problem& p, TileScorer& scorer, int64_t g, int64_t q0, floa
     scorer.load_keys(g, k0, k1);
     scorer.compute(mask);
     for (int64_t r = 0; r < rows; ++r) {
-      const float* s = scorer.row(r);
+      float* s = scorer.row(r);
       const float tile_max = *std::max_element(s, s + kKeyBlock);
       if (tile_max == kNegInf) continue;
       const auto ri = static_cast<size_t>(r);
       const float new_m = std::max(m[ri], tile_max);
-      float sum = 0.0f;
-      for (int64_t j = 0; j < kKeyBlock; ++j) sum += std::exp(s[j] - new_m);
+      const float sum = exp_shifted(s, new_m);
       l[ri] = l[ri] * std::exp(m[ri] - new_m) + sum;
       m[ri] = new_m;
     }
@@ -180,8 +253,9 @@ void tile_weights(const Problem& p, TileScorer& scorer, int64_t g, int64_t t, co
     for (int64_t r = 0; r < rows; ++r) {
       const float row_lse = lse[lse_index(p, g, q0, r)];
       if (row_lse == kNegInf) continue;
-      const float* s = scorer.row(r);
-      for (int64_t j = 0; j < kKeyBlock; ++j) sums[j] += std::exp(s[j] - row_lse);
+      float* s = scorer.row(r);
+      exp_shifted(s, row_lse);
+      add_tile(s, sums);
     }
   }
   for (int64_t j = 0; j < k1 - k0; ++j) scores[k0 + j] += sums[j];

@@ -1,8 +1,11 @@
 // Methods -> plans -> caches (see attention_method.h).
 #include "kv/attention_method.h"
 
+#include <fmt/format.h>
+
 #include <cmath>
 
+#include "kv/h2o_kv_cache.h"
 #include "kv/kv_cache.h"
 #include "kv/static_kv_cache.h"
 #include "plan/plan_io.h"
@@ -14,8 +17,8 @@ void check_attention_method(const AttentionMethod& m, int64_t n_ctx) {
   if (!m.plan_path.empty() && m.method != "moa" && m.method != "dense") {
     fail("--plan: a plan file runs method moa, not '{}'", m.method);
   }
-  if (m.method != "dense" && m.method != "streaming" && m.method != "moa") {
-    fail("--method: '{}' is not a method (expected dense, streaming or moa)", m.method);
+  if (m.method != "dense" && m.method != "streaming" && m.method != "moa" && m.method != "h2o") {
+    fail("--method: '{}' is not a method (expected dense, streaming, moa or h2o)", m.method);
   }
   if (!(m.density > 0.0 && m.density <= 1.0)) {
     fail("--density: {} must be in (0, 1] (the fraction of the KV cache kept)", m.density);
@@ -44,6 +47,7 @@ std::optional<SparsePlan> method_plan(const AttentionMethod& m, const ModelIdent
 }
 
 std::string method_label(const AttentionMethod& m, const std::optional<SparsePlan>& plan) {
+  if (m.method == "h2o") return fmt::format("h2o (density {})", m.density);
   if (!plan) return "dense";
   if (!m.plan_path.empty()) return "moa (" + m.plan_path + ")";
   const auto window = static_cast<int64_t>(plan->rules.at(0).at(0).alpha);
@@ -52,9 +56,14 @@ std::string method_label(const AttentionMethod& m, const std::optional<SparsePla
 }
 
 std::unique_ptr<AttentionCache> make_attention_cache(const ModelConfig& config,
+                                                     const AttentionMethod& m,
                                                      const std::optional<SparsePlan>& plan,
                                                      int64_t n_ctx, int n_seq,
                                                      kernels::KvType type, int64_t prefill_chunk) {
+  if (m.method == "h2o") {
+    return std::make_unique<H2oKvCache>(
+        h2o_cache_shape(config, n_ctx, h2o_budget(m.density, n_ctx), n_seq, type));
+  }
   if (!plan) return std::make_unique<KvCache>(kv_cache_shape(config, n_ctx, n_seq, type));
   return std::make_unique<StaticKvCache>(
       static_kv_cache_shape(config, n_ctx, prefill_chunk, n_seq, type), *plan);

@@ -287,6 +287,32 @@ void H2oKvCache::set_length(int seq, int64_t length) {
 
 void H2oKvCache::clear_all() { std::fill(lengths_.begin(), lengths_.end(), 0); }
 
+void H2oKvCache::fill_synthetic(int seq, int64_t length, std::span<const float> k,
+                                std::span<const float> v) {
+  check_layer_seq(0, seq);
+  const int64_t kv_dim = shape_.n_head_kv * shape_.head_dim;
+  const auto n_rows = static_cast<int64_t>(k.size()) / kv_dim;
+  if (length < 0 || length > shape_.n_ctx || n_rows == 0 || k.size() != v.size()) {
+    fail("h2o cache: cannot fill {} synthetic tokens from {} key rows", length, n_rows);
+  }
+  const int64_t kept = std::min(length, shape_.budget);
+  const size_t row_bytes = static_cast<size_t>(shape_.head_dim) * element_bytes_;
+  for (int64_t layer = 0; layer < shape_.n_layer; ++layer) {
+    Slots slots = slab(layer, seq);
+    for (int64_t h = 0; h < shape_.n_head_kv; ++h) {
+      for (int64_t s = 0; s < kept; ++s) {
+        const auto slot = static_cast<size_t>(h * capacity_ + s);
+        const int64_t src = (s % n_rows) * kv_dim + h * shape_.head_dim;
+        store_row(k.data() + src, shape_.head_dim, shape_.type, slots.k + slot * row_bytes);
+        store_row(v.data() + src, shape_.head_dim, shape_.type, slots.v + slot * row_bytes);
+        slots.pos[slot] = static_cast<int32_t>(length - kept + s);
+        slots.score[slot] = 0.0f;
+      }
+    }
+  }
+  lengths_[static_cast<size_t>(seq)] = length;
+}
+
 kernels::KvView H2oKvCache::view(int64_t layer, int seq) const {
   check_layer_seq(layer, seq);
   const size_t slot0 = slab_index(layer, seq);

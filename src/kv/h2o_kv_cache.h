@@ -75,6 +75,11 @@ class H2oKvCache final : public AttentionCache {
   void set_length(int seq, int64_t length) override;
   void clear(int seq) { set_length(seq, 0); }
   void clear_all();
+  // Benchmarks (which rewind between repeats): makes `seq` look as if `length` tokens had been
+  // processed, every head of every layer keeping the newest min(length, budget) positions with
+  // zero scores; keys/values come from the rows of k and v ([n_rows][n_head_kv * head_dim]),
+  // reused cyclically.
+  void fill_synthetic(int seq, int64_t length, std::span<const float> k, std::span<const float> v);
 
   // The kept keys of one layer and sequence in slot order (n_keys = n_kept), with their absolute
   // positions and accumulated scores per head.

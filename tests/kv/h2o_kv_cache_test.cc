@@ -286,6 +286,23 @@ TEST(H2oKvCache, NeverReallocatesWhileDecoding) {
   EXPECT_EQ(cache.view(0, 0).k, keys);
 }
 
+TEST(H2oKvCache, SyntheticFillKeepsTheNewestPositionsThenDecodes) {
+  const Dims d;
+  H2oKvCache cache(cache_shape(d, 64, 10, 2));
+  std::vector<float> k(static_cast<size_t>(3 * d.n_head_kv * d.head_dim), 0.25f);
+  cache.fill_synthetic(1, 40, k, k);
+  EXPECT_EQ(cache.length(1), 40);
+  std::set<int64_t> want;
+  for (int64_t p = 30; p < 40; ++p) want.insert(p);
+  EXPECT_EQ(kept_positions(cache, 1, 1, 1), want);
+  cache.fill_synthetic(1, 6, k, k);  // rewinding refills
+  EXPECT_EQ(kept_positions(cache, 0, 1, 0), (std::set<int64_t>{0, 1, 2, 3, 4, 5}));
+  std::vector<float> q(static_cast<size_t>(d.n_head * d.head_dim), 0.5f), out(q.size());
+  cache.attend(0, 1, 6, 1, attention_shape(d), q.data(), k.data(), k.data(), out.data(), 1);
+  for (float x : out) EXPECT_NEAR(x, 0.25f, 1e-6);  // every value row is 0.25
+  EXPECT_THROW(cache.fill_synthetic(1, 65, k, k), Error);
+}
+
 TEST(H2oKvCache, BudgetFromDensityRejectsBadValues) {
   EXPECT_EQ(h2o_budget(0.5, 1000), 500);
   EXPECT_EQ(h2o_budget(1.0, 1000), 1000);
