@@ -12,6 +12,7 @@
 #include <random>
 #include <vector>
 
+#include "bench_support.h"
 #include "kv/kv_cache.h"
 #include "kv/static_kv_cache.h"
 #include "plan/plan.h"
@@ -22,19 +23,14 @@ namespace {
 constexpr int64_t kContext = 16384;
 constexpr int64_t kChunk = kDefaultRingChunk;
 
-std::vector<float> random_floats(int64_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (auto& x : v) x = dist(rng);
-  return v;
-}
+using bench::random_floats;
 
 // One layer's cache: dense for density 100, else a uniform plan's rings.
 std::unique_ptr<AttentionCache> layer_cache(int64_t n_head, int64_t n_head_kv, int64_t density) {
   const ModelIdentity id{"llama", 1, n_head, n_head_kv, ""};
   if (density == 100) {
-    return std::make_unique<KvCache>(KvCacheShape{1, n_head_kv, 128, kContext, 1, kernels::KvType::kF16});
+    return std::make_unique<KvCache>(
+        KvCacheShape{1, n_head_kv, 128, kContext, 1, kernels::KvType::kF16});
   }
   const SparsePlan plan = uniform_plan(id, kContext * density / 100, kDefaultSinks);
   return std::make_unique<StaticKvCache>(
@@ -82,7 +78,8 @@ void BM_AttentionAt16K(benchmark::State& state) {
 }
 BENCHMARK(BM_AttentionAt16K)
     ->ArgsProduct({{100, 50, 25}, {1, kChunk}})
-    ->UseRealTime()->Unit(benchmark::kMillisecond);
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 
 // A whole 16K prefill in chunks (8 query heads, 2 KV heads). Arg: density percent.
 void BM_Prefill16K(benchmark::State& state) {
@@ -101,7 +98,13 @@ void BM_Prefill16K(benchmark::State& state) {
     benchmark::DoNotOptimize(out.data());
   }
 }
-BENCHMARK(BM_Prefill16K)->Arg(100)->Arg(50)->Arg(25)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Prefill16K)
+    ->Arg(100)
+    ->Arg(50)
+    ->Arg(25)
+    ->Iterations(1)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace moa

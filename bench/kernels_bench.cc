@@ -10,6 +10,7 @@
 #include <random>
 #include <vector>
 
+#include "bench_support.h"
 #include "gguf/quant.h"
 #include "kernels/bandwidth.h"
 #include "kernels/kernels.h"
@@ -19,13 +20,7 @@ namespace {
 
 using gguf::TensorType;
 
-std::vector<float> random_floats(int64_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (auto& x : v) x = dist(rng);
-  return v;
-}
+using bench::random_floats;
 
 std::vector<uint8_t> stored_matrix(TensorType type, int64_t rows, int64_t cols) {
   const auto values = random_floats(cols, 1);
@@ -67,8 +62,15 @@ void BM_Matvec(benchmark::State& state) {
                           static_cast<int64_t>(first.size()));
 }
 BENCHMARK(BM_Matvec)
-    ->Arg(0)->Arg(1)->Arg(30)->Arg(8)->Arg(2)->Arg(12)->Arg(14)
-    ->UseRealTime()->Unit(benchmark::kMicrosecond);
+    ->Arg(0)
+    ->Arg(1)
+    ->Arg(30)
+    ->Arg(8)
+    ->Arg(2)
+    ->Arg(12)
+    ->Arg(14)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
 
 void BM_Matmul512(benchmark::State& state) {
   const auto type = static_cast<TensorType>(state.range(0));
@@ -82,11 +84,17 @@ void BM_Matmul512(benchmark::State& state) {
     benchmark::DoNotOptimize(y.data());
   }
   state.SetLabel(gguf::tensor_type_name(static_cast<uint32_t>(type)));
-  state.counters["GFLOP/s"] = benchmark::Counter(
-      2.0 * tokens * n * n * static_cast<double>(state.iterations()) / 1e9,
-      benchmark::Counter::kIsRate);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2.0 * tokens * n * n * static_cast<double>(state.iterations()) / 1e9,
+                         benchmark::Counter::kIsRate);
 }
-BENCHMARK(BM_Matmul512)->Arg(0)->Arg(1)->Arg(8)->Arg(12)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Matmul512)
+    ->Arg(0)
+    ->Arg(1)
+    ->Arg(8)
+    ->Arg(12)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 
 // The ceiling for BM_Matmul512: OpenBLAS sgemm on F32 with its own threads.
 void BM_SgemmPeak512(benchmark::State& state) {
@@ -95,13 +103,13 @@ void BM_SgemmPeak512(benchmark::State& state) {
   std::vector<float> y(static_cast<size_t>(tokens * n));
   openblas_set_num_threads(threads());
   for (auto _ : state) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, tokens, n, n, 1.0f, x.data(), n,
-                w.data(), n, 0.0f, y.data(), n);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, tokens, n, n, 1.0f, x.data(), n, w.data(),
+                n, 0.0f, y.data(), n);
     benchmark::DoNotOptimize(y.data());
   }
-  state.counters["GFLOP/s"] = benchmark::Counter(
-      2.0 * tokens * n * n * static_cast<double>(state.iterations()) / 1e9,
-      benchmark::Counter::kIsRate);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2.0 * tokens * n * n * static_cast<double>(state.iterations()) / 1e9,
+                         benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_SgemmPeak512)->UseRealTime()->Unit(benchmark::kMillisecond);
 
@@ -123,9 +131,10 @@ void BM_Attention(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_Attention)
-    ->ArgsProduct({{2048}, {100, 50, 25}, {2048}})  // prefill
+    ->ArgsProduct({{2048}, {100, 50, 25}, {2048}})             // prefill
     ->ArgsProduct({{4096, 16384, 32768}, {100, 50, 25}, {1}})  // decode
-    ->UseRealTime()->Unit(benchmark::kMillisecond);
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace moa::kernels

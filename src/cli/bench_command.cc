@@ -32,10 +32,12 @@ RandomModelSpec random_shape(const std::string& name) {
   RandomModelSpec s;
   s.n_ctx = 131072;
   if (name == "llama-1b") {  // TinyLlama-1.1B
-    s.n_layer = 22, s.n_embd = 2048, s.n_head = 32, s.n_head_kv = 4, s.n_ff = 5632, s.n_vocab = 32000;
+    s.n_layer = 22, s.n_embd = 2048, s.n_head = 32, s.n_head_kv = 4, s.n_ff = 5632,
+    s.n_vocab = 32000;
   } else if (name == "qwen2-0.5b") {
     s.arch = Architecture::kQwen2;
-    s.n_layer = 24, s.n_embd = 896, s.n_head = 14, s.n_head_kv = 2, s.n_ff = 4864, s.n_vocab = 151936;
+    s.n_layer = 24, s.n_embd = 896, s.n_head = 14, s.n_head_kv = 2, s.n_ff = 4864,
+    s.n_vocab = 151936;
     s.tied_output = true;
   } else if (name == "small") {  // quick runs: 8 layers, 512 wide, head dim 64
     s.n_layer = 8, s.n_embd = 512, s.n_head = 8, s.n_head_kv = 2, s.n_ff = 1536, s.n_vocab = 8192;
@@ -47,8 +49,9 @@ RandomModelSpec random_shape(const std::string& name) {
 
 gguf::TensorType parse_weight_type(const std::string& name) {
   static const std::pair<const char*, gguf::TensorType> kTypes[] = {
-      {"f32", gguf::TensorType::kF32},   {"f16", gguf::TensorType::kF16},   {"bf16", gguf::TensorType::kBF16},
-      {"q8_0", gguf::TensorType::kQ8_0}, {"q4_0", gguf::TensorType::kQ4_0}, {"q4_k", gguf::TensorType::kQ4_K},
+      {"f32", gguf::TensorType::kF32},   {"f16", gguf::TensorType::kF16},
+      {"bf16", gguf::TensorType::kBF16}, {"q8_0", gguf::TensorType::kQ8_0},
+      {"q4_0", gguf::TensorType::kQ4_0}, {"q4_k", gguf::TensorType::kQ4_K},
       {"q6_k", gguf::TensorType::kQ6_K}};
   for (const auto& [n, t] : kTypes) {
     if (name == n) return t;
@@ -60,9 +63,11 @@ gguf::TensorType parse_weight_type(const std::string& name) {
 std::string random_model_path(const BenchOptions& o) {
   RandomModelSpec spec = random_shape(o.random_shape);
   spec.weight_type = parse_weight_type(o.random_type);
-  auto path = std::filesystem::temp_directory_path() / fmt::format("moa-bench-{}-{}.gguf", o.random_shape, o.random_type);
+  auto path = std::filesystem::temp_directory_path() /
+              fmt::format("moa-bench-{}-{}.gguf", o.random_shape, o.random_type);
   if (!std::filesystem::exists(path)) {
-    spdlog::info("building random {} model ({}) at {}", o.random_shape, o.random_type, path.string());
+    spdlog::info("building random {} model ({}) at {}", o.random_shape, o.random_type,
+                 path.string());
     write_random_model(spec, path.string());
   }
   return path.string();
@@ -74,24 +79,32 @@ std::string type_summary(const Model& model) {
 
 void print_results(const Model& model, const std::string& model_name, const ThroughputConfig& cfg,
                    const std::vector<ThroughputResult>& results, double bandwidth, double sgemm) {
-  fmt::print("model: {} ({}, {} layers, {} x {} heads)   threads: {}   kv: {}\n", model_name, type_summary(model),
-             model.config().n_layer, model.config().n_head, model.config().n_head_kv, cfg.n_threads, kv_type_name(cfg.kv_type));
-  fmt::print("machine: memory bandwidth {:.1f} GB/s, OpenBLAS sgemm peak {:.1f} GFLOP/s\n\n", bandwidth, sgemm);
-  fmt::print("| {:<34} | {:>7} | {:>6} | {:>5} | {:>10} | {:>9} | {:>14} | {:>10} | {:>10} |\n", "method", "test", "depth", "batch", "t/s",
-             "ms/tok", "GB/s | GFLOP/s", "% of bound", "KV MiB");
-  fmt::print("|{:-<36}|{:-<9}|{:-<8}|{:-<7}|{:-<12}|{:-<11}|{:-<16}|{:-<12}|{:-<12}|\n", "", "", "", "", "", "", "", "", "");
+  fmt::print("model: {} ({}, {} layers, {} x {} heads)   threads: {}   kv: {}\n", model_name,
+             type_summary(model), model.config().n_layer, model.config().n_head,
+             model.config().n_head_kv, cfg.n_threads, kv_type_name(cfg.kv_type));
+  fmt::print("machine: memory bandwidth {:.1f} GB/s, OpenBLAS sgemm peak {:.1f} GFLOP/s\n\n",
+             bandwidth, sgemm);
+  fmt::print("| {:<34} | {:>7} | {:>6} | {:>5} | {:>10} | {:>9} | {:>14} | {:>10} | {:>10} |\n",
+             "method", "test", "depth", "batch", "t/s", "ms/tok", "GB/s | GFLOP/s", "% of bound",
+             "KV MiB");
+  fmt::print("|{:-<36}|{:-<9}|{:-<8}|{:-<7}|{:-<12}|{:-<11}|{:-<16}|{:-<12}|{:-<12}|\n", "", "", "",
+             "", "", "", "", "", "");
   for (const ThroughputResult& r : results) {
     const bool decode = r.test.starts_with("tg");
     const double rate = decode ? r.gigabytes_per_second : r.gflops;
     const double bound = decode ? bandwidth : sgemm;
-    fmt::print("| {:<34} | {:>7} | {:>6} | {:>5} | {:>10.2f} | {:>9.3f} | {:>14.1f} | {:>9.0f}% | {:>10.2f} |\n", r.method, r.test,
-               r.depth, r.batch, r.tokens_per_second, 1000.0 / r.tokens_per_second, rate, 100.0 * rate / bound,
-               static_cast<double>(r.kv_cache_bytes) / (1024.0 * 1024.0));
+    fmt::print(
+        "| {:<34} | {:>7} | {:>6} | {:>5} | {:>10.2f} | {:>9.3f} | {:>14.1f} | {:>9.0f}% | "
+        "{:>10.2f} |\n",
+        r.method, r.test, r.depth, r.batch, r.tokens_per_second, 1000.0 / r.tokens_per_second, rate,
+        100.0 * rate / bound, static_cast<double>(r.kv_cache_bytes) / (1024.0 * 1024.0));
   }
 }
 
-nlohmann::json results_json(const Model& model, const std::string& model_name, const ThroughputConfig& cfg,
-                            const std::vector<ThroughputResult>& results, double bandwidth, double sgemm) {
+nlohmann::json results_json(const Model& model, const std::string& model_name,
+                            const ThroughputConfig& cfg,
+                            const std::vector<ThroughputResult>& results, double bandwidth,
+                            double sgemm) {
   nlohmann::json j;
   j["model"] = model_name;
   j["weight_type"] = type_summary(model);
@@ -100,18 +113,27 @@ nlohmann::json results_json(const Model& model, const std::string& model_name, c
   j["memory_bandwidth_gbs"] = bandwidth;
   j["sgemm_peak_gflops"] = sgemm;
   for (const ThroughputResult& r : results) {
-    j["results"].push_back({{"method", r.method}, {"test", r.test}, {"depth", r.depth}, {"batch", r.batch}, {"tokens", r.tokens},
-                            {"seconds", r.seconds}, {"median_seconds", r.median_seconds},
-                            {"tokens_per_second", r.tokens_per_second}, {"bytes_per_step", r.bytes_per_step},
-                            {"gigabytes_per_second", r.gigabytes_per_second}, {"gflops", r.gflops},
+    j["results"].push_back({{"method", r.method},
+                            {"test", r.test},
+                            {"depth", r.depth},
+                            {"batch", r.batch},
+                            {"tokens", r.tokens},
+                            {"seconds", r.seconds},
+                            {"median_seconds", r.median_seconds},
+                            {"tokens_per_second", r.tokens_per_second},
+                            {"bytes_per_step", r.bytes_per_step},
+                            {"gigabytes_per_second", r.gigabytes_per_second},
+                            {"gflops", r.gflops},
                             {"kv_cache_bytes", r.kv_cache_bytes}});
   }
   return j;
 }
 
 void run_bench(BenchOptions o) {
-  if (o.model_path.empty() == o.random_shape.empty()) fail("give a model with -m or a shape with --random, not both or neither");
-  if (o.throughput.n_threads < 0) fail("-t: {} is not a valid thread count", o.throughput.n_threads);
+  if (o.model_path.empty() == o.random_shape.empty())
+    fail("give a model with -m or a shape with --random, not both or neither");
+  if (o.throughput.n_threads < 0)
+    fail("-t: {} is not a valid thread count", o.throughput.n_threads);
   if (o.throughput.n_threads == 0) o.throughput.n_threads = default_thread_count();
   o.throughput.kv_type = parse_kv_type(o.kv_type);
   o.throughput.methods.clear();
@@ -125,7 +147,8 @@ void run_bench(BenchOptions o) {
   const Model model = Model::load(path);
   const double bandwidth = kernels::measure_memory_bandwidth_gbs(o.throughput.n_threads);
   const double sgemm = measure_sgemm_gflops(o.throughput.n_threads);
-  auto results = measure_throughput(model, o.throughput, [](const std::string& line) { spdlog::info("{}", line); });
+  auto results = measure_throughput(model, o.throughput,
+                                    [](const std::string& line) { spdlog::info("{}", line); });
   const std::string name = std::filesystem::path(path).filename().string();
   if (o.json) {
     fmt::print("{}\n", results_json(model, name, o.throughput, results, bandwidth, sgemm).dump(1));
@@ -139,21 +162,36 @@ void run_bench(BenchOptions o) {
 void register_bench(CLI::App& app) {
   auto o = std::make_shared<BenchOptions>();
   o->throughput.n_threads = 0;  // all cores unless -t says otherwise
-  CLI::App* cmd = app.add_subcommand("bench", "Prefill/decode throughput at several context depths and batch sizes");
+  CLI::App* cmd = app.add_subcommand(
+      "bench", "Prefill/decode throughput at several context depths and batch sizes");
   auto* model = cmd->add_option("-m,--model", o->model_path, "GGUF model file");
-  cmd->add_option("--random", o->random_shape, "Use a random-weight model of this shape: small, llama-1b, qwen2-0.5b")->excludes(model);
-  cmd->add_option("--random-type", o->random_type, "Weight type of the random model")->capture_default_str();
-  cmd->add_option("-p,--n-prompt", o->throughput.n_prompt, "Prefill test tokens (0 = skip)")->capture_default_str();
-  cmd->add_option("-n,--n-gen", o->throughput.n_gen, "Decode test tokens (0 = skip)")->capture_default_str();
-  cmd->add_option("-r,--repetitions", o->throughput.repeats, "Repeats per test (the median is reported)")->capture_default_str();
-  cmd->add_option("--ctx,--depth", o->throughput.depths, "Cache depths to test at, e.g. 0,1024,4096")->delimiter(',');
-  cmd->add_option("-b,--batch", o->throughput.batches, "Decode batch sizes, e.g. 1,4")->delimiter(',');
+  cmd->add_option("--random", o->random_shape,
+                  "Use a random-weight model of this shape: small, llama-1b, qwen2-0.5b")
+      ->excludes(model);
+  cmd->add_option("--random-type", o->random_type, "Weight type of the random model")
+      ->capture_default_str();
+  cmd->add_option("-p,--n-prompt", o->throughput.n_prompt, "Prefill test tokens (0 = skip)")
+      ->capture_default_str();
+  cmd->add_option("-n,--n-gen", o->throughput.n_gen, "Decode test tokens (0 = skip)")
+      ->capture_default_str();
+  cmd->add_option("-r,--repetitions", o->throughput.repeats,
+                  "Repeats per test (the median is reported)")
+      ->capture_default_str();
+  cmd->add_option("--ctx,--depth", o->throughput.depths,
+                  "Cache depths to test at, e.g. 0,1024,4096")
+      ->delimiter(',');
+  cmd->add_option("-b,--batch", o->throughput.batches, "Decode batch sizes, e.g. 1,4")
+      ->delimiter(',');
   cmd->add_option("-t,--threads", o->throughput.n_threads, "Threads (default: all cores)");
   cmd->add_option("--kv-type", o->kv_type, "KV cache storage: f32 or f16")->capture_default_str();
   cmd->add_flag("--json", o->json, "Print JSON instead of a table");
-  cmd->add_option("--method", o->methods, "Attention methods side by side, e.g. dense,streaming,moa,h2o")->delimiter(',');
+  cmd->add_option("--method", o->methods,
+                  "Attention methods side by side, e.g. dense,streaming,moa,h2o")
+      ->delimiter(',');
   cmd->add_option("--plan", o->sparse.plan_path, "Plan file for method moa");
-  cmd->add_option("--density", o->sparse.density, "streaming, h2o: KV density (0, 1] at depth + test size")->capture_default_str();
+  cmd->add_option("--density", o->sparse.density,
+                  "streaming, h2o: KV density (0, 1] at depth + test size")
+      ->capture_default_str();
   cmd->add_option("--sinks", o->sparse.sinks, "streaming: sink tokens G")->capture_default_str();
   cmd->callback([o] { run_bench(*o); });
 }

@@ -184,7 +184,8 @@ void run_generate(GenerateOptions options) {
 
 void register_generate(CLI::App& app) {
   auto options = std::make_shared<GenerateOptions>();
-  CLI::App* cmd = app.add_subcommand("generate", "Generate text from a prompt (dense, StreamingLLM, MoA or H2O attention)");
+  CLI::App* cmd = app.add_subcommand(
+      "generate", "Generate text from a prompt (dense, StreamingLLM, MoA or H2O attention)");
   cmd->add_option("-m,--model", options->model_path, "GGUF model file")->required();
   cmd->add_option("-p,--prompt", options->prompt, "Prompt text");
   cmd->add_option("-f,--file", options->prompt_file, "Read the prompt from a file");

@@ -38,10 +38,14 @@ std::string human_count(double n) {
 
 const char* rope_scaling_name(RopeScaling s) {
   switch (s) {
-    case RopeScaling::kLinear: return "linear";
-    case RopeScaling::kLlama3: return "llama3";
-    case RopeScaling::kYarnUnsupported: return "yarn";
-    case RopeScaling::kNone: break;
+    case RopeScaling::kLinear:
+      return "linear";
+    case RopeScaling::kLlama3:
+      return "llama3";
+    case RopeScaling::kYarnUnsupported:
+      return "yarn";
+    case RopeScaling::kNone:
+      break;
   }
   return "none";
 }
@@ -51,13 +55,19 @@ uint64_t kv_cache_bytes(const ModelConfig& c, int64_t ctx, int element_bytes) {
   return 2ull * c.n_layer * ctx * c.kv_dim() * element_bytes;
 }
 
-nlohmann::json describe(const gguf::GgufFile& file, const ModelConfig& c, const Tokenizer& tok, int64_t ctx) {
+nlohmann::json describe(const gguf::GgufFile& file, const ModelConfig& c, const Tokenizer& tok,
+                        int64_t ctx) {
   std::map<std::string, int> type_counts;
-  for (const auto& t : file.tensors()) ++type_counts[gguf::tensor_type_name(static_cast<uint32_t>(t.type))];
+  for (const auto& t : file.tensors())
+    ++type_counts[gguf::tensor_type_name(static_cast<uint32_t>(t.type))];
   nlohmann::json j;
-  j["file"] = {{"path", file.path()}, {"gguf_version", file.version()}, {"bytes", file.file_size()},
-               {"alignment", file.alignment()}, {"metadata_keys", file.metadata().size()},
-               {"tensors", file.tensors().size()}, {"model_hash", file.metadata_hash()}};
+  j["file"] = {{"path", file.path()},
+               {"gguf_version", file.version()},
+               {"bytes", file.file_size()},
+               {"alignment", file.alignment()},
+               {"metadata_keys", file.metadata().size()},
+               {"tensors", file.tensors().size()},
+               {"model_hash", file.metadata_hash()}};
   j["architecture"] = c.arch_name;
   j["name"] = c.name;
   j["n_layer"] = c.n_layer;
@@ -68,53 +78,74 @@ nlohmann::json describe(const gguf::GgufFile& file, const ModelConfig& c, const 
   j["n_ff"] = c.n_ff;
   j["n_vocab"] = c.n_vocab;
   j["context_length"] = c.n_ctx_train;
-  j["rope"] = {{"type", rope_type_name(c.rope_type)}, {"dimensions", c.n_rot}, {"freq_base", c.rope_freq_base},
-               {"scaling", rope_scaling_name(c.rope_scaling)}, {"scaling_factor", c.rope_scale_factor}};
+  j["rope"] = {{"type", rope_type_name(c.rope_type)},
+               {"dimensions", c.n_rot},
+               {"freq_base", c.rope_freq_base},
+               {"scaling", rope_scaling_name(c.rope_scaling)},
+               {"scaling_factor", c.rope_scale_factor}};
   j["rms_norm_eps"] = c.rms_eps;
   j["qkv_bias"] = c.has_qkv_bias;
   j["tied_output"] = c.tied_output;
   j["parameters"] = count_parameters(file);
   j["tensor_types"] = type_counts;
-  j["tokenizer"] = {{"kind", tok.kind_name()}, {"pre", tok.pre_name()}, {"n_vocab", tok.n_vocab()},
-                    {"n_merges", tok.n_merges()}, {"bos", tok.bos()}, {"eos", tok.eos()},
+  j["tokenizer"] = {{"kind", tok.kind_name()},  {"pre", tok.pre_name()},
+                    {"n_vocab", tok.n_vocab()}, {"n_merges", tok.n_merges()},
+                    {"bos", tok.bos()},         {"eos", tok.eos()},
                     {"add_bos", tok.add_bos()}, {"add_eos", tok.add_eos()}};
-  j["memory"] = {{"weights_bytes", weight_bytes(file)}, {"kv_ctx", ctx},
-                 {"kv_f32_bytes", kv_cache_bytes(c, ctx, 4)}, {"kv_f16_bytes", kv_cache_bytes(c, ctx, 2)}};
+  j["memory"] = {{"weights_bytes", weight_bytes(file)},
+                 {"kv_ctx", ctx},
+                 {"kv_f32_bytes", kv_cache_bytes(c, ctx, 4)},
+                 {"kv_f16_bytes", kv_cache_bytes(c, ctx, 2)}};
   return j;
 }
 
 void print_table(const nlohmann::json& j) {
-  auto row = [](const char* label, const std::string& value) { fmt::print("{:<18}{}\n", label, value); };
-  row("file:", fmt::format("{} (GGUF v{}, {})", j["file"]["path"].get<std::string>(), j["file"]["gguf_version"].get<int>(),
+  auto row = [](const char* label, const std::string& value) {
+    fmt::print("{:<18}{}\n", label, value);
+  };
+  row("file:", fmt::format("{} (GGUF v{}, {})", j["file"]["path"].get<std::string>(),
+                           j["file"]["gguf_version"].get<int>(),
                            human_bytes(j["file"]["bytes"].get<double>())));
-  row("architecture:", fmt::format("{}{}", j["architecture"].get<std::string>(),
-                                   j["name"].get<std::string>().empty() ? "" : " (" + j["name"].get<std::string>() + ")"));
+  row("architecture:",
+      fmt::format(
+          "{}{}", j["architecture"].get<std::string>(),
+          j["name"].get<std::string>().empty() ? "" : " (" + j["name"].get<std::string>() + ")"));
   row("layers:", std::to_string(j["n_layer"].get<int64_t>()));
   row("embedding:", std::to_string(j["n_embd"].get<int64_t>()));
-  row("heads:", fmt::format("{} query, {} kv (group {}), head dim {}", j["n_head"].get<int64_t>(), j["n_head_kv"].get<int64_t>(),
-                            j["n_head"].get<int64_t>() / j["n_head_kv"].get<int64_t>(), j["head_dim"].get<int64_t>()));
+  row("heads:", fmt::format("{} query, {} kv (group {}), head dim {}", j["n_head"].get<int64_t>(),
+                            j["n_head_kv"].get<int64_t>(),
+                            j["n_head"].get<int64_t>() / j["n_head_kv"].get<int64_t>(),
+                            j["head_dim"].get<int64_t>()));
   row("feed forward:", std::to_string(j["n_ff"].get<int64_t>()));
   row("vocab:", std::to_string(j["n_vocab"].get<int64_t>()));
   row("context length:", std::to_string(j["context_length"].get<int64_t>()));
   const auto& r = j["rope"];
-  row("rope:", fmt::format("{}, {} dims, base {}, scaling {}{}", r["type"].get<std::string>(), r["dimensions"].get<int64_t>(),
-                           r["freq_base"].get<float>(), r["scaling"].get<std::string>(),
-                           r["scaling"] == "linear" ? fmt::format(" x{}", r["scaling_factor"].get<float>()) : ""));
+  row("rope:",
+      fmt::format(
+          "{}, {} dims, base {}, scaling {}{}", r["type"].get<std::string>(),
+          r["dimensions"].get<int64_t>(), r["freq_base"].get<float>(),
+          r["scaling"].get<std::string>(),
+          r["scaling"] == "linear" ? fmt::format(" x{}", r["scaling_factor"].get<float>()) : ""));
   row("rms norm eps:", fmt::format("{}", j["rms_norm_eps"].get<float>()));
   row("qkv bias:", j["qkv_bias"].get<bool>() ? "yes" : "no");
   row("output:", j["tied_output"].get<bool>() ? "tied to token_embd" : "separate output.weight");
-  row("parameters:", fmt::format("{} ({})", human_count(j["parameters"].get<double>()), j["parameters"].get<int64_t>()));
+  row("parameters:", fmt::format("{} ({})", human_count(j["parameters"].get<double>()),
+                                 j["parameters"].get<int64_t>()));
   std::string types;
-  for (const auto& [name, count] : j["tensor_types"].items()) types += fmt::format("{}{} x{}", types.empty() ? "" : ", ", name, count.get<int>());
+  for (const auto& [name, count] : j["tensor_types"].items())
+    types += fmt::format("{}{} x{}", types.empty() ? "" : ", ", name, count.get<int>());
   row("tensor types:", types);
   const auto& t = j["tokenizer"];
-  row("tokenizer:", fmt::format("{}, {} tokens, {} merges, pre '{}', bos {}, eos {}, add_bos {}", t["kind"].get<std::string>(),
-                                t["n_vocab"].get<int64_t>(), t["n_merges"].get<int64_t>(), t["pre"].get<std::string>(),
-                                t["bos"].get<int>(), t["eos"].get<int>(), t["add_bos"].get<bool>()));
+  row("tokenizer:",
+      fmt::format("{}, {} tokens, {} merges, pre '{}', bos {}, eos {}, add_bos {}",
+                  t["kind"].get<std::string>(), t["n_vocab"].get<int64_t>(),
+                  t["n_merges"].get<int64_t>(), t["pre"].get<std::string>(), t["bos"].get<int>(),
+                  t["eos"].get<int>(), t["add_bos"].get<bool>()));
   const auto& m = j["memory"];
   row("weights memory:", human_bytes(m["weights_bytes"].get<double>()));
   row("kv cache:", fmt::format("{} tokens: {} (F32), {} (F16)", m["kv_ctx"].get<int64_t>(),
-                               human_bytes(m["kv_f32_bytes"].get<double>()), human_bytes(m["kv_f16_bytes"].get<double>())));
+                               human_bytes(m["kv_f32_bytes"].get<double>()),
+                               human_bytes(m["kv_f16_bytes"].get<double>())));
 }
 
 void run_inspect(const InspectOptions& o) {
@@ -135,9 +166,11 @@ void run_inspect(const InspectOptions& o) {
 
 void register_inspect(CLI::App& app) {
   auto options = std::make_shared<InspectOptions>();
-  CLI::App* cmd = app.add_subcommand("inspect", "Show a GGUF model's architecture, size, tokenizer and memory needs");
+  CLI::App* cmd = app.add_subcommand(
+      "inspect", "Show a GGUF model's architecture, size, tokenizer and memory needs");
   cmd->add_option("model", options->model_path, "GGUF model file")->required();
-  cmd->add_option("-c,--ctx", options->ctx, "Context length for the KV-cache estimate (default: the model's)");
+  cmd->add_option("-c,--ctx", options->ctx,
+                  "Context length for the KV-cache estimate (default: the model's)");
   cmd->add_flag("--json", options->json, "Print JSON instead of a table");
   cmd->callback([options] { run_inspect(*options); });
 }

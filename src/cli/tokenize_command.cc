@@ -24,7 +24,9 @@ struct TokenizeOptions {
 void run_tokenize(const TokenizeOptions& o, bool has_prompt) {
   gguf::GgufFile file = gguf::GgufFile::open(o.model_path);
   Tokenizer tokenizer = Tokenizer::from_gguf(file);
-  std::string text = has_prompt ? o.prompt : !o.file.empty() ? read_text_file(o.file) : read_stdin();
+  std::string text = has_prompt        ? o.prompt
+                     : !o.file.empty() ? read_text_file(o.file)
+                                       : read_stdin();
   std::vector<TokenId> ids = tokenizer.encode(text, !o.no_bos, o.parse_special);
   if (o.json) {
     nlohmann::json j = nlohmann::json::array();
@@ -43,9 +45,11 @@ void run_tokenize(const TokenizeOptions& o, bool has_prompt) {
 
 void register_tokenize(CLI::App& app) {
   auto o = std::make_shared<TokenizeOptions>();
-  CLI::App* cmd = app.add_subcommand("tokenize", "Tokenize text (stdin, -p or -f) with a GGUF model's tokenizer");
+  CLI::App* cmd = app.add_subcommand(
+      "tokenize", "Tokenize text (stdin, -p or -f) with a GGUF model's tokenizer");
   cmd->add_option("-m,--model", o->model_path, "GGUF model or vocab file")->required();
-  auto* prompt = cmd->add_option("-p,--prompt", o->prompt, "Text to tokenize (default: read standard input)");
+  auto* prompt =
+      cmd->add_option("-p,--prompt", o->prompt, "Text to tokenize (default: read standard input)");
   cmd->add_option("-f,--file", o->file, "Read the text from this file")->excludes(prompt);
   cmd->add_flag("--ids", o->ids_only, "Print only the ids, space-separated on one line");
   cmd->add_flag("--no-bos", o->no_bos, "Do not add BOS/EOS special tokens");

@@ -19,7 +19,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double elapsed(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+double elapsed(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
 
 std::vector<TokenId> random_tokens(std::mt19937_64& rng, int64_t n, int64_t n_vocab) {
   std::uniform_int_distribution<TokenId> dist(0, static_cast<TokenId>(n_vocab - 1));
@@ -29,7 +31,8 @@ std::vector<TokenId> random_tokens(std::mt19937_64& rng, int64_t n, int64_t n_vo
 }
 
 // Writes random keys/values for positions [0, depth) of every layer of sequence `seq`.
-void fill_synthetic(AttentionCache& cache, const ModelConfig& c, int seq, int64_t depth, std::mt19937_64& rng) {
+void fill_synthetic(AttentionCache& cache, const ModelConfig& c, int seq, int64_t depth,
+                    std::mt19937_64& rng) {
   constexpr int64_t kChunk = kDefaultRingChunk;
   std::normal_distribution<float> dist(0.0f, 1.0f);
   std::vector<float> k(static_cast<size_t>(kChunk * c.kv_dim())), v(k.size());
@@ -56,7 +59,8 @@ void fill_synthetic(AttentionCache& cache, const ModelConfig& c, int seq, int64_
 
 // Rewinds a sequence to `depth` between repeats. Dense and ring caches keep their synthetic
 // keys; an H2O cache cannot bring back what it evicted, so it is refilled.
-void rewind(AttentionCache& cache, const ModelConfig& c, int seq, int64_t depth, std::mt19937_64& rng) {
+void rewind(AttentionCache& cache, const ModelConfig& c, int seq, int64_t depth,
+            std::mt19937_64& rng) {
   if (dynamic_cast<H2oKvCache*>(&cache) != nullptr) {
     fill_synthetic(cache, c, seq, depth, rng);
   } else {
@@ -68,7 +72,8 @@ void rewind(AttentionCache& cache, const ModelConfig& c, int seq, int64_t depth,
 double matmul_flops_per_token(const Model& model) {
   double params = 0;
   for (const LayerWeights& w : model.weights().layers) {
-    for (const kernels::WeightMatrix* m : {&w.attn_q, &w.attn_k, &w.attn_v, &w.attn_output, &w.ffn_gate, &w.ffn_up, &w.ffn_down}) {
+    for (const kernels::WeightMatrix* m :
+         {&w.attn_q, &w.attn_k, &w.attn_v, &w.attn_output, &w.ffn_gate, &w.ffn_up, &w.ffn_down}) {
       params += static_cast<double>(m->rows * m->cols);
     }
   }
@@ -77,8 +82,8 @@ double matmul_flops_per_token(const Model& model) {
 
 // Bytes a decode step reads: every weight matrix once (the embedding table only one row per
 // token) plus the keys and values of every sequence's cache.
-double decode_bytes_per_step(const Model& model, const AttentionCache& cache, kernels::KvType kv_type,
-                             int64_t depth, int batch) {
+double decode_bytes_per_step(const Model& model, const AttentionCache& cache,
+                             kernels::KvType kv_type, int64_t depth, int batch) {
   const gguf::GgufFile& f = model.file();
   const ModelConfig& c = model.config();
   double bytes = static_cast<double>(weight_bytes(f));
@@ -95,7 +100,8 @@ struct Case {
   int batch;
 };
 
-ThroughputResult time_prefill(const Model& model, AttentionCache& cache, const ThroughputConfig& cfg, Case cs, std::mt19937_64& rng) {
+ThroughputResult time_prefill(const Model& model, AttentionCache& cache,
+                              const ThroughputConfig& cfg, Case cs, std::mt19937_64& rng) {
   const ModelConfig& c = model.config();
   ThroughputResult r;
   r.test = fmt::format("pp{}", cfg.n_prompt);
@@ -108,18 +114,20 @@ ThroughputResult time_prefill(const Model& model, AttentionCache& cache, const T
     auto start = Clock::now();
     for (int64_t pos = 0; pos < cfg.n_prompt; pos += cache.max_chunk()) {
       const auto n = static_cast<size_t>(std::min(cache.max_chunk(), cfg.n_prompt - pos));
-      forward_tokens(model, cache, 0, std::span(ids).subspan(static_cast<size_t>(pos), n), LogitsMode::kLast,
-                     cfg.n_threads);
+      forward_tokens(model, cache, 0, std::span(ids).subspan(static_cast<size_t>(pos), n),
+                     LogitsMode::kLast, cfg.n_threads);
     }
     if (rep > 0) r.seconds.push_back(elapsed(start));
   }
   r.median_seconds = median(r.seconds);
   r.tokens_per_second = static_cast<double>(cfg.n_prompt) / r.median_seconds;
-  r.gflops = matmul_flops_per_token(model) * static_cast<double>(cfg.n_prompt) / r.median_seconds / 1e9;
+  r.gflops =
+      matmul_flops_per_token(model) * static_cast<double>(cfg.n_prompt) / r.median_seconds / 1e9;
   return r;
 }
 
-ThroughputResult time_decode(const Model& model, AttentionCache& cache, const ThroughputConfig& cfg, Case cs, std::mt19937_64& rng) {
+ThroughputResult time_decode(const Model& model, AttentionCache& cache, const ThroughputConfig& cfg,
+                             Case cs, std::mt19937_64& rng) {
   const ModelConfig& c = model.config();
   ThroughputResult r;
   r.test = fmt::format("tg{}", cfg.n_gen);
@@ -144,8 +152,10 @@ ThroughputResult time_decode(const Model& model, AttentionCache& cache, const Th
   }
   r.median_seconds = median(r.seconds);
   r.tokens_per_second = static_cast<double>(r.tokens) / r.median_seconds;
-  r.bytes_per_step = decode_bytes_per_step(model, cache, cfg.kv_type, cs.depth + cfg.n_gen / 2, cs.batch);
-  r.gigabytes_per_second = r.bytes_per_step * static_cast<double>(cfg.n_gen) / r.median_seconds / 1e9;
+  r.bytes_per_step =
+      decode_bytes_per_step(model, cache, cfg.kv_type, cs.depth + cfg.n_gen / 2, cs.batch);
+  r.gigabytes_per_second =
+      r.bytes_per_step * static_cast<double>(cfg.n_gen) / r.median_seconds / 1e9;
   return r;
 }
 
@@ -171,15 +181,17 @@ double median(std::vector<double> values) {
   return values.size() % 2 == 1 ? values[mid] : 0.5 * (values[mid - 1] + values[mid]);
 }
 
-std::vector<ThroughputResult> measure_throughput(const Model& model, const ThroughputConfig& cfg,
-                                                 const std::function<void(const std::string&)>& progress) {
+std::vector<ThroughputResult> measure_throughput(
+    const Model& model, const ThroughputConfig& cfg,
+    const std::function<void(const std::string&)>& progress) {
   check_config(cfg);
   const ModelConfig& c = model.config();
   const int max_batch = *std::max_element(cfg.batches.begin(), cfg.batches.end());
   const int64_t max_depth = *std::max_element(cfg.depths.begin(), cfg.depths.end());
   const int64_t n_ctx = max_depth + std::max(cfg.n_prompt, cfg.n_gen);
   if (c.n_ctx_train > 0 && n_ctx > c.n_ctx_train) {
-    progress(fmt::format("note: depth + test size {} exceeds the model's training context {}", n_ctx, c.n_ctx_train));
+    progress(fmt::format("note: depth + test size {} exceeds the model's training context {}",
+                         n_ctx, c.n_ctx_train));
   }
   std::mt19937_64 rng(cfg.seed);
   std::vector<ThroughputResult> results;
@@ -188,11 +200,13 @@ std::vector<ThroughputResult> measure_throughput(const Model& model, const Throu
     check_attention_method(method, n_ctx);
     const std::optional<SparsePlan> plan = method_plan(method, identity, n_ctx);
     const std::string label = method_label(method, plan);
-    auto cache = make_attention_cache(c, method, plan, n_ctx, max_batch, cfg.kv_type, kDefaultRingChunk);
+    auto cache =
+        make_attention_cache(c, method, plan, n_ctx, max_batch, cfg.kv_type, kDefaultRingChunk);
     auto finish = [&](ThroughputResult r) {
       r.method = label;
       r.kv_cache_bytes = cache->bytes();
-      progress(fmt::format("{} {} @ depth {} batch {}: {:.2f} tok/s", label, r.test, r.depth, r.batch, r.tokens_per_second));
+      progress(fmt::format("{} {} @ depth {} batch {}: {:.2f} tok/s", label, r.test, r.depth,
+                           r.batch, r.tokens_per_second));
       results.push_back(std::move(r));
     };
     for (int64_t depth : cfg.depths) {
@@ -213,7 +227,8 @@ double measure_sgemm_gflops(int n_threads) {
   double best = 0.0;
   for (int rep = 0; rep < 4; ++rep) {
     auto start = Clock::now();
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, kN, kN, kN, 1.0f, a.data(), kN, b.data(), kN, 0.0f, out.data(), kN);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, kN, kN, kN, 1.0f, a.data(), kN, b.data(),
+                kN, 0.0f, out.data(), kN);
     best = std::max(best, 2.0 * kN * kN * kN / elapsed(start) / 1e9);
   }
   return best;

@@ -15,8 +15,8 @@
 namespace moa {
 
 struct ThroughputConfig {
-  int64_t n_prompt = 512;          // prefill test size (0 skips it)
-  int64_t n_gen = 128;             // decode test size (0 skips it)
+  int64_t n_prompt = 512;  // prefill test size (0 skips it)
+  int64_t n_gen = 128;     // decode test size (0 skips it)
   int repeats = 5;
   std::vector<int64_t> depths = {0};  // tokens already in the cache when a test starts
   std::vector<int> batches = {1};     // sequences decoded together
@@ -30,11 +30,11 @@ struct ThroughputConfig {
 
 struct ThroughputResult {
   std::string method = "dense";  // method_label()
-  std::string test;  // "pp512" / "tg128"
+  std::string test;              // "pp512" / "tg128"
   int64_t depth = 0;
   int batch = 1;
-  int64_t tokens = 0;                 // tokens processed per repeat (all sequences)
-  std::vector<double> seconds;        // one per repeat
+  int64_t tokens = 0;           // tokens processed per repeat (all sequences)
+  std::vector<double> seconds;  // one per repeat
   double median_seconds = 0.0;
   double tokens_per_second = 0.0;
   double bytes_per_step = 0.0;        // decode: weights + KV bytes read per step
@@ -46,8 +46,9 @@ struct ThroughputResult {
 // Runs every (depth, batch) combination. The cache is filled to each depth with synthetic keys
 // and values (timing does not depend on their content), so deep contexts need no long prefill.
 // `progress` receives one line per finished test.
-std::vector<ThroughputResult> measure_throughput(const Model& model, const ThroughputConfig& config,
-                                                 const std::function<void(const std::string&)>& progress);
+std::vector<ThroughputResult> measure_throughput(
+    const Model& model, const ThroughputConfig& config,
+    const std::function<void(const std::string&)>& progress);
 
 // Peak single-precision GEMM rate of OpenBLAS on this machine (GFLOP/s), the prefill ceiling.
 double measure_sgemm_gflops(int n_threads);

@@ -13,10 +13,10 @@
 namespace moa::gguf {
 namespace {
 
-constexpr uint32_t kMaxDims = 4;          // GGML_MAX_DIMS
-constexpr int kMaxArrayNesting = 8;       // deeper nesting is certainly not a model file
-constexpr uint64_t kMinKeyValueBytes = 13;   // key length + empty key + type + 1-byte value
-constexpr uint64_t kMinTensorInfoBytes = 24; // name length + n_dims + type + offset
+constexpr uint32_t kMaxDims = 4;              // GGML_MAX_DIMS
+constexpr int kMaxArrayNesting = 8;           // deeper nesting is certainly not a model file
+constexpr uint64_t kMinKeyValueBytes = 13;    // key length + empty key + type + 1-byte value
+constexpr uint64_t kMinTensorInfoBytes = 24;  // name length + n_dims + type + offset
 
 // Reads little-endian fields from the image, failing with the field's name on truncation.
 class Cursor {
@@ -64,12 +64,25 @@ class Cursor {
 // Smallest encoded size of one value of `type` (used to reject absurd array counts early).
 uint64_t min_value_bytes(ValueType type) {
   switch (type) {
-    case ValueType::kUint8: case ValueType::kInt8: case ValueType::kBool: return 1;
-    case ValueType::kUint16: case ValueType::kInt16: return 2;
-    case ValueType::kUint32: case ValueType::kInt32: case ValueType::kFloat32: return 4;
-    case ValueType::kUint64: case ValueType::kInt64: case ValueType::kFloat64: return 8;
-    case ValueType::kString: return 8;
-    case ValueType::kArray: return 12;
+    case ValueType::kUint8:
+    case ValueType::kInt8:
+    case ValueType::kBool:
+      return 1;
+    case ValueType::kUint16:
+    case ValueType::kInt16:
+      return 2;
+    case ValueType::kUint32:
+    case ValueType::kInt32:
+    case ValueType::kFloat32:
+      return 4;
+    case ValueType::kUint64:
+    case ValueType::kInt64:
+    case ValueType::kFloat64:
+      return 8;
+    case ValueType::kString:
+      return 8;
+    case ValueType::kArray:
+      return 12;
   }
   return 1;
 }
@@ -84,22 +97,33 @@ ValueType read_value_type(Cursor& in, const std::string& field) {
 
 Value read_value(Cursor& in, ValueType type, const std::string& field, int depth) {
   switch (type) {
-    case ValueType::kUint8: return Value::uint(type, in.read<uint8_t>(field));
-    case ValueType::kUint16: return Value::uint(type, in.read<uint16_t>(field));
-    case ValueType::kUint32: return Value::uint(type, in.read<uint32_t>(field));
-    case ValueType::kUint64: return Value::uint(type, in.read<uint64_t>(field));
-    case ValueType::kInt8: return Value::sint(type, in.read<int8_t>(field));
-    case ValueType::kInt16: return Value::sint(type, in.read<int16_t>(field));
-    case ValueType::kInt32: return Value::sint(type, in.read<int32_t>(field));
-    case ValueType::kInt64: return Value::sint(type, in.read<int64_t>(field));
-    case ValueType::kFloat32: return Value{type, ValueType::kUint8, double{in.read<float>(field)}};
-    case ValueType::kFloat64: return Value{type, ValueType::kUint8, in.read<double>(field)};
+    case ValueType::kUint8:
+      return Value::uint(type, in.read<uint8_t>(field));
+    case ValueType::kUint16:
+      return Value::uint(type, in.read<uint16_t>(field));
+    case ValueType::kUint32:
+      return Value::uint(type, in.read<uint32_t>(field));
+    case ValueType::kUint64:
+      return Value::uint(type, in.read<uint64_t>(field));
+    case ValueType::kInt8:
+      return Value::sint(type, in.read<int8_t>(field));
+    case ValueType::kInt16:
+      return Value::sint(type, in.read<int16_t>(field));
+    case ValueType::kInt32:
+      return Value::sint(type, in.read<int32_t>(field));
+    case ValueType::kInt64:
+      return Value::sint(type, in.read<int64_t>(field));
+    case ValueType::kFloat32:
+      return Value{type, ValueType::kUint8, double{in.read<float>(field)}};
+    case ValueType::kFloat64:
+      return Value{type, ValueType::kUint8, in.read<double>(field)};
     case ValueType::kBool: {
       uint8_t b = in.read<uint8_t>(field);
       if (b > 1) fail("{}: {}: bool value {} (expected 0 or 1)", in.name(), field, b);
       return Value::boolean(b == 1);
     }
-    case ValueType::kString: return Value::string(in.read_string(field));
+    case ValueType::kString:
+      return Value::string(in.read_string(field));
     case ValueType::kArray: {
       if (depth >= kMaxArrayNesting) {
         fail("{}: {}: arrays nested deeper than {}", in.name(), field, kMaxArrayNesting);
@@ -107,19 +131,22 @@ Value read_value(Cursor& in, ValueType type, const std::string& field, int depth
       ValueType element_type = read_value_type(in, field + " (array element type)");
       uint64_t count = in.read<uint64_t>(field + " (array length)");
       if (count > in.remaining() / min_value_bytes(element_type)) {
-        fail("{}: {}: array length {} cannot fit in the {} bytes left in the file", in.name(), field,
-             count, in.remaining());
+        fail("{}: {}: array length {} cannot fit in the {} bytes left in the file", in.name(),
+             field, count, in.remaining());
       }
       Value::Array items;
       items.reserve(count);
-      for (uint64_t i = 0; i < count; ++i) items.push_back(read_value(in, element_type, field, depth + 1));
+      for (uint64_t i = 0; i < count; ++i)
+        items.push_back(read_value(in, element_type, field, depth + 1));
       return Value::array(element_type, std::move(items));
     }
   }
   fail("{}: {}: unknown value type", in.name(), field);
 }
 
-uint64_t align_up(uint64_t x, uint64_t alignment) { return (x + alignment - 1) / alignment * alignment; }
+uint64_t align_up(uint64_t x, uint64_t alignment) {
+  return (x + alignment - 1) / alignment * alignment;
+}
 
 std::string describe_type(const Value& v) {
   const char* name = value_type_name(static_cast<uint32_t>(v.type));
@@ -161,16 +188,21 @@ GgufFile GgufFile::parse(std::span<const uint8_t> bytes, const std::string& name
 void GgufFile::parse_image() {
   Cursor in(bytes_, name_);
   uint32_t magic = in.read<uint32_t>("header.magic");
-  if (magic != kMagic) fail("{}: header.magic: not a GGUF file (magic 0x{:08x}, expected 0x{:08x} \"GGUF\")", name_, magic, kMagic);
+  if (magic != kMagic)
+    fail("{}: header.magic: not a GGUF file (magic 0x{:08x}, expected 0x{:08x} \"GGUF\")", name_,
+         magic, kMagic);
   version_ = in.read<uint32_t>("header.version");
-  if (version_ != 2 && version_ != 3) fail("{}: header.version: unsupported GGUF version {} (supported: 2, 3)", name_, version_);
+  if (version_ != 2 && version_ != 3)
+    fail("{}: header.version: unsupported GGUF version {} (supported: 2, 3)", name_, version_);
   uint64_t n_tensors = in.read<uint64_t>("header.tensor_count");
   uint64_t n_kv = in.read<uint64_t>("header.metadata_kv_count");
   if (n_kv > in.remaining() / kMinKeyValueBytes) {
-    fail("{}: header.metadata_kv_count: {} key-value pairs cannot fit in a {}-byte file", name_, n_kv, bytes_.size());
+    fail("{}: header.metadata_kv_count: {} key-value pairs cannot fit in a {}-byte file", name_,
+         n_kv, bytes_.size());
   }
   if (n_tensors > in.remaining() / kMinTensorInfoBytes) {
-    fail("{}: header.tensor_count: {} tensors cannot fit in a {}-byte file", name_, n_tensors, bytes_.size());
+    fail("{}: header.tensor_count: {} tensors cannot fit in a {}-byte file", name_, n_tensors,
+         bytes_.size());
   }
 
   metadata_.reserve(n_kv);
@@ -185,10 +217,13 @@ void GgufFile::parse_image() {
   }
 
   if (const Value* a = find("general.alignment")) {
-    if (!a->is_integer()) fail("{}: metadata 'general.alignment': expected an integer, got {}", name_, describe_type(*a));
+    if (!a->is_integer())
+      fail("{}: metadata 'general.alignment': expected an integer, got {}", name_,
+           describe_type(*a));
     uint64_t align = get_uint("general.alignment");
     if (align == 0 || (align & (align - 1)) != 0 || align > (1u << 20)) {
-      fail("{}: metadata 'general.alignment': {} is not a power of two between 1 and 2^20", name_, align);
+      fail("{}: metadata 'general.alignment': {} is not a power of two between 1 and 2^20", name_,
+           align);
     }
     alignment_ = align;
   }
@@ -200,11 +235,13 @@ void GgufFile::parse_image() {
     std::string field = fmt::format("tensor '{}'", t.name);
     if (tensor_index_.count(t.name) != 0) fail("{}: tensor name '{}' appears twice", name_, t.name);
     uint32_t n_dims = in.read<uint32_t>(field + " n_dims");
-    if (n_dims == 0 || n_dims > kMaxDims) fail("{}: {}: n_dims {} (expected 1..{})", name_, field, n_dims, kMaxDims);
+    if (n_dims == 0 || n_dims > kMaxDims)
+      fail("{}: {}: n_dims {} (expected 1..{})", name_, field, n_dims, kMaxDims);
     uint64_t n_elements = 1;
     for (uint32_t d = 0; d < n_dims; ++d) {
       uint64_t dim = in.read<uint64_t>(field + " shape");
-      if (dim == 0 || dim > (uint64_t{1} << 40) || n_elements > std::numeric_limits<int64_t>::max() / dim) {
+      if (dim == 0 || dim > (uint64_t{1} << 40) ||
+          n_elements > std::numeric_limits<int64_t>::max() / dim) {
         fail("{}: {}: dimension {} = {} is zero or absurdly large", name_, field, d, dim);
       }
       n_elements *= dim;
@@ -218,12 +255,14 @@ void GgufFile::parse_image() {
     }
     int64_t block = type_block_elements(t.type);
     if (t.ne[0] % block != 0) {
-      fail("{}: {}: row length {} is not a multiple of the {} block size {}", name_, field, t.ne[0], type_name, block);
+      fail("{}: {}: row length {} is not a multiple of the {} block size {}", name_, field, t.ne[0],
+           type_name, block);
     }
     t.n_bytes = n_elements / static_cast<uint64_t>(block) * type_block_bytes(t.type);
     t.offset = in.read<uint64_t>(field + " offset");
     if (t.offset % alignment_ != 0) {
-      fail("{}: {}: data offset {} is not a multiple of the alignment {}", name_, field, t.offset, alignment_);
+      fail("{}: {}: data offset {} is not a multiple of the alignment {}", name_, field, t.offset,
+           alignment_);
     }
     tensor_index_.emplace(t.name, tensors_.size());
     tensors_.push_back(std::move(t));
@@ -233,17 +272,19 @@ void GgufFile::parse_image() {
   const uint64_t data_size = data_offset_ <= bytes_.size() ? bytes_.size() - data_offset_ : 0;
   for (TensorInfo& t : tensors_) {
     if (t.offset > data_size || t.n_bytes > data_size - t.offset) {
-      fail("{}: tensor '{}': data [{}, {}) lies outside the data section ({} bytes from offset {})", name_, t.name,
-           t.offset, t.offset + t.n_bytes, data_size, data_offset_);
+      fail("{}: tensor '{}': data [{}, {}) lies outside the data section ({} bytes from offset {})",
+           name_, t.name, t.offset, t.offset + t.n_bytes, data_size, data_offset_);
     }
     t.data = bytes_.data() + data_offset_ + t.offset;
   }
   std::vector<const TensorInfo*> by_offset;
   for (const TensorInfo& t : tensors_) by_offset.push_back(&t);
-  std::sort(by_offset.begin(), by_offset.end(), [](auto* a, auto* b) { return a->offset < b->offset; });
+  std::sort(by_offset.begin(), by_offset.end(),
+            [](auto* a, auto* b) { return a->offset < b->offset; });
   for (size_t i = 1; i < by_offset.size(); ++i) {
     if (by_offset[i - 1]->offset + by_offset[i - 1]->n_bytes > by_offset[i]->offset) {
-      fail("{}: tensor '{}': data overlaps tensor '{}'", name_, by_offset[i]->name, by_offset[i - 1]->name);
+      fail("{}: tensor '{}': data overlaps tensor '{}'", name_, by_offset[i]->name,
+           by_offset[i - 1]->name);
     }
   }
 }
@@ -272,16 +313,18 @@ std::string GgufFile::metadata_hash() const {
   };
   std::function<void(const Value&)> mix_value = [&](const Value& v) {
     mix(&v.type, sizeof(v.type));
-    std::visit([&](const auto& x) {
-      using T = std::decay_t<decltype(x)>;
-      if constexpr (std::is_same_v<T, std::string>) {
-        mix(x.data(), x.size());
-      } else if constexpr (std::is_same_v<T, Value::Array>) {
-        for (const Value& item : x) mix_value(item);
-      } else {
-        mix(&x, sizeof(x));
-      }
-    }, v.data);
+    std::visit(
+        [&](const auto& x) {
+          using T = std::decay_t<decltype(x)>;
+          if constexpr (std::is_same_v<T, std::string>) {
+            mix(x.data(), x.size());
+          } else if constexpr (std::is_same_v<T, Value::Array>) {
+            for (const Value& item : x) mix_value(item);
+          } else {
+            mix(&x, sizeof(x));
+          }
+        },
+        v.data);
   };
   // Quantisation-independent: the architecture's hyper-parameters and tensor shapes only.
   const std::string arch = find_string("general.architecture").value_or("");

@@ -17,7 +17,8 @@ std::string type_of(const Value& v) {
   return name != nullptr ? name : "?";
 }
 
-[[noreturn]] void wrong_type(const std::string& file, std::string_view key, const Value& v, const char* expected) {
+[[noreturn]] void wrong_type(const std::string& file, std::string_view key, const Value& v,
+                             const char* expected) {
   fail("{}: metadata '{}': expected {}, got {}", file, key, expected, type_of(v));
 }
 
@@ -75,16 +76,16 @@ Value Value::i32_array(const std::vector<int32_t>& items) {
   return array(ValueType::kInt32, std::move(out));
 }
 
-#define MOA_GGUF_GETTERS(Type, getter, finder, convert)                        \
-  Type GgufFile::getter(std::string_view key) const {                         \
-    const Value* v = find(key);                                               \
+#define MOA_GGUF_GETTERS(Type, getter, finder, convert)                              \
+  Type GgufFile::getter(std::string_view key) const {                                \
+    const Value* v = find(key);                                                      \
     if (v == nullptr) fail("{}: required metadata key '{}' is missing", name_, key); \
-    return convert(name_, key, *v);                                           \
-  }                                                                           \
-  std::optional<Type> GgufFile::finder(std::string_view key) const {          \
-    const Value* v = find(key);                                               \
-    if (v == nullptr) return std::nullopt;                                    \
-    return convert(name_, key, *v);                                           \
+    return convert(name_, key, *v);                                                  \
+  }                                                                                  \
+  std::optional<Type> GgufFile::finder(std::string_view key) const {                 \
+    const Value* v = find(key);                                                      \
+    if (v == nullptr) return std::nullopt;                                           \
+    return convert(name_, key, *v);                                                  \
   }
 
 namespace {
@@ -117,7 +118,8 @@ std::vector<float> GgufFile::get_float_array(std::string_view key) const {
   const Value* v = find(key);
   if (v == nullptr) fail("{}: required metadata key '{}' is missing", name_, key);
   std::vector<float> out;
-  for (const Value& item : array_of(name_, key, *v)) out.push_back(static_cast<float>(to_float(name_, key, item)));
+  for (const Value& item : array_of(name_, key, *v))
+    out.push_back(static_cast<float>(to_float(name_, key, item)));
   return out;
 }
 

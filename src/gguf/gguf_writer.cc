@@ -28,24 +28,50 @@ class ByteSink {
     bytes.resize(old + n);
     std::memcpy(bytes.data() + old, data, n);
   }
-  void pad_to(uint64_t alignment) { bytes.resize((bytes.size() + alignment - 1) / alignment * alignment, 0); }
+  void pad_to(uint64_t alignment) {
+    bytes.resize((bytes.size() + alignment - 1) / alignment * alignment, 0);
+  }
   std::vector<uint8_t> bytes;
 };
 
 void put_value(ByteSink& out, const Value& v) {
   switch (v.type) {
-    case ValueType::kUint8: out.put<uint8_t>(static_cast<uint8_t>(std::get<uint64_t>(v.data))); break;
-    case ValueType::kUint16: out.put<uint16_t>(static_cast<uint16_t>(std::get<uint64_t>(v.data))); break;
-    case ValueType::kUint32: out.put<uint32_t>(static_cast<uint32_t>(std::get<uint64_t>(v.data))); break;
-    case ValueType::kUint64: out.put<uint64_t>(std::get<uint64_t>(v.data)); break;
-    case ValueType::kInt8: out.put<int8_t>(static_cast<int8_t>(std::get<int64_t>(v.data))); break;
-    case ValueType::kInt16: out.put<int16_t>(static_cast<int16_t>(std::get<int64_t>(v.data))); break;
-    case ValueType::kInt32: out.put<int32_t>(static_cast<int32_t>(std::get<int64_t>(v.data))); break;
-    case ValueType::kInt64: out.put<int64_t>(std::get<int64_t>(v.data)); break;
-    case ValueType::kFloat32: out.put<float>(static_cast<float>(std::get<double>(v.data))); break;
-    case ValueType::kFloat64: out.put<double>(std::get<double>(v.data)); break;
-    case ValueType::kBool: out.put<uint8_t>(std::get<bool>(v.data) ? 1 : 0); break;
-    case ValueType::kString: out.put_string(std::get<std::string>(v.data)); break;
+    case ValueType::kUint8:
+      out.put<uint8_t>(static_cast<uint8_t>(std::get<uint64_t>(v.data)));
+      break;
+    case ValueType::kUint16:
+      out.put<uint16_t>(static_cast<uint16_t>(std::get<uint64_t>(v.data)));
+      break;
+    case ValueType::kUint32:
+      out.put<uint32_t>(static_cast<uint32_t>(std::get<uint64_t>(v.data)));
+      break;
+    case ValueType::kUint64:
+      out.put<uint64_t>(std::get<uint64_t>(v.data));
+      break;
+    case ValueType::kInt8:
+      out.put<int8_t>(static_cast<int8_t>(std::get<int64_t>(v.data)));
+      break;
+    case ValueType::kInt16:
+      out.put<int16_t>(static_cast<int16_t>(std::get<int64_t>(v.data)));
+      break;
+    case ValueType::kInt32:
+      out.put<int32_t>(static_cast<int32_t>(std::get<int64_t>(v.data)));
+      break;
+    case ValueType::kInt64:
+      out.put<int64_t>(std::get<int64_t>(v.data));
+      break;
+    case ValueType::kFloat32:
+      out.put<float>(static_cast<float>(std::get<double>(v.data)));
+      break;
+    case ValueType::kFloat64:
+      out.put<double>(std::get<double>(v.data));
+      break;
+    case ValueType::kBool:
+      out.put<uint8_t>(std::get<bool>(v.data) ? 1 : 0);
+      break;
+    case ValueType::kString:
+      out.put_string(std::get<std::string>(v.data));
+      break;
     case ValueType::kArray:
       out.put<uint32_t>(static_cast<uint32_t>(v.element_type));
       out.put<uint64_t>(v.items().size());
@@ -122,7 +148,8 @@ std::vector<uint8_t> GgufWriter::serialize() const {
 
 void GgufWriter::write(const std::string& path) const {
   std::vector<uint8_t> bytes = serialize();
-  write_file_atomically(path, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+  write_file_atomically(
+      path, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
 }
 
 }  // namespace moa::gguf

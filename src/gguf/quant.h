@@ -22,14 +22,14 @@ struct BlockQ8_0 {
 static_assert(sizeof(BlockQ8_0) == 34);
 
 struct BlockQ4_0 {
-  uint16_t d;  // F16 scale
+  uint16_t d;              // F16 scale
   uint8_t qs[kQK4_0 / 2];  // low nibbles: elements 0..15, high nibbles: 16..31
 };
 static_assert(sizeof(BlockQ4_0) == 18);
 
 struct BlockQ4_K {
-  uint16_t d;     // F16 super-block scale for the quantized scales
-  uint16_t dmin;  // F16 super-block scale for the quantized mins
+  uint16_t d;                    // F16 super-block scale for the quantized scales
+  uint16_t dmin;                 // F16 super-block scale for the quantized mins
   uint8_t scales[kKScaleBytes];  // 8 scales + 8 mins, 6 bits each
   uint8_t qs[kQK_K / 2];
 };

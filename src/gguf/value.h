@@ -23,10 +23,14 @@ struct Value {
   static Value u32(uint32_t v) { return uint(ValueType::kUint32, v); }
   static Value i32(int32_t v) { return sint(ValueType::kInt32, v); }
   static Value u64(uint64_t v) { return uint(ValueType::kUint64, v); }
-  static Value f32(float v) { return {ValueType::kFloat32, ValueType::kUint8, static_cast<double>(v)}; }
+  static Value f32(float v) {
+    return {ValueType::kFloat32, ValueType::kUint8, static_cast<double>(v)};
+  }
   static Value f64(double v) { return {ValueType::kFloat64, ValueType::kUint8, v}; }
   static Value boolean(bool v) { return {ValueType::kBool, ValueType::kUint8, v}; }
-  static Value string(std::string v) { return {ValueType::kString, ValueType::kUint8, std::move(v)}; }
+  static Value string(std::string v) {
+    return {ValueType::kString, ValueType::kUint8, std::move(v)};
+  }
   static Value array(ValueType element_type, Array items) {
     return {ValueType::kArray, element_type, std::move(items)};
   }
@@ -34,7 +38,9 @@ struct Value {
   static Value f32_array(const std::vector<float>& items);
   static Value i32_array(const std::vector<int32_t>& items);
 
-  bool is_integer() const { return std::holds_alternative<uint64_t>(data) || std::holds_alternative<int64_t>(data); }
+  bool is_integer() const {
+    return std::holds_alternative<uint64_t>(data) || std::holds_alternative<int64_t>(data);
+  }
   bool is_number() const { return is_integer() || std::holds_alternative<double>(data); }
   bool is_array() const { return type == ValueType::kArray; }
   const Array& items() const { return std::get<Array>(data); }

@@ -61,8 +61,7 @@ void validate(const AttentionShape& shape, std::span<const KeyRun> runs,
   }
   if (shape.head_dim <= 0) fail("attention: head_dim {}: expected > 0", shape.head_dim);
   if (!masks.empty() && static_cast<int64_t>(masks.size()) != shape.n_head_kv) {
-    fail("attention: masks: {} given, expected 0 or n_head_kv = {}", masks.size(),
-         shape.n_head_kv);
+    fail("attention: masks: {} given, expected 0 or n_head_kv = {}", masks.size(), shape.n_head_kv);
   }
   for (const KeyRun& run : runs) {
     if (run.kv_head < 0 || run.kv_head >= shape.n_head_kv) {
@@ -153,7 +152,8 @@ void merge_splits(const AttentionShape& shape, const Block& b,
   for (int64_t r = 0; r < block_rows(shape, b.query); ++r) {
     const auto ri = static_cast<size_t>(r);
     float m = kNegInf;
-    for (int64_t s = 0; s < b.n_splits; ++s) m = std::max(m, slots[static_cast<size_t>(b.first_slot + s)].m[ri]);
+    for (int64_t s = 0; s < b.n_splits; ++s)
+      m = std::max(m, slots[static_cast<size_t>(b.first_slot + s)].m[ri]);
     float* dst = out + row_index(shape, b.query, r) * shape.head_dim;
     std::fill_n(dst, shape.head_dim, 0.0f);
     if (m == kNegInf) continue;
@@ -163,7 +163,8 @@ void merge_splits(const AttentionShape& shape, const Block& b,
       if (part.l[ri] == 0.0f) continue;
       const float w = std::exp(part.m[ri] - m);
       l += part.l[ri] * w;
-      for (int64_t i = 0; i < shape.head_dim; ++i) dst[i] += part.o[static_cast<size_t>(r * stride + i)] * w;
+      for (int64_t i = 0; i < shape.head_dim; ++i)
+        dst[i] += part.o[static_cast<size_t>(r * stride + i)] * w;
     }
     for (int64_t i = 0; i < shape.head_dim; ++i) dst[i] /= l;
   }

@@ -254,12 +254,13 @@ void TileWorker::update_row(int64_t r, int64_t n_keys_tile) {
   const float m_old = acc_.m[static_cast<size_t>(r)];
   const float m_new = std::max(m_old, tile_max);
   const float correction = m_old == kNegInf ? 0.0f : std::exp(m_old - m_new);
-  const auto neg_max = hn::Set(d, -m_new), floor = hn::Set(d, -88.0f), neg_inf = hn::Set(d, kNegInf);
+  const auto neg_max = hn::Set(d, -m_new), floor = hn::Set(d, -88.0f),
+             neg_inf = hn::Set(d, kNegInf);
   auto vsum = hn::Zero(d);
   for (int64_t j = 0; j < kKeyTile; j += lanes) {
     const auto sj = hn::LoadU(d, s + j);
-    const auto p = hn::IfThenZeroElse(hn::Eq(sj, neg_inf),
-                                      hn::Exp(d, hn::Max(hn::Add(sj, neg_max), floor)));
+    const auto p =
+        hn::IfThenZeroElse(hn::Eq(sj, neg_inf), hn::Exp(d, hn::Max(hn::Add(sj, neg_max), floor)));
     hn::StoreU(p, d, s + j);
     vsum = hn::Add(vsum, p);
   }

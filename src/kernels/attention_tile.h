@@ -74,9 +74,9 @@ class TileWorker {
   KvType type_;
   const float* q_;
   int64_t q_pos0_;
-  int64_t group_;       // query heads per KV head
-  int64_t head_pad_;    // head_dim rounded up to whole vectors
-  int64_t rows_ = 0;    // rows of the current block
+  int64_t group_;            // query heads per KV head
+  int64_t head_pad_;         // head_dim rounded up to whole vectors
+  int64_t rows_ = 0;         // rows of the current block
   bool transposed_ = false;  // many rows: scores via K^T, vectorised over keys
   std::vector<float> q_tile_, k_tile_, k_transposed_, v_tile_, scores_;
   PartialResult acc_;

@@ -22,8 +22,8 @@ namespace {
 namespace hn = hwy::HWY_NAMESPACE;
 using DF = hn::CappedTag<float, 16>;  // kKeyBlock is a whole number of vectors
 
-constexpr int64_t kKeyBlock = 64;    // keys per tile
-constexpr int64_t kQueryBlock = 32;  // query positions per block
+constexpr int64_t kKeyBlock = 64;      // keys per tile
+constexpr int64_t kQueryBlock = 32;    // query positions per block
 constexpr int64_t kDirectMaxRows = 8;  // up to this many query rows, per-key dot products
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
@@ -32,7 +32,8 @@ float dot(const float* a, const float* b, int64_t n) {
   const auto lanes = static_cast<int64_t>(hn::Lanes(d));
   auto acc = hn::Zero(d);
   int64_t i = 0;
-  for (; i + lanes <= n; i += lanes) acc = hn::MulAdd(hn::LoadU(d, a + i), hn::LoadU(d, b + i), acc);
+  for (; i + lanes <= n; i += lanes)
+    acc = hn::MulAdd(hn::LoadU(d, a + i), hn::LoadU(d, b + i), acc);
   float sum = hn::GetLane(hn::SumOfLanes(d, acc));
   for (; i < n; ++i) sum += a[i] * b[i];
   return sum;
@@ -187,8 +188,8 @@ float exp_shifted(float* s, float shift) {
   auto sum = hn::Zero(d);
   for (int64_t j = 0; j < kKeyBlock; j += lanes) {
     const auto x = hn::LoadU(d, s + j);
-    const auto e = hn::IfThenZeroElse(hn::Eq(x, neg_inf),
-                                      hn::Exp(d, hn::Max(hn::Add(x, neg_shift), floor)));
+    const auto e =
+        hn::IfThenZeroElse(hn::Eq(x, neg_inf), hn::Exp(d, hn::Max(hn::Add(x, neg_shift), floor)));
     hn::StoreU(e, d, s + j);
     sum = hn::Add(sum, e);
   }

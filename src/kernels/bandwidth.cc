@@ -29,7 +29,8 @@ float sum_range(const float* data, size_t n) {
   decltype(acc) partial[kStreams];
   for (auto& p : partial) p = hn::Zero(d);
   for (size_t i = 0; i < stream_len; i += lanes) {
-    for (size_t s = 0; s < kStreams; ++s) partial[s] = hn::Add(partial[s], hn::Load(d, data + s * stream_len + i));
+    for (size_t s = 0; s < kStreams; ++s)
+      partial[s] = hn::Add(partial[s], hn::Load(d, data + s * stream_len + i));
   }
   for (const auto& p : partial) acc = hn::Add(acc, p);
   return hn::GetLane(hn::SumOfLanes(d, acc));
@@ -58,7 +59,8 @@ double measure_memory_bandwidth_gbs(int n_threads) {
     best_seconds = std::min(best_seconds, elapsed.count());
   }
   // `sink` equals the buffer length; folding it in keeps the sums observable.
-  const size_t read_per_thread = slice / kStreams / hn::Lanes(hn::ScalableTag<float>()) * hn::Lanes(hn::ScalableTag<float>()) * kStreams;
+  const size_t read_per_thread = slice / kStreams / hn::Lanes(hn::ScalableTag<float>()) *
+                                 hn::Lanes(hn::ScalableTag<float>()) * kStreams;
   const double bytes = static_cast<double>(read_per_thread) * threads * sizeof(float) + 0.0 * sink;
   return bytes / best_seconds / 1e9;
 }

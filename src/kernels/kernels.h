@@ -29,7 +29,8 @@ void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, i
 void add_bias(const float* bias, int64_t n, int64_t n_tokens, float* y);
 
 // y = x / sqrt(mean(x^2) + eps) * weight, for n_tokens rows of n.
-void rms_norm(const float* x, const float* weight, int64_t n, int64_t n_tokens, float eps, float* y);
+void rms_norm(const float* x, const float* weight, int64_t n, int64_t n_tokens, float eps,
+              float* y);
 // out = silu(gate) * up, elementwise over n values.
 void swiglu(const float* gate, const float* up, int64_t n, float* out);
 // x += y over n values.
@@ -38,10 +39,10 @@ void add_inplace(float* x, const float* y, int64_t n);
 // Rotary position embedding applied in place to `n_heads` heads of `head_dim` values for each
 // of n_tokens tokens at positions[t]. Only the first n_rot dims rotate.
 struct RopeParams {
-  bool neox = false;          // false: pairs (2i, 2i+1); true: pairs (i, i + n_rot/2)
+  bool neox = false;  // false: pairs (2i, 2i+1); true: pairs (i, i + n_rot/2)
   int64_t n_rot = 0;
   float freq_base = 10000.0f;
-  float freq_scale = 1.0f;    // linear scaling: theta *= freq_scale (= 1 / factor)
+  float freq_scale = 1.0f;              // linear scaling: theta *= freq_scale (= 1 / factor)
   const float* freq_factors = nullptr;  // llama3: per-pair divisor of the frequency, n_rot/2
 };
 void rope(float* x, int64_t n_tokens, int64_t n_heads, int64_t head_dim, const int32_t* positions,

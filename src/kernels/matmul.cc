@@ -14,21 +14,37 @@
 namespace moa::kernels {
 namespace {
 
-constexpr int64_t kPanelRows = 128;      // weight rows per dequantized tile
-constexpr int64_t kMinGemmTokens = 4;    // smaller batches re-stream the weights via matvec
+constexpr int64_t kPanelRows = 128;  // weight rows per dequantized tile
+// Smaller batches (batch decode) stay on the stored format: dequantizing every weight to F32 for
+// a handful of tokens costs more than the GEMM saves.
+constexpr int64_t kMinGemmTokens = 8;
 
 // Y[:, r0 .. r0+n_rows) = X * panel^T, with panel = n_rows weight rows in F32.
-void gemm_panel(const float* panel, int64_t n_rows, const float* x, int64_t n_tokens,
-                int64_t cols, float* y, int64_t y_stride) {
+void gemm_panel(const float* panel, int64_t n_rows, const float* x, int64_t n_tokens, int64_t cols,
+                float* y, int64_t y_stride) {
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(n_tokens),
               static_cast<blasint>(n_rows), static_cast<blasint>(cols), 1.0f, x,
               static_cast<blasint>(cols), panel, static_cast<blasint>(cols), 0.0f, y,
               static_cast<blasint>(y_stride));
 }
 
+// Each weight row is read from memory once and dotted with every token while it sits in L1, so
+// a batch costs one pass over the weights (like a single matvec) plus n_tokens row dots.
 void matmul_by_rows(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y,
                     int n_threads) {
-  for (int64_t t = 0; t < n_tokens; ++t) matvec(w, x + t * w.cols, y + t * w.rows, n_threads);
+  if (n_tokens == 1) {
+    matvec(w, x, y, n_threads);
+    return;
+  }
+  std::vector<RowDot> dots;
+  dots.reserve(static_cast<size_t>(n_tokens));
+  for (int64_t t = 0; t < n_tokens; ++t) dots.emplace_back(w, x + t * w.cols);
+  const bool parallel = n_threads > 1 && w.rows * w.cols >= (int64_t{1} << 16);
+  const int64_t chunk = std::max<int64_t>(16, w.rows / (16 * std::max(1, n_threads)));
+#pragma omp parallel for num_threads(n_threads) schedule(dynamic, chunk) if (parallel)
+  for (int64_t r = 0; r < w.rows; ++r) {
+    for (int64_t t = 0; t < n_tokens; ++t) y[t * w.rows + r] = dots[static_cast<size_t>(t)](r);
+  }
 }
 
 }  // namespace

@@ -82,14 +82,14 @@ float dot_q8_0(const void* row, const float* x, int64_t n) {
   auto acc0 = hn::Zero(d), acc1 = hn::Zero(d);
   int64_t b = 0;
   for (; b + 1 < n_blocks; b += 2) {  // two chains hide the FMA latency
-    acc0 = hn::MulAdd(q8_0_block(blocks[b], x + b * 32), hn::Set(d, half_to_float(blocks[b].d)),
-                      acc0);
+    acc0 =
+        hn::MulAdd(q8_0_block(blocks[b], x + b * 32), hn::Set(d, half_to_float(blocks[b].d)), acc0);
     acc1 = hn::MulAdd(q8_0_block(blocks[b + 1], x + (b + 1) * 32),
                       hn::Set(d, half_to_float(blocks[b + 1].d)), acc1);
   }
   if (b < n_blocks) {
-    acc0 = hn::MulAdd(q8_0_block(blocks[b], x + b * 32), hn::Set(d, half_to_float(blocks[b].d)),
-                      acc0);
+    acc0 =
+        hn::MulAdd(q8_0_block(blocks[b], x + b * 32), hn::Set(d, half_to_float(blocks[b].d)), acc0);
   }
   return hn::GetLane(hn::SumOfLanes(d, hn::Add(acc0, acc1)));
 }
@@ -118,14 +118,14 @@ float dot_q4_0(const void* row, const float* x, int64_t n) {
   auto acc0 = hn::Zero(d), acc1 = hn::Zero(d);
   int64_t b = 0;
   for (; b + 1 < n_blocks; b += 2) {
-    acc0 = hn::MulAdd(q4_0_block(blocks[b], x + b * 32), hn::Set(d, half_to_float(blocks[b].d)),
-                      acc0);
+    acc0 =
+        hn::MulAdd(q4_0_block(blocks[b], x + b * 32), hn::Set(d, half_to_float(blocks[b].d)), acc0);
     acc1 = hn::MulAdd(q4_0_block(blocks[b + 1], x + (b + 1) * 32),
                       hn::Set(d, half_to_float(blocks[b + 1].d)), acc1);
   }
   if (b < n_blocks) {
-    acc0 = hn::MulAdd(q4_0_block(blocks[b], x + b * 32), hn::Set(d, half_to_float(blocks[b].d)),
-                      acc0);
+    acc0 =
+        hn::MulAdd(q4_0_block(blocks[b], x + b * 32), hn::Set(d, half_to_float(blocks[b].d)), acc0);
   }
   return hn::GetLane(hn::SumOfLanes(d, hn::Add(acc0, acc1)));
 }
@@ -168,8 +168,8 @@ float dot_q4_k(const void* row, const float* x, const float* x_sums32, int64_t n
       acc = hn::MulAdd(acc_lo, hn::Set(d, scale_d * static_cast<float>(scale_lo)), acc);
       acc = hn::MulAdd(acc_hi, hn::Set(d, scale_d * static_cast<float>(scale_hi)), acc);
       const float* sums = x_sums32 + b * 8 + 2 * pair;
-      min_total += scale_dmin * (static_cast<float>(min_lo) * sums[0] +
-                                 static_cast<float>(min_hi) * sums[1]);
+      min_total += scale_dmin *
+                   (static_cast<float>(min_lo) * sums[0] + static_cast<float>(min_hi) * sums[1]);
     }
   }
   return hn::GetLane(hn::SumOfLanes(d, acc)) - min_total;
@@ -204,7 +204,8 @@ float dot_q6_k(const void* row, const float* x, int64_t n) {
         const size_t group = k / 16;  // scale index within this 32-wide slice
         const float* xk = xh + k;
         const auto s1 = hn::Set(d, scale_d * sc[group]), s2 = hn::Set(d, scale_d * sc[group + 2]);
-        const auto s3 = hn::Set(d, scale_d * sc[group + 4]), s4 = hn::Set(d, scale_d * sc[group + 6]);
+        const auto s3 = hn::Set(d, scale_d * sc[group + 4]),
+                   s4 = hn::Set(d, scale_d * sc[group + 6]);
         acc0 = hn::MulAdd(hn::Mul(hn::ConvertTo(d, hn::Sub(q1, bias)), s1), hn::LoadU(d, xk), acc0);
         acc1 = hn::MulAdd(hn::Mul(hn::ConvertTo(d, hn::Sub(q2, bias)), s2), hn::LoadU(d, xk + 32),
                           acc1);
@@ -243,14 +244,22 @@ RowDot::RowDot(const WeightMatrix& w, const float* x) : w_(w), x_(x) {
 float RowDot::operator()(int64_t r) const {
   const void* row = static_cast<const uint8_t*>(w_.data) + static_cast<size_t>(r) * row_bytes_;
   switch (w_.type) {
-    case gguf::TensorType::kF32: return dot_f32(row, x_, w_.cols);
-    case gguf::TensorType::kF16: return dot_16bit<false>(row, x_, w_.cols);
-    case gguf::TensorType::kBF16: return dot_16bit<true>(row, x_, w_.cols);
-    case gguf::TensorType::kQ8_0: return dot_q8_0(row, x_, w_.cols);
-    case gguf::TensorType::kQ4_0: return dot_q4_0(row, x_, w_.cols);
-    case gguf::TensorType::kQ4_K: return dot_q4_k(row, x_, x_sums32_.data(), w_.cols);
-    case gguf::TensorType::kQ6_K: return dot_q6_k(row, x_, w_.cols);
-    default: return 0.0f;  // unreachable: rejected in the constructor
+    case gguf::TensorType::kF32:
+      return dot_f32(row, x_, w_.cols);
+    case gguf::TensorType::kF16:
+      return dot_16bit<false>(row, x_, w_.cols);
+    case gguf::TensorType::kBF16:
+      return dot_16bit<true>(row, x_, w_.cols);
+    case gguf::TensorType::kQ8_0:
+      return dot_q8_0(row, x_, w_.cols);
+    case gguf::TensorType::kQ4_0:
+      return dot_q4_0(row, x_, w_.cols);
+    case gguf::TensorType::kQ4_K:
+      return dot_q4_k(row, x_, x_sums32_.data(), w_.cols);
+    case gguf::TensorType::kQ6_K:
+      return dot_q6_k(row, x_, w_.cols);
+    default:
+      return 0.0f;  // unreachable: rejected in the constructor
   }
 }
 

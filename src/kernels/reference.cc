@@ -28,7 +28,8 @@ void matvec(const WeightMatrix& w, const float* x, float* y) {
     gguf::dequantize_row(w.type, static_cast<const uint8_t*>(w.data) + r * row_bytes, row.data(),
                          w.cols);
     double sum = 0.0;
-    for (int64_t c = 0; c < w.cols; ++c) sum += static_cast<double>(row[static_cast<size_t>(c)]) * x[c];
+    for (int64_t c = 0; c < w.cols; ++c)
+      sum += static_cast<double>(row[static_cast<size_t>(c)]) * x[c];
     y[r] = static_cast<float>(sum);
   }
 }
@@ -43,7 +44,8 @@ void rms_norm(const float* x, const float* weight, int64_t n, int64_t n_tokens, 
     double sum = 0.0;
     for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(x[t * n + i]) * x[t * n + i];
     const double inv = 1.0 / std::sqrt(sum / static_cast<double>(n) + eps);
-    for (int64_t i = 0; i < n; ++i) y[t * n + i] = static_cast<float>(x[t * n + i] * inv * weight[i]);
+    for (int64_t i = 0; i < n; ++i)
+      y[t * n + i] = static_cast<float>(x[t * n + i] * inv * weight[i]);
   }
 }
 
@@ -96,20 +98,24 @@ void attention(const AttentionShape& shape, const float* q, int64_t n_query, int
         s = -std::numeric_limits<double>::infinity();
         if (!key_visible(mask, pos, j)) continue;
         s = 0.0;
-        for (int64_t i = 0; i < hd; ++i) s += qv[i] * kv_value(kv, kv.k, g * kv.head_stride + j * hd + i);
+        for (int64_t i = 0; i < hd; ++i)
+          s += qv[i] * kv_value(kv, kv.k, g * kv.head_stride + j * hd + i);
         s *= shape.scale;
         max_score = std::max(max_score, s);
       }
       float* o = out + (qi * shape.n_head + h) * hd;
       std::vector<double> acc(static_cast<size_t>(hd), 0.0);
       double denom = 0.0;
-      for (int64_t j = 0; j < kv.n_keys && max_score > -std::numeric_limits<double>::infinity(); ++j) {
+      for (int64_t j = 0; j < kv.n_keys && max_score > -std::numeric_limits<double>::infinity();
+           ++j) {
         if (!key_visible(mask, pos, j)) continue;
         const double p = std::exp(scores[static_cast<size_t>(j)] - max_score);
         denom += p;
-        for (int64_t i = 0; i < hd; ++i) acc[static_cast<size_t>(i)] += p * kv_value(kv, kv.v, g * kv.head_stride + j * hd + i);
+        for (int64_t i = 0; i < hd; ++i)
+          acc[static_cast<size_t>(i)] += p * kv_value(kv, kv.v, g * kv.head_stride + j * hd + i);
       }
-      for (int64_t i = 0; i < hd; ++i) o[i] = denom > 0.0 ? static_cast<float>(acc[static_cast<size_t>(i)] / denom) : 0.0f;
+      for (int64_t i = 0; i < hd; ++i)
+        o[i] = denom > 0.0 ? static_cast<float>(acc[static_cast<size_t>(i)] / denom) : 0.0f;
     }
   }
 }

@@ -12,6 +12,10 @@
 
 namespace moa {
 
+// Throws "context is full: ..." unless n_new more positions fit after `used` in `n_ctx`;
+// `hint` tells the user which option raises the limit.
+void check_context_room(int seq, int64_t used, int64_t n_new, int64_t n_ctx, const char* hint);
+
 class AttentionCache {
  public:
   virtual ~AttentionCache() = default;

@@ -51,15 +51,15 @@ std::string method_label(const AttentionMethod& m, const std::optional<SparsePla
   if (!plan) return "dense";
   if (!m.plan_path.empty()) return "moa (" + m.plan_path + ")";
   const auto window = static_cast<int64_t>(plan->rules.at(0).at(0).alpha);
-  return "streaming (window " + std::to_string(window) + ", " +
-         std::to_string(plan->sinks) + " sinks)";
+  return "streaming (window " + std::to_string(window) + ", " + std::to_string(plan->sinks) +
+         " sinks)";
 }
 
 std::unique_ptr<AttentionCache> make_attention_cache(const ModelConfig& config,
                                                      const AttentionMethod& m,
                                                      const std::optional<SparsePlan>& plan,
-                                                     int64_t n_ctx, int n_seq,
-                                                     kernels::KvType type, int64_t prefill_chunk) {
+                                                     int64_t n_ctx, int n_seq, kernels::KvType type,
+                                                     int64_t prefill_chunk) {
   if (m.method == "h2o") {
     return std::make_unique<H2oKvCache>(
         h2o_cache_shape(config, n_ctx, h2o_budget(m.density, n_ctx), n_seq, type));

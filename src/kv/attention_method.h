@@ -19,10 +19,10 @@
 namespace moa {
 
 struct AttentionMethod {
-  std::string method = "dense";  // dense | streaming | moa | h2o (moa needs plan_path)
-  std::string plan_path;         // a plan file; implies moa
-  double density = 1.0;          // streaming, h2o: KV density at the planned length
-  int64_t sinks = kDefaultSinks; // streaming: sink tokens G
+  std::string method = "dense";   // dense | streaming | moa | h2o (moa needs plan_path)
+  std::string plan_path;          // a plan file; implies moa
+  double density = 1.0;           // streaming, h2o: KV density at the planned length
+  int64_t sinks = kDefaultSinks;  // streaming: sink tokens G
 };
 
 // Throws a one-line error for an unknown method, a density outside (0, 1], streaming sinks
@@ -44,7 +44,7 @@ std::string method_label(const AttentionMethod& m, const std::optional<SparsePla
 std::unique_ptr<AttentionCache> make_attention_cache(const ModelConfig& config,
                                                      const AttentionMethod& m,
                                                      const std::optional<SparsePlan>& plan,
-                                                     int64_t n_ctx, int n_seq,
-                                                     kernels::KvType type, int64_t prefill_chunk);
+                                                     int64_t n_ctx, int n_seq, kernels::KvType type,
+                                                     int64_t prefill_chunk);
 
 }  // namespace moa

@@ -55,13 +55,7 @@ int64_t KvCache::length(int seq) const {
 }
 
 void KvCache::check_room(int seq, int64_t n_new) const {
-  const int64_t used = length(seq);
-  if (n_new < 0 || used + n_new > shape_.n_ctx) {
-    fail(
-        "context is full: sequence {} holds {} tokens, {} more do not fit in the context of {} "
-        "(raise -c)",
-        seq, used, n_new, shape_.n_ctx);
-  }
+  check_context_room(seq, length(seq), n_new, shape_.n_ctx, "raise -c");
 }
 
 size_t KvCache::slab_offset(int64_t layer, int seq) const {

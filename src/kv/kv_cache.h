@@ -56,8 +56,8 @@ class KvCache final : public AttentionCache {
   void use_plan(const SparsePlan& plan, int64_t span_length);
   // store, then flash attention over positions 0 .. pos+n_tokens-1 (masked if a plan is set).
   void attend(int64_t layer, int seq, int64_t pos, int64_t n_tokens,
-              const kernels::AttentionShape& shape, const float* q, const float* k,
-              const float* v, float* out, int n_threads) override;
+              const kernels::AttentionShape& shape, const float* q, const float* k, const float* v,
+              float* out, int n_threads) override;
 
   // The keys 0 .. n_keys-1 of one layer and sequence, as attention reads them.
   kernels::KvView view(int64_t layer, int seq, int64_t n_keys) const;

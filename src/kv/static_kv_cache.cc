@@ -19,10 +19,13 @@ int64_t round_up(int64_t n, int64_t multiple) { return (n + multiple - 1) / mult
 
 void check_shape(const StaticKvCacheShape& s, const SparsePlan& plan) {
   if (s.n_layer <= 0 || s.n_head_kv <= 0 || s.head_dim <= 0 || s.n_ctx <= 0 || s.n_seq <= 0) {
-    fail("static kv cache: layers {}, kv heads {}, head dim {}, context {}, sequences {}: "
-         "expected positive values", s.n_layer, s.n_head_kv, s.head_dim, s.n_ctx, s.n_seq);
+    fail(
+        "static kv cache: layers {}, kv heads {}, head dim {}, context {}, sequences {}: "
+        "expected positive values",
+        s.n_layer, s.n_head_kv, s.head_dim, s.n_ctx, s.n_seq);
   }
-  if (s.prefill_chunk <= 0) fail("static kv cache: prefill chunk {}: expected > 0", s.prefill_chunk);
+  if (s.prefill_chunk <= 0)
+    fail("static kv cache: prefill chunk {}: expected > 0", s.prefill_chunk);
   if (static_cast<int64_t>(plan.rules.size()) != s.n_layer) {
     fail("static kv cache: plan has {} layers, the model has {}", plan.rules.size(), s.n_layer);
   }
@@ -81,11 +84,8 @@ int64_t StaticKvCache::length(int seq) const {
 }
 
 void StaticKvCache::check_room(int seq, int64_t n_new) const {
-  const int64_t used = length(seq);
-  if (n_new < 0 || used + n_new > shape_.n_ctx) {
-    fail("context is full: sequence {} holds {} tokens, {} more do not fit in the {} the cache "
-         "was planned for (raise -c or -n)", seq, used, n_new, shape_.n_ctx);
-  }
+  check_context_room(seq, length(seq), n_new, shape_.n_ctx,
+                     "the cache was planned for prompt + -n tokens: raise -c or -n");
 }
 
 int64_t StaticKvCache::span(int64_t layer, int64_t kv_head) const {
@@ -120,8 +120,8 @@ void StaticKvCache::store(int64_t layer, int seq, int64_t pos, int64_t n_tokens,
          shape_.prefill_chunk);
   }
   if (pos < 0 || pos + n_tokens > shape_.n_ctx) {
-    fail("context is full: positions {} .. {} do not fit in the {} the cache was planned for",
-         pos, pos + n_tokens - 1, shape_.n_ctx);
+    fail("context is full: positions {} .. {} do not fit in the {} the cache was planned for", pos,
+         pos + n_tokens - 1, shape_.n_ctx);
   }
   const int64_t hd = shape_.head_dim, kv_dim = shape_.n_head_kv * hd;
   for (int64_t h = 0; h < shape_.n_head_kv; ++h) {

@@ -65,8 +65,8 @@ class StaticKvCache final : public AttentionCache {
   std::vector<kernels::KeyRun> key_runs(int64_t layer, int seq, int64_t pos,
                                         int64_t n_tokens) const;
   void attend(int64_t layer, int seq, int64_t pos, int64_t n_tokens,
-              const kernels::AttentionShape& shape, const float* q, const float* k,
-              const float* v, float* out, int n_threads) override;
+              const kernels::AttentionShape& shape, const float* q, const float* k, const float* v,
+              float* out, int n_threads) override;
   // Any length up to n_ctx; a shorter length does not restore keys a ring has overwritten.
   void set_length(int seq, int64_t length) override;
 

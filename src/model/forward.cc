@@ -81,8 +81,10 @@ std::vector<Placement> place_batch(const Model& model, const AttentionCache& cac
     }
     cache.check_room(entry.seq, static_cast<int64_t>(entry.tokens.size()));
     if (static_cast<int64_t>(entry.tokens.size()) > cache.max_chunk()) {
-      fail("forward: sequence {} brings {} tokens; this cache takes at most {} per call (prefill "
-           "in chunks)", entry.seq, entry.tokens.size(), cache.max_chunk());
+      fail(
+          "forward: sequence {} brings {} tokens; this cache takes at most {} per call (prefill "
+          "in chunks)",
+          entry.seq, entry.tokens.size(), cache.max_chunk());
     }
     for (TokenId id : entry.tokens) {
       if (id < 0 || id >= model.config().n_vocab) {
@@ -109,9 +111,9 @@ kernels::RopeParams rope_params(const ModelConfig& c) {
   return rope;
 }
 
-void attention_block(const Model& model, const LayerWeights& w, int64_t layer, AttentionCache& cache,
-                     std::span<const Placement> placements, std::span<const int32_t> positions,
-                     Activations& a, int n_threads) {
+void attention_block(const Model& model, const LayerWeights& w, int64_t layer,
+                     AttentionCache& cache, std::span<const Placement> placements,
+                     std::span<const int32_t> positions, Activations& a, int n_threads) {
   const ModelConfig& c = model.config();
   const int64_t n = static_cast<int64_t>(positions.size());
   kernels::rms_norm(a.x.data(), w.attn_norm.data(), c.n_embd, n, c.rms_eps, a.xb.data());
@@ -205,8 +207,8 @@ Logits forward(const Model& model, AttentionCache& cache, std::span<const Sequen
   return output_logits(model, placements, mode, a, n_threads);
 }
 
-Logits forward_tokens(const Model& model, AttentionCache& cache, int seq, std::span<const TokenId> tokens,
-                      LogitsMode mode, int n_threads) {
+Logits forward_tokens(const Model& model, AttentionCache& cache, int seq,
+                      std::span<const TokenId> tokens, LogitsMode mode, int n_threads) {
   const SequenceBatch entry{seq, tokens};
   return forward(model, cache, std::span<const SequenceBatch>(&entry, 1), mode, n_threads);
 }

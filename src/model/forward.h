@@ -67,8 +67,8 @@ Logits forward(const Model& model, AttentionCache& cache, std::span<const Sequen
                LogitsMode mode, int n_threads);
 
 // Convenience forms: a prompt chunk of one sequence, and one token for each of several.
-Logits forward_tokens(const Model& model, AttentionCache& cache, int seq, std::span<const TokenId> tokens,
-                      LogitsMode mode, int n_threads);
+Logits forward_tokens(const Model& model, AttentionCache& cache, int seq,
+                      std::span<const TokenId> tokens, LogitsMode mode, int n_threads);
 Logits decode_tokens(const Model& model, AttentionCache& cache, std::span<const int> seqs,
                      std::span<const TokenId> tokens, int n_threads);
 

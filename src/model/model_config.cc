@@ -16,12 +16,15 @@ constexpr int64_t kMaxDimension = int64_t{1} << 20;
 int64_t positive(const gguf::GgufFile& f, const std::string& key, std::optional<int64_t> value) {
   if (!value) fail("{}: required metadata key '{}' is missing", f.path(), key);
   if (*value <= 0 || *value > kMaxDimension) {
-    fail("{}: metadata '{}': {} is out of range (expected 1..{})", f.path(), key, *value, kMaxDimension);
+    fail("{}: metadata '{}': {} is out of range (expected 1..{})", f.path(), key, *value,
+         kMaxDimension);
   }
   return *value;
 }
 
-int64_t required_count(const gguf::GgufFile& f, const std::string& key) { return positive(f, key, f.find_int(key)); }
+int64_t required_count(const gguf::GgufFile& f, const std::string& key) {
+  return positive(f, key, f.find_int(key));
+}
 
 int64_t optional_count(const gguf::GgufFile& f, const std::string& key, int64_t fallback) {
   return positive(f, key, f.find_int(key).value_or(fallback));
@@ -29,7 +32,8 @@ int64_t optional_count(const gguf::GgufFile& f, const std::string& key, int64_t 
 
 float positive_float(const gguf::GgufFile& f, const std::string& key, double fallback) {
   double v = f.find_float(key).value_or(fallback);
-  if (!std::isfinite(v) || v <= 0) fail("{}: metadata '{}': {} is not a positive number", f.path(), key, v);
+  if (!std::isfinite(v) || v <= 0)
+    fail("{}: metadata '{}': {} is not a positive number", f.path(), key, v);
   return static_cast<float>(v);
 }
 
@@ -44,9 +48,13 @@ void read_rope_scaling(const gguf::GgufFile& f, const std::string& p, ModelConfi
     c.rope_scaling = RopeScaling::kLinear;
     c.rope_scale_factor = positive_float(f, p + "rope.scaling.factor", factor);
   } else if (type == "yarn") {
-    fail("{}: metadata '{}rope.scaling.type': 'yarn' is not supported (supported: none, linear, llama3 rope_freqs)", f.path(), p);
+    fail(
+        "{}: metadata '{}rope.scaling.type': 'yarn' is not supported (supported: none, linear, "
+        "llama3 rope_freqs)",
+        f.path(), p);
   } else if (type != "none" && type != "linear") {
-    fail("{}: metadata '{}rope.scaling.type': unknown value '{}' (expected none, linear)", f.path(), p, type);
+    fail("{}: metadata '{}rope.scaling.type': unknown value '{}' (expected none, linear)", f.path(),
+         p, type);
   }
   c.rope_orig_ctx = f.find_int(p + "rope.scaling.original_context_length").value_or(0);
   if (const gguf::TensorInfo* freqs = f.find_tensor("rope_freqs.weight")) {
@@ -55,21 +63,29 @@ void read_rope_scaling(const gguf::GgufFile& f, const std::string& p, ModelConfi
            gguf::tensor_type_name(static_cast<uint32_t>(freqs->type)), freqs->shape_string());
     }
     c.rope_freq_factors.resize(c.n_rot / 2);
-    std::memcpy(c.rope_freq_factors.data(), freqs->data, c.rope_freq_factors.size() * sizeof(float));
+    std::memcpy(c.rope_freq_factors.data(), freqs->data,
+                c.rope_freq_factors.size() * sizeof(float));
     c.rope_scaling = RopeScaling::kLlama3;
   }
 }
 
 int64_t read_vocab_size(const gguf::GgufFile& f, const std::string& p) {
   if (auto n = f.find_int(p + "vocab_size")) return positive(f, p + "vocab_size", n);
-  if (auto n = f.find_array_size("tokenizer.ggml.tokens")) return positive(f, "tokenizer.ggml.tokens", static_cast<int64_t>(*n));
-  if (const gguf::TensorInfo* emb = f.find_tensor("token_embd.weight"); emb && emb->ne.size() == 2) return emb->ne[1];
-  fail("{}: cannot tell the vocabulary size (no '{}vocab_size', tokenizer.ggml.tokens or token_embd.weight)", f.path(), p);
+  if (auto n = f.find_array_size("tokenizer.ggml.tokens"))
+    return positive(f, "tokenizer.ggml.tokens", static_cast<int64_t>(*n));
+  if (const gguf::TensorInfo* emb = f.find_tensor("token_embd.weight"); emb && emb->ne.size() == 2)
+    return emb->ne[1];
+  fail(
+      "{}: cannot tell the vocabulary size (no '{}vocab_size', tokenizer.ggml.tokens or "
+      "token_embd.weight)",
+      f.path(), p);
 }
 
 }  // namespace
 
-const char* architecture_name(Architecture arch) { return arch == Architecture::kQwen2 ? "qwen2" : "llama"; }
+const char* architecture_name(Architecture arch) {
+  return arch == Architecture::kQwen2 ? "qwen2" : "llama";
+}
 const char* rope_type_name(RopeType type) { return type == RopeType::kNeox ? "neox" : "normal"; }
 
 ModelConfig read_model_config(const gguf::GgufFile& f) {
@@ -90,19 +106,23 @@ ModelConfig read_model_config(const gguf::GgufFile& f) {
   c.n_head = required_count(f, p + "attention.head_count");
   c.n_head_kv = optional_count(f, p + "attention.head_count_kv", c.n_head);
   if (c.n_head % c.n_head_kv != 0) {
-    fail("{}: metadata '{}attention.head_count_kv': {} does not divide head_count {}", f.path(), p, c.n_head_kv, c.n_head);
+    fail("{}: metadata '{}attention.head_count_kv': {} does not divide head_count {}", f.path(), p,
+         c.n_head_kv, c.n_head);
   }
   if (!f.has(p + "attention.key_length") && c.n_embd % c.n_head != 0) {
-    fail("{}: metadata '{}attention.head_count': {} does not divide embedding_length {}", f.path(), p, c.n_head, c.n_embd);
+    fail("{}: metadata '{}attention.head_count': {} does not divide embedding_length {}", f.path(),
+         p, c.n_head, c.n_embd);
   }
   c.head_dim = optional_count(f, p + "attention.key_length", c.n_embd / c.n_head);
   if (optional_count(f, p + "attention.value_length", c.head_dim) != c.head_dim) {
-    fail("{}: metadata '{}attention.value_length': must equal key_length {}", f.path(), p, c.head_dim);
+    fail("{}: metadata '{}attention.value_length': must equal key_length {}", f.path(), p,
+         c.head_dim);
   }
   c.n_ctx_train = required_count(f, p + "context_length");
   c.n_rot = optional_count(f, p + "rope.dimension_count", c.head_dim);
   if (c.n_rot > c.head_dim || c.n_rot % 2 != 0) {
-    fail("{}: metadata '{}rope.dimension_count': {} must be even and at most the head size {}", f.path(), p, c.n_rot, c.head_dim);
+    fail("{}: metadata '{}rope.dimension_count': {} must be even and at most the head size {}",
+         f.path(), p, c.n_rot, c.head_dim);
   }
   c.rope_type = c.arch == Architecture::kQwen2 ? RopeType::kNeox : RopeType::kNormal;
   c.rope_freq_base = positive_float(f, p + "rope.freq_base", 10000.0);
@@ -119,16 +139,21 @@ ModelConfig read_model_config(const gguf::GgufFile& f) {
 
 namespace {
 
-void expect_tensor(const gguf::GgufFile& f, const std::string& name, std::vector<int64_t> ne, bool matrix) {
+void expect_tensor(const gguf::GgufFile& f, const std::string& name, std::vector<int64_t> ne,
+                   bool matrix) {
   const gguf::TensorInfo& t = f.tensor(name);
   if (t.ne != ne) {
     std::string want = "[";
     for (size_t i = 0; i < ne.size(); ++i) want += (i ? ", " : "") + std::to_string(ne[i]);
-    fail("{}: tensor '{}': shape {} does not match the metadata (expected {}])", f.path(), name, t.shape_string(), want);
+    fail("{}: tensor '{}': shape {} does not match the metadata (expected {}])", f.path(), name,
+         t.shape_string(), want);
   }
   const char* type = gguf::tensor_type_name(static_cast<uint32_t>(t.type));
   if (!gguf::is_supported_type(t.type)) {
-    fail("{}: tensor '{}': type {} is not supported (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K)", f.path(), name, type);
+    fail(
+        "{}: tensor '{}': type {} is not supported (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_K, "
+        "Q6_K)",
+        f.path(), name, type);
   }
   if (!matrix && t.type != gguf::TensorType::kF32) {
     fail("{}: tensor '{}': norm/bias vectors must be F32, got {}", f.path(), name, type);

@@ -22,7 +22,7 @@ struct ModelConfig {
   int64_t n_embd = 0;
   int64_t n_head = 0;
   int64_t n_head_kv = 0;
-  int64_t head_dim = 0;     // n_embd / n_head unless attention.key_length says otherwise
+  int64_t head_dim = 0;  // n_embd / n_head unless attention.key_length says otherwise
   int64_t n_ff = 0;
   int64_t n_vocab = 0;
   int64_t n_ctx_train = 0;  // <arch>.context_length
@@ -30,9 +30,9 @@ struct ModelConfig {
   RopeType rope_type = RopeType::kNormal;
   float rope_freq_base = 10000.0f;
   RopeScaling rope_scaling = RopeScaling::kNone;
-  float rope_scale_factor = 1.0f;       // linear: positions are divided by this
-  int64_t rope_orig_ctx = 0;            // rope.scaling.original_context_length
-  std::vector<float> rope_freq_factors; // llama3: rope_freqs.weight, n_rot/2 divisors
+  float rope_scale_factor = 1.0f;        // linear: positions are divided by this
+  int64_t rope_orig_ctx = 0;             // rope.scaling.original_context_length
+  std::vector<float> rope_freq_factors;  // llama3: rope_freqs.weight, n_rot/2 divisors
   float rms_eps = 1e-5f;
   bool has_qkv_bias = false;  // qwen2
   bool tied_output = false;   // no output.weight: logits use token_embd.weight

@@ -32,13 +32,15 @@ void add_spm_vocab(gguf::GgufWriter& w, int64_t n_vocab) {
   std::vector<std::string> pieces = {space};
   for (char c = 'a'; c <= 'z'; ++c) pieces.push_back(std::string(1, c));
   for (char c = 'a'; c <= 'z'; ++c) pieces.push_back(space + c);
-  for (const char* word : {"the", "he", "in", "on", "ce", "up", "time", "once", "upon"}) pieces.push_back(space + word);
+  for (const char* word : {"the", "he", "in", "on", "ce", "up", "time", "once", "upon"})
+    pieces.push_back(space + word);
   for (size_t i = 0; tokens.size() < static_cast<size_t>(n_vocab); ++i) {
     tokens.push_back(i < pieces.size() ? pieces[i] : fmt::format("{}tok{}", space, i));
     types.push_back(1);
   }
   std::vector<float> scores(tokens.size(), 0.0f);
-  for (size_t i = 259; i < tokens.size(); ++i) scores[i] = -static_cast<float>(i - 259) * 0.01f - 1.0f;
+  for (size_t i = 259; i < tokens.size(); ++i)
+    scores[i] = -static_cast<float>(i - 259) * 0.01f - 1.0f;
   w.set_string("tokenizer.ggml.model", "llama");
   w.set("tokenizer.ggml.tokens", gguf::Value::string_array(tokens));
   w.set("tokenizer.ggml.scores", gguf::Value::f32_array(scores));
@@ -60,7 +62,8 @@ void check_block(const RandomModelSpec& s, int64_t n, const char* what) {
 
 gguf::GgufWriter build_random_model(const RandomModelSpec& s) {
   if (s.n_vocab < 300) fail("random model: n_vocab {} is below the minimum 300", s.n_vocab);
-  if (s.n_head % s.n_head_kv != 0 || s.n_embd % s.n_head != 0) fail("random model: head counts do not divide");
+  if (s.n_head % s.n_head_kv != 0 || s.n_embd % s.n_head != 0)
+    fail("random model: head counts do not divide");
   check_block(s, s.n_embd, "n_embd");
   check_block(s, s.n_ff, "n_ff");
   const std::string arch = architecture_name(s.arch);
@@ -86,12 +89,14 @@ gguf::GgufWriter build_random_model(const RandomModelSpec& s) {
 
   std::mt19937_64 rng(s.seed);
   auto matrix = [&](const std::string& name, int64_t cols, int64_t rows) {
-    w.add_tensor(name, s.weight_type, {cols, rows}, normal_values(rng, cols * rows, 0.0f, 1.0f / std::sqrt(float(cols))));
+    w.add_tensor(name, s.weight_type, {cols, rows},
+                 normal_values(rng, cols * rows, 0.0f, 1.0f / std::sqrt(float(cols))));
   };
   auto vector = [&](const std::string& name, int64_t n, float mean, float stddev) {
     w.add_tensor(name, TensorType::kF32, {n}, normal_values(rng, n, mean, stddev));
   };
-  w.add_tensor("token_embd.weight", s.weight_type, {s.n_embd, s.n_vocab}, normal_values(rng, s.n_embd * s.n_vocab, 0.0f, 1.0f));
+  w.add_tensor("token_embd.weight", s.weight_type, {s.n_embd, s.n_vocab},
+               normal_values(rng, s.n_embd * s.n_vocab, 0.0f, 1.0f));
   vector("output_norm.weight", s.n_embd, 1.0f, 0.1f);
   if (!s.tied_output) matrix("output.weight", s.n_embd, s.n_vocab);
   if (s.llama3_rope_freqs) {
@@ -119,6 +124,8 @@ gguf::GgufWriter build_random_model(const RandomModelSpec& s) {
   return w;
 }
 
-void write_random_model(const RandomModelSpec& spec, const std::string& path) { build_random_model(spec).write(path); }
+void write_random_model(const RandomModelSpec& spec, const std::string& path) {
+  build_random_model(spec).write(path);
+}
 
 }  // namespace moa

@@ -11,7 +11,8 @@ namespace moa {
 int64_t ElasticRule::span(int64_t n) const {
   const double raw = alpha + beta * static_cast<double>(n);
   if (std::isnan(raw) || raw < 0.0) {
-    fail("rule (alpha {}, beta {}) gives span {} at length {}: spans must be non-negative numbers", alpha, beta, raw, n);
+    fail("rule (alpha {}, beta {}) gives span {} at length {}: spans must be non-negative numbers",
+         alpha, beta, raw, n);
   }
   const double rounded = std::floor(raw + 1e-9);
   if (rounded >= static_cast<double>(n)) return std::max<int64_t>(n, kMinSpan);
@@ -30,7 +31,8 @@ ModelIdentity identity_of(const ModelConfig& config, const std::string& hash) {
 }
 
 namespace {
-SparsePlan plan_with_rule(const ModelIdentity& model, const ElasticRule& rule, int64_t sinks, const char* method) {
+SparsePlan plan_with_rule(const ModelIdentity& model, const ElasticRule& rule, int64_t sinks,
+                          const char* method) {
   SparsePlan plan;
   plan.method = method;
   plan.model = model;
@@ -46,16 +48,22 @@ SparsePlan uniform_plan(const ModelIdentity& model, int64_t window, int64_t sink
   return plan_with_rule(model, {static_cast<double>(window), 0.0}, sinks, "uniform");
 }
 
-SparsePlan dense_plan(const ModelIdentity& model) { return plan_with_rule(model, {0.0, 1.0}, 0, "dense"); }
+SparsePlan dense_plan(const ModelIdentity& model) {
+  return plan_with_rule(model, {0.0, 1.0}, 0, "dense");
+}
 
-void check_plan_matches(const SparsePlan& plan, const ModelIdentity& model, const std::string& name) {
+void check_plan_matches(const SparsePlan& plan, const ModelIdentity& model,
+                        const std::string& name) {
   const ModelIdentity& p = plan.model;
   if (p.architecture != model.architecture) {
-    fail("{}: plan is for architecture '{}', the model is '{}'", name, p.architecture, model.architecture);
+    fail("{}: plan is for architecture '{}', the model is '{}'", name, p.architecture,
+         model.architecture);
   }
-  if (p.n_layer != model.n_layer) fail("{}: plan has {} layers, the model has {}", name, p.n_layer, model.n_layer);
+  if (p.n_layer != model.n_layer)
+    fail("{}: plan has {} layers, the model has {}", name, p.n_layer, model.n_layer);
   if (p.n_head != model.n_head || p.n_head_kv != model.n_head_kv) {
-    fail("{}: plan is for {} heads ({} KV heads), the model has {} ({})", name, p.n_head, p.n_head_kv, model.n_head, model.n_head_kv);
+    fail("{}: plan is for {} heads ({} KV heads), the model has {} ({})", name, p.n_head,
+         p.n_head_kv, model.n_head, model.n_head_kv);
   }
   if (!p.hash.empty() && !model.hash.empty() && p.hash != model.hash) {
     fail("{}: plan was made for model hash {}, this model's hash is {}", name, p.hash, model.hash);
@@ -66,23 +74,28 @@ void validate_plan(const SparsePlan& plan, const std::string& name) {
   if (plan.sinks < 0) fail("{}: sinks: {} must not be negative", name, plan.sinks);
   if (plan.block_size < 1) fail("{}: block_size: {} must be positive", name, plan.block_size);
   if (static_cast<int64_t>(plan.rules.size()) != plan.model.n_layer) {
-    fail("{}: rules: {} layers, but model.n_layer is {}", name, plan.rules.size(), plan.model.n_layer);
+    fail("{}: rules: {} layers, but model.n_layer is {}", name, plan.rules.size(),
+         plan.model.n_layer);
   }
   for (size_t l = 0; l < plan.rules.size(); ++l) {
     if (static_cast<int64_t>(plan.rules[l].size()) != plan.model.n_head_kv) {
-      fail("{}: rules[{}]: {} KV heads, but model.n_head_kv is {}", name, l, plan.rules[l].size(), plan.model.n_head_kv);
+      fail("{}: rules[{}]: {} KV heads, but model.n_head_kv is {}", name, l, plan.rules[l].size(),
+           plan.model.n_head_kv);
     }
     for (size_t h = 0; h < plan.rules[l].size(); ++h) {
       const ElasticRule& r = plan.rules[l][h];
       if (!std::isfinite(r.alpha) || !std::isfinite(r.beta)) {
-        fail("{}: rules[{}][{}]: alpha {} and beta {} must be finite numbers", name, l, h, r.alpha, r.beta);
+        fail("{}: rules[{}][{}]: alpha {} and beta {} must be finite numbers", name, l, h, r.alpha,
+             r.beta);
       }
-      if (r.beta < 0.0 || r.beta > 1.0) fail("{}: rules[{}][{}]: beta {} is outside [0, 1]", name, l, h, r.beta);
+      if (r.beta < 0.0 || r.beta > 1.0)
+        fail("{}: rules[{}][{}]: beta {} is outside [0, 1]", name, l, h, r.beta);
     }
   }
   for (const DensityBudget& b : plan.density_budgets) {
     if (!(b.density > 0.0 && b.density <= 1.0) || b.length < 1) {
-      fail("{}: density_budgets: density {} at length {} must be in (0, 1] at a positive length", name, b.density, b.length);
+      fail("{}: density_budgets: density {} at length {} must be in (0, 1] at a positive length",
+           name, b.density, b.length);
     }
   }
 }
@@ -102,8 +115,8 @@ double kv_density(const SparsePlan& plan, int64_t n) {
 int64_t visible_pairs(int64_t n, int64_t span, int64_t sinks) {
   int64_t total = 0;
   for (int64_t i = 0; i < n; ++i) {
-    const int64_t band = std::min(span, i + 1);           // keys i-span+1 .. i
-    const int64_t sink = std::min(sinks, i + 1);          // keys 0 .. sinks-1
+    const int64_t band = std::min(span, i + 1);   // keys i-span+1 .. i
+    const int64_t sink = std::min(sinks, i + 1);  // keys 0 .. sinks-1
     const int64_t band_start = i + 1 - band;
     const int64_t overlap = std::max<int64_t>(0, sink - band_start);
     total += band + sink - overlap;

@@ -60,7 +60,8 @@ SparsePlan uniform_plan(const ModelIdentity& model, int64_t window, int64_t sink
 SparsePlan dense_plan(const ModelIdentity& model);
 
 // Throws moa::Error naming the first mismatch (architecture, layer/head counts, hash).
-void check_plan_matches(const SparsePlan& plan, const ModelIdentity& model, const std::string& plan_name);
+void check_plan_matches(const SparsePlan& plan, const ModelIdentity& model,
+                        const std::string& plan_name);
 // Throws if any rule is non-finite, has beta outside [0, 1], or a shape is inconsistent.
 void validate_plan(const SparsePlan& plan, const std::string& plan_name);
 

@@ -33,13 +33,19 @@ json parse_json(const std::string& text, const std::string& name) {
 // Reads field `key` of `obj` as T, failing with the field path on absence or wrong type.
 template <typename T>
 T field(const json& obj, const std::string& key, const std::string& name, const std::string& path) {
-  if (!obj.is_object() || !obj.contains(key)) fail("{}: {}{}: required field is missing", name, path, key);
+  if (!obj.is_object() || !obj.contains(key))
+    fail("{}: {}{}: required field is missing", name, path, key);
   const json& v = obj.at(key);
   bool ok = false;
-  if constexpr (std::is_same_v<T, std::string>) ok = v.is_string();
-  else if constexpr (std::is_integral_v<T>) ok = v.is_number_integer();
-  else ok = v.is_number();
-  if (!ok) fail("{}: {}{}: expected a {}, got {}", name, path, key, std::is_same_v<T, std::string> ? "string" : "number", v.type_name());
+  if constexpr (std::is_same_v<T, std::string>)
+    ok = v.is_string();
+  else if constexpr (std::is_integral_v<T>)
+    ok = v.is_number_integer();
+  else
+    ok = v.is_number();
+  if (!ok)
+    fail("{}: {}{}: expected a {}, got {}", name, path, key,
+         std::is_same_v<T, std::string> ? "string" : "number", v.type_name());
   return v.get<T>();
 }
 
@@ -55,13 +61,17 @@ std::string plan_to_json(const SparsePlan& plan) {
   j["format"] = "moa-plan";
   j["version"] = SparsePlan::kFormatVersion;
   j["method"] = plan.method;
-  j["model"] = {{"architecture", plan.model.architecture}, {"n_layer", plan.model.n_layer},
-                {"n_head", plan.model.n_head}, {"n_head_kv", plan.model.n_head_kv}, {"hash", plan.model.hash}};
+  j["model"] = {{"architecture", plan.model.architecture},
+                {"n_layer", plan.model.n_layer},
+                {"n_head", plan.model.n_head},
+                {"n_head_kv", plan.model.n_head_kv},
+                {"hash", plan.model.hash}};
   j["sinks"] = plan.sinks;
   j["block_size"] = plan.block_size;
   j["profiled_lengths"] = plan.profiled_lengths;
   j["density_budgets"] = json::array();
-  for (const DensityBudget& b : plan.density_budgets) j["density_budgets"].push_back({{"length", b.length}, {"density", b.density}});
+  for (const DensityBudget& b : plan.density_budgets)
+    j["density_budgets"].push_back({{"length", b.length}, {"density", b.density}});
   j["rules"] = json::array();
   for (const auto& layer : plan.rules) {
     json heads = json::array();
@@ -74,16 +84,22 @@ std::string plan_to_json(const SparsePlan& plan) {
 SparsePlan plan_from_json(const std::string& text, const std::string& name) {
   json j = parse_json(text, name);
   if (!j.is_object()) fail("{}: expected a JSON object", name);
-  if (j.contains("alphas")) fail("{}: this is a reference-format plan: use `moa plan import`", name);
-  if (field<std::string>(j, "format", name, "") != "moa-plan") fail("{}: format: expected \"moa-plan\"", name);
+  if (j.contains("alphas"))
+    fail("{}: this is a reference-format plan: use `moa plan import`", name);
+  if (field<std::string>(j, "format", name, "") != "moa-plan")
+    fail("{}: format: expected \"moa-plan\"", name);
   const int version = field<int>(j, "version", name, "");
-  if (version != SparsePlan::kFormatVersion) fail("{}: version: {} is not supported (supported: {})", name, version, SparsePlan::kFormatVersion);
+  if (version != SparsePlan::kFormatVersion)
+    fail("{}: version: {} is not supported (supported: {})", name, version,
+         SparsePlan::kFormatVersion);
   SparsePlan plan;
   plan.method = field<std::string>(j, "method", name, "");
   if (!j.contains("model")) fail("{}: model: required field is missing", name);
   const json& m = j.at("model");
-  plan.model = {field<std::string>(m, "architecture", name, "model."), field<int64_t>(m, "n_layer", name, "model."),
-                field<int64_t>(m, "n_head", name, "model."), field<int64_t>(m, "n_head_kv", name, "model."),
+  plan.model = {field<std::string>(m, "architecture", name, "model."),
+                field<int64_t>(m, "n_layer", name, "model."),
+                field<int64_t>(m, "n_head", name, "model."),
+                field<int64_t>(m, "n_head_kv", name, "model."),
                 field<std::string>(m, "hash", name, "model.")};
   plan.sinks = field<int64_t>(j, "sinks", name, "");
   plan.block_size = field<int64_t>(j, "block_size", name, "");
@@ -92,7 +108,8 @@ SparsePlan plan_from_json(const std::string& text, const std::string& name) {
     plan.profiled_lengths.push_back(n.get<int64_t>());
   }
   for (const json& b : array_field(j, "density_budgets", name)) {
-    plan.density_budgets.push_back({field<int64_t>(b, "length", name, "density_budgets[]."), field<double>(b, "density", name, "density_budgets[].")});
+    plan.density_budgets.push_back({field<int64_t>(b, "length", name, "density_budgets[]."),
+                                    field<double>(b, "density", name, "density_budgets[].")});
   }
   const json& rules = array_field(j, "rules", name);
   for (size_t l = 0; l < rules.size(); ++l) {
@@ -100,7 +117,8 @@ SparsePlan plan_from_json(const std::string& text, const std::string& name) {
     std::vector<ElasticRule> heads;
     for (size_t h = 0; h < rules[l].size(); ++h) {
       const std::string path = fmt::format("rules[{}][{}].", l, h);
-      heads.push_back({field<double>(rules[l][h], "alpha", name, path), field<double>(rules[l][h], "beta", name, path)});
+      heads.push_back({field<double>(rules[l][h], "alpha", name, path),
+                       field<double>(rules[l][h], "beta", name, path)});
     }
     plan.rules.push_back(std::move(heads));
   }
@@ -108,7 +126,9 @@ SparsePlan plan_from_json(const std::string& text, const std::string& name) {
   return plan;
 }
 
-SparsePlan read_plan(const std::string& path) { return plan_from_json(read_whole_file(path), path); }
+SparsePlan read_plan(const std::string& path) {
+  return plan_from_json(read_whole_file(path), path);
+}
 
 void write_plan(const SparsePlan& plan, const std::string& path) {
   validate_plan(plan, path);
@@ -117,7 +137,8 @@ void write_plan(const SparsePlan& plan, const std::string& path) {
 
 namespace {
 
-std::vector<std::vector<double>> matrix_field(const json& j, const std::string& key, const std::string& name) {
+std::vector<std::vector<double>> matrix_field(const json& j, const std::string& key,
+                                              const std::string& name) {
   std::vector<std::vector<double>> out;
   for (const json& row : array_field(j, key, name)) {
     if (!row.is_array()) fail("{}: {}: expected an array per layer", name, key);
@@ -131,11 +152,15 @@ std::vector<std::vector<double>> matrix_field(const json& j, const std::string& 
   return out;
 }
 
-ElasticRule fold_group(const std::vector<ElasticRule>& group, GqaFold fold, const std::string& name, size_t layer, size_t kv_head) {
+ElasticRule fold_group(const std::vector<ElasticRule>& group, GqaFold fold, const std::string& name,
+                       size_t layer, size_t kv_head) {
   ElasticRule widest = group.front();
   for (const ElasticRule& r : group) {
     if (fold == GqaFold::kReject && !(r == group.front())) {
-      fail("{}: layer {} KV head {}: its query heads have different rules; pass --gqa widest to fold them", name, layer, kv_head);
+      fail(
+          "{}: layer {} KV head {}: its query heads have different rules; pass --gqa widest to "
+          "fold them",
+          name, layer, kv_head);
     }
     widest.alpha = std::max(widest.alpha, r.alpha);
     widest.beta = std::max(widest.beta, r.beta);
@@ -145,13 +170,15 @@ ElasticRule fold_group(const std::vector<ElasticRule>& group, GqaFold fold, cons
 
 }  // namespace
 
-SparsePlan import_reference_plan(const std::string& path, const ModelIdentity& model, GqaFold fold, int64_t sinks) {
+SparsePlan import_reference_plan(const std::string& path, const ModelIdentity& model, GqaFold fold,
+                                 int64_t sinks) {
   json j = parse_json(read_whole_file(path), path);
   if (!j.is_object()) fail("{}: expected an object with \"alphas\" and \"betas\"", path);
   auto alphas = matrix_field(j, "alphas", path);
   auto betas = matrix_field(j, "betas", path);
   if (static_cast<int64_t>(alphas.size()) != model.n_layer || betas.size() != alphas.size()) {
-    fail("{}: alphas/betas: {}/{} layers, the model has {}", path, alphas.size(), betas.size(), model.n_layer);
+    fail("{}: alphas/betas: {}/{} layers, the model has {}", path, alphas.size(), betas.size(),
+         model.n_layer);
   }
   SparsePlan plan;
   plan.method = "imported";
@@ -160,14 +187,17 @@ SparsePlan import_reference_plan(const std::string& path, const ModelIdentity& m
   const size_t group = static_cast<size_t>(model.n_head / model.n_head_kv);
   for (size_t l = 0; l < alphas.size(); ++l) {
     const size_t n = alphas[l].size();
-    if (n != betas[l].size() || (n != static_cast<size_t>(model.n_head) && n != static_cast<size_t>(model.n_head_kv))) {
-      fail("{}: layer {}: {} alphas and {} betas; expected {} (query heads) or {} (KV heads)", path, l, n, betas[l].size(), model.n_head, model.n_head_kv);
+    if (n != betas[l].size() ||
+        (n != static_cast<size_t>(model.n_head) && n != static_cast<size_t>(model.n_head_kv))) {
+      fail("{}: layer {}: {} alphas and {} betas; expected {} (query heads) or {} (KV heads)", path,
+           l, n, betas[l].size(), model.n_head, model.n_head_kv);
     }
     const size_t per_kv = n == static_cast<size_t>(model.n_head_kv) ? 1 : group;
     std::vector<ElasticRule> heads;
     for (size_t kv = 0; kv < static_cast<size_t>(model.n_head_kv); ++kv) {
       std::vector<ElasticRule> members;
-      for (size_t q = kv * per_kv; q < (kv + 1) * per_kv; ++q) members.push_back({alphas[l][q], betas[l][q]});
+      for (size_t q = kv * per_kv; q < (kv + 1) * per_kv; ++q)
+        members.push_back({alphas[l][q], betas[l][q]});
       heads.push_back(fold_group(members, fold, path, l, kv));
     }
     plan.rules.push_back(std::move(heads));

@@ -20,6 +20,7 @@ enum class GqaFold {
 };
 
 // `model` gives the head counts; rules may be per query head (folded by `fold`) or per KV head.
-SparsePlan import_reference_plan(const std::string& path, const ModelIdentity& model, GqaFold fold, int64_t sinks);
+SparsePlan import_reference_plan(const std::string& path, const ModelIdentity& model, GqaFold fold,
+                                 int64_t sinks);
 
 }  // namespace moa

@@ -58,8 +58,8 @@ class Tokenizer {
   const std::string& token_text(TokenId id) const;
 
   TokenizerKind kind() const;
-  std::string kind_name() const;      // "llama (SentencePiece)" / "gpt2 (byte-level BPE)"
-  const std::string& pre_name() const; // tokenizer.ggml.pre or "default"
+  std::string kind_name() const;        // "llama (SentencePiece)" / "gpt2 (byte-level BPE)"
+  const std::string& pre_name() const;  // tokenizer.ggml.pre or "default"
   int64_t n_vocab() const;
   int64_t n_merges() const;
   TokenId bos() const;  // -1 when absent

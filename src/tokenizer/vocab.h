@@ -35,9 +35,9 @@ struct Vocab {
   std::string model_name;  // tokenizer.ggml.model
   std::string pre_name = "default";
   std::vector<std::string> tokens;
-  std::vector<float> scores;      // SPM; empty for BPE without scores
-  std::vector<TokenType> types;   // defaults to kNormal when the key is absent
-  std::vector<uint32_t> attrs;    // token_attr bits, one per token
+  std::vector<float> scores;     // SPM; empty for BPE without scores
+  std::vector<TokenType> types;  // defaults to kNormal when the key is absent
+  std::vector<uint32_t> attrs;   // token_attr bits, one per token
   std::unordered_map<std::string, TokenId, StringHash, std::equal_to<>> token_to_id;
   // BPE: rank of the merge "left right", keyed by left + ' ' + right.
   std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>> merge_rank;

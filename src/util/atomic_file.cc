@@ -13,7 +13,8 @@
 
 namespace moa {
 
-void write_file_atomically(const std::string& path, const std::function<void(std::ostream&)>& write) {
+void write_file_atomically(const std::string& path,
+                           const std::function<void(std::ostream&)>& write) {
   const std::string temp_path = path + ".tmp." + std::to_string(::getpid());
   try {
     std::ofstream out(temp_path, std::ios::binary | std::ios::trunc);
@@ -37,7 +38,9 @@ void write_file_atomically(const std::string& path, const std::function<void(std
 }
 
 void write_file_atomically(const std::string& path, std::string_view content) {
-  write_file_atomically(path, [&](std::ostream& out) { out.write(content.data(), static_cast<std::streamsize>(content.size())); });
+  write_file_atomically(path, [&](std::ostream& out) {
+    out.write(content.data(), static_cast<std::streamsize>(content.size()));
+  });
 }
 
 }  // namespace moa

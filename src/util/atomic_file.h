@@ -12,7 +12,8 @@ namespace moa {
 // Calls `write(stream)` on a temporary sibling of `path`, then renames it to `path`.
 // On any failure (including an exception from `write`) the temporary file is removed and the
 // previous content of `path` is left untouched.
-void write_file_atomically(const std::string& path, const std::function<void(std::ostream&)>& write);
+void write_file_atomically(const std::string& path,
+                           const std::function<void(std::ostream&)>& write);
 
 void write_file_atomically(const std::string& path, std::string_view content);
 

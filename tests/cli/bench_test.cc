@@ -14,7 +14,8 @@ using test::run_moa;
 
 TEST(BenchCommand, ReportsEveryDepthAndBatchAsJson) {
   MOA_REQUIRE_ASSET(path, "models/stories260K-Q8_0.gguf");
-  test::CommandResult r = run_moa("bench -m '" + path + "' -p 16 -n 4 -r 2 --ctx 0,32 -b 1,2 -t 1 --json");
+  test::CommandResult r =
+      run_moa("bench -m '" + path + "' -p 16 -n 4 -r 2 --ctx 0,32 -b 1,2 -t 1 --json");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   nlohmann::json j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["weight_type"], "Q8_0");

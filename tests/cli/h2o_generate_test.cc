@@ -21,12 +21,6 @@ std::string generate(const std::string& model, const std::string& extra) {
   return "generate -m '" + model + "' -p 'Once upon a time' -n 60 --temp 0 -t 1 " + extra;
 }
 
-// The "KV cache N bytes" figure of a generate run's stderr.
-long long kv_bytes(const std::string& err) {
-  const auto at = err.find("KV cache ");
-  return at == std::string::npos ? -1 : std::stoll(err.substr(at + 9));
-}
-
 TEST(H2oGenerate, RunsOnARealModelWithASmallerCache) {
   MOA_REQUIRE_ASSET(model, kModel);
   const auto dense = run_moa(generate(model, "-c 256"));
@@ -35,8 +29,8 @@ TEST(H2oGenerate, RunsOnARealModelWithASmallerCache) {
   const auto h2o = run_moa(generate(model, "-c 256 --method h2o --density 0.5"));
   ASSERT_EQ(h2o.exit_code, 0) << h2o.err;
   EXPECT_NE(h2o.err.find("attention: h2o (density 0.5)"), std::string::npos) << h2o.err;
-  EXPECT_GT(kv_bytes(h2o.err), 0);
-  EXPECT_LT(kv_bytes(h2o.err), kv_bytes(dense.err));
+  EXPECT_GT(test::reported_kv_bytes(h2o.err), 0);
+  EXPECT_LT(test::reported_kv_bytes(h2o.err), test::reported_kv_bytes(dense.err));
   EXPECT_GT(h2o.out.size(), 20u);
 }
 
@@ -81,7 +75,8 @@ TEST(H2oBench, ReportsH2oBesideDense) {
   EXPECT_EQ(results[6]["method"], "h2o (density 0.5)");
   for (size_t i = 6; i < 12; ++i) {
     EXPECT_GT(results[i]["tokens_per_second"].get<double>(), 0.0);
-    EXPECT_LT(results[i]["kv_cache_bytes"].get<double>(), results[0]["kv_cache_bytes"].get<double>());
+    EXPECT_LT(results[i]["kv_cache_bytes"].get<double>(),
+              results[0]["kv_cache_bytes"].get<double>());
   }
 }
 

@@ -16,8 +16,8 @@ using test::expect_one_line_error;
 using test::run_moa;
 
 TEST(InspectCommand, DescribesEverySharedModel) {
-  for (const char* name : {"stories260K.gguf", "stories260K-F16.gguf", "stories260K-Q8_0.gguf", "stories260K-Q4_0.gguf",
-                           "llama-2-tiny-random.gguf"}) {
+  for (const char* name : {"stories260K.gguf", "stories260K-F16.gguf", "stories260K-Q8_0.gguf",
+                           "stories260K-Q4_0.gguf", "llama-2-tiny-random.gguf"}) {
     MOA_REQUIRE_ASSET(path, std::string("models/") + name);
     test::CommandResult r = run_moa("inspect '" + path + "'");
     EXPECT_EQ(r.exit_code, 0) << name << ": " << r.err;
@@ -55,24 +55,29 @@ TEST(InspectCommand, RandomQwen2Model) {
 }
 
 TEST(InspectCommand, BadInputs) {
-  expect_one_line_error(run_moa("inspect /nonexistent.gguf"), "/nonexistent.gguf: cannot open file");
+  expect_one_line_error(run_moa("inspect /nonexistent.gguf"),
+                        "/nonexistent.gguf: cannot open file");
   std::string dir = test::temp_dir();
   std::ofstream(dir + "/text.gguf") << "this is not a model";
   expect_one_line_error(run_moa("inspect " + dir + "/text.gguf"), "header.magic: not a GGUF file");
 
   std::vector<uint8_t> bytes = build_random_model({}).serialize();
-  std::ofstream(dir + "/cut.gguf", std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), 1000);
-  expect_one_line_error(run_moa("inspect " + dir + "/cut.gguf"), "cut.gguf: metadata 'tokenizer.ggml.tokens': array length");
+  std::ofstream(dir + "/cut.gguf", std::ios::binary)
+      .write(reinterpret_cast<const char*>(bytes.data()), 1000);
+  expect_one_line_error(run_moa("inspect " + dir + "/cut.gguf"),
+                        "cut.gguf: metadata 'tokenizer.ggml.tokens': array length");
 
   gguf::GgufWriter w = build_random_model({});
   w.set_string("general.architecture", "mamba");
   w.write(dir + "/mamba.gguf");
-  expect_one_line_error(run_moa("inspect " + dir + "/mamba.gguf"), "architecture 'mamba' is not supported (supported: llama, qwen2)");
+  expect_one_line_error(run_moa("inspect " + dir + "/mamba.gguf"),
+                        "architecture 'mamba' is not supported (supported: llama, qwen2)");
 
   w = build_random_model({});
   w.remove("llama.block_count");
   w.write(dir + "/nolayers.gguf");
-  expect_one_line_error(run_moa("inspect " + dir + "/nolayers.gguf"), "required metadata key 'llama.block_count' is missing");
+  expect_one_line_error(run_moa("inspect " + dir + "/nolayers.gguf"),
+                        "required metadata key 'llama.block_count' is missing");
 
   w = build_random_model({});
   w.remove("tokenizer.ggml.scores");

@@ -18,7 +18,8 @@ using test::run_moa;
 TEST(PlanCommand, UniformPlanShowsItsDensities) {
   MOA_REQUIRE_ASSET(model, "models/stories260K.gguf");
   const std::string plan = test::temp_dir() + "/uniform.json";
-  test::CommandResult r = run_moa("plan uniform -m '" + model + "' --window 256 --sinks 16 -o " + plan);
+  test::CommandResult r =
+      run_moa("plan uniform -m '" + model + "' --window 256 --sinks 16 -o " + plan);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   SparsePlan p = read_plan(plan);
   EXPECT_EQ(p.method, "uniform");
@@ -54,7 +55,8 @@ TEST(PlanCommand, DenseAndImportedPlans) {
     ref["betas"].push_back({0.5, 0.5, 0.25, 0.25, 0, 0, 1, 1});
   }
   std::ofstream(dir + "/ref.json") << ref.dump();
-  test::CommandResult r = run_moa("plan import " + dir + "/ref.json -m '" + model + "' --sinks 4 -o " + dir + "/imported.json");
+  test::CommandResult r = run_moa("plan import " + dir + "/ref.json -m '" + model +
+                                  "' --sinks 4 -o " + dir + "/imported.json");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   SparsePlan p = read_plan(dir + "/imported.json");
   EXPECT_EQ(p.rules[2][1], (ElasticRule{128, 0.25}));
@@ -62,28 +64,38 @@ TEST(PlanCommand, DenseAndImportedPlans) {
 
   ref["alphas"][0][1] = 65;  // the two query heads of KV head 0 now disagree
   std::ofstream(dir + "/ref.json") << ref.dump();
-  expect_one_line_error(run_moa("plan import " + dir + "/ref.json -m '" + model + "' -o " + dir + "/x.json"),
-                        "layer 0 KV head 0: its query heads have different rules");
-  EXPECT_EQ(run_moa("plan import " + dir + "/ref.json -m '" + model + "' --gqa widest -o " + dir + "/x.json").exit_code, 0);
+  expect_one_line_error(
+      run_moa("plan import " + dir + "/ref.json -m '" + model + "' -o " + dir + "/x.json"),
+      "layer 0 KV head 0: its query heads have different rules");
+  EXPECT_EQ(run_moa("plan import " + dir + "/ref.json -m '" + model + "' --gqa widest -o " + dir +
+                    "/x.json")
+                .exit_code,
+            0);
 }
 
 TEST(PlanCommand, RejectsAPlanForAnotherModel) {
   MOA_REQUIRE_ASSET(model, "models/stories260K.gguf");
   const std::string dir = test::temp_dir();
   write_random_model(RandomModelSpec{}, dir + "/random.gguf");
-  ASSERT_EQ(run_moa("plan uniform -m " + dir + "/random.gguf --window 64 -o " + dir + "/p.json").exit_code, 0);
-  expect_one_line_error(run_moa("plan show " + dir + "/p.json -m '" + model + "'"), "plan has 2 layers, the model has 5");
+  ASSERT_EQ(run_moa("plan uniform -m " + dir + "/random.gguf --window 64 -o " + dir + "/p.json")
+                .exit_code,
+            0);
+  expect_one_line_error(run_moa("plan show " + dir + "/p.json -m '" + model + "'"),
+                        "plan has 2 layers, the model has 5");
 }
 
 TEST(PlanCommand, BadInputs) {
   MOA_REQUIRE_ASSET(model, "models/stories260K.gguf");
   const std::string dir = test::temp_dir();
-  expect_one_line_error(run_moa("plan uniform -m '" + model + "' --window 0 -o " + dir + "/p.json"), "--window: 0");
+  expect_one_line_error(run_moa("plan uniform -m '" + model + "' --window 0 -o " + dir + "/p.json"),
+                        "--window: 0");
   EXPECT_FALSE(std::ifstream(dir + "/p.json").good());  // nothing written on error
-  expect_one_line_error(run_moa("plan show /nonexistent.json"), "/nonexistent.json: cannot open plan file");
+  expect_one_line_error(run_moa("plan show /nonexistent.json"),
+                        "/nonexistent.json: cannot open plan file");
   std::ofstream(dir + "/broken.json") << "{\"format\": \"moa-plan\"";
   expect_one_line_error(run_moa("plan show " + dir + "/broken.json"), "not valid JSON");
-  ASSERT_EQ(run_moa("plan uniform -m '" + model + "' --window 8 -o " + dir + "/ok.json").exit_code, 0);
+  ASSERT_EQ(run_moa("plan uniform -m '" + model + "' --window 8 -o " + dir + "/ok.json").exit_code,
+            0);
   expect_one_line_error(run_moa("plan show " + dir + "/ok.json --lengths 0"), "--lengths: 0");
 }
 

@@ -19,22 +19,17 @@ std::string generate(const std::string& model, const std::string& extra) {
   return "generate -m " + model + " -p 'Once upon a time' -n 30 --temp 0 " + extra;
 }
 
-// The "KV cache N bytes" figure of a generate run's stderr.
-long long kv_bytes(const std::string& err) {
-  const auto at = err.find("KV cache ");
-  return at == std::string::npos ? -1 : std::stoll(err.substr(at + 9));
-}
-
 TEST(SparseGenerate, StreamingAndPlanRunsReportSmallerKvCaches) {
   MOA_REQUIRE_ASSET(model, kModel);
   const auto dense = run_moa(generate(model, "-c 256"));
   ASSERT_EQ(dense.exit_code, 0) << dense.err;
-  const auto streaming = run_moa(generate(model, "-c 256 --method streaming --density 0.5 --sinks 4"));
+  const auto streaming =
+      run_moa(generate(model, "-c 256 --method streaming --density 0.5 --sinks 4"));
   ASSERT_EQ(streaming.exit_code, 0) << streaming.err;
   EXPECT_NE(streaming.err.find("streaming (window "), std::string::npos) << streaming.err;
   EXPECT_NE(streaming.err.find(", 4 sinks)"), std::string::npos) << streaming.err;
-  EXPECT_GT(kv_bytes(streaming.err), 0);
-  EXPECT_LT(kv_bytes(streaming.err), kv_bytes(dense.err));
+  EXPECT_GT(test::reported_kv_bytes(streaming.err), 0);
+  EXPECT_LT(test::reported_kv_bytes(streaming.err), test::reported_kv_bytes(dense.err));
   EXPECT_FALSE(streaming.out.empty());
 
   const std::string plan = test::temp_dir() + "/w16.json";
@@ -48,8 +43,8 @@ TEST(SparseGenerate, RejectsBadDensitySinksAndMethods) {
   MOA_REQUIRE_ASSET(model, kModel);
   expect_one_line_error(run_moa(generate(model, "--method streaming --density 1.5")), "--density");
   expect_one_line_error(run_moa(generate(model, "--method streaming --density 0")), "--density");
-  expect_one_line_error(run_moa(generate(model, "-c 100 --method streaming --density 0.5 --sinks 500")),
-                        "--sinks");
+  expect_one_line_error(
+      run_moa(generate(model, "-c 100 --method streaming --density 0.5 --sinks 500")), "--sinks");
   expect_one_line_error(run_moa(generate(model, "--method h3o")), "--method");
   expect_one_line_error(run_moa(generate(model, "--method moa")), "--plan");
 }

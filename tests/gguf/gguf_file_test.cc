@@ -29,7 +29,8 @@ GgufWriter small_writer() {
   w.set_bool("flag", true);
   w.set_string("text", "héllo");
   w.set("strings", Value::string_array({"a", "", "ccc"}));
-  w.set("nested", Value::array(ValueType::kArray, {Value::i32_array({1, 2}), Value::i32_array({})}));
+  w.set("nested",
+        Value::array(ValueType::kArray, {Value::i32_array({1, 2}), Value::i32_array({})}));
   w.add_tensor("a", TensorType::kF32, {4, 2}, {1, 2, 3, 4, 5, 6, 7, 8});
   w.add_tensor("b", TensorType::kF32, {3}, {-1, -2, -3});
   return w;
@@ -110,7 +111,8 @@ TEST(GgufFile, WrongTypeErrorNamesKey) {
     f.get_string("u32");
     FAIL();
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("'u32': expected a string, got uint32"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("'u32': expected a string, got uint32"), std::string::npos)
+        << e.what();
   }
   EXPECT_THROW(f.get_uint("i8"), Error);  // negative
   EXPECT_THROW(f.get_uint("missing.key"), Error);
@@ -130,14 +132,16 @@ TEST(GgufFileErrors, MissingFile) {
     GgufFile::open("/nonexistent/model.gguf");
     FAIL();
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("/nonexistent/model.gguf: cannot open file"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("/nonexistent/model.gguf: cannot open file"),
+              std::string::npos);
   }
 }
 
 TEST(GgufFileErrors, TruncatedAtEveryByte) {
   std::vector<uint8_t> bytes = small_writer().serialize();
   GgufFile whole = GgufFile::parse(bytes, "mem");
-  const size_t data_end = whole.data_offset() + whole.tensor("b").offset + whole.tensor("b").n_bytes;
+  const size_t data_end =
+      whole.data_offset() + whole.tensor("b").offset + whole.tensor("b").n_bytes;
   for (size_t n = 0; n < data_end; ++n) {
     std::vector<uint8_t> prefix(bytes.begin(), bytes.begin() + n);
     std::string message = expect_error(prefix);
@@ -237,7 +241,8 @@ TEST(GgufFileErrors, MisalignedOffsetAndBadAlignment) {
   EXPECT_NE(expect_error(bytes).find("not a multiple of the alignment 32"), std::string::npos);
   GgufWriter a;
   a.set_u32("general.alignment", 48);
-  EXPECT_NE(expect_error(a.serialize()).find("'general.alignment': 48 is not a power of two"), std::string::npos);
+  EXPECT_NE(expect_error(a.serialize()).find("'general.alignment': 48 is not a power of two"),
+            std::string::npos);
 }
 
 TEST(GgufFileErrors, BadDimensionsAndBlockSizes) {
@@ -248,7 +253,8 @@ TEST(GgufFileErrors, BadDimensionsAndBlockSizes) {
   EXPECT_NE(expect_error(bytes).find("n_dims 7"), std::string::npos);
   bytes = t.serialize();
   poke<uint32_t>(bytes, 24 + 9 + 4 + 8, static_cast<uint32_t>(TensorType::kQ8_0));
-  EXPECT_NE(expect_error(bytes).find("not a multiple of the Q8_0 block size 32"), std::string::npos);
+  EXPECT_NE(expect_error(bytes).find("not a multiple of the Q8_0 block size 32"),
+            std::string::npos);
 }
 
 TEST(GgufFileErrors, OverlappingTensors) {

@@ -26,9 +26,9 @@ constexpr int64_t kHeadDim = 16;
 
 struct Problem {
   AttentionShape shape{4, 2, kHeadDim, 0.25f};
-  int64_t n = 0;                 // keys at positions 0 .. n-1
-  std::vector<float> k, v;       // [kv_head][n][head_dim], as a KvView reads them
-  std::vector<BandMask> masks;   // per KV head
+  int64_t n = 0;                // keys at positions 0 .. n-1
+  std::vector<float> k, v;      // [kv_head][n][head_dim], as a KvView reads them
+  std::vector<BandMask> masks;  // per KV head
 };
 
 Problem make_problem(int64_t n, std::vector<BandMask> masks, uint32_t seed) {
@@ -81,9 +81,9 @@ void expect_runs_match_reference(const Problem& p, int64_t n_query, int pieces, 
   std::vector<float> got(q.size(), 99.0f), want(q.size());
   attention_finish(state, got.data());
   reference::attention(p.shape, q.data(), n_query, q_pos0, whole_view(p), p.masks, want.data());
-  EXPECT_LE(max_abs_diff(got, want), 2e-5) << "n " << p.n << " queries " << n_query << " sinks "
-                                           << p.masks[0].sinks << " spans " << p.masks[0].span
-                                           << "/" << p.masks.back().span << " pieces " << pieces;
+  EXPECT_LE(max_abs_diff(got, want), 2e-5)
+      << "n " << p.n << " queries " << n_query << " sinks " << p.masks[0].sinks << " spans "
+      << p.masks[0].span << "/" << p.masks.back().span << " pieces " << pieces;
 }
 
 TEST(AttentionSegments, ElasticRulesOverSplitRunsMatchReference) {
@@ -94,10 +94,11 @@ TEST(AttentionSegments, ElasticRulesOverSplitRunsMatchReference) {
       for (size_t r = 0; r < std::size(rules); ++r) {
         // Two KV heads with different rules: one launch serves different spans.
         const ElasticRule& other = rules[(r + 2) % std::size(rules)];
-        const Problem p = make_problem(n, {{sinks, rules[r].span(n)}, {sinks, other.span(n)}}, seed);
-        expect_runs_match_reference(p, n, 3, 1, seed++);                          // prefill
-        expect_runs_match_reference(p, std::min<int64_t>(n, 37), 2, 2, seed++);   // a chunk
-        expect_runs_match_reference(p, 1, 3, 2, seed++);                          // decode
+        const Problem p =
+            make_problem(n, {{sinks, rules[r].span(n)}, {sinks, other.span(n)}}, seed);
+        expect_runs_match_reference(p, n, 3, 1, seed++);                         // prefill
+        expect_runs_match_reference(p, std::min<int64_t>(n, 37), 2, 2, seed++);  // a chunk
+        expect_runs_match_reference(p, 1, 3, 2, seed++);                         // decode
       }
     }
   }
@@ -133,8 +134,8 @@ TEST(AttentionSegments, ViewSegmentsAtAnOffsetMatchReference) {
                        KvView{KvType::kF32, k2.data(), v2.data(), 150 * kHeadDim, 150}, 100,
                        p.masks, state, 2);
   attention_accumulate(p.shape, q.data(), n_query, q_pos0,
-                       KvView{KvType::kF32, k1.data(), v1.data(), 100 * kHeadDim, 100}, 0,
-                       p.masks, state, 1);
+                       KvView{KvType::kF32, k1.data(), v1.data(), 100 * kHeadDim, 100}, 0, p.masks,
+                       state, 1);
   std::vector<float> got(q.size()), want(q.size());
   attention_finish(state, got.data());
   reference::attention(p.shape, q.data(), n_query, q_pos0, whole_view(p), p.masks, want.data());
@@ -147,8 +148,8 @@ TEST(AttentionSegments, FinishedStateKeepsMaxAndDenominator) {
   const std::vector<float> q = {1, 0}, k = {0, 0, 2, 0}, v = {1, 0, 0, 1};
   AttentionState state;
   state.reset(1, 1, 2);
-  attention_accumulate(shape, q.data(), 1, 1, KvView{KvType::kF32, k.data(), v.data(), 4, 2}, 0,
-                       {}, state, 1);
+  attention_accumulate(shape, q.data(), 1, 1, KvView{KvType::kF32, k.data(), v.data(), 4, 2}, 0, {},
+                       state, 1);
   std::vector<float> out(2);
   attention_finish(state, out.data());
   EXPECT_FLOAT_EQ(state.max[0], 2.0f);
@@ -176,13 +177,13 @@ TEST(AttentionSegments, RejectsMismatchedStateAndBadRuns) {
   AttentionState state;
   state.reset(2, 2, 4);  // sized for 2 queries
   const KeyRun run{0, buf.data(), buf.data(), 0, 4};
-  EXPECT_THROW(attention_accumulate(shape, buf.data(), 1, 0, KvType::kF32, std::span(&run, 1), {},
-                                    state, 1),
-               Error);
+  EXPECT_THROW(
+      attention_accumulate(shape, buf.data(), 1, 0, KvType::kF32, std::span(&run, 1), {}, state, 1),
+      Error);
   state.reset(1, 2, 4);
   const KeyRun bad_head{1, buf.data(), buf.data(), 0, 4};
-  EXPECT_THROW(attention_accumulate(shape, buf.data(), 1, 0, KvType::kF32,
-                                    std::span(&bad_head, 1), {}, state, 1),
+  EXPECT_THROW(attention_accumulate(shape, buf.data(), 1, 0, KvType::kF32, std::span(&bad_head, 1),
+                                    {}, state, 1),
                Error);
 }
 

@@ -18,13 +18,7 @@ namespace {
 using testing::max_abs_diff;
 using testing::random_floats;
 
-struct Case {
-  int64_t n_head, n_head_kv, head_dim;
-  int64_t n_query, q_pos0, n_keys;
-  std::vector<BandMask> masks;  // empty: dense
-  KvType kv_type = KvType::kF32;
-  int threads = 2;
-};
+using Case = testing::AttentionCase;
 
 // A KV cache with some spare capacity per head (head_stride > n_keys * head_dim).
 struct Cache {
@@ -112,11 +106,11 @@ TEST(Attention, F16CacheMatchesReference) {
 TEST(Attention, BandMasksMatchReference) {
   const int64_t n = 300;
   const std::vector<BandMask> masks[] = {
-      same_mask(4, {0, 1}),         // each query sees only itself
-      same_mask(4, {10, 3}),        // span smaller than sinks
-      same_mask(4, {4, 64}),        // span exactly one tile
-      same_mask(4, {0, 1000}),      // span beyond N: dense
-      same_mask(4, {500, 16}),      // N below sinks: dense
+      same_mask(4, {0, 1}),                           // each query sees only itself
+      same_mask(4, {10, 3}),                          // span smaller than sinks
+      same_mask(4, {4, 64}),                          // span exactly one tile
+      same_mask(4, {0, 1000}),                        // span beyond N: dense
+      same_mask(4, {500, 16}),                        // N below sinks: dense
       {{4, 16}, {0, 65}, {64, 100}, {1, INT64_MAX}},  // different per KV head
   };
   for (const auto& m : masks) {
@@ -132,7 +126,8 @@ TEST(Attention, QueriesWithNoVisibleKeyGetZeros) {
   const auto q = random_floats(3 * 2 * 8, 1);
   const auto kv = random_floats(10 * 8, 2);
   std::vector<float> out(q.size(), 7.0f);
-  attention(shape, q.data(), 3, 5, {KvType::kF32, kv.data(), kv.data(), 80, 10}, none, out.data(), 2);
+  attention(shape, q.data(), 3, 5, {KvType::kF32, kv.data(), kv.data(), 80, 10}, none, out.data(),
+            2);
   for (float v : out) EXPECT_EQ(v, 0.0f);
 }
 

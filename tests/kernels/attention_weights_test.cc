@@ -19,13 +19,7 @@ namespace {
 
 using testing::random_floats;
 
-struct Case {
-  int64_t n_head, n_head_kv, head_dim;
-  int64_t n_query, q_pos0, n_keys;
-  std::vector<BandMask> masks;  // empty: dense
-  KvType kv_type = KvType::kF32;
-  int threads = 2;
-};
+using Case = testing::AttentionCase;
 
 struct Inputs {
   AttentionShape shape;

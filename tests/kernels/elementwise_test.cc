@@ -103,8 +103,10 @@ TEST(Rope, LeavesDimsBeyondNRotAndPositionZeroUntouched) {
   auto x = random_floats(2 * 8, 6);
   const auto before = x;
   rope(x.data(), 2, 1, 8, pos, {false, 4, 10000.0f, 1.0f, nullptr});
-  for (int i = 0; i < 8; ++i) EXPECT_FLOAT_EQ(x[static_cast<size_t>(i)], before[static_cast<size_t>(i)]);
-  for (int i = 12; i < 16; ++i) EXPECT_EQ(x[static_cast<size_t>(i)], before[static_cast<size_t>(i)]);
+  for (int i = 0; i < 8; ++i)
+    EXPECT_FLOAT_EQ(x[static_cast<size_t>(i)], before[static_cast<size_t>(i)]);
+  for (int i = 12; i < 16; ++i)
+    EXPECT_EQ(x[static_cast<size_t>(i)], before[static_cast<size_t>(i)]);
   EXPECT_NE(x[8], before[8]);
 }
 

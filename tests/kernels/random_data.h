@@ -5,6 +5,8 @@
 #include <random>
 #include <vector>
 
+#include "kernels/kernels.h"
+
 namespace moa::kernels::testing {
 
 inline std::vector<float> random_floats(int64_t n, uint32_t seed, float scale = 1.0f) {
@@ -24,5 +26,14 @@ inline double max_abs_diff(const std::vector<float>& a, const std::vector<float>
   }
   return worst;
 }
+
+// One attention problem: head counts, queries at q_pos0.., keys 0..n_keys-1, masks per KV head.
+struct AttentionCase {
+  int64_t n_head, n_head_kv, head_dim;
+  int64_t n_query, q_pos0, n_keys;
+  std::vector<BandMask> masks;  // empty: dense
+  KvType kv_type = KvType::kF32;
+  int threads = 2;
+};
 
 }  // namespace moa::kernels::testing

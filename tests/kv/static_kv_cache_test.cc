@@ -24,8 +24,9 @@ constexpr int64_t kHeadDim = 8;
 
 SparsePlan plan_of(std::vector<std::vector<ElasticRule>> rules, int64_t sinks) {
   SparsePlan plan;
-  plan.model = {"llama", static_cast<int64_t>(rules.size()), 2 * static_cast<int64_t>(rules[0].size()),
-                static_cast<int64_t>(rules[0].size()), ""};
+  plan.model = {"llama", static_cast<int64_t>(rules.size()),
+                2 * static_cast<int64_t>(rules[0].size()), static_cast<int64_t>(rules[0].size()),
+                ""};
   plan.sinks = sinks;
   plan.rules = std::move(rules);
   return plan;
@@ -98,7 +99,8 @@ void expect_generation_matches_reference(const SparsePlan& plan, int64_t n_ctx, 
       h.append(pos, n, k, v);
       kernels::reference::attention(shape, q.data(), n, pos, h.view(pos + n), cache.masks(layer),
                                     want.data());
-      for (size_t i = 0; i < got.size(); ++i) worst = std::max(worst, double(std::abs(got[i] - want[i])));
+      for (size_t i = 0; i < got.size(); ++i)
+        worst = std::max(worst, double(std::abs(got[i] - want[i])));
     }
     pos += n;
     cache.set_length(0, pos);
@@ -140,10 +142,10 @@ TEST(StaticKvCache, RunsCoverSinksAndTheTwoRingPieces) {
 }
 
 TEST(StaticKvCache, RingSizesFollowTheSpanChunkAndContext) {
-  EXPECT_EQ(ring_slots(10, 64, 100000, 1), 128);            // at least 128
-  EXPECT_EQ(ring_slots(1000, 64, 100000, 256), 1280);       // 1255 rounded up to 64
+  EXPECT_EQ(ring_slots(10, 64, 100000, 1), 128);       // at least 128
+  EXPECT_EQ(ring_slots(1000, 64, 100000, 256), 1280);  // 1255 rounded up to 64
   EXPECT_EQ(ring_slots(8192, 64, 16384, 256), 8448);
-  EXPECT_EQ(ring_slots(16384, 64, 16384, 256), 16320);      // never more than n_ctx - sinks
+  EXPECT_EQ(ring_slots(16384, 64, 16384, 256), 16320);  // never more than n_ctx - sinks
 }
 
 TEST(StaticKvCache, BytesFollowKvDensity) {
@@ -151,11 +153,13 @@ TEST(StaticKvCache, BytesFollowKvDensity) {
   const KvCache dense(KvCacheShape{2, 2, kHeadDim, n, 1, KvType::kF16});
   const double dense_bytes = static_cast<double>(dense.bytes());
   const SparsePlan half = plan_of({{{8192, 0}, {8192, 0}}, {{8192, 0}, {8192, 0}}}, 64);
-  const double half_ratio = StaticKvCache(shape_for(half, n, 256, KvType::kF16), half).bytes() / dense_bytes;
+  const double half_ratio =
+      StaticKvCache(shape_for(half, n, 256, KvType::kF16), half).bytes() / dense_bytes;
   EXPECT_NEAR(half_ratio, kv_density(half, n), 0.02);
   EXPECT_LE(half_ratio, 0.52);
   const SparsePlan mixed = plan_of({{{0, 0.125}, {1024, 0.25}}, {{0, 0.5}, {64, 0}}}, 64);
-  const double mixed_ratio = StaticKvCache(shape_for(mixed, n, 256, KvType::kF16), mixed).bytes() / dense_bytes;
+  const double mixed_ratio =
+      StaticKvCache(shape_for(mixed, n, 256, KvType::kF16), mixed).bytes() / dense_bytes;
   EXPECT_GE(mixed_ratio, kv_density(mixed, n));
   EXPECT_LE(mixed_ratio, kv_density(mixed, n) + 0.03);
 }

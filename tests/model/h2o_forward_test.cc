@@ -71,8 +71,8 @@ TEST(H2oForward, PrefillIsDenseThenDecodingKeepsTheBudget) {
   EXPECT_LE(max_abs_diff(a.data, b.data), 1e-4);
   for (int64_t step = 0; step < 10; ++step) {
     const TokenId next = static_cast<TokenId>(50 + step);
-    const Logits logits = forward_tokens(model, h2o, 0, std::span(&next, 1), LogitsMode::kLast,
-                                         kThreads);
+    const Logits logits =
+        forward_tokens(model, h2o, 0, std::span(&next, 1), LogitsMode::kLast, kThreads);
     for (float x : logits.row(0)) ASSERT_TRUE(std::isfinite(x));
   }
   EXPECT_EQ(h2o.length(0), 50);
@@ -100,7 +100,8 @@ TEST(H2oForward, BatchDecodeEqualsSingleSequenceDecode) {
     H2oKvCache own = h2o_cache(model, 32, 8);
     forward_tokens(model, own, 0, prompt, LogitsMode::kLast, kThreads);
     const TokenId next = static_cast<TokenId>(100 + s);
-    single.push_back(forward_tokens(model, own, 0, std::span(&next, 1), LogitsMode::kLast, kThreads));
+    single.push_back(
+        forward_tokens(model, own, 0, std::span(&next, 1), LogitsMode::kLast, kThreads));
   }
   const std::vector<int> seqs = {0, 1};
   const std::vector<TokenId> next = {100, 101};

@@ -12,7 +12,9 @@
 namespace moa {
 namespace {
 
-gguf::GgufFile parse(const gguf::GgufWriter& w) { return gguf::GgufFile::parse(w.serialize(), "m.gguf"); }
+gguf::GgufFile parse(const gguf::GgufWriter& w) {
+  return gguf::GgufFile::parse(w.serialize(), "m.gguf");
+}
 
 std::string config_error(const gguf::GgufWriter& w) {
   try {
@@ -72,9 +74,10 @@ TEST(ModelConfig, ReadsRopeScaling) {
 }
 
 TEST(ModelConfig, BuildsEveryWeightType) {
-  for (gguf::TensorType type : {gguf::TensorType::kF32, gguf::TensorType::kF16, gguf::TensorType::kBF16,
-                                gguf::TensorType::kQ8_0, gguf::TensorType::kQ4_0, gguf::TensorType::kQ4_K,
-                                gguf::TensorType::kQ6_K}) {
+  for (gguf::TensorType type :
+       {gguf::TensorType::kF32, gguf::TensorType::kF16, gguf::TensorType::kBF16,
+        gguf::TensorType::kQ8_0, gguf::TensorType::kQ4_0, gguf::TensorType::kQ4_K,
+        gguf::TensorType::kQ6_K}) {
     RandomModelSpec spec;
     spec.weight_type = type;
     spec.n_embd = 256;
@@ -89,7 +92,8 @@ TEST(ModelConfig, BuildsEveryWeightType) {
 TEST(ModelConfigErrors, UnsupportedArchitecture) {
   gguf::GgufWriter w = build_random_model({});
   w.set_string("general.architecture", "gpt2");
-  EXPECT_EQ(config_error(w), "m.gguf: architecture 'gpt2' is not supported (supported: llama, qwen2)");
+  EXPECT_EQ(config_error(w),
+            "m.gguf: architecture 'gpt2' is not supported (supported: llama, qwen2)");
 }
 
 TEST(ModelConfigErrors, MissingRequiredKey) {
@@ -98,7 +102,8 @@ TEST(ModelConfigErrors, MissingRequiredKey) {
   EXPECT_EQ(config_error(w), "m.gguf: required metadata key 'llama.embedding_length' is missing");
   w = build_random_model({});
   w.remove("llama.attention.layer_norm_rms_epsilon");
-  EXPECT_NE(config_error(w).find("'llama.attention.layer_norm_rms_epsilon' is missing"), std::string::npos);
+  EXPECT_NE(config_error(w).find("'llama.attention.layer_norm_rms_epsilon' is missing"),
+            std::string::npos);
 }
 
 TEST(ModelConfigErrors, AbsurdOrInconsistentValues) {
@@ -110,7 +115,8 @@ TEST(ModelConfigErrors, AbsurdOrInconsistentValues) {
   EXPECT_NE(config_error(w).find("does not divide head_count"), std::string::npos);
   w = build_random_model({});
   w.set_string("llama.block_count", "two");
-  EXPECT_NE(config_error(w).find("'llama.block_count': expected an integer, got string"), std::string::npos);
+  EXPECT_NE(config_error(w).find("'llama.block_count': expected an integer, got string"),
+            std::string::npos);
   w = build_random_model({});
   w.set_f32("llama.rope.freq_base", -1.0f);
   EXPECT_NE(config_error(w).find("'llama.rope.freq_base'"), std::string::npos);
@@ -119,7 +125,8 @@ TEST(ModelConfigErrors, AbsurdOrInconsistentValues) {
 TEST(ModelConfigErrors, TensorsThatDoNotMatchMetadata) {
   gguf::GgufWriter w = build_random_model({});
   w.set_u32("llama.feed_forward_length", 128);
-  EXPECT_NE(config_error(w).find("tensor 'blk.0.ffn_gate.weight': shape [64, 96] does not match the metadata (expected [64, 128])"),
+  EXPECT_NE(config_error(w).find("tensor 'blk.0.ffn_gate.weight': shape [64, 96] does not match "
+                                 "the metadata (expected [64, 128])"),
             std::string::npos);
   w = build_random_model({});
   w.set_u32("llama.block_count", 3);
@@ -144,7 +151,8 @@ TEST(ModelConfigRealModels, Stories260K) {
 }
 
 TEST(ModelConfigRealModels, EverySharedModelLoads) {
-  for (const char* name : {"stories260K-F16.gguf", "stories260K-Q8_0.gguf", "stories260K-Q4_0.gguf", "llama-2-tiny-random.gguf"}) {
+  for (const char* name : {"stories260K-F16.gguf", "stories260K-Q8_0.gguf", "stories260K-Q4_0.gguf",
+                           "llama-2-tiny-random.gguf"}) {
     MOA_REQUIRE_ASSET(path, std::string("models/") + name);
     gguf::GgufFile f = gguf::GgufFile::open(path);
     EXPECT_NO_THROW(check_model_tensors(f, read_model_config(f))) << name;

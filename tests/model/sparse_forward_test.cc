@@ -42,7 +42,8 @@ std::vector<TokenId> tokens(int64_t n) {
 
 double max_diff(const Logits& a, const Logits& b) {
   double worst = 0.0;
-  for (size_t i = 0; i < a.data.size(); ++i) worst = std::max(worst, double(std::abs(a.data[i] - b.data[i])));
+  for (size_t i = 0; i < a.data.size(); ++i)
+    worst = std::max(worst, double(std::abs(a.data[i] - b.data[i])));
   return a.data.size() == b.data.size() ? worst : 1e9;
 }
 
@@ -54,7 +55,8 @@ double generation_difference(const Model& model, AttentionCache& a, AttentionCac
   double worst = 0.0;
   for (int64_t pos = 0; pos < total;) {
     const int64_t n = pos < prompt ? std::min(chunk, prompt - pos) : 1;
-    const std::span<const TokenId> step = std::span(ids).subspan(static_cast<size_t>(pos), static_cast<size_t>(n));
+    const std::span<const TokenId> step =
+        std::span(ids).subspan(static_cast<size_t>(pos), static_cast<size_t>(n));
     const Logits la = forward_tokens(model, a, 0, step, LogitsMode::kAll, 2);
     const Logits lb = forward_tokens(model, b, 0, step, LogitsMode::kAll, 2);
     worst = std::max(worst, max_diff(la, lb));
@@ -68,10 +70,12 @@ TEST(SparseForward, StaticRingCacheMatchesDenseCacheWithTheSamePlan) {
   const int64_t total = 330;  // rings of 128..192 slots wrap
   for (int64_t sinks : {0, 4}) {
     const SparsePlan plan = mixed_plan(model, sinks);
-    StaticKvCache rings(static_kv_cache_shape(model.config(), total, 24, 1, kernels::KvType::kF32), plan);
+    StaticKvCache rings(static_kv_cache_shape(model.config(), total, 24, 1, kernels::KvType::kF32),
+                        plan);
     KvCache dense(kv_cache_shape(model.config(), total, 1, kernels::KvType::kF32));
     dense.use_plan(plan, total);
-    EXPECT_LE(generation_difference(model, rings, dense, 100, total, 24), 1e-4) << "sinks " << sinks;
+    EXPECT_LE(generation_difference(model, rings, dense, 100, total, 24), 1e-4)
+        << "sinks " << sinks;
     EXPECT_LT(rings.bytes(), dense.bytes());
   }
 }
@@ -108,9 +112,9 @@ TEST(SparseForward, RejectsAPlanWithTheWrongShape) {
   plan.rules.pop_back();
   KvCache dense(kv_cache_shape(model.config(), 100, 1, kernels::KvType::kF32));
   EXPECT_THROW(dense.use_plan(plan, 100), Error);
-  EXPECT_THROW(StaticKvCache(static_kv_cache_shape(model.config(), 100, 16, 1,
-                                                   kernels::KvType::kF32), plan),
-               Error);
+  EXPECT_THROW(
+      StaticKvCache(static_kv_cache_shape(model.config(), 100, 16, 1, kernels::KvType::kF32), plan),
+      Error);
 }
 
 }  // namespace

@@ -35,7 +35,8 @@ TEST(Plan, VisiblePairsMatchesBruteForce) {
   for (int64_t n : {1, 2, 7, 64, 100, 257})
     for (int64_t span : {1, 3, 64, 200, 1000})
       for (int64_t sinks : {0, 1, 4, 64, 300}) {
-        EXPECT_EQ(visible_pairs(n, std::min(span, n), sinks), count_visible(n, std::min(span, n), sinks))
+        EXPECT_EQ(visible_pairs(n, std::min(span, n), sinks),
+                  count_visible(n, std::min(span, n), sinks))
             << "n " << n << " span " << span << " sinks " << sinks;
       }
 }
@@ -46,7 +47,8 @@ TEST(Plan, DensitiesOfUniformAndDensePlans) {
   EXPECT_DOUBLE_EQ(causal_area_density(dense, 4096), 1.0);
   SparsePlan window = uniform_plan(tiny_model(), 1024, 0);
   EXPECT_DOUBLE_EQ(kv_density(window, 4096), 0.25);
-  EXPECT_NEAR(causal_area_density(window, 4096), double(count_visible(4096, 1024, 0)) / (4096.0 * 4097 / 2), 1e-12);
+  EXPECT_NEAR(causal_area_density(window, 4096),
+              double(count_visible(4096, 1024, 0)) / (4096.0 * 4097 / 2), 1e-12);
   SparsePlan mixed = uniform_plan(tiny_model(), 1024, 64);
   mixed.rules[1][1] = {0, 1};
   EXPECT_DOUBLE_EQ(kv_density(mixed, 4096), (3 * 0.25 + 1.0) / 4);
@@ -97,12 +99,23 @@ TEST(PlanIo, RejectsMalformedPlans) {
     EXPECT_NE(pos, std::string::npos) << from;
     return s.replace(pos, from.size(), to);
   };
-  EXPECT_NE(plan_error(edit("\"version\": 1", "\"version\": 9")).find("version: 9 is not supported"), std::string::npos);
-  EXPECT_NE(plan_error(edit("\"sinks\": 32", "\"sinks\": \"many\"")).find("sinks: expected a number, got string"), std::string::npos);
-  EXPECT_NE(plan_error(edit("\"beta\": 0.0", "\"beta\": 1.5")).find("rules[0][0]: beta 1.5 is outside [0, 1]"), std::string::npos);
-  EXPECT_NE(plan_error(edit("\"n_layer\": 2", "\"n_layer\": 3")).find("rules: 2 layers, but model.n_layer is 3"), std::string::npos);
-  EXPECT_NE(plan_error(edit("\"alpha\": 512.0", "\"alpha\": null")).find("rules[0][0].alpha: expected a number, got null"), std::string::npos);
-  EXPECT_NE(plan_error("{\"alphas\": [[1]], \"betas\": [[0]]}").find("moa plan import"), std::string::npos);
+  EXPECT_NE(
+      plan_error(edit("\"version\": 1", "\"version\": 9")).find("version: 9 is not supported"),
+      std::string::npos);
+  EXPECT_NE(plan_error(edit("\"sinks\": 32", "\"sinks\": \"many\""))
+                .find("sinks: expected a number, got string"),
+            std::string::npos);
+  EXPECT_NE(plan_error(edit("\"beta\": 0.0", "\"beta\": 1.5"))
+                .find("rules[0][0]: beta 1.5 is outside [0, 1]"),
+            std::string::npos);
+  EXPECT_NE(plan_error(edit("\"n_layer\": 2", "\"n_layer\": 3"))
+                .find("rules: 2 layers, but model.n_layer is 3"),
+            std::string::npos);
+  EXPECT_NE(plan_error(edit("\"alpha\": 512.0", "\"alpha\": null"))
+                .find("rules[0][0].alpha: expected a number, got null"),
+            std::string::npos);
+  EXPECT_NE(plan_error("{\"alphas\": [[1]], \"betas\": [[0]]}").find("moa plan import"),
+            std::string::npos);
 }
 
 TEST(Plan, RejectsAPlanForAnotherModel) {
@@ -123,7 +136,8 @@ TEST(Plan, RejectsAPlanForAnotherModel) {
 
 TEST(PlanImport, FoldsQueryHeadsUnderGqa) {
   std::string path = test::temp_dir() + "/ref.json";
-  std::ofstream(path) << R"({"alphas": [[100, 100, 50, 80], [10, 10, 20, 20]], "betas": [[0.5, 0.5, 0.25, 0.125], [0, 0, 1, 1]]})";
+  std::ofstream(path)
+      << R"({"alphas": [[100, 100, 50, 80], [10, 10, 20, 20]], "betas": [[0.5, 0.5, 0.25, 0.125], [0, 0, 1, 1]]})";
   EXPECT_THROW(import_reference_plan(path, tiny_model(), GqaFold::kReject, 64), Error);
   SparsePlan plan = import_reference_plan(path, tiny_model(), GqaFold::kWidest, 64);
   EXPECT_EQ(plan.rules[0][0], (ElasticRule{100, 0.5}));

@@ -77,6 +77,11 @@ void expect_one_line_error(const CommandResult& r, const std::string& fragment) 
   EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << r.err;
 }
 
+long long reported_kv_bytes(const std::string& err) {
+  const auto at = err.find("KV cache ");
+  return at == std::string::npos ? -1 : std::stoll(err.substr(at + 9));
+}
+
 std::vector<std::vector<int32_t>> parse_expected_ids(const std::string& content) {
   std::vector<std::vector<int32_t>> lines;
   std::istringstream stream(content);

@@ -26,15 +26,17 @@ struct CommandResult {
 CommandResult run_moa(const std::string& args, const std::string& stdin_text = "");
 // A failed command: non-zero exit, exactly one stderr line "error: ..." containing `fragment`.
 void expect_one_line_error(const CommandResult& result, const std::string& fragment);
+// The "KV cache N bytes" figure `moa generate` prints on stderr, or -1 when absent.
+long long reported_kv_bytes(const std::string& err);
 // Token ids of a llama.cpp tokenizer test .out file: one line of space-separated ids per case.
 std::vector<std::vector<int32_t>> parse_expected_ids(const std::string& content);
 
 }  // namespace moa::test
 
 // Skips the current test with a loud message when an asset is missing.
-#define MOA_REQUIRE_ASSET(var, relative)                                                     \
-  const std::string var = ::moa::test::asset_path(relative);                                 \
-  if (var.empty()) {                                                                         \
-    GTEST_SKIP() << "\n*** MISSING TEST ASSET: " << ::moa::test::assets_dir() << "/"         \
-                 << (relative) << " (set MOA_TEST_ASSETS to the shared folder) ***\n";       \
+#define MOA_REQUIRE_ASSET(var, relative)                                                           \
+  const std::string var = ::moa::test::asset_path(relative);                                       \
+  if (var.empty()) {                                                                               \
+    GTEST_SKIP() << "\n*** MISSING TEST ASSET: " << ::moa::test::assets_dir() << "/" << (relative) \
+                 << " (set MOA_TEST_ASSETS to the shared folder) ***\n";                           \
   }

@@ -11,6 +11,7 @@
 #include "support/assets.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/vocab.h"
+#include "tokenizer/vocab_cases.h"
 
 namespace moa {
 namespace {
@@ -121,22 +122,17 @@ void expect_llama_cpp_test_cases(const std::string& gguf_path, const std::string
   const gguf::GgufFile file = gguf::GgufFile::open(gguf_path);
   const Tokenizer tokenizer = Tokenizer::from_gguf(file);
   ASSERT_EQ(tokenizer.kind(), TokenizerKind::kBytePairEncoding);
-  const std::vector<std::string> inputs = split_vocab_test_inputs(test::read_file(inp_path));
-  const std::vector<std::vector<TokenId>> expected = test::parse_expected_ids(test::read_file(out_path));
-  ASSERT_EQ(inputs.size(), 46u);
-  ASSERT_EQ(expected.size(), inputs.size());
-  int failures = 0;
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    const std::vector<TokenId> got = tokenizer.encode(inputs[i], false, false);
-    if (got == expected[i]) continue;
-    ++failures;
-    ADD_FAILURE() << test_name << " test #" << i << " (pre '" << tokenizer.pre_name() << "')\n"
-                  << "  input:    '" << inputs[i] << "'\n"
-                  << "  expected:" << ids_to_string(expected[i]) << "  "
-                  << pieces_to_string(tokenizer, expected[i]) << "\n"
-                  << "  got:     " << ids_to_string(got) << "  "
-                  << pieces_to_string(tokenizer, got);
-  }
+  const int failures = test::count_vocab_case_failures(
+      tokenizer, inp_path, out_path,
+      [&](size_t i, const std::string& input, const std::vector<TokenId>& expected,
+          const std::vector<TokenId>& got) {
+        ADD_FAILURE() << test_name << " test #" << i << " (pre '" << tokenizer.pre_name() << "')\n"
+                      << "  input:    '" << input << "'\n"
+                      << "  expected:" << ids_to_string(expected) << "  "
+                      << pieces_to_string(tokenizer, expected) << "\n"
+                      << "  got:     " << ids_to_string(got) << "  "
+                      << pieces_to_string(tokenizer, got);
+      });
   EXPECT_EQ(failures, 0);
 }
 

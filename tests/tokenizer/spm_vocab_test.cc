@@ -13,6 +13,7 @@
 #include "gguf/gguf_file.h"
 #include "support/assets.h"
 #include "tokenizer/tokenizer.h"
+#include "tokenizer/vocab_cases.h"
 
 namespace moa {
 namespace {
@@ -51,18 +52,13 @@ void expect_matches_llama_cpp(const std::string& gguf_relative, const std::strin
   MOA_REQUIRE_ASSET(inp_path, inp_relative);
   MOA_REQUIRE_ASSET(out_path, out_relative);
   const Tokenizer tok = Tokenizer::from_gguf(gguf::GgufFile::open(gguf_path));
-  const std::vector<std::string> inputs = split_vocab_test_inputs(test::read_file(inp_path));
-  const std::vector<std::vector<TokenId>> expected = test::parse_expected_ids(test::read_file(out_path));
-  ASSERT_EQ(inputs.size(), 46u);
-  ASSERT_EQ(expected.size(), inputs.size());
-  int failures = 0;
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    const std::vector<TokenId> got = tok.encode(inputs[i], false, false);
-    if (got == expected[i]) continue;
-    ++failures;
-    ADD_FAILURE() << "case " << i << " input \"" << escaped(inputs[i]) << "\"\n  expected "
-                  << describe(tok, expected[i]) << "\n  got      " << describe(tok, got);
-  }
+  const int failures = test::count_vocab_case_failures(
+      tok, inp_path, out_path,
+      [&](size_t i, const std::string& input, const std::vector<TokenId>& expected,
+          const std::vector<TokenId>& got) {
+        ADD_FAILURE() << "case " << i << " input \"" << escaped(input) << "\"\n  expected "
+                      << describe(tok, expected) << "\n  got      " << describe(tok, got);
+      });
   EXPECT_EQ(failures, 0) << gguf_relative;
 }
 
