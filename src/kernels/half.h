@@ -4,12 +4,20 @@
 
 #include <bit>
 #include <cstdint>
+#if defined(__F16C__)
+#include <immintrin.h>
+#endif
 
 namespace moa::kernels {
 
-// Exact IEEE binary16 -> binary32 (normals, subnormals, inf, NaN), branch-light: the exponent
-// is rebased by a multiply so subnormals need only one alternative path.
+// Exact IEEE binary16 -> binary32 (normals, subnormals, inf, NaN). With F16C one instruction
+// (it is on the hot path: one call per 32-value block of Q8_0/Q4_0 rows); otherwise
+// branch-light bit arithmetic: the exponent is rebased by a multiply so subnormals need only
+// one alternative path.
 inline float half_to_float(uint16_t h) {
+#if defined(__F16C__)
+  return _cvtsh_ss(h);
+#else
   const uint32_t word = static_cast<uint32_t>(h) << 16;
   const uint32_t sign = word & 0x80000000u;
   const uint32_t doubled = word + word;  // drops the sign bit
@@ -19,6 +27,7 @@ inline float half_to_float(uint16_t h) {
   const uint32_t magnitude =
       doubled < (1u << 27) ? std::bit_cast<uint32_t>(subnormal) : std::bit_cast<uint32_t>(normal);
   return std::bit_cast<float>(sign | magnitude);
+#endif
 }
 
 inline float bf16_to_float(uint16_t h) {

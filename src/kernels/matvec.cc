@@ -67,6 +67,11 @@ float dot_16bit(const void* row, const float* x, int64_t n) {
 // Sum over one Q8_0 block of q[i] * x[i] (scale not applied).
 HWY_INLINE hn::Vec<DF> q8_0_block(const gguf::BlockQ8_0& b, const float* x) {
   const DF d;
+  constexpr size_t kLanes = 16;  // DF is capped at 16 lanes; AVX-512 gives exactly 16
+  if (hn::Lanes(d) == kLanes) {  // two independent halves: no FMA chain inside a block
+    const auto lo = hn::Mul(widen_bytes(hn::LoadU(DI8(), b.qs)), hn::LoadU(d, x));
+    return hn::MulAdd(widen_bytes(hn::LoadU(DI8(), b.qs + kLanes)), hn::LoadU(d, x + kLanes), lo);
+  }
   const size_t lanes = hn::Lanes(d);
   auto acc = hn::Zero(d);
   for (size_t k = 0; k < gguf::kQK8_0; k += lanes) {
