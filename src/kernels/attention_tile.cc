@@ -25,20 +25,7 @@ int64_t round_up(int64_t n, int64_t multiple) { return (n + multiple - 1) / mult
 
 // Converts n stored K/V values to F32 and zero-fills dst up to `padded`.
 void load_row(KvType type, const void* src_row, int64_t n, int64_t padded, float* dst) {
-  if (type == KvType::kF32) {
-    std::copy_n(static_cast<const float*>(src_row), n, dst);
-  } else {
-    const DF d;
-    const hn::Rebind<hwy::float16_t, DF> dh;
-    const auto* src = static_cast<const uint16_t*>(src_row);
-    const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
-    int64_t i = 0;
-    for (; i + lanes <= n; i += lanes) {
-      hn::StoreU(hn::PromoteTo(d, hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(src + i))),
-                 d, dst + i);
-    }
-    for (; i < n; ++i) dst[i] = half_to_float(src[i]);
-  }
+  load_kv_row(type, src_row, n, dst);
   std::fill(dst + n, dst + padded, 0.0f);
 }
 
@@ -135,6 +122,23 @@ void accumulate_values(const float* p, const float* v, int64_t n_keys, int64_t h
 }
 
 }  // namespace
+
+void load_kv_row(KvType type, const void* src_row, int64_t n, float* dst) {
+  if (type == KvType::kF32) {
+    std::copy_n(static_cast<const float*>(src_row), n, dst);
+    return;
+  }
+  const DF d;
+  const hn::Rebind<hwy::float16_t, DF> dh;
+  const auto* src = static_cast<const uint16_t*>(src_row);
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
+  int64_t i = 0;
+  for (; i + lanes <= n; i += lanes) {
+    hn::StoreU(hn::PromoteTo(d, hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(src + i))), d,
+               dst + i);
+  }
+  for (; i < n; ++i) dst[i] = half_to_float(src[i]);
+}
 
 KeyTiles visible_key_tiles(int64_t q_first, int64_t q_last, int64_t key_pos0, int64_t n_keys,
                            const BandMask& mask) {

@@ -26,6 +26,9 @@ struct KeyTiles {
   int64_t tile(int64_t t) const { return t < sink_tiles ? t : band_first + (t - sink_tiles); }
 };
 
+// Converts n stored keys/values (F32 or F16) starting at src_row to F32.
+void load_kv_row(KvType type, const void* src_row, int64_t n, float* dst);
+
 // Tiles of a run of n_keys slots visible from queries at absolute positions q_first .. q_last
 // under `mask`, when slot t holds the key at position key_pos0 + t. Tiles are in slot units.
 KeyTiles visible_key_tiles(int64_t q_first, int64_t q_last, int64_t key_pos0, int64_t n_keys,

@@ -13,6 +13,7 @@
 
 #include "hwy/contrib/math/math-inl.h"
 #include "hwy/highway.h"
+#include "kernels/attention_tile.h"
 #include "kernels/half.h"
 #include "util/error.h"
 
@@ -156,21 +157,9 @@ class TileScorer {
  private:
   // One key (head_dim values from element `index`) to F32 at dst.
   void load_key_row(int64_t index, float* dst) {
-    const int64_t hd = p_.shape.head_dim;
-    if (p_.kv.type == KvType::kF32) {
-      std::copy_n(static_cast<const float*>(p_.kv.k) + index, hd, dst);
-      return;
-    }
-    const auto* src = static_cast<const uint16_t*>(p_.kv.k) + index;
-    const DF d;
-    const hn::Rebind<hwy::float16_t, DF> dh;
-    const auto lanes = static_cast<int64_t>(hn::Lanes(d));
-    int64_t i = 0;
-    for (; i + lanes <= hd; i += lanes) {
-      hn::StoreU(hn::PromoteTo(d, hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(src + i))),
-                 d, dst + i);
-    }
-    for (; i < hd; ++i) dst[i] = half_to_float(src[i]);
+    const size_t bytes = p_.kv.type == KvType::kF32 ? sizeof(float) : sizeof(uint16_t);
+    load_kv_row(p_.kv.type, static_cast<const uint8_t*>(p_.kv.k) + index * bytes, p_.shape.head_dim,
+                dst);
   }
 
   const Problem& p_;
