@@ -59,6 +59,15 @@ TEST(SparseGenerate, RejectsAPlanMadeForAnotherModel) {
   expect_one_line_error(run_moa(generate(model, "--plan " + plan)), "plan has");
 }
 
+TEST(SparseGenerate, RejectsAPlanWithMoreSinksThanTheContext) {
+  MOA_REQUIRE_ASSET(model, kModel);
+  const std::string plan = test::temp_dir() + "/sinks.json";
+  ASSERT_EQ(run_moa("plan uniform --window 16 --sinks 500 -m " + model + " -o " + plan).exit_code,
+            0);
+  expect_one_line_error(run_moa(generate(model, "-c 100 --plan " + plan)),
+                        "sinks: 500 sink tokens exceed the context of");
+}
+
 // --method h2o: runs on a real and a random model, keeps a KV cache smaller than dense, equals
 // dense at density 1 (nothing is evicted), and rejects bad densities with one clear line.
 
