@@ -43,6 +43,7 @@ void matmul_by_rows(const WeightMatrix& w, const float* x, int64_t n_tokens, flo
   const int64_t chunk = std::max<int64_t>(16, w.rows / (16 * std::max(1, n_threads)));
 #pragma omp parallel for num_threads(n_threads) schedule(dynamic, chunk) if (parallel)
   for (int64_t r = 0; r < w.rows; ++r) {
+    if (batch_row_dot(w, r, x, n_tokens, y + r, w.rows)) continue;
     for (int64_t t = 0; t < n_tokens; ++t) y[t * w.rows + r] = dots[static_cast<size_t>(t)](r);
   }
 }

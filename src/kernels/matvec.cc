@@ -237,6 +237,49 @@ std::vector<float> sums_of_32(const float* x, int64_t n) {
 
 }  // namespace
 
+namespace {
+
+template <int64_t kTokens>
+void dot_q8_0_batch(const void* row, const float* x, int64_t n, float* y, int64_t y_stride) {
+  const DF d;
+  const auto* blocks = static_cast<const gguf::BlockQ8_0*>(row);
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
+  hn::Vec<DF> acc[kTokens];
+  for (auto& a : acc) a = hn::Zero(d);
+  for (int64_t b = 0; b < n / gguf::kQK8_0; ++b) {
+    const auto scale = hn::Set(d, half_to_float(blocks[b].d));
+    for (int64_t k = 0; k < gguf::kQK8_0; k += lanes) {
+      const auto w = hn::Mul(widen_bytes(hn::LoadU(DI8(), blocks[b].qs + k)), scale);
+      const float* xk = x + b * gguf::kQK8_0 + k;
+      for (int64_t t = 0; t < kTokens; ++t)
+        acc[t] = hn::MulAdd(w, hn::LoadU(d, xk + t * n), acc[t]);
+    }
+  }
+  for (int64_t t = 0; t < kTokens; ++t) y[t * y_stride] = hn::GetLane(hn::SumOfLanes(d, acc[t]));
+}
+
+// Splits n_tokens into calls of a fixed width so the accumulators stay in registers.
+void dot_q8_0_tokens(const void* row, const float* x, int64_t n, int64_t n_tokens, float* y,
+                     int64_t y_stride) {
+  int64_t t = 0;
+  for (; t + 4 <= n_tokens; t += 4)
+    dot_q8_0_batch<4>(row, x + t * n, n, y + t * y_stride, y_stride);
+  for (; t + 2 <= n_tokens; t += 2)
+    dot_q8_0_batch<2>(row, x + t * n, n, y + t * y_stride, y_stride);
+  if (t < n_tokens) dot_q8_0_batch<1>(row, x + t * n, n, y + t * y_stride, y_stride);
+}
+
+}  // namespace
+
+bool batch_row_dot(const WeightMatrix& w, int64_t r, const float* x, int64_t n_tokens, float* y,
+                   int64_t y_stride) {
+  if (w.type != gguf::TensorType::kQ8_0 || n_tokens > kMaxBatchDot) return false;
+  const size_t row_bytes = gguf::row_bytes(w.type, w.cols);
+  dot_q8_0_tokens(static_cast<const uint8_t*>(w.data) + static_cast<size_t>(r) * row_bytes, x,
+                  w.cols, n_tokens, y, y_stride);
+  return true;
+}
+
 RowDot::RowDot(const WeightMatrix& w, const float* x) : w_(w), x_(x) {
   if (!gguf::is_supported_type(w.type)) {
     fail("matvec: weight type {}: expected F32, F16, BF16, Q8_0, Q4_0, Q4_K or Q6_K",

@@ -24,4 +24,11 @@ class RowDot {
   std::vector<float> x_sums32_;  // Q4_K only: sums of x over each 32-element sub-block
 };
 
+// Batch decode on Q8_0 weights: y[t * y_stride] = dot(row r, x[t]) for t < n_tokens
+// (n_tokens <= kMaxBatchDot). Each block is widened and scaled once and reused for every token,
+// so a batch costs little more than one dot. Returns false (doing nothing) for other types.
+inline constexpr int64_t kMaxBatchDot = 8;
+bool batch_row_dot(const WeightMatrix& w, int64_t r, const float* x, int64_t n_tokens, float* y,
+                   int64_t y_stride);
+
 }  // namespace moa::kernels

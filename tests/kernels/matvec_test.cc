@@ -94,7 +94,7 @@ TEST(Matvec, RejectsColumnsThatAreNotABlockMultiple) {
 
 TEST(Matmul, MatchesReferenceForBatches) {
   for (TensorType type : kAllTypes) {
-    for (int64_t n_tokens : {2, 4, 5, 33}) {
+    for (int64_t n_tokens : {2, 4, 5, 7, 33}) {
       const StoredMatrix m = make_matrix(type, 300, 512, 3);
       const std::vector<float> x = random_floats(n_tokens * 512, 5);
       std::vector<float> got(static_cast<size_t>(n_tokens * 300)), want(got.size());
