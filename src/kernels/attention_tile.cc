@@ -183,6 +183,22 @@ void load_kv_row(KvType type, const void* src_row, int64_t n, float* dst) {
   for (; i < n; ++i) dst[i] = half_to_float(src[i]);
 }
 
+float exp_shifted_tile(float* s, float shift) {
+  const DF d;
+  const auto lanes = static_cast<int64_t>(hn::Lanes(d));
+  const auto neg_shift = hn::Set(d, -shift), floor = hn::Set(d, -88.0f);
+  const auto neg_inf = hn::Set(d, kNegInf);
+  auto sum = hn::Zero(d);
+  for (int64_t j = 0; j < kKeyTile; j += lanes) {
+    const auto x = hn::LoadU(d, s + j);
+    const auto e =
+        hn::IfThenZeroElse(hn::Eq(x, neg_inf), hn::Exp(d, hn::Max(hn::Add(x, neg_shift), floor)));
+    hn::StoreU(e, d, s + j);
+    sum = hn::Add(sum, e);
+  }
+  return hn::GetLane(hn::SumOfLanes(d, sum));
+}
+
 KeyTiles visible_key_tiles(int64_t q_first, int64_t q_last, int64_t key_pos0, int64_t n_keys,
                            const BandMask& mask) {
   // In slot coordinates (position - key_pos0) the mask keeps its span; sinks shrink.
@@ -310,19 +326,9 @@ void TileWorker::update_row(int64_t r, int64_t n_keys_tile) {
   const float m_old = acc_.m[static_cast<size_t>(r)];
   const float m_new = std::max(m_old, tile_max);
   const float correction = m_old == kNegInf ? 0.0f : std::exp(m_old - m_new);
-  const auto neg_max = hn::Set(d, -m_new), floor = hn::Set(d, -88.0f),
-             neg_inf = hn::Set(d, kNegInf);
-  auto vsum = hn::Zero(d);
-  for (int64_t j = 0; j < kKeyTile; j += lanes) {
-    const auto sj = hn::LoadU(d, s + j);
-    const auto p =
-        hn::IfThenZeroElse(hn::Eq(sj, neg_inf), hn::Exp(d, hn::Max(hn::Add(sj, neg_max), floor)));
-    hn::StoreU(p, d, s + j);
-    vsum = hn::Add(vsum, p);
-  }
+  const float tile_sum = exp_shifted_tile(s, m_new);
   acc_.m[static_cast<size_t>(r)] = m_new;
-  acc_.l[static_cast<size_t>(r)] =
-      acc_.l[static_cast<size_t>(r)] * correction + hn::GetLane(hn::SumOfLanes(d, vsum));
+  acc_.l[static_cast<size_t>(r)] = acc_.l[static_cast<size_t>(r)] * correction + tile_sum;
   accumulate_values(s, v_tile_.data(), n_keys_tile, head_pad_, correction,
                     acc_.o.data() + r * head_pad_);
 }

@@ -26,6 +26,10 @@ struct KeyTiles {
   int64_t tile(int64_t t) const { return t < sink_tiles ? t : band_first + (t - sink_tiles); }
 };
 
+// s[j] = exp(s[j] - shift) for the kKeyTile scores of a tile row, 0 where s[j] is -inf (a
+// hidden key); returns their sum.
+float exp_shifted_tile(float* s, float shift);
+
 // Converts n stored keys/values (F32 or F16) starting at src_row to F32.
 void load_kv_row(KvType type, const void* src_row, int64_t n, float* dst);
 

@@ -23,9 +23,9 @@ namespace {
 namespace hn = hwy::HWY_NAMESPACE;
 using DF = hn::CappedTag<float, 16>;  // kKeyBlock is a whole number of vectors
 
-constexpr int64_t kKeyBlock = 64;      // keys per tile
-constexpr int64_t kQueryBlock = 32;    // query positions per block
-constexpr int64_t kDirectMaxRows = 8;  // up to this many query rows, per-key dot products
+constexpr int64_t kKeyBlock = kKeyTile;  // keys per tile (exp_shifted_tile works on whole tiles)
+constexpr int64_t kQueryBlock = 32;      // query positions per block
+constexpr int64_t kDirectMaxRows = 8;    // up to this many query rows, per-key dot products
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 float dot(const float* a, const float* b, int64_t n) {
@@ -168,23 +168,6 @@ class TileScorer {
   int64_t q0_ = 0, rows_ = 0, k0_ = 0, n_keys_ = 0;
 };
 
-// s[j] = exp(s[j] - shift) over a whole tile, 0 where s[j] is -inf; returns the sum.
-float exp_shifted(float* s, float shift) {
-  const DF d;
-  const auto lanes = static_cast<int64_t>(hn::Lanes(d));
-  const auto neg_shift = hn::Set(d, -shift), floor = hn::Set(d, -88.0f);
-  const auto neg_inf = hn::Set(d, kNegInf);
-  auto sum = hn::Zero(d);
-  for (int64_t j = 0; j < kKeyBlock; j += lanes) {
-    const auto x = hn::LoadU(d, s + j);
-    const auto e =
-        hn::IfThenZeroElse(hn::Eq(x, neg_inf), hn::Exp(d, hn::Max(hn::Add(x, neg_shift), floor)));
-    hn::StoreU(e, d, s + j);
-    sum = hn::Add(sum, e);
-  }
-  return hn::GetLane(hn::SumOfLanes(d, sum));
-}
-
 // sums[j] += s[j] over a whole tile.
 void add_tile(const float* s, float* sums) {
   const DF d;
@@ -215,7 +198,7 @@ void block_lse(const Problem& p, TileScorer& scorer, int64_t g, int64_t q0, floa
       if (tile_max == kNegInf) continue;
       const auto ri = static_cast<size_t>(r);
       const float new_m = std::max(m[ri], tile_max);
-      const float sum = exp_shifted(s, new_m);
+      const float sum = exp_shifted_tile(s, new_m);
       l[ri] = l[ri] * std::exp(m[ri] - new_m) + sum;
       m[ri] = new_m;
     }
@@ -244,7 +227,7 @@ void tile_weights(const Problem& p, TileScorer& scorer, int64_t g, int64_t t, co
       const float row_lse = lse[lse_index(p, g, q0, r)];
       if (row_lse == kNegInf) continue;
       float* s = scorer.row(r);
-      exp_shifted(s, row_lse);
+      exp_shifted_tile(s, row_lse);
       add_tile(s, sums);
     }
   }

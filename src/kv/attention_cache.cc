@@ -14,4 +14,14 @@ void check_context_room(int seq, int64_t used, int64_t n_new, int64_t n_ctx, con
   }
 }
 
+void check_cache_dimensions(const char* what, int64_t n_layer, int64_t n_head_kv, int64_t head_dim,
+                            int64_t n_ctx, int n_seq) {
+  if (n_ctx <= 0) fail("{}: context size must be positive (got {})", what, n_ctx);
+  if (n_seq <= 0) fail("{}: number of sequences must be positive (got {})", what, n_seq);
+  if (n_layer <= 0 || n_head_kv <= 0 || head_dim <= 0) {
+    fail("{}: invalid shape (layers {}, kv heads {}, head dim {})", what, n_layer, n_head_kv,
+         head_dim);
+  }
+}
+
 }  // namespace moa

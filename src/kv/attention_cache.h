@@ -16,6 +16,11 @@ namespace moa {
 // `hint` tells the user which option raises the limit.
 void check_context_room(int seq, int64_t used, int64_t n_new, int64_t n_ctx, const char* hint);
 
+// Throws "<what>: ..." unless every dimension of a cache (layers, KV heads, head size, context,
+// sequences) is positive.
+void check_cache_dimensions(const char* what, int64_t n_layer, int64_t n_head_kv, int64_t head_dim,
+                            int64_t n_ctx, int n_seq);
+
 class AttentionCache {
  public:
   virtual ~AttentionCache() = default;

@@ -110,13 +110,8 @@ std::vector<uint8_t> h2o_keep_set(std::span<const int32_t> positions, std::span<
 }
 
 H2oKvCache::H2oKvCache(const H2oCacheShape& shape) : shape_(shape) {
-  if (shape.n_ctx <= 0) fail("h2o cache: context size must be positive (got {})", shape.n_ctx);
-  if (shape.n_seq <= 0)
-    fail("h2o cache: number of sequences must be positive (got {})", shape.n_seq);
-  if (shape.n_layer <= 0 || shape.n_head_kv <= 0 || shape.head_dim <= 0) {
-    fail("h2o cache: invalid shape (layers {}, kv heads {}, head dim {})", shape.n_layer,
-         shape.n_head_kv, shape.head_dim);
-  }
+  check_cache_dimensions("h2o cache", shape.n_layer, shape.n_head_kv, shape.head_dim, shape.n_ctx,
+                         shape.n_seq);
   if (shape.budget < 1 || shape.budget > shape.n_ctx) {
     fail("h2o cache: budget {} keys per head: expected 1 .. context size {}", shape.budget,
          shape.n_ctx);

@@ -26,13 +26,8 @@ KvCacheShape kv_cache_shape(const ModelConfig& config, int64_t n_ctx, int n_seq,
 }
 
 KvCache::KvCache(const KvCacheShape& shape) : shape_(shape) {
-  if (shape.n_ctx <= 0) fail("kv cache: context size must be positive (got {})", shape.n_ctx);
-  if (shape.n_seq <= 0)
-    fail("kv cache: number of sequences must be positive (got {})", shape.n_seq);
-  if (shape.n_layer <= 0 || shape.n_head_kv <= 0 || shape.head_dim <= 0) {
-    fail("kv cache: invalid shape (layers {}, kv heads {}, head dim {})", shape.n_layer,
-         shape.n_head_kv, shape.head_dim);
-  }
+  check_cache_dimensions("kv cache", shape.n_layer, shape.n_head_kv, shape.head_dim, shape.n_ctx,
+                         shape.n_seq);
   element_bytes_ = shape.type == kernels::KvType::kF16 ? 2 : 4;
   const size_t elements = static_cast<size_t>(shape.n_layer) * static_cast<size_t>(shape.n_seq) *
                           static_cast<size_t>(shape.n_head_kv * shape.n_ctx * shape.head_dim);
