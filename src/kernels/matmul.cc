@@ -9,6 +9,7 @@
 
 #include "gguf/quant.h"
 #include "kernels/kernels.h"
+#include "kernels/q8_activation.h"
 #include "kernels/row_dot.h"
 
 namespace moa::kernels {
@@ -43,7 +44,7 @@ void matmul_by_rows(const WeightMatrix& w, const float* x, int64_t n_tokens, flo
   const int64_t chunk = std::max<int64_t>(16, w.rows / (16 * std::max(1, n_threads)));
 #pragma omp parallel for num_threads(n_threads) schedule(dynamic, chunk) if (parallel)
   for (int64_t r = 0; r < w.rows; ++r) {
-    if (batch_row_dot(w, r, x, n_tokens, y + r, w.rows)) continue;
+    if (batch_row_dot(dots, r, y + r, w.rows)) continue;
     for (int64_t t = 0; t < n_tokens; ++t) y[t * w.rows + r] = dots[static_cast<size_t>(t)](r);
   }
 }
@@ -57,6 +58,12 @@ void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, i
   }
   const RowDot validate(w, x);  // same type and shape checks as matvec
   (void)validate;
+  std::vector<float> rounded;  // the activations the row dots would see (Q8_0 / Q4_0 weights)
+  if (uses_q8_activation(w.type)) {
+    rounded.assign(x, x + n_tokens * w.cols);
+    round_to_q8_grid(rounded.data(), w.cols, n_tokens);
+    x = rounded.data();
+  }
   // OpenBLAS keeps a process-wide thread count; parallelism here comes from OpenMP panels.
   if (openblas_get_num_threads() != 1) openblas_set_num_threads(1);
   const size_t row_bytes = gguf::row_bytes(w.type, w.cols);

@@ -1,8 +1,8 @@
 // Matrix-vector product directly on GGUF storage formats. Each row is dequantized in registers
 // (Highway SIMD, at most 16 F32 lanes so one vector never straddles a 16/32-element scale group)
 // and multiplied with the F32 activation; nothing is dequantized to memory, so the kernel streams
-// the weights once and stays memory-bandwidth bound. The activation stays F32 (no Q8 rounding of
-// x as llama.cpp does), so the only error is F32 accumulation: relative ~1e-6 * sqrt(cols).
+// the weights once and stays memory-bandwidth bound. The activation stays F32, except for Q8_0 and
+// Q4_0 weights: there it is rounded to Q8_0 blocks as llama.cpp does (kernels/q8_activation.h).
 // Rows are split over OpenMP threads.
 #include <algorithm>
 #include <vector>
@@ -11,6 +11,7 @@
 #include "hwy/highway.h"
 #include "kernels/half.h"
 #include "kernels/kernels.h"
+#include "kernels/q8_activation.h"
 #include "kernels/row_dot.h"
 #include "util/error.h"
 
@@ -21,13 +22,6 @@ namespace hn = hwy::HWY_NAMESPACE;
 using DF = hn::CappedTag<float, 16>;  // quant blocks are laid out in groups of 16/32
 using DI = hn::RebindToSigned<DF>;
 using DU8 = hn::Rebind<uint8_t, DF>;
-using DI8 = hn::Rebind<int8_t, DF>;
-
-// Loads N bytes and widens them to float lanes.
-template <class V8>
-HWY_INLINE hn::Vec<DF> widen_bytes(V8 bytes) {
-  return hn::ConvertTo(DF(), hn::PromoteTo(DI(), bytes));
-}
 
 float dot_f32(const void* row, const float* x, int64_t n) {
   const hn::ScalableTag<float> d;
@@ -62,77 +56,6 @@ float dot_16bit(const void* row, const float* x, int64_t n) {
   float sum = hn::GetLane(hn::SumOfLanes(d, hn::Add(acc0, acc1)));
   for (; i < n; ++i) sum += (kBf16 ? bf16_to_float(w[i]) : half_to_float(w[i])) * x[i];
   return sum;
-}
-
-// Sum over one Q8_0 block of q[i] * x[i] (scale not applied).
-HWY_INLINE hn::Vec<DF> q8_0_block(const gguf::BlockQ8_0& b, const float* x) {
-  const DF d;
-  constexpr size_t kLanes = 16;  // DF is capped at 16 lanes; AVX-512 gives exactly 16
-  if (hn::Lanes(d) == kLanes) {  // two independent halves: no FMA chain inside a block
-    const auto lo = hn::Mul(widen_bytes(hn::LoadU(DI8(), b.qs)), hn::LoadU(d, x));
-    return hn::MulAdd(widen_bytes(hn::LoadU(DI8(), b.qs + kLanes)), hn::LoadU(d, x + kLanes), lo);
-  }
-  const size_t lanes = hn::Lanes(d);
-  auto acc = hn::Zero(d);
-  for (size_t k = 0; k < gguf::kQK8_0; k += lanes) {
-    acc = hn::MulAdd(widen_bytes(hn::LoadU(DI8(), b.qs + k)), hn::LoadU(d, x + k), acc);
-  }
-  return acc;
-}
-
-float dot_q8_0(const void* row, const float* x, int64_t n) {
-  const DF d;
-  const auto* blocks = static_cast<const gguf::BlockQ8_0*>(row);
-  const int64_t n_blocks = n / gguf::kQK8_0;
-  auto acc0 = hn::Zero(d), acc1 = hn::Zero(d);
-  int64_t b = 0;
-  for (; b + 1 < n_blocks; b += 2) {  // two chains hide the FMA latency
-    acc0 =
-        hn::MulAdd(q8_0_block(blocks[b], x + b * 32), hn::Set(d, half_to_float(blocks[b].d)), acc0);
-    acc1 = hn::MulAdd(q8_0_block(blocks[b + 1], x + (b + 1) * 32),
-                      hn::Set(d, half_to_float(blocks[b + 1].d)), acc1);
-  }
-  if (b < n_blocks) {
-    acc0 =
-        hn::MulAdd(q8_0_block(blocks[b], x + b * 32), hn::Set(d, half_to_float(blocks[b].d)), acc0);
-  }
-  return hn::GetLane(hn::SumOfLanes(d, hn::Add(acc0, acc1)));
-}
-
-// Sum over one Q4_0 block of (q[i] - 8) * x[i]; low nibbles are elements 0..15, high 16..31.
-HWY_INLINE hn::Vec<DF> q4_0_block(const gguf::BlockQ4_0& b, const float* x) {
-  const DF d;
-  const DU8 du8;
-  const size_t lanes = hn::Lanes(d);
-  const auto eight = hn::Set(DI(), 8);
-  auto acc = hn::Zero(d);
-  for (size_t k = 0; k < gguf::kQK4_0 / 2; k += lanes) {
-    const auto bytes = hn::LoadU(du8, b.qs + k);
-    const auto lo = hn::Sub(hn::PromoteTo(DI(), hn::And(bytes, hn::Set(du8, 0x0F))), eight);
-    const auto hi = hn::Sub(hn::PromoteTo(DI(), hn::ShiftRight<4>(bytes)), eight);
-    acc = hn::MulAdd(hn::ConvertTo(d, lo), hn::LoadU(d, x + k), acc);
-    acc = hn::MulAdd(hn::ConvertTo(d, hi), hn::LoadU(d, x + k + 16), acc);
-  }
-  return acc;
-}
-
-float dot_q4_0(const void* row, const float* x, int64_t n) {
-  const DF d;
-  const auto* blocks = static_cast<const gguf::BlockQ4_0*>(row);
-  const int64_t n_blocks = n / gguf::kQK4_0;
-  auto acc0 = hn::Zero(d), acc1 = hn::Zero(d);
-  int64_t b = 0;
-  for (; b + 1 < n_blocks; b += 2) {
-    acc0 =
-        hn::MulAdd(q4_0_block(blocks[b], x + b * 32), hn::Set(d, half_to_float(blocks[b].d)), acc0);
-    acc1 = hn::MulAdd(q4_0_block(blocks[b + 1], x + (b + 1) * 32),
-                      hn::Set(d, half_to_float(blocks[b + 1].d)), acc1);
-  }
-  if (b < n_blocks) {
-    acc0 =
-        hn::MulAdd(q4_0_block(blocks[b], x + b * 32), hn::Set(d, half_to_float(blocks[b].d)), acc0);
-  }
-  return hn::GetLane(hn::SumOfLanes(d, hn::Add(acc0, acc1)));
 }
 
 // The 6-bit scale and min of Q4_K sub-block j (ggml's packing of 8 + 8 values in 12 bytes).
@@ -237,46 +160,16 @@ std::vector<float> sums_of_32(const float* x, int64_t n) {
 
 }  // namespace
 
-namespace {
-
-template <int64_t kTokens>
-void dot_q8_0_batch(const void* row, const float* x, int64_t n, float* y, int64_t y_stride) {
-  const DF d;
-  const auto* blocks = static_cast<const gguf::BlockQ8_0*>(row);
-  const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
-  hn::Vec<DF> acc[kTokens];
-  for (auto& a : acc) a = hn::Zero(d);
-  for (int64_t b = 0; b < n / gguf::kQK8_0; ++b) {
-    const auto scale = hn::Set(d, half_to_float(blocks[b].d));
-    for (int64_t k = 0; k < gguf::kQK8_0; k += lanes) {
-      const auto w = hn::Mul(widen_bytes(hn::LoadU(DI8(), blocks[b].qs + k)), scale);
-      const float* xk = x + b * gguf::kQK8_0 + k;
-      for (int64_t t = 0; t < kTokens; ++t)
-        acc[t] = hn::MulAdd(w, hn::LoadU(d, xk + t * n), acc[t]);
-    }
+bool batch_row_dot(std::span<const RowDot> dots, int64_t r, float* y, int64_t y_stride) {
+  if (dots.empty() || dots.size() > static_cast<size_t>(kMaxQ8Batch) ||
+      !uses_q8_activation(dots[0].w_.type)) {
+    return false;
   }
-  for (int64_t t = 0; t < kTokens; ++t) y[t * y_stride] = hn::GetLane(hn::SumOfLanes(d, acc[t]));
-}
-
-// Splits n_tokens into calls of a fixed width so the accumulators stay in registers.
-void dot_q8_0_tokens(const void* row, const float* x, int64_t n, int64_t n_tokens, float* y,
-                     int64_t y_stride) {
-  int64_t t = 0;
-  for (; t + 4 <= n_tokens; t += 4)
-    dot_q8_0_batch<4>(row, x + t * n, n, y + t * y_stride, y_stride);
-  for (; t + 2 <= n_tokens; t += 2)
-    dot_q8_0_batch<2>(row, x + t * n, n, y + t * y_stride, y_stride);
-  if (t < n_tokens) dot_q8_0_batch<1>(row, x + t * n, n, y + t * y_stride, y_stride);
-}
-
-}  // namespace
-
-bool batch_row_dot(const WeightMatrix& w, int64_t r, const float* x, int64_t n_tokens, float* y,
-                   int64_t y_stride) {
-  if (w.type != gguf::TensorType::kQ8_0 || n_tokens > kMaxBatchDot) return false;
-  const size_t row_bytes = gguf::row_bytes(w.type, w.cols);
-  dot_q8_0_tokens(static_cast<const uint8_t*>(w.data) + static_cast<size_t>(r) * row_bytes, x,
-                  w.cols, n_tokens, y, y_stride);
+  const Q8Activation* xs[kMaxQ8Batch];
+  for (size_t t = 0; t < dots.size(); ++t) xs[t] = &dots[t].x_q8_;
+  const RowDot& first = dots[0];
+  dot_q8_activation_batch(first.w_.type, first.row(r), std::span(xs, dots.size()), first.w_.cols, y,
+                          y_stride);
   return true;
 }
 
@@ -287,10 +180,15 @@ RowDot::RowDot(const WeightMatrix& w, const float* x) : w_(w), x_(x) {
   }
   row_bytes_ = gguf::row_bytes(w.type, w.cols);  // throws if cols is not a block multiple
   if (w.type == gguf::TensorType::kQ4_K) x_sums32_ = sums_of_32(x, w.cols);
+  if (uses_q8_activation(w.type)) quantize_activation(x, w.cols, x_q8_);
+}
+
+const void* RowDot::row(int64_t r) const {
+  return static_cast<const uint8_t*>(w_.data) + static_cast<size_t>(r) * row_bytes_;
 }
 
 float RowDot::operator()(int64_t r) const {
-  const void* row = static_cast<const uint8_t*>(w_.data) + static_cast<size_t>(r) * row_bytes_;
+  const void* row = this->row(r);
   switch (w_.type) {
     case gguf::TensorType::kF32:
       return dot_f32(row, x_, w_.cols);
@@ -299,9 +197,8 @@ float RowDot::operator()(int64_t r) const {
     case gguf::TensorType::kBF16:
       return dot_16bit<true>(row, x_, w_.cols);
     case gguf::TensorType::kQ8_0:
-      return dot_q8_0(row, x_, w_.cols);
     case gguf::TensorType::kQ4_0:
-      return dot_q4_0(row, x_, w_.cols);
+      return dot_q8_activation(w_.type, row, x_q8_, w_.cols);
     case gguf::TensorType::kQ4_K:
       return dot_q4_k(row, x_, x_sums32_.data(), w_.cols);
     case gguf::TensorType::kQ6_K:

@@ -21,7 +21,17 @@ double kv_value(const KvView& kv, const void* base, int64_t index) {
 
 }  // namespace
 
-void matvec(const WeightMatrix& w, const float* x, float* y) {
+std::vector<float> activation_for(gguf::TensorType type, const float* x, int64_t n) {
+  std::vector<float> seen(x, x + n);
+  if (type != gguf::TensorType::kQ8_0 && type != gguf::TensorType::kQ4_0) return seen;
+  std::vector<uint8_t> blocks(gguf::row_bytes(gguf::TensorType::kQ8_0, n));
+  gguf::quantize_row(gguf::TensorType::kQ8_0, x, blocks.data(), n);
+  gguf::dequantize_row(gguf::TensorType::kQ8_0, blocks.data(), seen.data(), n);
+  return seen;
+}
+
+void matvec(const WeightMatrix& w, const float* x_in, float* y) {
+  const std::vector<float> x = activation_for(w.type, x_in, w.cols);
   const size_t row_bytes = gguf::row_bytes(w.type, w.cols);
   std::vector<float> row(static_cast<size_t>(w.cols));
   for (int64_t r = 0; r < w.rows; ++r) {
@@ -29,7 +39,7 @@ void matvec(const WeightMatrix& w, const float* x, float* y) {
                          w.cols);
     double sum = 0.0;
     for (int64_t c = 0; c < w.cols; ++c)
-      sum += static_cast<double>(row[static_cast<size_t>(c)]) * x[c];
+      sum += static_cast<double>(row[static_cast<size_t>(c)]) * x[static_cast<size_t>(c)];
     y[r] = static_cast<float>(sum);
   }
 }

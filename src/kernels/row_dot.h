@@ -6,7 +6,10 @@
 #include <cstdint>
 #include <vector>
 
+#include <span>
+
 #include "kernels/kernels.h"
+#include "kernels/q8_activation.h"
 
 namespace moa::kernels {
 
@@ -18,17 +21,19 @@ class RowDot {
   float operator()(int64_t r) const;
 
  private:
+  friend bool batch_row_dot(std::span<const RowDot> dots, int64_t r, float* y, int64_t y_stride);
+  const void* row(int64_t r) const;
+
   WeightMatrix w_;
   const float* x_;
   size_t row_bytes_ = 0;
   std::vector<float> x_sums32_;  // Q4_K only: sums of x over each 32-element sub-block
+  Q8Activation x_q8_;            // Q8_0 / Q4_0 only: x rounded to Q8_0 blocks
 };
 
-// Batch decode on Q8_0 weights: y[t * y_stride] = dot(row r, x[t]) for t < n_tokens
-// (n_tokens <= kMaxBatchDot). Each block is widened and scaled once and reused for every token,
-// so a batch costs little more than one dot. Returns false (doing nothing) for other types.
-inline constexpr int64_t kMaxBatchDot = 8;
-bool batch_row_dot(const WeightMatrix& w, int64_t r, const float* x, int64_t n_tokens, float* y,
-                   int64_t y_stride);
+// Batch decode: y[t * y_stride] = dots[t](r) for every t, for up to kMaxQ8Batch dots of one
+// Q8_0 or Q4_0 matrix. Each weight block is loaded once and reused for every token, so a batch
+// costs little more than one dot. Returns false (doing nothing) for other types.
+bool batch_row_dot(std::span<const RowDot> dots, int64_t r, float* y, int64_t y_stride);
 
 }  // namespace moa::kernels

@@ -25,17 +25,23 @@ struct GoldenCase {
   const char* model;
   const char* reference_stem;
   double logits_tolerance;  // max abs logit diff vs llama.cpp
+  // Greedy steps whose top1-top2 margin is below this are fragile (either choice is consistent
+  // with the error) and end the comparison.
+  double fragile_margin;
 };
 
-// Tolerances from models/README.md (moa's measured max diff in brackets): F32 ~1e-4 [6.7e-6];
-// F16 weights widened exactly vs llama.cpp's F16 activations 8e-3 [8.0e-3]; Q8_0/Q4_0 0.17/0.2
-// from llama.cpp quantizing activations [0.166 / 0.202]; llama-2-tiny-random 6.5e-5 [6.5e-5].
+// Tolerances (moa's measured max diff in brackets): F32 ~1e-4 [6.7e-6]; F16 weights widened
+// exactly vs llama.cpp's F16 activations 8e-3 [8.0e-3]; Q8_0/Q4_0 1e-4 [2e-6 / 2e-6]: moa rounds
+// activations to Q8_0 blocks exactly as llama.cpp does (models/README.md allows 0.25 for
+// implementations that do not); llama-2-tiny-random 6.5e-5 [6.5e-5]. Fragile margins are twice
+// the tolerance, except for Q8_0/Q4_0: a last-bit difference upstream can flip one activation's
+// Q8 rounding, which moves the logits by ~1e-2 (seen once in 800 greedy steps of Q4_0).
 const GoldenCase kGoldenCases[] = {
-    {"models/stories260K.gguf", "models/reference/stories260K", 1e-4},
-    {"models/stories260K-F16.gguf", "models/reference/stories260K-F16", 2e-2},
-    {"models/stories260K-Q8_0.gguf", "models/reference/stories260K-Q8_0", 0.25},
-    {"models/stories260K-Q4_0.gguf", "models/reference/stories260K-Q4_0", 0.3},
-    {"models/llama-2-tiny-random.gguf", "models/reference/llama-2-tiny-random", 2e-4},
+    {"models/stories260K.gguf", "models/reference/stories260K", 1e-4, 2e-4},
+    {"models/stories260K-F16.gguf", "models/reference/stories260K-F16", 2e-2, 4e-2},
+    {"models/stories260K-Q8_0.gguf", "models/reference/stories260K-Q8_0", 1e-4, 5e-2},
+    {"models/stories260K-Q4_0.gguf", "models/reference/stories260K-Q4_0", 1e-4, 5e-2},
+    {"models/llama-2-tiny-random.gguf", "models/reference/llama-2-tiny-random", 2e-4, 4e-4},
 };
 
 std::vector<float> read_f32(const std::string& path) {
@@ -91,16 +97,18 @@ TEST_P(GoldenLogits, MatchLlamaCppWithinTolerance) {
   for (size_t i = 0; i < want.size(); ++i) {
     max_diff = std::max(max_diff, static_cast<double>(std::abs(got.data[i] - want[i])));
   }
+  RecordProperty("max_abs_logit_diff", std::to_string(max_diff));
   EXPECT_LE(max_diff, c.logits_tolerance) << c.model;
 }
 
 // Greedy decoding reproduces llama.cpp's ids up to the first step whose top1-top2 margin is
-// within twice the logits tolerance (below that, either choice is consistent with the error).
+// within the case's fragile margin.
 TEST_P(GoldenLogits, GreedyIdsMatchUpToFragileSteps) {
   const GoldenCase& c = GetParam();
   MOA_REQUIRE_ASSET(model_path, c.model);
   MOA_REQUIRE_ASSET(jsonl_path, std::string(c.reference_stem) + ".greedy.jsonl");
   const Model model = Model::load(model_path);
+  size_t total_compared = 0;
   for (const nlohmann::json& line : read_jsonl(jsonl_path)) {
     const auto prompt = line.at("prompt_ids").get<std::vector<TokenId>>();
     const std::vector<TokenId> want = greedy_ids(line);
@@ -109,12 +117,13 @@ TEST_P(GoldenLogits, GreedyIdsMatchUpToFragileSteps) {
     Logits logits = forward_tokens(model, cache, 0, prompt, LogitsMode::kLast, kThreads);
     size_t compared = 0;
     for (size_t step = 0; step < want.size(); ++step) {
-      if (margins[step] <= 2 * c.logits_tolerance) break;
+      if (margins[step] <= c.fragile_margin) break;
       const TokenId got = static_cast<TokenId>(
           std::max_element(logits.data.begin(), logits.data.end()) - logits.data.begin());
       ASSERT_EQ(got, want[step]) << c.model << " prompt '" << line.at("prompt").get<std::string>()
                                  << "' step " << step;
       ++compared;
+      total_compared += 1;
       logits =
           forward_tokens(model, cache, 0, std::span(&want[step], 1), LogitsMode::kLast, kThreads);
     }
@@ -122,6 +131,7 @@ TEST_P(GoldenLogits, GreedyIdsMatchUpToFragileSteps) {
       EXPECT_EQ(compared, want.size()) << "F32 margins are all above the bound";
     }
   }
+  RecordProperty("greedy_steps_compared", std::to_string(total_compared));
 }
 
 INSTANTIATE_TEST_SUITE_P(SharedModels, GoldenLogits, ::testing::ValuesIn(kGoldenCases),

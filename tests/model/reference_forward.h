@@ -12,12 +12,14 @@
 
 #include "gguf/gguf_file.h"
 #include "gguf/quant.h"
+#include "kernels/reference.h"
 #include "model/model_config.h"
 
 namespace moa::test {
 
 // A dequantized tensor: rows x cols doubles, row-major (GGUF ne[1] x ne[0]).
 struct RefMatrix {
+  gguf::TensorType type = gguf::TensorType::kF32;  // decides how activations are rounded
   int64_t rows = 0;
   int64_t cols = 0;
   std::vector<double> values;
@@ -27,6 +29,7 @@ struct RefMatrix {
 inline RefMatrix ref_tensor(const gguf::GgufFile& file, const std::string& name) {
   const gguf::TensorInfo& t = file.tensor(name);
   RefMatrix m;
+  m.type = t.type;
   m.cols = t.row_length();
   m.rows = t.n_rows();
   m.values.resize(static_cast<size_t>(m.rows * m.cols));
@@ -39,8 +42,15 @@ inline RefMatrix ref_tensor(const gguf::GgufFile& file, const std::string& name)
   return m;
 }
 
-// y = W x
-inline std::vector<double> ref_matvec(const RefMatrix& w, const std::vector<double>& x) {
+// y = W x, with x rounded as the kernels round it for W's storage type
+inline std::vector<double> ref_matvec(const RefMatrix& w, const std::vector<double>& x_in) {
+  std::vector<double> x = x_in;
+  if (w.type == gguf::TensorType::kQ8_0 || w.type == gguf::TensorType::kQ4_0) {
+    const std::vector<float> x_float(x_in.begin(), x_in.end());
+    const std::vector<float> seen =
+        kernels::reference::activation_for(w.type, x_float.data(), w.cols);
+    x.assign(seen.begin(), seen.end());
+  }
   std::vector<double> y(static_cast<size_t>(w.rows), 0.0);
   for (int64_t r = 0; r < w.rows; ++r) {
     double sum = 0.0;

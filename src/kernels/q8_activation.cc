@@ -1,0 +1,198 @@
+// Q8_0 activation rounding and the int8 x int8 row dots that use it. With AVX-512 VNNI + VL one
+// 32-value block is one vpdpbusd (unsigned |w| times x with w's sign moved onto x, ggml's trick);
+// other CPUs take a plain integer loop with identical sums, so results depend only on the F32
+// accumulation order.
+#include "kernels/q8_activation.h"
+
+#include <algorithm>
+
+#include "gguf/quant.h"
+#include "hwy/highway.h"
+#include "kernels/half.h"
+#include "util/error.h"
+
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+#define MOA_Q8_VNNI 1
+#include <immintrin.h>
+#endif
+
+namespace moa::kernels {
+namespace {
+
+namespace hn = hwy::HWY_NAMESPACE;
+using DF = hn::CappedTag<float, 16>;
+using DI8 = hn::Rebind<int8_t, DF>;
+constexpr int64_t kBlock = gguf::kQK8_0;
+static_assert(gguf::kQK8_0 == gguf::kQK4_0);
+
+#if defined(MOA_Q8_VNNI)
+using BlockInts = __m256i;  // the 32 signed weights of one block
+
+BlockInts signed_weights(const gguf::BlockQ8_0& b) {
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs));
+}
+
+BlockInts signed_weights(const gguf::BlockQ4_0& b) {
+  const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs));
+  const __m128i nibble = _mm_set1_epi8(0x0F);
+  const __m128i lo = _mm_and_si128(packed, nibble);                     // elements 0..15
+  const __m128i hi = _mm_and_si128(_mm_srli_epi16(packed, 4), nibble);  // elements 16..31
+  return _mm256_sub_epi8(_mm256_set_m128i(hi, lo), _mm256_set1_epi8(8));
+}
+
+// Eight int32 partial sums of w[i] * x[i]; `magnitude` = |w| (unsigned operand of vpdpbusd).
+__m256i block_sums(BlockInts w, __m256i magnitude, const int8_t* x) {
+  const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x));
+  return _mm256_dpbusd_epi32(_mm256_setzero_si256(), magnitude, _mm256_sign_epi8(xv, w));
+}
+
+float sum_lanes(__m256 v) {
+  const __m128 half = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  const __m128 quarter = _mm_add_ps(half, _mm_movehl_ps(half, half));
+  return _mm_cvtss_f32(_mm_add_ss(quarter, _mm_movehdup_ps(quarter)));
+}
+
+template <class Block, int kTokens>
+void dot_blocks(const Block* w, const Q8Activation* const* xs, int64_t n_blocks, float* y,
+                int64_t y_stride) {
+  __m256 acc[kTokens];
+  for (auto& a : acc) a = _mm256_setzero_ps();
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    const BlockInts q = signed_weights(w[b]);
+    const __m256i magnitude = _mm256_abs_epi8(q);
+    const float dw = half_to_float(w[b].d);
+    for (int t = 0; t < kTokens; ++t) {
+      const __m256i sums = block_sums(q, magnitude, xs[t]->qs.data() + b * kBlock);
+      const __m256 scale = _mm256_set1_ps(dw * xs[t]->scales[static_cast<size_t>(b)]);
+      acc[t] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(sums), acc[t]);
+    }
+  }
+  for (int t = 0; t < kTokens; ++t) y[t * y_stride] = sum_lanes(acc[t]);
+}
+
+// One token: two accumulators over alternate blocks hide the FMA latency.
+template <class Block>
+float dot_one(const Block* w, const Q8Activation& x, int64_t n_blocks) {
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  const int8_t* xq = x.qs.data();
+  const float* xd = x.scales.data();
+  int64_t b = 0;
+  for (; b + 1 < n_blocks; b += 2) {
+    const BlockInts q0 = signed_weights(w[b]), q1 = signed_weights(w[b + 1]);
+    const __m256i s0 = block_sums(q0, _mm256_abs_epi8(q0), xq + b * kBlock);
+    const __m256i s1 = block_sums(q1, _mm256_abs_epi8(q1), xq + (b + 1) * kBlock);
+    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(half_to_float(w[b].d) * xd[b]), _mm256_cvtepi32_ps(s0),
+                           acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_set1_ps(half_to_float(w[b + 1].d) * xd[b + 1]),
+                           _mm256_cvtepi32_ps(s1), acc1);
+  }
+  if (b < n_blocks) {
+    const BlockInts q = signed_weights(w[b]);
+    const __m256i s = block_sums(q, _mm256_abs_epi8(q), xq + b * kBlock);
+    acc0 =
+        _mm256_fmadd_ps(_mm256_set1_ps(half_to_float(w[b].d) * xd[b]), _mm256_cvtepi32_ps(s), acc0);
+  }
+  return sum_lanes(_mm256_add_ps(acc0, acc1));
+}
+#else
+void signed_weights(const gguf::BlockQ8_0& b, int8_t* q) { std::copy_n(b.qs, kBlock, q); }
+
+void signed_weights(const gguf::BlockQ4_0& b, int8_t* q) {
+  for (int64_t i = 0; i < kBlock / 2; ++i) {
+    q[i] = static_cast<int8_t>((b.qs[i] & 0x0F) - 8);
+    q[i + kBlock / 2] = static_cast<int8_t>((b.qs[i] >> 4) - 8);
+  }
+}
+
+template <class Block, int kTokens>
+void dot_blocks(const Block* w, const Q8Activation* const* xs, int64_t n_blocks, float* y,
+                int64_t y_stride) {
+  float acc[kTokens] = {};
+  int8_t q[kBlock];
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    signed_weights(w[b], q);
+    const float dw = half_to_float(w[b].d);
+    for (int t = 0; t < kTokens; ++t) {
+      const int8_t* x = xs[t]->qs.data() + b * kBlock;
+      int32_t sum = 0;
+      for (int64_t i = 0; i < kBlock; ++i) sum += int32_t{q[i]} * x[i];
+      acc[t] += dw * xs[t]->scales[static_cast<size_t>(b)] * static_cast<float>(sum);
+    }
+  }
+  for (int t = 0; t < kTokens; ++t) y[t * y_stride] = acc[t];
+}
+
+template <class Block>
+float dot_one(const Block* w, const Q8Activation& x, int64_t n_blocks) {
+  const Q8Activation* xs[1] = {&x};
+  float y = 0.0f;
+  dot_blocks<Block, 1>(w, xs, n_blocks, &y, 1);
+  return y;
+}
+#endif
+
+// Splits the tokens into fixed-width calls so the accumulators stay in registers.
+template <class Block>
+void dot_tokens(const Block* w, std::span<const Q8Activation* const> xs, int64_t n_blocks, float* y,
+                int64_t y_stride) {
+  size_t t = 0;
+  for (; t + 4 <= xs.size(); t += 4)
+    dot_blocks<Block, 4>(w, xs.data() + t, n_blocks, y + t * y_stride, y_stride);
+  for (; t + 2 <= xs.size(); t += 2)
+    dot_blocks<Block, 2>(w, xs.data() + t, n_blocks, y + t * y_stride, y_stride);
+  if (t < xs.size()) dot_blocks<Block, 1>(w, xs.data() + t, n_blocks, y + t * y_stride, y_stride);
+}
+
+}  // namespace
+
+bool uses_q8_activation(gguf::TensorType type) {
+  return type == gguf::TensorType::kQ8_0 || type == gguf::TensorType::kQ4_0;
+}
+
+void quantize_activation(const float* x, int64_t n, Q8Activation& out) {
+  if (n % kBlock != 0) fail("quantize_activation: length {} is not a multiple of 32", n);
+  const DF d;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
+  out.qs.resize(static_cast<size_t>(n));
+  out.scales.resize(static_cast<size_t>(n / kBlock));
+  for (int64_t b = 0; b < n / kBlock; ++b) {
+    const float* xb = x + b * kBlock;
+    auto amax = hn::Zero(d);
+    for (int64_t k = 0; k < kBlock; k += lanes) amax = hn::Max(amax, hn::Abs(hn::LoadU(d, xb + k)));
+    const float scale = hn::GetLane(hn::MaxOfLanes(d, amax)) / 127.0f;
+    const auto inverse = hn::Set(d, scale != 0.0f ? 1.0f / scale : 0.0f);
+    out.scales[static_cast<size_t>(b)] = half_to_float(gguf::fp32_to_fp16(scale));
+    for (int64_t k = 0; k < kBlock; k += lanes) {
+      const auto q = hn::NearestInt(hn::Mul(hn::LoadU(d, xb + k), inverse));
+      hn::StoreU(hn::DemoteTo(DI8(), q), DI8(), out.qs.data() + b * kBlock + k);
+    }
+  }
+}
+
+void round_to_q8_grid(float* x, int64_t n, int64_t n_rows) {
+  Q8Activation q;
+  for (int64_t r = 0; r < n_rows; ++r) {
+    float* row = x + r * n;
+    quantize_activation(row, n, q);
+    for (int64_t i = 0; i < n; ++i)
+      row[i] = q.scales[static_cast<size_t>(i / kBlock)] * q.qs[static_cast<size_t>(i)];
+  }
+}
+
+float dot_q8_activation(gguf::TensorType type, const void* row, const Q8Activation& x, int64_t n) {
+  if (type == gguf::TensorType::kQ8_0)
+    return dot_one(static_cast<const gguf::BlockQ8_0*>(row), x, n / kBlock);
+  return dot_one(static_cast<const gguf::BlockQ4_0*>(row), x, n / kBlock);
+}
+
+void dot_q8_activation_batch(gguf::TensorType type, const void* row,
+                             std::span<const Q8Activation* const> xs, int64_t n, float* y,
+                             int64_t y_stride) {
+  if (type == gguf::TensorType::kQ8_0) {
+    dot_tokens(static_cast<const gguf::BlockQ8_0*>(row), xs, n / kBlock, y, y_stride);
+  } else {
+    dot_tokens(static_cast<const gguf::BlockQ4_0*>(row), xs, n / kBlock, y, y_stride);
+  }
+}
+
+}  // namespace moa::kernels

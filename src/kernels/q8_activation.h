@@ -1,0 +1,42 @@
+// Activations rounded to Q8_0 blocks (32 values sharing one F16-rounded scale), as llama.cpp
+// does for Q8_0 and Q4_0 weights: the row dot then multiplies int8 by int8 (AVX-512 VNNI) instead
+// of widening every weight to F32, which is what keeps Q8_0 decode memory-bound on a 2-core CPU.
+// Every path (matvec, batch decode, prefill GEMM) uses the same rounded activation, so prefill,
+// decode and batches agree to F32 accumulation order. Internal to kernels/.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "gguf/types.h"
+
+namespace moa::kernels {
+
+// True for the weight types whose dot products take Q8_0-rounded activations (Q8_0, Q4_0).
+bool uses_q8_activation(gguf::TensorType type);
+
+// One activation vector in Q8_0 blocks: scale[b] * qs[32 b + i] approximates x[32 b + i].
+struct Q8Activation {
+  std::vector<int8_t> qs;
+  std::vector<float> scales;  // F16-rounded like ggml's block_q8_0.d
+};
+
+// Rounds x (n values, n a multiple of 32) to Q8_0 blocks: scale = F16(max|x| / 127),
+// q = nearest integer to x * 127 / max|x| (ties to even, as ggml's AVX quantizer).
+void quantize_activation(const float* x, int64_t n, Q8Activation& out);
+
+// Replaces x (n_rows rows of n values) by its Q8_0-rounded values, for the F32 GEMM path.
+void round_to_q8_grid(float* x, int64_t n, int64_t n_rows);
+
+// Dot product of one stored Q8_0 or Q4_0 row (n values) with a quantized activation.
+float dot_q8_activation(gguf::TensorType type, const void* row, const Q8Activation& x, int64_t n);
+
+// The same for up to kMaxQ8Batch activations at once: y[t * y_stride] = dot(row, *xs[t]); each
+// weight block is loaded and made unsigned once for every token.
+inline constexpr int64_t kMaxQ8Batch = 8;
+void dot_q8_activation_batch(gguf::TensorType type, const void* row,
+                             std::span<const Q8Activation* const> xs, int64_t n, float* y,
+                             int64_t y_stride);
+
+}  // namespace moa::kernels
