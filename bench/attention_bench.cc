@@ -81,6 +81,34 @@ BENCHMARK(BM_AttentionAt16K)
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 
+// One decode step through every layer of a TinyLlama-1.1B-shaped dense F16 cache (22 layers,
+// 32 query / 4 KV heads: GQA group 8, head_dim 64): the attention part of `moa bench` tg at
+// depth. Arg: depth. Counter: KV bytes read per step / time.
+void BM_DecodeAllLayers(benchmark::State& state) {
+  const int64_t depth = state.range(0), n_layer = 22, n_head = 32, n_head_kv = 4, dim = 64;
+  KvCache cache(KvCacheShape{n_layer, n_head_kv, dim, depth + 1, 1, kernels::KvType::kF16});
+  const auto kv = random_floats(kChunk * n_head_kv * dim, 1);
+  for (int64_t layer = 0; layer < n_layer; ++layer) {
+    for (int64_t pos = 0; pos < depth; pos += kChunk)
+      cache.store(layer, 0, pos, std::min(kChunk, depth - pos), kv.data(), kv.data());
+  }
+  cache.set_length(0, depth);
+  const kernels::AttentionShape shape{n_head, n_head_kv, dim, 1.0f / std::sqrt(64.0f)};
+  const auto q = random_floats(n_head * dim, 3);
+  std::vector<float> out(q.size());
+  for (auto _ : state) {
+    for (int64_t layer = 0; layer < n_layer; ++layer) {
+      cache.attend(layer, 0, depth, 1, shape, q.data(), kv.data(), kv.data(), out.data(),
+                   omp_get_max_threads());
+    }
+    benchmark::DoNotOptimize(out.data());
+  }
+  const double bytes = 2.0 * 2.0 * n_layer * n_head_kv * dim * static_cast<double>(depth);
+  state.counters["kv_GBps"] =
+      benchmark::Counter(bytes, benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_DecodeAllLayers)->Arg(4096)->Arg(16384)->UseRealTime()->Unit(benchmark::kMillisecond);
+
 // A whole 16K prefill in chunks (8 query heads, 2 KV heads). Arg: density percent.
 void BM_Prefill16K(benchmark::State& state) {
   const int64_t density = state.range(0), n_head = 8, n_head_kv = 2;

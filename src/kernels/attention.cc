@@ -209,7 +209,8 @@ void run_attention(const AttentionShape& shape, const float* q, int64_t n_query,
   int64_t stride = 0;
 #pragma omp parallel num_threads(threads)
   {
-    TileWorker worker(shape, type, q, q_pos0);
+    thread_local TileWorker worker;
+    worker.reset(shape, type, q, q_pos0);
 #pragma omp single
     stride = worker.head_pad();
 #pragma omp for schedule(dynamic, 1)

@@ -218,25 +218,41 @@ KeyTiles visible_key_tiles(int64_t q_first, int64_t q_last, int64_t key_pos0, in
   return tiles;
 }
 
-TileWorker::TileWorker(const AttentionShape& shape, KvType type, const float* q, int64_t q_pos0)
-    : shape_(shape), type_(type), q_(q), q_pos0_(q_pos0), group_(shape.n_head / shape.n_head_kv) {
+namespace {
+
+// Buffers only grow: a worker reused across calls never reallocates (or re-zeroes) them.
+void grow(std::vector<float>& buffer, size_t size) {
+  if (buffer.size() < size) buffer.resize(size);
+}
+
+}  // namespace
+
+void TileWorker::reset(const AttentionShape& shape, KvType type, const float* q, int64_t q_pos0) {
+  shape_ = shape;
+  type_ = type;
+  q_ = q;
+  q_pos0_ = q_pos0;
+  group_ = shape.n_head / shape.n_head_kv;
   head_pad_ = round_up(shape.head_dim, static_cast<int64_t>(hn::Lanes(DF())));
   const auto max_rows = static_cast<size_t>(group_ * kQueryTile);
   const auto hp = static_cast<size_t>(head_pad_);
-  q_tile_.resize(max_rows * hp);
-  k_tile_.resize(static_cast<size_t>(kKeyTile) * hp);
-  k_transposed_.resize(static_cast<size_t>(shape.head_dim * kKeyTile));
-  v_tile_.resize(static_cast<size_t>(kKeyTile) * hp);
-  scores_.resize(max_rows * static_cast<size_t>(kKeyTile));
-  acc_.m.resize(max_rows);
-  acc_.l.resize(max_rows);
-  acc_.o.resize(max_rows * hp);
+  grow(q_tile_, max_rows * hp);
+  grow(q_lanes_, static_cast<size_t>(shape.head_dim * kMaxLaneRows));
+  grow(k_tile_, static_cast<size_t>(kKeyTile) * hp);
+  grow(k_transposed_, static_cast<size_t>(shape.head_dim * kKeyTile));
+  grow(v_tile_, static_cast<size_t>(kKeyTile) * hp);
+  grow(scores_, max_rows * static_cast<size_t>(kKeyTile));
+  grow(acc_.m, max_rows);
+  grow(acc_.l, max_rows);
+  grow(acc_.o, max_rows * hp);
 }
 
 void TileWorker::load_queries(const QueryBlock& block) {
   rows_ = (block.q_end - block.q_begin) * group_;
   transposed_ = rows_ >= kTransposeMinRows;
   const int64_t hd = shape_.head_dim;
+  lane_width_ = transposed_ ? 0 : lane_width(rows_, hd);
+  if (lane_width_ > 0) std::fill_n(q_lanes_.begin(), hd * lane_width_, 0.0f);
   for (int64_t r = 0; r < rows_; ++r) {
     const int64_t query = block.q_begin + r / group_;
     const int64_t head = block.kv_head * group_ + r % group_;
@@ -244,10 +260,12 @@ void TileWorker::load_queries(const QueryBlock& block) {
     float* dst = q_tile_.data() + r * head_pad_;
     for (int64_t i = 0; i < hd; ++i) dst[i] = src[i] * shape_.scale;
     std::fill(dst + hd, dst + head_pad_, 0.0f);
+    for (int64_t i = 0; i < hd && lane_width_ > 0; ++i) q_lanes_[i * lane_width_ + r] = dst[i];
   }
-  std::fill_n(acc_.m.begin(), rows_, kNegInf);
-  std::fill_n(acc_.l.begin(), rows_, 0.0f);
-  std::fill_n(acc_.o.begin(), rows_ * head_pad_, 0.0f);
+  const int64_t live_rows = std::max(rows_, lane_width_);  // lane padding rows are computed too
+  std::fill_n(acc_.m.begin(), live_rows, kNegInf);
+  std::fill_n(acc_.l.begin(), live_rows, 0.0f);
+  std::fill_n(acc_.o.begin(), live_rows * head_pad_, 0.0f);
 }
 
 void TileWorker::load_keys_values(const KeyRun& run, int64_t first_slot, int64_t n_keys_tile) {
@@ -298,7 +316,7 @@ void TileWorker::compute_scores(int64_t n_keys_tile) {
 
 // Key slot j of the tile holds position first_pos + j; slots past n_keys_tile are padding.
 void TileWorker::mask_scores(const QueryBlock& block, const BandMask& mask, int64_t first_pos,
-                             int64_t n_keys_tile) {
+                             int64_t n_keys_tile, int64_t row_stride, int64_t key_stride) {
   const int64_t last_pos = first_pos + kKeyTile - 1;
   for (int64_t query = block.q_begin; query < block.q_end; ++query) {
     const int64_t pos = q_pos0_ + query;
@@ -306,11 +324,11 @@ void TileWorker::mask_scores(const QueryBlock& block, const BandMask& mask, int6
     const bool all_visible = n_keys_tile == kKeyTile && last_pos <= pos &&
                              (last_pos < mask.sinks || first_pos >= band_first);
     if (all_visible) continue;
-    float* s = scores_.data() + (query - block.q_begin) * group_ * kKeyTile;
+    float* s = scores_.data() + (query - block.q_begin) * group_ * row_stride;
     for (int64_t j = 0; j < kKeyTile; ++j) {
       const int64_t key = first_pos + j;
       if (j < n_keys_tile && key <= pos && (key < mask.sinks || key >= band_first)) continue;
-      for (int64_t h = 0; h < group_; ++h) s[h * kKeyTile + j] = kNegInf;
+      for (int64_t h = 0; h < group_; ++h) s[h * row_stride + j * key_stride] = kNegInf;
     }
   }
 }
@@ -333,6 +351,37 @@ void TileWorker::update_row(int64_t r, int64_t n_keys_tile) {
                     acc_.o.data() + r * head_pad_);
 }
 
+// Rows in lanes: only the keys go through an F32 tile; values are widened from the cache.
+void TileWorker::run_lane_tile(const KeyRun& run, const QueryBlock& block, const BandMask& mask,
+                               int64_t first_slot, int64_t n_keys_tile) {
+  const int64_t hd = shape_.head_dim;
+  // Each key row converted also asks for the tile's value row (needed after the scores) and
+  // the next tile's key row, spread out so the requests overlap with this tile's math.
+  const size_t row_bytes = static_cast<size_t>(hd) * (type_ == KvType::kF32 ? 4 : 2);
+  const bool next_tile = first_slot + 2 * kKeyTile <= run.n_keys;
+  for (int64_t j = 0; j < kKeyTile; ++j) {
+    float* k_row = k_tile_.data() + j * head_pad_;
+    if (j >= n_keys_tile) {
+      std::fill_n(k_row, head_pad_, 0.0f);
+      continue;
+    }
+    const auto* v_row = static_cast<const char*>(row_address(type_, run.v, (first_slot + j) * hd));
+    const auto* next_k =
+        static_cast<const char*>(row_address(type_, run.k, (first_slot + kKeyTile + j) * hd));
+    for (size_t b = 0; b < row_bytes; b += 64) {
+      __builtin_prefetch(v_row + b, 0, 2);
+      if (next_tile) __builtin_prefetch(next_k + b, 0, 2);
+    }
+    load_row(type_, row_address(type_, run.k, (first_slot + j) * hd), hd, head_pad_, k_row);
+  }
+  LaneBuffers buffers{q_lanes_.data(), k_tile_.data(), head_pad_, scores_.data(), acc_.m.data(),
+                      acc_.l.data(),   acc_.o.data(),  head_pad_, rows_};
+  lane_tile_scores(lane_width_, hd, buffers);
+  mask_scores(block, mask, run.key_pos0 + first_slot, n_keys_tile, 1, lane_width_);
+  lane_tile_update(lane_width_,
+                   {type_, row_address(type_, run.v, first_slot * hd), n_keys_tile, hd}, buffers);
+}
+
 void TileWorker::run(const QueryBlock& block, const BandMask& mask, std::span<const KeyRun> runs,
                      std::span<const RunTiles> tiles, int64_t t_begin, int64_t t_end) {
   load_queries(block);
@@ -343,9 +392,13 @@ void TileWorker::run(const QueryBlock& block, const BandMask& mask, std::span<co
     for (int64_t t = std::max(t_begin, before); t < std::min(t_end, before + count); ++t) {
       const int64_t first_slot = part.tiles.tile(t - before) * kKeyTile;
       const int64_t n_keys_tile = std::min(kKeyTile, part.tiles.end_key - first_slot);
+      if (lane_width_ > 0) {
+        run_lane_tile(run, block, mask, first_slot, n_keys_tile);
+        continue;
+      }
       load_keys_values(run, first_slot, n_keys_tile);
       compute_scores(n_keys_tile);
-      mask_scores(block, mask, run.key_pos0 + first_slot, n_keys_tile);
+      mask_scores(block, mask, run.key_pos0 + first_slot, n_keys_tile, kKeyTile, 1);
       for (int64_t r = 0; r < rows_; ++r) update_row(r, n_keys_tile);
     }
     before += count;

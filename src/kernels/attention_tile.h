@@ -58,10 +58,46 @@ struct PartialResult {
   std::vector<float> m, l, o;
 };
 
+// Rows-in-lanes tile math for decode-shaped blocks (attention_lanes.cc). The lane width W is 8
+// or 16; lanes past the block's rows are padding whose results are never read.
+inline constexpr int64_t kMaxLaneRows = 16;
+
+// W for a block of `rows` rows, or 0 when the rows-in-lanes path does not apply (too few or too
+// many rows, head_dim not a multiple of 16, or a CPU without 16-float vectors).
+int64_t lane_width(int64_t rows, int64_t head_dim);
+
+// The worker's buffers as the lane kernels see them.
+struct LaneBuffers {
+  const float* q_lanes = nullptr;  // [head_dim][W] scaled queries
+  const float* k_tile = nullptr;   // kKeyTile F32 key rows (zero rows past the tile's keys)
+  int64_t k_stride = 0;
+  float* scores = nullptr;  // [kKeyTile][W]: scores, then probabilities
+  float* m = nullptr;       // W running maxima
+  float* l = nullptr;       // W running denominators
+  float* o = nullptr;       // W rows of o_stride floats
+  int64_t o_stride = 0;
+  int64_t rows = 0;  // real rows (<= W); the values pass may stop at the next multiple of 4
+};
+
+// The stored values of one tile.
+struct LaneTile {
+  KvType type = KvType::kF32;
+  const void* v = nullptr;  // the tile's first value row
+  int64_t n_keys = 0;       // value rows present (the rest of the tile is masked)
+  int64_t head_dim = 0;
+};
+
+// scores = Q K^T for the tile, rows in lanes.
+void lane_tile_scores(int64_t width, int64_t head_dim, const LaneBuffers& buffers);
+// Online-softmax update of m, l and o with the (masked) scores and the tile's values.
+void lane_tile_update(int64_t width, const LaneTile& tile, LaneBuffers& buffers);
+
 // Per-thread buffers, sized once per attention call for the largest block.
 class TileWorker {
  public:
-  TileWorker(const AttentionShape& shape, KvType type, const float* q, int64_t q_pos0);
+  // Prepares the worker for one attention call; buffers are kept from earlier calls, so a
+  // thread-local worker costs no allocation (and no page faults) per layer.
+  void reset(const AttentionShape& shape, KvType type, const float* q, int64_t q_pos0);
   // Runs `block` over the visible tiles [t_begin, t_end) of its runs, counted across `tiles` in
   // order, and leaves the result in partial().
   void run(const QueryBlock& block, const BandMask& mask, std::span<const KeyRun> runs,
@@ -73,19 +109,23 @@ class TileWorker {
   void load_queries(const QueryBlock& block);
   void load_keys_values(const KeyRun& run, int64_t first_slot, int64_t n_keys_tile);
   void compute_scores(int64_t n_keys_tile);
+  // Score (row r, key j) sits at scores_[r * row_stride + j * key_stride].
   void mask_scores(const QueryBlock& block, const BandMask& mask, int64_t first_pos,
-                   int64_t n_keys_tile);
+                   int64_t n_keys_tile, int64_t row_stride, int64_t key_stride);
+  void run_lane_tile(const KeyRun& run, const QueryBlock& block, const BandMask& mask,
+                     int64_t first_slot, int64_t n_keys_tile);
   void update_row(int64_t r, int64_t n_keys_tile);
 
   AttentionShape shape_;
-  KvType type_;
-  const float* q_;
-  int64_t q_pos0_;
-  int64_t group_;            // query heads per KV head
-  int64_t head_pad_;         // head_dim rounded up to whole vectors
+  KvType type_ = KvType::kF32;
+  const float* q_ = nullptr;
+  int64_t q_pos0_ = 0;
+  int64_t group_ = 1;        // query heads per KV head
+  int64_t head_pad_ = 0;     // head_dim rounded up to whole vectors
   int64_t rows_ = 0;         // rows of the current block
   bool transposed_ = false;  // many rows: scores via K^T, vectorised over keys
-  std::vector<float> q_tile_, k_tile_, k_transposed_, v_tile_, scores_;
+  int64_t lane_width_ = 0;   // few rows: rows in SIMD lanes (0 = not used)
+  std::vector<float> q_tile_, q_lanes_, k_tile_, k_transposed_, v_tile_, scores_;
   PartialResult acc_;
 };
 

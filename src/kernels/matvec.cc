@@ -183,6 +183,12 @@ RowDot::RowDot(const WeightMatrix& w, const float* x) : w_(w), x_(x) {
   if (uses_q8_activation(w.type)) quantize_activation(x, w.cols, x_q8_);
 }
 
+void RowDot::prefetch(int64_t r) const {
+  if (r >= w_.rows) return;
+  const auto* bytes = static_cast<const char*>(row(r));
+  for (size_t b = 0; b < row_bytes_; b += 64) __builtin_prefetch(bytes + b);
+}
+
 const void* RowDot::row(int64_t r) const {
   return static_cast<const uint8_t*>(w_.data) + static_cast<size_t>(r) * row_bytes_;
 }
@@ -215,7 +221,10 @@ void matvec(const WeightMatrix& w, const float* x, float* y, int n_threads) {
   // Dynamic chunks: a thread delayed by another process does not hold up the whole product.
   const int64_t chunk = std::max<int64_t>(16, w.rows / (16 * std::max(1, n_threads)));
 #pragma omp parallel for num_threads(n_threads) schedule(dynamic, chunk) if (parallel)
-  for (int64_t r = 0; r < w.rows; ++r) y[r] = row_dot(r);
+  for (int64_t r = 0; r < w.rows; ++r) {
+    row_dot.prefetch(r + kPrefetchRows);
+    y[r] = row_dot(r);
+  }
 }
 
 }  // namespace moa::kernels

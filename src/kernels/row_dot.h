@@ -13,12 +13,18 @@
 
 namespace moa::kernels {
 
+// Rows ahead of the current one that matvec prefetches: memory-level parallelism beyond what
+// the hardware prefetcher keeps in flight for one sequential stream.
+inline constexpr int64_t kPrefetchRows = 4;
+
 class RowDot {
  public:
   // Validates the type and the row length; `x` (w.cols values) must outlive this object.
   RowDot(const WeightMatrix& w, const float* x);
   // Dot product of weight row r with x.
   float operator()(int64_t r) const;
+  // Asks the memory system for row r (if it exists) ahead of its dot product.
+  void prefetch(int64_t r) const;
 
  private:
   friend bool batch_row_dot(std::span<const RowDot> dots, int64_t r, float* y, int64_t y_stride);

@@ -81,6 +81,28 @@ TEST(Attention, SingleQueryDecodeMatchesReference) {
   }
 }
 
+// Blocks of 4..16 rows (decode of a GQA group, or a few queries) take the rows-in-lanes path:
+// 8 and 16 lanes, padding lanes, value passes of 4 and 8 rows, head sizes that leave a single
+// 16-wide slice, masks with sinks and bands, F32 and F16, one and two threads.
+TEST(Attention, FewRowBlocksInLanesMatchReference) {
+  struct Rows {
+    int64_t group, n_query;
+  };
+  const Rows shapes[] = {{4, 1}, {5, 1}, {8, 1}, {6, 2}, {12, 1}, {16, 1}, {4, 3}, {1, 5}, {8, 2}};
+  const std::vector<BandMask> masks[] = {{}, same_mask(2, {4, 100}), {{64, 70}, {0, 1}}};
+  for (const Rows& r : shapes) {
+    for (int64_t head_dim : {16, 48, 80, 128}) {
+      for (const auto& m : masks) {
+        for (KvType type : {KvType::kF32, KvType::kF16}) {
+          Case c{2 * r.group, 2, head_dim, r.n_query, 1001 - r.n_query, 1001, m, type};
+          c.threads = head_dim == 80 ? 1 : 2;
+          expect_matches_reference(c);
+        }
+      }
+    }
+  }
+}
+
 TEST(Attention, SplitKeyDecodeOnOneKvHeadMatchesReference) {
   // One KV head and one query: the planner must split the keys across tasks and merge.
   expect_matches_reference({4, 1, 128, 1, 4999, 5000, {}});
@@ -128,6 +150,17 @@ TEST(Attention, QueriesWithNoVisibleKeyGetZeros) {
   std::vector<float> out(q.size(), 7.0f);
   attention(shape, q.data(), 3, 5, {KvType::kF32, kv.data(), kv.data(), 80, 10}, none, out.data(),
             2);
+  for (float v : out) EXPECT_EQ(v, 0.0f);
+}
+
+TEST(Attention, LaneRowsWithNoVisibleKeyGetZeros) {
+  const std::vector<BandMask> none = same_mask(1, {0, 0});
+  const AttentionShape shape{8, 1, 16, 0.5f};  // a GQA group of 8 in lanes
+  const auto q = random_floats(8 * 16, 1);
+  const auto kv = random_floats(200 * 16, 2);
+  std::vector<float> out(q.size(), 7.0f);
+  attention(shape, q.data(), 1, 150, {KvType::kF32, kv.data(), kv.data(), 3200, 200}, none,
+            out.data(), 2);
   for (float v : out) EXPECT_EQ(v, 0.0f);
 }
 

@@ -1,0 +1,169 @@
+// Decode-shaped blocks (a few query rows: one position x the GQA group) with the rows in SIMD
+// lanes. Q·K becomes one broadcast FMA per key element for all rows at once, and the online
+// softmax runs elementwise across lanes, so there is no horizontal sum and no K transpose;
+// values are widened straight from the cache and shared by every row. This keeps GQA decode
+// attention near the FMA peak where per-row dot products spent most of their time reducing.
+#include <algorithm>
+#include <limits>
+
+#include "hwy/contrib/math/math-inl.h"
+#include "hwy/highway.h"
+#include "kernels/attention_tile.h"
+
+namespace moa::kernels {
+namespace {
+
+namespace hn = hwy::HWY_NAMESPACE;
+using DV = hn::CappedTag<float, 16>;  // value vectors: whole 16-float slices of a head
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+constexpr int64_t kKeysPerPass = 8;  // score accumulators held in registers
+
+// s[j * W + r] = sum_i q_lanes[i * W + r] * k[j * k_stride + i] for the kKeyTile keys of a tile.
+template <class D>
+void lane_scores(D d, const float* q_lanes, int64_t head_dim, const float* k, int64_t k_stride,
+                 float* s) {
+  const auto width = static_cast<int64_t>(hn::Lanes(d));
+  for (int64_t j0 = 0; j0 < kKeyTile; j0 += kKeysPerPass) {
+    hn::Vec<D> acc[kKeysPerPass];
+    for (auto& a : acc) a = hn::Zero(d);
+    const float* kj = k + j0 * k_stride;
+    for (int64_t i = 0; i < head_dim; ++i) {
+      const auto q = hn::LoadU(d, q_lanes + i * width);
+      for (int64_t j = 0; j < kKeysPerPass; ++j)
+        acc[j] = hn::MulAdd(hn::Set(d, kj[j * k_stride + i]), q, acc[j]);
+    }
+    for (int64_t j = 0; j < kKeysPerPass; ++j) hn::StoreU(acc[j], d, s + (j0 + j) * width);
+  }
+}
+
+// Online-softmax step for every lane: scores become probabilities in place, m and l are
+// updated; returns the per-lane factor the previous output must be scaled by.
+template <class D>
+hn::Vec<D> lane_softmax(D d, float* s, float* m, float* l) {
+  const auto width = static_cast<int64_t>(hn::Lanes(d));
+  const auto neg_inf = hn::Set(d, kNegInf);
+  auto tile_max = neg_inf;
+  for (int64_t j = 0; j < kKeyTile; ++j) tile_max = hn::Max(tile_max, hn::LoadU(d, s + j * width));
+  const auto m_old = hn::LoadU(d, m);
+  const auto m_new = hn::Max(m_old, tile_max);
+  const auto floor = hn::Set(d, -88.0f);
+  // Lanes that have seen no key yet have nothing to rescale (and -inf - -inf is NaN).
+  const auto correction =
+      hn::IfThenZeroElse(hn::Eq(m_old, neg_inf), hn::Exp(d, hn::Max(hn::Sub(m_old, m_new), floor)));
+  auto sum = hn::Zero(d);
+  for (int64_t j = 0; j < kKeyTile; ++j) {
+    const auto x = hn::LoadU(d, s + j * width);
+    const auto e =
+        hn::IfThenZeroElse(hn::Eq(x, neg_inf), hn::Exp(d, hn::Max(hn::Sub(x, m_new), floor)));
+    hn::StoreU(e, d, s + j * width);
+    sum = hn::Add(sum, e);
+  }
+  hn::StoreU(m_new, d, m);
+  hn::StoreU(hn::MulAdd(hn::LoadU(d, l), correction, sum), d, l);
+  return correction;
+}
+
+// Widens kVectors slices of 16 values of a stored K/V row to F32.
+template <int kVectors>
+void load_value_slices(KvType type, const void* row, int64_t first, hn::Vec<DV>* out) {
+  const DV d;
+  constexpr int64_t kLanes = 16;
+  for (int v = 0; v < kVectors; ++v) {
+    const int64_t i = first + v * kLanes;
+    if (type == KvType::kF32) {
+      out[v] = hn::LoadU(d, static_cast<const float*>(row) + i);
+    } else {
+      const hn::Rebind<hwy::float16_t, DV> dh;
+      out[v] = hn::PromoteTo(d, hn::LoadU(dh, static_cast<const hwy::float16_t*>(row) + i));
+    }
+  }
+}
+
+// o[r][c .. c + 16 kVectors) = o[r] * correction[r] + sum_j p[j * width + r] * v[j], for rows
+// r0 .. r0 + kRows; value rows are read straight from the cache. kRows x kVectors = 16
+// accumulators: half the register file, the rest holds values and weights.
+template <int64_t kRows, int kVectors>
+void lane_values_slice(const LaneTile& tile, const float* p, int64_t width, const float* correction,
+                       int64_t r0, int64_t c, float* o, int64_t o_stride) {
+  const DV d;
+  hn::Vec<DV> acc[kRows][kVectors];
+  for (int64_t r = 0; r < kRows; ++r) {
+    const auto scale = hn::Set(d, correction[r0 + r]);
+    for (int v = 0; v < kVectors; ++v)
+      acc[r][v] = hn::Mul(hn::LoadU(d, o + (r0 + r) * o_stride + c + 16 * v), scale);
+  }
+  const size_t element = tile.type == KvType::kF32 ? sizeof(float) : sizeof(uint16_t);
+  for (int64_t j = 0; j < tile.n_keys; ++j) {
+    hn::Vec<DV> values[kVectors];
+    const void* row =
+        static_cast<const uint8_t*>(tile.v) + static_cast<size_t>(j * tile.head_dim) * element;
+    load_value_slices<kVectors>(tile.type, row, c, values);
+    const float* pj = p + j * width + r0;
+    for (int64_t r = 0; r < kRows; ++r) {
+      const auto weight = hn::Set(d, pj[r]);
+      for (int v = 0; v < kVectors; ++v) acc[r][v] = hn::MulAdd(weight, values[v], acc[r][v]);
+    }
+  }
+  for (int64_t r = 0; r < kRows; ++r) {
+    for (int v = 0; v < kVectors; ++v)
+      hn::StoreU(acc[r][v], d, o + (r0 + r) * o_stride + c + 16 * v);
+  }
+}
+
+// All value slices of rows r0 .. r0 + kRows: kVectors at a time, then single vectors.
+template <int64_t kRows, int kVectors>
+void lane_values(const LaneTile& tile, const LaneBuffers& buffers, int64_t width,
+                 const float* correction, int64_t r0) {
+  int64_t c = 0;
+  for (; c + 16 * kVectors <= tile.head_dim; c += 16 * kVectors) {
+    lane_values_slice<kRows, kVectors>(tile, buffers.scores, width, correction, r0, c, buffers.o,
+                                       buffers.o_stride);
+  }
+  for (; c < tile.head_dim; c += 16) {
+    lane_values_slice<kRows, 1>(tile, buffers.scores, width, correction, r0, c, buffers.o,
+                                buffers.o_stride);
+  }
+}
+
+template <class D>
+void lane_update(D d, const LaneTile& tile, LaneBuffers& buffers) {
+  const auto width = static_cast<int64_t>(hn::Lanes(d));
+  float correction[kMaxLaneRows];
+  hn::StoreU(lane_softmax(d, buffers.scores, buffers.m, buffers.l), d, correction);
+  if (buffers.rows <= 4) {  // small GQA groups: skip the padding lanes' values
+    lane_values<4, 4>(tile, buffers, width, correction, 0);
+    return;
+  }
+  for (int64_t r0 = 0; r0 < buffers.rows; r0 += 8)
+    lane_values<8, 2>(tile, buffers, width, correction, r0);
+}
+
+}  // namespace
+
+int64_t lane_width(int64_t rows, int64_t head_dim) {
+  const int64_t narrow = static_cast<int64_t>(hn::Lanes(hn::CappedTag<float, 8>()));
+  const int64_t wide = static_cast<int64_t>(hn::Lanes(DV()));
+  if (narrow != 8 || wide != 16 || head_dim % 16 != 0 || rows < 4) return 0;
+  if (rows <= narrow) return narrow;
+  return rows <= wide ? wide : 0;
+}
+
+void lane_tile_scores(int64_t width, int64_t head_dim, const LaneBuffers& buffers) {
+  if (width == 8) {
+    lane_scores(hn::CappedTag<float, 8>(), buffers.q_lanes, head_dim, buffers.k_tile,
+                buffers.k_stride, buffers.scores);
+  } else {
+    lane_scores(hn::CappedTag<float, 16>(), buffers.q_lanes, head_dim, buffers.k_tile,
+                buffers.k_stride, buffers.scores);
+  }
+}
+
+void lane_tile_update(int64_t width, const LaneTile& tile, LaneBuffers& buffers) {
+  if (width == 8) {
+    lane_update(hn::CappedTag<float, 8>(), tile, buffers);
+  } else {
+    lane_update(hn::CappedTag<float, 16>(), tile, buffers);
+  }
+}
+
+}  // namespace moa::kernels
