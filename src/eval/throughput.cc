@@ -9,6 +9,7 @@
 #include <random>
 #include <span>
 
+#include "kernels/bandwidth.h"
 #include "kv/h2o_kv_cache.h"
 #include "kv/kv_cache.h"
 #include "kv/static_kv_cache.h"
@@ -159,6 +160,10 @@ ThroughputResult time_decode(const Model& model, AttentionCache& cache, const Th
   return r;
 }
 
+double probe(const ThroughputConfig& cfg) {
+  return cfg.probe_bandwidth ? kernels::measure_memory_bandwidth_gbs(cfg.n_threads) : 0.0;
+}
+
 void check_config(const ThroughputConfig& cfg) {
   if (cfg.n_prompt < 0 || cfg.n_gen < 0 || (cfg.n_prompt == 0 && cfg.n_gen == 0)) {
     fail("-p/-n: {} / {}: give a positive prompt or generation size", cfg.n_prompt, cfg.n_gen);
@@ -213,7 +218,10 @@ std::vector<ThroughputResult> measure_throughput(
       if (cfg.n_prompt > 0) finish(time_prefill(model, *cache, cfg, {depth, 1}, rng));
       for (int batch : cfg.batches) {
         if (cfg.n_gen == 0) break;
-        finish(time_decode(model, *cache, cfg, {depth, batch}, rng));
+        const double before = probe(cfg);
+        ThroughputResult r = time_decode(model, *cache, cfg, {depth, batch}, rng);
+        r.bandwidth_gbs = std::max(before, probe(cfg));
+        finish(std::move(r));
       }
     }
   }

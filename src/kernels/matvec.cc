@@ -58,6 +58,28 @@ float dot_16bit(const void* row, const float* x, int64_t n) {
   return sum;
 }
 
+// F16 weights times an F16-rounded activation (llama.cpp's rule for F16 weights): both sides are
+// widened in registers; the activation takes half the cache traffic of an F32 one.
+float dot_f16_f16(const void* row, const uint16_t* x, int64_t n) {
+  const hn::ScalableTag<float> d;
+  const hn::Rebind<hwy::float16_t, decltype(d)> dh;
+  const auto* w = static_cast<const hwy::float16_t*>(row);
+  const auto* xh = reinterpret_cast<const hwy::float16_t*>(x);
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
+  auto acc0 = hn::Zero(d), acc1 = hn::Zero(d);
+  int64_t i = 0;
+  for (; i + 2 * lanes <= n; i += 2 * lanes) {
+    acc0 = hn::MulAdd(hn::PromoteTo(d, hn::LoadU(dh, w + i)),
+                      hn::PromoteTo(d, hn::LoadU(dh, xh + i)), acc0);
+    acc1 = hn::MulAdd(hn::PromoteTo(d, hn::LoadU(dh, w + i + lanes)),
+                      hn::PromoteTo(d, hn::LoadU(dh, xh + i + lanes)), acc1);
+  }
+  float sum = hn::GetLane(hn::SumOfLanes(d, hn::Add(acc0, acc1)));
+  const auto* w16 = static_cast<const uint16_t*>(row);
+  for (; i < n; ++i) sum += half_to_float(w16[i]) * half_to_float(x[i]);
+  return sum;
+}
+
 // The 6-bit scale and min of Q4_K sub-block j (ggml's packing of 8 + 8 values in 12 bytes).
 void q4_k_scale_min(const uint8_t* s, int j, int* scale, int* min) {
   if (j < 4) {
@@ -181,6 +203,7 @@ RowDot::RowDot(const WeightMatrix& w, const float* x) : w_(w), x_(x) {
   row_bytes_ = gguf::row_bytes(w.type, w.cols);  // throws if cols is not a block multiple
   if (w.type == gguf::TensorType::kQ4_K) x_sums32_ = sums_of_32(x, w.cols);
   if (uses_q8_activation(w.type)) quantize_activation(x, w.cols, x_q8_);
+  if (w.type == gguf::TensorType::kF16) round_to_f16(x, w.cols, x_f16_);
 }
 
 void RowDot::prefetch(int64_t r) const {
@@ -199,7 +222,7 @@ float RowDot::operator()(int64_t r) const {
     case gguf::TensorType::kF32:
       return dot_f32(row, x_, w_.cols);
     case gguf::TensorType::kF16:
-      return dot_16bit<false>(row, x_, w_.cols);
+      return dot_f16_f16(row, x_f16_.data(), w_.cols);
     case gguf::TensorType::kBF16:
       return dot_16bit<true>(row, x_, w_.cols);
     case gguf::TensorType::kQ8_0:

@@ -179,6 +179,21 @@ void round_to_q8_grid(float* x, int64_t n, int64_t n_rows) {
   }
 }
 
+void round_to_f16(const float* x, int64_t n, std::vector<uint16_t>& out) {
+  const DF d;
+  const hn::Rebind<hwy::float16_t, DF> dh;
+  const auto lanes = static_cast<int64_t>(hn::Lanes(d));
+  out.resize(static_cast<size_t>(n));
+  auto* dst = reinterpret_cast<hwy::float16_t*>(out.data());
+  int64_t i = 0;
+  for (; i + lanes <= n; i += lanes) hn::StoreU(hn::DemoteTo(dh, hn::LoadU(d, x + i)), dh, dst + i);
+  for (; i < n; ++i) out[static_cast<size_t>(i)] = gguf::fp32_to_fp16(x[i]);
+}
+
+void round_to_f16_grid(float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) x[i] = half_to_float(gguf::fp32_to_fp16(x[i]));
+}
+
 float dot_q8_activation(gguf::TensorType type, const void* row, const Q8Activation& x, int64_t n) {
   if (type == gguf::TensorType::kQ8_0)
     return dot_one(static_cast<const gguf::BlockQ8_0*>(row), x, n / kBlock);

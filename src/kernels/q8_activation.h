@@ -1,4 +1,5 @@
-// Activations rounded to Q8_0 blocks (32 values sharing one F16-rounded scale), as llama.cpp
+// Activations rounded to the activation format llama.cpp pairs with the weight type. Q8_0/Q4_0:
+// rounded to Q8_0 blocks (32 values sharing one F16-rounded scale), as llama.cpp
 // does for Q8_0 and Q4_0 weights: the row dot then multiplies int8 by int8 (AVX-512 VNNI) instead
 // of widening every weight to F32, which is what keeps Q8_0 decode memory-bound on a 2-core CPU.
 // Every path (matvec, batch decode, prefill GEMM) uses the same rounded activation, so prefill,
@@ -28,6 +29,11 @@ void quantize_activation(const float* x, int64_t n, Q8Activation& out);
 
 // Replaces x (n_rows rows of n values) by its Q8_0-rounded values, for the F32 GEMM path.
 void round_to_q8_grid(float* x, int64_t n, int64_t n_rows);
+
+// F16 weights take the activation rounded to F16 (nearest even), as llama.cpp does.
+void round_to_f16(const float* x, int64_t n, std::vector<uint16_t>& out);
+// Replaces the n values of x by the F32 values of their F16 rounding (the GEMM path).
+void round_to_f16_grid(float* x, int64_t n);
 
 // Dot product of one stored Q8_0 or Q4_0 row (n values) with a quantized activation.
 float dot_q8_activation(gguf::TensorType type, const void* row, const Q8Activation& x, int64_t n);

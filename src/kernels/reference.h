@@ -12,8 +12,9 @@
 
 namespace moa::kernels::reference {
 
-// x as the kernels multiply it with weights of `type`: for Q8_0 and Q4_0 weights rounded to Q8_0
-// blocks by ggml's reference quantizer (llama.cpp's rule), for other types unchanged.
+// x as the kernels multiply it with weights of `type` (llama.cpp's rules): for Q8_0 and Q4_0
+// weights rounded to Q8_0 blocks by ggml's reference quantizer, for F16 weights rounded to F16,
+// for other types unchanged.
 std::vector<float> activation_for(gguf::TensorType type, const float* x, int64_t n);
 void matvec(const WeightMatrix& w, const float* x, float* y);
 void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y);

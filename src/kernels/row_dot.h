@@ -35,6 +35,7 @@ class RowDot {
   size_t row_bytes_ = 0;
   std::vector<float> x_sums32_;  // Q4_K only: sums of x over each 32-element sub-block
   Q8Activation x_q8_;            // Q8_0 / Q4_0 only: x rounded to Q8_0 blocks
+  std::vector<uint16_t> x_f16_;  // F16 only: x rounded to F16
 };
 
 // Batch decode: y[t * y_stride] = dots[t](r) for every t, for up to kMaxQ8Batch dots of one

@@ -56,14 +56,17 @@ double max_abs_diff(std::span<const float> a, std::span<const float> b) {
 }
 
 // Every weight type, and the tolerance of optimised vs reference logits relative to the largest
-// logit. Both sides use the same exactly dequantized weights (the kernels keep activations in
-// F32), so only F32 accumulation order differs: measured ~3e-7 for every type.
+// logit. Both sides use the same exactly dequantized weights and round activations the same way
+// (to F16 for F16 weights, to Q8_0 blocks for Q8_0/Q4_0 weights, as llama.cpp), so mostly F32
+// accumulation order differs: measured ~3e-7. F16 allows more: the reference's float64
+// activations differ from the kernels' F32 ones in the last bits, which now and then rounds an
+// element to the neighbouring F16 value (2^-11 of it; measured 8e-5).
 struct TypeCase {
   TensorType type;
   double tolerance;
 };
 const TypeCase kTypeCases[] = {
-    {TensorType::kF32, 1e-5},  {TensorType::kF16, 1e-5},  {TensorType::kBF16, 1e-5},
+    {TensorType::kF32, 1e-5},  {TensorType::kF16, 3e-4},  {TensorType::kBF16, 1e-5},
     {TensorType::kQ8_0, 1e-5}, {TensorType::kQ4_0, 1e-5}, {TensorType::kQ4_K, 1e-5},
     {TensorType::kQ6_K, 1e-5},
 };
