@@ -1,8 +1,9 @@
 // Matrix-vector product directly on GGUF storage formats. Each row is dequantized in registers
 // (Highway SIMD, at most 16 F32 lanes so one vector never straddles a 16/32-element scale group)
 // and multiplied with the F32 activation; nothing is dequantized to memory, so the kernel streams
-// the weights once and stays memory-bandwidth bound. The activation stays F32, except for Q8_0 and
-// Q4_0 weights: there it is rounded to Q8_0 blocks as llama.cpp does (kernels/q8_activation.h).
+// the weights once and stays memory-bandwidth bound. The activation stays F32, except where
+// llama.cpp rounds it: to F16 for F16 weights, to Q8_0 blocks for Q8_0 and Q4_0 weights
+// (kernels/q8_activation.h).
 // Rows are split over OpenMP threads.
 #include <algorithm>
 #include <vector>

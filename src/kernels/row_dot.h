@@ -1,5 +1,6 @@
-// Dot products of single weight rows (any stored format) with one F32 activation vector; the
-// building block of matvec, also used by matmul for tiny batches. Internal to kernels/.
+// Dot products of single weight rows (any stored format) with one activation vector (kept F32,
+// or rounded as llama.cpp does for F16, Q8_0 and Q4_0 weights); the building block of matvec,
+// also used by matmul for tiny batches. Internal to kernels/.
 #pragma once
 
 #include <cstddef>
