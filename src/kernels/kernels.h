@@ -25,6 +25,15 @@ void matvec(const WeightMatrix& w, const float* x, float* y, int n_threads);
 // Y[t] = W X[t] for t < n_tokens; x is [n_tokens][cols], y is [n_tokens][rows]. Batches use
 // GEMM (OpenBLAS sgemm on row blocks dequantized on the fly); a single token uses matvec.
 void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, int n_threads);
+// One of several products with the same input (Q/K/V, or gate/up): y = W x.
+struct Projection {
+  WeightMatrix w;
+  float* y = nullptr;  // [n_tokens][w.rows]
+};
+// matmul for each projection; for one token the rows of all matrices are split over one thread
+// team (one fork/join instead of one per matrix, and no idle tail per matrix).
+void matmul_shared_input(std::span<const Projection> projections, const float* x, int64_t n_tokens,
+                         int n_threads);
 // y[t] += bias for every token (qwen2 QKV biases).
 void add_bias(const float* bias, int64_t n, int64_t n_tokens, float* y);
 

@@ -238,17 +238,47 @@ float RowDot::operator()(int64_t r) const {
   }
 }
 
-void matvec(const WeightMatrix& w, const float* x, float* y, int n_threads) {
-  const RowDot row_dot(w, x);
-  // Below ~64K weights a thread team costs more than it saves.
-  const bool parallel = n_threads > 1 && w.rows * w.cols >= (int64_t{1} << 16);
-  // Dynamic chunks: a thread delayed by another process does not hold up the whole product.
-  const int64_t chunk = std::max<int64_t>(16, w.rows / (16 * std::max(1, n_threads)));
-#pragma omp parallel for num_threads(n_threads) schedule(dynamic, chunk) if (parallel)
-  for (int64_t r = 0; r < w.rows; ++r) {
-    row_dot.prefetch(r + kPrefetchRows);
-    y[r] = row_dot(r);
+namespace {
+
+// y_i = W_i x for every projection in one parallel loop over the concatenated rows.
+void matvec_projections(std::span<const Projection> projections, const float* x, int n_threads) {
+  std::vector<RowDot> dots;
+  std::vector<int64_t> first_row;  // of each projection in the concatenated row range
+  int64_t total_rows = 0, total_weights = 0;
+  for (const Projection& p : projections) {
+    dots.emplace_back(p.w, x);
+    first_row.push_back(total_rows);
+    total_rows += p.w.rows;
+    total_weights += p.w.rows * p.w.cols;
   }
+  // Below ~64K weights a thread team costs more than it saves.
+  const bool parallel = n_threads > 1 && total_weights >= (int64_t{1} << 16);
+  // Dynamic chunks: a thread delayed by another process does not hold up the whole product.
+  const int64_t chunk = std::max<int64_t>(16, total_rows / (16 * std::max(1, n_threads)));
+#pragma omp parallel for num_threads(n_threads) schedule(dynamic, chunk) if (parallel)
+  for (int64_t g = 0; g < total_rows; ++g) {
+    size_t i = 0;
+    while (i + 1 < first_row.size() && g >= first_row[i + 1]) ++i;
+    const int64_t r = g - first_row[i];
+    dots[i].prefetch(r + kPrefetchRows);
+    projections[i].y[r] = dots[i](r);
+  }
+}
+
+}  // namespace
+
+void matvec(const WeightMatrix& w, const float* x, float* y, int n_threads) {
+  const Projection one{w, y};
+  matvec_projections(std::span(&one, 1), x, n_threads);
+}
+
+void matmul_shared_input(std::span<const Projection> projections, const float* x, int64_t n_tokens,
+                         int n_threads) {
+  if (n_tokens == 1) {
+    matvec_projections(projections, x, n_threads);
+    return;
+  }
+  for (const Projection& p : projections) matmul(p.w, x, n_tokens, p.y, n_threads);
 }
 
 }  // namespace moa::kernels

@@ -117,9 +117,9 @@ void attention_block(const Model& model, const LayerWeights& w, int64_t layer,
   const ModelConfig& c = model.config();
   const int64_t n = static_cast<int64_t>(positions.size());
   kernels::rms_norm(a.x.data(), w.attn_norm.data(), c.n_embd, n, c.rms_eps, a.xb.data());
-  kernels::matmul(w.attn_q, a.xb.data(), n, a.q.data(), n_threads);
-  kernels::matmul(w.attn_k, a.xb.data(), n, a.k.data(), n_threads);
-  kernels::matmul(w.attn_v, a.xb.data(), n, a.v.data(), n_threads);
+  const kernels::Projection qkv[] = {
+      {w.attn_q, a.q.data()}, {w.attn_k, a.k.data()}, {w.attn_v, a.v.data()}};
+  kernels::matmul_shared_input(qkv, a.xb.data(), n, n_threads);
   if (c.has_qkv_bias) {
     kernels::add_bias(w.bias_q.data(), c.q_dim(), n, a.q.data());
     kernels::add_bias(w.bias_k.data(), c.kv_dim(), n, a.k.data());
@@ -143,8 +143,8 @@ void attention_block(const Model& model, const LayerWeights& w, int64_t layer,
 void ffn_block(const ModelConfig& c, const LayerWeights& w, int64_t n, Activations& a,
                int n_threads) {
   kernels::rms_norm(a.x.data(), w.ffn_norm.data(), c.n_embd, n, c.rms_eps, a.xb.data());
-  kernels::matmul(w.ffn_gate, a.xb.data(), n, a.gate.data(), n_threads);
-  kernels::matmul(w.ffn_up, a.xb.data(), n, a.up.data(), n_threads);
+  const kernels::Projection gate_up[] = {{w.ffn_gate, a.gate.data()}, {w.ffn_up, a.up.data()}};
+  kernels::matmul_shared_input(gate_up, a.xb.data(), n, n_threads);
   kernels::swiglu(a.gate.data(), a.up.data(), n * c.n_ff, a.hidden.data());
   kernels::matmul(w.ffn_down, a.hidden.data(), n, a.proj.data(), n_threads);
   kernels::add_inplace(a.x.data(), a.proj.data(), n * c.n_embd);
