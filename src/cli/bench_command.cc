@@ -92,8 +92,8 @@ void print_results(const Model& model, const std::string& model_name, const Thro
              type_summary(model), model.config().n_layer, model.config().n_head,
              model.config().n_head_kv, cfg.n_threads, kv_type_name(cfg.kv_type));
   fmt::print(
-      "machine: memory bandwidth up to {:.1f} GB/s (probed around each decode test: the bound "
-      "of its row), OpenBLAS sgemm peak {:.1f} GFLOP/s\n\n",
+      "machine: memory bandwidth up to {:.1f} GB/s (probed around every decode repeat; a row's "
+      "bound and % are medians over its repeats), OpenBLAS sgemm peak {:.1f} GFLOP/s\n\n",
       bandwidth, sgemm);
   fmt::print(
       "| {:<34} | {:>7} | {:>6} | {:>5} | {:>10} | {:>9} | {:>14} | {:>14} | {:>10} | {:>10} |\n",
@@ -105,11 +105,12 @@ void print_results(const Model& model, const std::string& model_name, const Thro
     const bool decode = r.test.starts_with("tg");
     const double rate = decode ? r.gigabytes_per_second : r.gflops;
     const double bound = decode ? r.bandwidth_gbs : sgemm;
+    const double fraction = decode ? r.fraction_of_bound : rate / bound;
     fmt::print(
         "| {:<34} | {:>7} | {:>6} | {:>5} | {:>10.2f} | {:>9.3f} | {:>14.1f} | {:>14.1f} | "
         "{:>9.0f}% | {:>10.2f} |\n",
         r.method, r.test, r.depth, r.batch, r.tokens_per_second, 1000.0 / r.tokens_per_second, rate,
-        bound, 100.0 * rate / bound, static_cast<double>(r.kv_cache_bytes) / (1024.0 * 1024.0));
+        bound, 100.0 * fraction, static_cast<double>(r.kv_cache_bytes) / (1024.0 * 1024.0));
   }
 }
 
@@ -137,6 +138,7 @@ nlohmann::json results_json(const Model& model, const std::string& model_name,
                             {"gigabytes_per_second", r.gigabytes_per_second},
                             {"gflops", r.gflops},
                             {"bandwidth_gbs", r.bandwidth_gbs},
+                            {"fraction_of_bound", r.fraction_of_bound},
                             {"kv_cache_bytes", r.kv_cache_bytes}});
   }
   return j;

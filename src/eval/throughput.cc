@@ -127,6 +127,25 @@ ThroughputResult time_prefill(const Model& model, AttentionCache& cache,
   return r;
 }
 
+double probe(const ThroughputConfig& cfg) {
+  return kernels::measure_memory_bandwidth_gbs(cfg.n_threads);
+}
+
+// Each repeat is judged against the better of the probes just before and after it (the
+// machine's bandwidth may drift between repeats); the row reports the medians.
+void set_bound(ThroughputResult& r, const std::vector<double>& probes) {
+  std::vector<double> bounds, fractions;
+  for (size_t i = 0; i < r.seconds.size(); ++i) {
+    const double bound = std::max(probes[i], probes[i + 1]);
+    const double rate =
+        r.bytes_per_step * static_cast<double>(r.tokens / r.batch) / r.seconds[i] / 1e9;
+    bounds.push_back(bound);
+    fractions.push_back(rate / bound);
+  }
+  r.bandwidth_gbs = median(bounds);
+  r.fraction_of_bound = median(fractions);
+}
+
 ThroughputResult time_decode(const Model& model, AttentionCache& cache, const ThroughputConfig& cfg,
                              Case cs, std::mt19937_64& rng) {
   const ModelConfig& c = model.config();
@@ -140,8 +159,10 @@ ThroughputResult time_decode(const Model& model, AttentionCache& cache, const Th
     seqs[static_cast<size_t>(s)] = s;
     fill_synthetic(cache, c, s, cs.depth, rng);
   }
+  std::vector<double> probes;  // probes[i] and probes[i + 1] bracket timed repeat i
   for (int rep = 0; rep < cfg.repeats + 1; ++rep) {
     for (int s = 0; s < cs.batch; ++s) rewind(cache, c, s, cs.depth, rng);
+    if (rep == 1 && cfg.probe_bandwidth) probes.push_back(probe(cfg));
     double total = 0.0;
     for (int64_t step = 0; step < cfg.n_gen; ++step) {
       std::vector<TokenId> ids = random_tokens(rng, cs.batch, c.n_vocab);
@@ -149,7 +170,9 @@ ThroughputResult time_decode(const Model& model, AttentionCache& cache, const Th
       decode_tokens(model, cache, seqs, ids, cfg.n_threads);
       total += elapsed(start);
     }
-    if (rep > 0) r.seconds.push_back(total);
+    if (rep == 0) continue;  // warm-up
+    r.seconds.push_back(total);
+    if (cfg.probe_bandwidth) probes.push_back(probe(cfg));
   }
   r.median_seconds = median(r.seconds);
   r.tokens_per_second = static_cast<double>(r.tokens) / r.median_seconds;
@@ -157,11 +180,8 @@ ThroughputResult time_decode(const Model& model, AttentionCache& cache, const Th
       decode_bytes_per_step(model, cache, cfg.kv_type, cs.depth + cfg.n_gen / 2, cs.batch);
   r.gigabytes_per_second =
       r.bytes_per_step * static_cast<double>(cfg.n_gen) / r.median_seconds / 1e9;
+  if (cfg.probe_bandwidth) set_bound(r, probes);
   return r;
-}
-
-double probe(const ThroughputConfig& cfg) {
-  return cfg.probe_bandwidth ? kernels::measure_memory_bandwidth_gbs(cfg.n_threads) : 0.0;
 }
 
 void check_config(const ThroughputConfig& cfg) {
@@ -218,10 +238,7 @@ std::vector<ThroughputResult> measure_throughput(
       if (cfg.n_prompt > 0) finish(time_prefill(model, *cache, cfg, {depth, 1}, rng));
       for (int batch : cfg.batches) {
         if (cfg.n_gen == 0) break;
-        const double before = probe(cfg);
-        ThroughputResult r = time_decode(model, *cache, cfg, {depth, batch}, rng);
-        r.bandwidth_gbs = std::max(before, probe(cfg));
-        finish(std::move(r));
+        finish(time_decode(model, *cache, cfg, {depth, batch}, rng));
       }
     }
   }

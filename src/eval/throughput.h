@@ -26,8 +26,8 @@ struct ThroughputConfig {
   // Attention methods compared side by side (sparse ones get a StaticKvCache planned for
   // max depth + test size tokens).
   std::vector<AttentionMethod> methods = {AttentionMethod{}};
-  // Probe the memory bandwidth right before and after every decode test: on a machine whose
-  // bandwidth drifts (shared VMs), a bound measured minutes earlier misstates "% of bound".
+  // Probe the memory bandwidth around every timed decode repeat: on a machine whose bandwidth
+  // drifts (shared VMs), a bound measured minutes earlier misstates "% of bound".
   bool probe_bandwidth = false;
 };
 
@@ -43,7 +43,10 @@ struct ThroughputResult {
   double bytes_per_step = 0.0;        // decode: weights + KV bytes read per step
   double gigabytes_per_second = 0.0;  // decode: achieved read bandwidth
   double gflops = 0.0;                // prefill: matmul FLOP rate
-  double bandwidth_gbs = 0.0;         // decode with probe_bandwidth: best probe around the test
+  // Decode with probe_bandwidth: median over repeats of the better probe around each repeat,
+  // and median over repeats of (achieved GB/s / that bound).
+  double bandwidth_gbs = 0.0;
+  double fraction_of_bound = 0.0;
   uint64_t kv_cache_bytes = 0;
 };
 

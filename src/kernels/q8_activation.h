@@ -1,9 +1,9 @@
-// Activations rounded to the activation format llama.cpp pairs with the weight type. Q8_0/Q4_0:
-// rounded to Q8_0 blocks (32 values sharing one F16-rounded scale), as llama.cpp
-// does for Q8_0 and Q4_0 weights: the row dot then multiplies int8 by int8 (AVX-512 VNNI) instead
-// of widening every weight to F32, which is what keeps Q8_0 decode memory-bound on a 2-core CPU.
-// Every path (matvec, batch decode, prefill GEMM) uses the same rounded activation, so prefill,
-// decode and batches agree to F32 accumulation order. Internal to kernels/.
+// Activations rounded the way llama.cpp pairs them with the weight type: to F16 for F16 weights,
+// to Q8_0 blocks (32 values sharing one F16-rounded scale) for Q8_0 and Q4_0 weights. The Q8 row
+// dot then multiplies int8 by int8 (AVX-512 VNNI) instead of widening every weight to F32, which
+// is what keeps Q8_0 decode memory-bound on a 2-core CPU. Every path (matvec, batch decode,
+// prefill GEMM) uses the same rounded activation, so prefill, decode and batches agree to F32
+// accumulation order. Internal to kernels/.
 #pragma once
 
 #include <cstdint>
