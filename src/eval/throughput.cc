@@ -89,7 +89,7 @@ double decode_bytes_per_step(const Model& model, const AttentionCache& cache,
   const ModelConfig& c = model.config();
   double bytes = static_cast<double>(weight_bytes(f));
   if (!c.tied_output) bytes -= static_cast<double>(f.tensor("token_embd.weight").n_bytes);
-  const double kv_element = kv_type == kernels::KvType::kF16 ? 2.0 : 4.0;
+  const auto kv_element = static_cast<double>(kernels::kv_element_bytes(kv_type));
   const double dense_kv = 2.0 * kv_element * static_cast<double>(c.n_layer * c.kv_dim() * depth);
   // A sparse cache reads at most what it holds.
   bytes += std::min(dense_kv, static_cast<double>(cache.bytes()) / cache.n_seq()) * batch;

@@ -92,7 +92,7 @@ void lane_values_slice(const LaneTile& tile, const float* p, int64_t width, cons
     for (int v = 0; v < kVectors; ++v)
       acc[r][v] = hn::Mul(hn::LoadU(d, o + (r0 + r) * o_stride + c + 16 * v), scale);
   }
-  const size_t element = tile.type == KvType::kF32 ? sizeof(float) : sizeof(uint16_t);
+  const size_t element = kv_element_bytes(tile.type);
   for (int64_t j = 0; j < tile.n_keys; ++j) {
     hn::Vec<DV> values[kVectors];
     const void* row =

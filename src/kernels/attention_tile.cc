@@ -33,8 +33,7 @@ void load_row(KvType type, const void* src_row, int64_t n, int64_t padded, float
 }
 
 const void* row_address(KvType type, const void* base, int64_t element) {
-  const size_t bytes = type == KvType::kF32 ? sizeof(float) : sizeof(uint16_t);
-  return static_cast<const uint8_t*>(base) + static_cast<size_t>(element) * bytes;
+  return static_cast<const uint8_t*>(base) + static_cast<size_t>(element) * kv_element_bytes(type);
 }
 
 // scores[r][0..kKeyTile) for `n_rows` rows (1 or 2) from K^T laid out [head_dim][kKeyTile].
@@ -357,7 +356,7 @@ void TileWorker::run_lane_tile(const KeyRun& run, const QueryBlock& block, const
   const int64_t hd = shape_.head_dim;
   // Each key row converted also asks for the tile's value row (needed after the scores) and
   // the next tile's key row, spread out so the requests overlap with this tile's math.
-  const size_t row_bytes = static_cast<size_t>(hd) * (type_ == KvType::kF32 ? 4 : 2);
+  const size_t row_bytes = static_cast<size_t>(hd) * kv_element_bytes(type_);
   const bool next_tile = first_slot + 2 * kKeyTile <= run.n_keys;
   for (int64_t j = 0; j < kKeyTile; ++j) {
     float* k_row = k_tile_.data() + j * head_pad_;

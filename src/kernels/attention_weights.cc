@@ -157,7 +157,7 @@ class TileScorer {
  private:
   // One key (head_dim values from element `index`) to F32 at dst.
   void load_key_row(int64_t index, float* dst) {
-    const size_t bytes = p_.kv.type == KvType::kF32 ? sizeof(float) : sizeof(uint16_t);
+    const size_t bytes = kv_element_bytes(p_.kv.type);
     load_kv_row(p_.kv.type, static_cast<const uint8_t*>(p_.kv.k) + index * bytes, p_.shape.head_dim,
                 dst);
   }

@@ -3,6 +3,7 @@
 // kernels/reference.h, and tests compare the two.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -65,6 +66,9 @@ struct BandMask {
 };
 
 enum class KvType { kF32, kF16 };
+
+// Bytes of one stored key/value element.
+inline size_t kv_element_bytes(KvType type) { return type == KvType::kF32 ? 4 : 2; }
 
 // Keys/values of one layer: for KV head h and key position p the vector starts at
 // element h * head_stride + p * head_dim of k (and v).

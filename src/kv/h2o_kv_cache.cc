@@ -117,7 +117,7 @@ H2oKvCache::H2oKvCache(const H2oCacheShape& shape) : shape_(shape) {
          shape.n_ctx);
   }
   capacity_ = std::min(shape.budget + 1, shape.n_ctx);
-  element_bytes_ = shape.type == kernels::KvType::kF16 ? 2 : 4;
+  element_bytes_ = kernels::kv_element_bytes(shape.type);
   const size_t slots = static_cast<size_t>(shape.n_layer) * static_cast<size_t>(shape.n_seq) *
                        static_cast<size_t>(shape.n_head_kv * capacity_);
   keys_.assign(slots * static_cast<size_t>(shape.head_dim) * element_bytes_, 0);

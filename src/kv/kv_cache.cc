@@ -28,7 +28,7 @@ KvCacheShape kv_cache_shape(const ModelConfig& config, int64_t n_ctx, int n_seq,
 KvCache::KvCache(const KvCacheShape& shape) : shape_(shape) {
   check_cache_dimensions("kv cache", shape.n_layer, shape.n_head_kv, shape.head_dim, shape.n_ctx,
                          shape.n_seq);
-  element_bytes_ = shape.type == kernels::KvType::kF16 ? 2 : 4;
+  element_bytes_ = kernels::kv_element_bytes(shape.type);
   const size_t elements = static_cast<size_t>(shape.n_layer) * static_cast<size_t>(shape.n_seq) *
                           static_cast<size_t>(shape.n_head_kv * shape.n_ctx * shape.head_dim);
   keys_.assign(elements * element_bytes_, 0);

@@ -54,7 +54,7 @@ StaticKvCache::StaticKvCache(const StaticKvCacheShape& shape, const SparsePlan& 
     : shape_(shape) {
   check_shape(shape, plan);
   sinks_ = std::min(plan.sinks, shape.n_ctx);  // sink slots; the masks keep the plan's G
-  element_bytes_ = shape.type == kernels::KvType::kF16 ? 2 : 4;
+  element_bytes_ = kernels::kv_element_bytes(shape.type);
   size_t offset = 0;
   for (int64_t layer = 0; layer < shape.n_layer; ++layer) {
     masks_.push_back(plan.band_masks(layer, shape.n_ctx));
