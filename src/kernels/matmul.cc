@@ -59,13 +59,9 @@ void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, i
   const RowDot validate(w, x);  // same type and shape checks as matvec
   (void)validate;
   std::vector<float> rounded;  // the activations the row dots see (F16, Q8_0, Q4_0 weights)
-  if (uses_q8_activation(w.type) || w.type == gguf::TensorType::kF16) {
+  if (rounds_activation(w.type)) {
     rounded.assign(x, x + n_tokens * w.cols);
-    if (w.type == gguf::TensorType::kF16) {
-      round_to_f16_grid(rounded.data(), n_tokens * w.cols);
-    } else {
-      round_to_q8_grid(rounded.data(), w.cols, n_tokens);
-    }
+    round_activation_grid(w.type, rounded.data(), w.cols, n_tokens);
     x = rounded.data();
   }
   // OpenBLAS keeps a process-wide thread count; parallelism here comes from OpenMP panels.

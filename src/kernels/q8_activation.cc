@@ -170,6 +170,10 @@ bool uses_q8_activation(gguf::TensorType type) {
   return type == gguf::TensorType::kQ8_0 || type == gguf::TensorType::kQ4_0;
 }
 
+bool rounds_activation(gguf::TensorType type) {
+  return uses_q8_activation(type) || type == gguf::TensorType::kF16;
+}
+
 void quantize_activation(const float* x, int64_t n, Q8Activation& out) {
   if (n % kBlock != 0) fail("quantize_activation: length {} is not a multiple of 32", n);
   const DF d;
@@ -190,16 +194,6 @@ void quantize_activation(const float* x, int64_t n, Q8Activation& out) {
   }
 }
 
-void round_to_q8_grid(float* x, int64_t n, int64_t n_rows) {
-  Q8Activation q;
-  for (int64_t r = 0; r < n_rows; ++r) {
-    float* row = x + r * n;
-    quantize_activation(row, n, q);
-    for (int64_t i = 0; i < n; ++i)
-      row[i] = q.scales[static_cast<size_t>(i / kBlock)] * q.qs[static_cast<size_t>(i)];
-  }
-}
-
 void round_to_f16(const float* x, int64_t n, std::vector<uint16_t>& out) {
   const DF d;
   const hn::Rebind<hwy::float16_t, DF> dh;
@@ -211,8 +205,26 @@ void round_to_f16(const float* x, int64_t n, std::vector<uint16_t>& out) {
   for (; i < n; ++i) out[static_cast<size_t>(i)] = gguf::fp32_to_fp16(x[i]);
 }
 
-void round_to_f16_grid(float* x, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) x[i] = half_to_float(gguf::fp32_to_fp16(x[i]));
+void round_activation_grid(gguf::TensorType type, float* x, int64_t n, int64_t n_rows) {
+  if (type == gguf::TensorType::kF16) {
+    const DF d;
+    const hn::Rebind<hwy::float16_t, DF> dh;
+    const auto lanes = static_cast<int64_t>(hn::Lanes(d));
+    const int64_t total = n * n_rows;
+    int64_t i = 0;
+    for (; i + lanes <= total; i += lanes)
+      hn::StoreU(hn::PromoteTo(d, hn::DemoteTo(dh, hn::LoadU(d, x + i))), d, x + i);
+    for (; i < total; ++i) x[i] = half_to_float(gguf::fp32_to_fp16(x[i]));
+    return;
+  }
+  if (!uses_q8_activation(type)) return;
+  Q8Activation q;
+  for (int64_t r = 0; r < n_rows; ++r) {
+    float* row = x + r * n;
+    quantize_activation(row, n, q);
+    for (int64_t i = 0; i < n; ++i)
+      row[i] = q.scales[static_cast<size_t>(i / kBlock)] * q.qs[static_cast<size_t>(i)];
+  }
 }
 
 float dot_q8_activation(gguf::TensorType type, const void* row, const Q8Activation& x, int64_t n) {

@@ -16,6 +16,8 @@ namespace moa::kernels {
 
 // True for the weight types whose dot products take Q8_0-rounded activations (Q8_0, Q4_0).
 bool uses_q8_activation(gguf::TensorType type);
+// True for every weight type whose dot products take a rounded activation (F16, Q8_0, Q4_0).
+bool rounds_activation(gguf::TensorType type);
 
 // One activation vector in Q8_0 blocks: scale[b] * qs[32 b + i] approximates x[32 b + i].
 struct Q8Activation {
@@ -27,13 +29,12 @@ struct Q8Activation {
 // q = nearest integer to x * 127 / max|x| (ties to even, as ggml's AVX quantizer).
 void quantize_activation(const float* x, int64_t n, Q8Activation& out);
 
-// Replaces x (n_rows rows of n values) by its Q8_0-rounded values, for the F32 GEMM path.
-void round_to_q8_grid(float* x, int64_t n, int64_t n_rows);
-
 // F16 weights take the activation rounded to F16 (nearest even), as llama.cpp does.
 void round_to_f16(const float* x, int64_t n, std::vector<uint16_t>& out);
-// Replaces the n values of x by the F32 values of their F16 rounding (the GEMM path).
-void round_to_f16_grid(float* x, int64_t n);
+
+// Replaces x (n_rows rows of n values) by the values the row dots of `type` multiply with, for
+// the F32 GEMM path; unchanged for types that keep F32 activations.
+void round_activation_grid(gguf::TensorType type, float* x, int64_t n, int64_t n_rows);
 
 // Dot product of one stored Q8_0 or Q4_0 row (n values) with a quantized activation.
 float dot_q8_activation(gguf::TensorType type, const void* row, const Q8Activation& x, int64_t n);

@@ -21,13 +21,18 @@ double kv_value(const KvView& kv, const void* base, int64_t index) {
 
 }  // namespace
 
+bool activation_is_rounded(gguf::TensorType type) {
+  return type == gguf::TensorType::kF16 || type == gguf::TensorType::kQ8_0 ||
+         type == gguf::TensorType::kQ4_0;
+}
+
 std::vector<float> activation_for(gguf::TensorType type, const float* x, int64_t n) {
   std::vector<float> seen(x, x + n);
+  if (!activation_is_rounded(type)) return seen;
   if (type == gguf::TensorType::kF16) {
     for (float& v : seen) v = gguf::fp16_to_fp32(gguf::fp32_to_fp16(v));
     return seen;
   }
-  if (type != gguf::TensorType::kQ8_0 && type != gguf::TensorType::kQ4_0) return seen;
   std::vector<uint8_t> blocks(gguf::row_bytes(gguf::TensorType::kQ8_0, n));
   gguf::quantize_row(gguf::TensorType::kQ8_0, x, blocks.data(), n);
   gguf::dequantize_row(gguf::TensorType::kQ8_0, blocks.data(), seen.data(), n);

@@ -16,6 +16,8 @@ namespace moa::kernels::reference {
 // weights rounded to Q8_0 blocks by ggml's reference quantizer, for F16 weights rounded to F16,
 // for other types unchanged.
 std::vector<float> activation_for(gguf::TensorType type, const float* x, int64_t n);
+// True for the types activation_for changes (F16, Q8_0, Q4_0).
+bool activation_is_rounded(gguf::TensorType type);
 void matvec(const WeightMatrix& w, const float* x, float* y);
 void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y);
 void rms_norm(const float* x, const float* weight, int64_t n, int64_t n_tokens, float eps,

@@ -5,9 +5,8 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <vector>
-
 #include <span>
+#include <vector>
 
 #include "kernels/kernels.h"
 #include "kernels/q8_activation.h"

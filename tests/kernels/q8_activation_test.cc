@@ -33,15 +33,27 @@ TEST(Q8Activation, RoundsLikeGgmlsQ8_0Quantizer) {
   EXPECT_EQ(got.qs[70], 127);
 }
 
+// The GEMM path's rounding equals the reference rule bit for bit for every rounded type (F16
+// values include ones beyond F16's subnormal and normal ranges), and leaves other types alone.
 TEST(Q8Activation, GridRoundingEqualsTheReferenceActivation) {
-  const std::vector<float> x = random_floats(3 * 128, 8);
-  std::vector<float> rounded = x;
-  round_to_q8_grid(rounded.data(), 128, 3);
-  for (int64_t r = 0; r < 3; ++r) {
-    const std::vector<float> want =
-        reference::activation_for(TensorType::kQ8_0, x.data() + r * 128, 128);
-    for (int64_t i = 0; i < 128; ++i) ASSERT_EQ(rounded[r * 128 + i], want[i]) << r << " " << i;
+  std::vector<float> x = random_floats(3 * 128, 8);
+  x[5] = 1e-6f;    // an F16 subnormal
+  x[6] = 1e-9f;    // below F16's range: rounds to zero
+  x[7] = 70000.f;  // above F16's range: rounds to infinity
+  for (TensorType type : {TensorType::kF16, TensorType::kQ8_0, TensorType::kQ4_0}) {
+    std::vector<float> rounded = x;
+    round_activation_grid(type, rounded.data(), 128, 3);
+    for (int64_t r = 0; r < 3; ++r) {
+      const std::vector<float> want = reference::activation_for(type, x.data() + r * 128, 128);
+      for (int64_t i = 0; i < 128; ++i) {
+        ASSERT_EQ(rounded[r * 128 + i], want[i])
+            << gguf::tensor_type_name(static_cast<uint32_t>(type)) << " " << r << " " << i;
+      }
+    }
   }
+  std::vector<float> unchanged = x;
+  round_activation_grid(TensorType::kQ4_K, unchanged.data(), 128, 3);
+  EXPECT_EQ(unchanged, x);
 }
 
 TEST(Q8Activation, RejectsLengthsThatAreNotABlockMultiple) {

@@ -45,8 +45,7 @@ inline RefMatrix ref_tensor(const gguf::GgufFile& file, const std::string& name)
 // y = W x, with x rounded as the kernels round it for W's storage type
 inline std::vector<double> ref_matvec(const RefMatrix& w, const std::vector<double>& x_in) {
   std::vector<double> x = x_in;
-  if (w.type == gguf::TensorType::kQ8_0 || w.type == gguf::TensorType::kQ4_0 ||
-      w.type == gguf::TensorType::kF16) {
+  if (kernels::reference::activation_is_rounded(w.type)) {
     const std::vector<float> x_float(x_in.begin(), x_in.end());
     const std::vector<float> seen =
         kernels::reference::activation_for(w.type, x_float.data(), w.cols);
