@@ -24,6 +24,7 @@ struct BenchOptions {
   ThroughputConfig throughput;
   std::string kv_type = "f16";
   bool json = false;
+  bool map_model = false;  // --mmap
   std::vector<std::string> methods = {"dense"};
   AttentionMethod sparse;  // --plan, --density, --sinks shared by the sparse methods
 };
@@ -159,7 +160,7 @@ void run_bench(BenchOptions o) {
     o.throughput.methods.push_back(m);
   }
   const std::string path = o.model_path.empty() ? random_model_path(o) : o.model_path;
-  const Model model = Model::load(path);
+  const Model model = Model::load(path, model_file_load(o.map_model));
   const double sgemm = measure_sgemm_gflops(o.throughput.n_threads);
   o.throughput.probe_bandwidth = true;
   auto results = measure_throughput(model, o.throughput,
@@ -201,6 +202,7 @@ void register_bench(CLI::App& app) {
   cmd->add_option("-t,--threads", o->throughput.n_threads, "Threads (default: all cores)");
   cmd->add_option("--kv-type", o->kv_type, "KV cache storage: f32 or f16")->capture_default_str();
   cmd->add_flag("--json", o->json, "Print JSON instead of a table");
+  add_mmap_flag(*cmd, o->map_model);
   cmd->add_option("--method", o->methods,
                   "Attention methods side by side, e.g. dense,streaming,moa,h2o")
       ->delimiter(',');

@@ -4,6 +4,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "util/mapped_file.h"
+
 namespace moa::cli {
 
 void register_inspect(CLI::App& app);
@@ -11,6 +13,10 @@ void register_tokenize(CLI::App& app);
 void register_plan(CLI::App& app);
 void register_bench(CLI::App& app);
 void register_generate(CLI::App& app);
+
+// `--mmap`: map the model file instead of reading it into huge pages.
+void add_mmap_flag(CLI::App& cmd, bool& map_model);
+FileLoad model_file_load(bool map_model);
 
 // Reads all of standard input (used when no -p/-f is given).
 std::string read_stdin();

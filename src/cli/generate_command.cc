@@ -35,6 +35,7 @@ struct GenerateOptions {
   std::string prompt_file;
   int n_predict = 128;
   int n_threads = 0;
+  bool map_model = false;  // --mmap
   int64_t n_ctx = 0;
   SamplingParams sampling;
   int64_t seed = -1;
@@ -126,7 +127,7 @@ void run_generate(GenerateOptions options) {
   options.sampling.seed =
       options.seed >= 0 ? static_cast<uint64_t>(options.seed) : std::random_device{}();
   Sampler sampler(options.sampling);
-  const Model model = Model::load(options.model_path);
+  const Model model = Model::load(options.model_path, model_file_load(options.map_model));
   const int64_t n_ctx = context_size(options, model.config());
   std::vector<TokenId> history = tokenize_prompt(model, options, text, n_ctx);
   // A sparse cache (plan or h2o) is planned for exactly the tokens this run can reach.
@@ -192,6 +193,7 @@ void register_generate(CLI::App& app) {
   cmd->add_option("-n,--n-predict", options->n_predict, "Tokens to generate")
       ->capture_default_str();
   cmd->add_option("-t,--threads", options->n_threads, "Threads (default: all cores)");
+  add_mmap_flag(*cmd, options->map_model);
   cmd->add_option("-c,--ctx-size", options->n_ctx,
                   "Context size in tokens (default: min(training context, 4096))");
   cmd->add_option("--temp", options->sampling.temperature, "Temperature (0 = greedy)")

@@ -28,6 +28,16 @@ std::string read_text_file(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
+void add_mmap_flag(CLI::App& cmd, bool& map_model) {
+  cmd.add_flag("--mmap", map_model,
+               "Map the model file instead of reading it into huge pages (less resident memory "
+               "for a model near the RAM size; slower decode: a TLB miss per 4 KiB page)");
+}
+
+FileLoad model_file_load(bool map_model) {
+  return map_model ? FileLoad::kMap : FileLoad::kReadIntoHugePages;
+}
+
 }  // namespace moa::cli
 
 int main(int argc, char** argv) {

@@ -167,9 +167,9 @@ std::string TensorInfo::shape_string() const {
   return s + "]";
 }
 
-GgufFile GgufFile::open(const std::string& path) {
+GgufFile GgufFile::open(const std::string& path, FileLoad load) {
   GgufFile file;
-  file.mapping_ = MappedFile::open(path);
+  file.mapping_ = MappedFile::open(path, load);
   file.bytes_ = file.mapping_.bytes();
   file.name_ = path;
   file.parse_image();

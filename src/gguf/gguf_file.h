@@ -41,7 +41,7 @@ struct KeyValue {
 class GgufFile {
  public:
   // Opens and validates `path`. Throws moa::Error ("<path>: <field>: <problem>") on bad input.
-  static GgufFile open(const std::string& path);
+  static GgufFile open(const std::string& path, FileLoad load = FileLoad::kMap);
   // Parses an in-memory image (tests, fuzzing); `name` stands in for the path in errors.
   static GgufFile parse(std::span<const uint8_t> bytes, const std::string& name);
 

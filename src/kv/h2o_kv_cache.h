@@ -16,6 +16,7 @@
 #include "kernels/kernels.h"
 #include "kv/attention_cache.h"
 #include "model/model_config.h"
+#include "util/huge_pages.h"
 
 namespace moa {
 
@@ -97,8 +98,8 @@ class H2oKvCache final : public AttentionCache {
   H2oCacheShape shape_;
   int64_t capacity_ = 0;  // slots per head: budget + 1, at most n_ctx
   size_t element_bytes_ = 4;
-  std::vector<uint8_t> keys_;
-  std::vector<uint8_t> values_;
+  HugePageVector<uint8_t> keys_;  // huge pages: decode streams the whole cache
+  HugePageVector<uint8_t> values_;
   std::vector<int32_t> positions_;
   std::vector<float> scores_;
   std::vector<int64_t> lengths_;

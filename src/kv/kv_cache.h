@@ -13,6 +13,7 @@
 #include "kv/attention_cache.h"
 #include "model/model_config.h"
 #include "plan/plan.h"
+#include "util/huge_pages.h"
 
 namespace moa {
 
@@ -68,8 +69,8 @@ class KvCache final : public AttentionCache {
 
   KvCacheShape shape_;
   size_t element_bytes_ = 4;
-  std::vector<uint8_t> keys_;
-  std::vector<uint8_t> values_;
+  HugePageVector<uint8_t> keys_;  // huge pages: decode streams the whole cache
+  HugePageVector<uint8_t> values_;
   std::vector<int64_t> lengths_;
   std::vector<std::vector<kernels::BandMask>> masks_;  // [layer][kv_head]; empty: dense
 };

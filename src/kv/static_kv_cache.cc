@@ -107,7 +107,7 @@ size_t StaticKvCache::head_offset(int64_t layer, int seq, int64_t kv_head) const
          offsets_[static_cast<size_t>(layer * shape_.n_head_kv + kv_head)];
 }
 
-const void* StaticKvCache::element_address(const std::vector<uint8_t>& buffer,
+const void* StaticKvCache::element_address(const HugePageVector<uint8_t>& buffer,
                                            size_t element) const {
   return buffer.data() + element * element_bytes_;
 }

@@ -14,6 +14,7 @@
 #include "kv/attention_cache.h"
 #include "model/model_config.h"
 #include "plan/plan.h"
+#include "util/huge_pages.h"
 
 namespace moa {
 
@@ -73,17 +74,17 @@ class StaticKvCache final : public AttentionCache {
  private:
   void check_layer_seq(int64_t layer, int seq) const;
   size_t head_offset(int64_t layer, int seq, int64_t kv_head) const;  // elements
-  const void* element_address(const std::vector<uint8_t>& buffer, size_t element) const;
+  const void* element_address(const HugePageVector<uint8_t>& buffer, size_t element) const;
 
   StaticKvCacheShape shape_;
   int64_t sinks_ = 0;
   size_t element_bytes_ = 2;
   std::vector<std::vector<kernels::BandMask>> masks_;  // [layer][kv_head]
   std::vector<int64_t> ring_;                          // [layer * n_head_kv + kv_head]
-  std::vector<size_t> offsets_;  // element offset of each (layer, head) within a sequence
-  size_t seq_elements_ = 0;      // elements per sequence
-  std::vector<uint8_t> keys_;
-  std::vector<uint8_t> values_;
+  std::vector<size_t> offsets_;   // element offset of each (layer, head) within a sequence
+  size_t seq_elements_ = 0;       // elements per sequence
+  HugePageVector<uint8_t> keys_;  // huge pages: decode streams the whole cache
+  HugePageVector<uint8_t> values_;
   std::vector<int64_t> lengths_;
 };
 

@@ -17,7 +17,9 @@
 
 namespace moa {
 
-Model Model::load(const std::string& path) { return from_file(gguf::GgufFile::open(path)); }
+Model Model::load(const std::string& path, FileLoad load) {
+  return from_file(gguf::GgufFile::open(path, load));
+}
 
 Model Model::from_file(gguf::GgufFile file) {
   Model model;

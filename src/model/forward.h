@@ -24,7 +24,8 @@ namespace moa {
 class Model {
  public:
   // Opens `path`, reads and checks the config against the tensors, binds weights and tokenizer.
-  static Model load(const std::string& path);
+  // By default the file is read into huge pages (decode streams it every token); kMap maps it.
+  static Model load(const std::string& path, FileLoad load = FileLoad::kReadIntoHugePages);
   static Model from_file(gguf::GgufFile file);
 
   const gguf::GgufFile& file() const { return *file_; }

@@ -1,4 +1,5 @@
-// Read-only memory mapping of a whole file: model weights are used in place, never copied.
+// A whole file's bytes, read-only: mapped in place, or read once into huge-page memory (model
+// weights that decode streams every token: no TLB miss per 4 KiB, see util/huge_pages.h).
 #pragma once
 
 #include <cstddef>
@@ -8,10 +9,15 @@
 
 namespace moa {
 
+enum class FileLoad {
+  kMap,                // mmap the file: nothing copied, pages loaded on demand (4 KiB pages)
+  kReadIntoHugePages,  // read it into anonymous huge-page memory: faster to stream
+};
+
 class MappedFile {
  public:
-  // Maps `path` read-only; throws moa::Error naming the path if it cannot be opened or mapped.
-  static MappedFile open(const std::string& path);
+  // The bytes of `path`; throws moa::Error naming the path if it cannot be opened, mapped or read.
+  static MappedFile open(const std::string& path, FileLoad load = FileLoad::kMap);
 
   MappedFile() = default;
   MappedFile(MappedFile&& other) noexcept;
@@ -25,7 +31,10 @@ class MappedFile {
 
  private:
   void release();
+  void map_in_place(int fd);
+  void read_into_huge_pages(int fd);
   const uint8_t* data_ = nullptr;
+  bool huge_pages_ = false;  // data_ is from map_huge_pages, not a file mapping
   size_t size_ = 0;
   std::string path_;
 };

@@ -30,6 +30,17 @@ TEST(GenerateCommand, StreamsStories260KGreedyContinuation) {
   EXPECT_NE(r.err.find("tok/s"), std::string::npos) << r.err;
 }
 
+TEST(GenerateCommand, MappedModelGivesTheSameText) {
+  const std::string model = random_model_path();
+  const std::string args = "generate -m '" + model + "' -p 'hello world' -n 12 --temp 0 -t 2";
+  const auto read = run_moa(args);
+  const auto mapped = run_moa(args + " --mmap");
+  ASSERT_EQ(read.exit_code, 0) << read.err;
+  ASSERT_EQ(mapped.exit_code, 0) << mapped.err;
+  EXPECT_FALSE(read.out.empty());
+  EXPECT_EQ(mapped.out, read.out);
+}
+
 TEST(GenerateCommand, StopStringEndsTheOutputBeforeIt) {
   MOA_REQUIRE_ASSET(model, "models/stories260K.gguf");
   const auto r = run_moa("generate -m '" + model +
