@@ -14,6 +14,7 @@
 #include "gguf/quant.h"
 #include "kernels/bandwidth.h"
 #include "kernels/kernels.h"
+#include "util/huge_pages.h"
 
 namespace moa::kernels {
 namespace {
@@ -44,10 +45,12 @@ BENCHMARK(BM_MemoryBandwidth)->Iterations(1)->Unit(benchmark::kMillisecond);
 void BM_Matvec(benchmark::State& state) {
   const auto type = static_cast<TensorType>(state.range(0));
   const int64_t n = 4096;
-  // Enough copies to exceed the 32 MiB L3, so every product streams from memory.
+  // Enough copies to exceed the 32 MiB L3, so every product streams from memory; on huge pages
+  // like the model's weights.
   const auto first = stored_matrix(type, n, n);
   const size_t copies = (size_t{96} << 20) / first.size() + 1;
-  const std::vector<std::vector<uint8_t>> matrices(copies, first);
+  const std::vector<HugePageVector<uint8_t>> matrices(
+      copies, HugePageVector<uint8_t>(first.begin(), first.end()));
   const auto x = random_floats(n, 2);
   std::vector<float> y(static_cast<size_t>(n));
   size_t next = 0;
