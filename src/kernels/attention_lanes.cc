@@ -128,7 +128,7 @@ void lane_values(const LaneTile& tile, const LaneBuffers& buffers, int64_t width
 template <class D>
 void lane_update(D d, const LaneTile& tile, LaneBuffers& buffers) {
   const auto width = static_cast<int64_t>(hn::Lanes(d));
-  float correction[kMaxLaneRows];
+  float correction[kMaxLaneRows] = {};  // only W lanes are stored; zeroed for narrow targets
   hn::StoreU(lane_softmax(d, buffers.scores, buffers.m, buffers.l), d, correction);
   if (buffers.rows <= 4) {  // small GQA groups: skip the padding lanes' values
     lane_values<4, 4>(tile, buffers, width, correction, 0);

@@ -23,6 +23,13 @@ namespace hn = hwy::HWY_NAMESPACE;
 using DF = hn::CappedTag<float, 16>;
 using DI8 = hn::Rebind<int8_t, DF>;
 constexpr int64_t kBlock = gguf::kQK8_0;
+// Highway's F16 demotion rounds to nearest even where the CPU converts natively (F16C, AArch64);
+// its software emulation elsewhere does not, so those targets take the scalar conversion.
+#if defined(__F16C__) || defined(__aarch64__)
+constexpr bool kNativeF16 = true;
+#else
+constexpr bool kNativeF16 = false;
+#endif
 static_assert(gguf::kQK8_0 == gguf::kQK4_0);
 
 #if defined(MOA_Q8_VNNI)
@@ -170,8 +177,12 @@ bool uses_q8_activation(gguf::TensorType type) {
   return type == gguf::TensorType::kQ8_0 || type == gguf::TensorType::kQ4_0;
 }
 
+bool uses_q8_k_activation(gguf::TensorType type) {
+  return type == gguf::TensorType::kQ4_K || type == gguf::TensorType::kQ6_K;
+}
+
 bool rounds_activation(gguf::TensorType type) {
-  return uses_q8_activation(type) || type == gguf::TensorType::kF16;
+  return uses_q8_activation(type) || uses_q8_k_activation(type) || type == gguf::TensorType::kF16;
 }
 
 void quantize_activation(const float* x, int64_t n, Q8Activation& out) {
@@ -201,7 +212,8 @@ void round_to_f16(const float* x, int64_t n, std::vector<uint16_t>& out) {
   out.resize(static_cast<size_t>(n));
   auto* dst = reinterpret_cast<hwy::float16_t*>(out.data());
   int64_t i = 0;
-  for (; i + lanes <= n; i += lanes) hn::StoreU(hn::DemoteTo(dh, hn::LoadU(d, x + i)), dh, dst + i);
+  for (; kNativeF16 && i + lanes <= n; i += lanes)
+    hn::StoreU(hn::DemoteTo(dh, hn::LoadU(d, x + i)), dh, dst + i);
   for (; i < n; ++i) out[static_cast<size_t>(i)] = gguf::fp32_to_fp16(x[i]);
 }
 
@@ -212,9 +224,19 @@ void round_activation_grid(gguf::TensorType type, float* x, int64_t n, int64_t n
     const auto lanes = static_cast<int64_t>(hn::Lanes(d));
     const int64_t total = n * n_rows;
     int64_t i = 0;
-    for (; i + lanes <= total; i += lanes)
+    for (; kNativeF16 && i + lanes <= total; i += lanes)
       hn::StoreU(hn::PromoteTo(d, hn::DemoteTo(dh, hn::LoadU(d, x + i))), d, x + i);
     for (; i < total; ++i) x[i] = half_to_float(gguf::fp32_to_fp16(x[i]));
+    return;
+  }
+  if (uses_q8_k_activation(type)) {
+    Q8KActivation q;
+    for (int64_t r = 0; r < n_rows; ++r) {
+      float* row = x + r * n;
+      quantize_activation_q8_k(row, n, q);
+      for (int64_t i = 0; i < n; ++i)
+        row[i] = q.scales[static_cast<size_t>(i / gguf::kQK_K)] * q.qs[static_cast<size_t>(i)];
+    }
     return;
   }
   if (!uses_q8_activation(type)) return;

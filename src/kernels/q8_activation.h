@@ -1,9 +1,10 @@
 // Activations rounded the way llama.cpp pairs them with the weight type: to F16 for F16 weights,
-// to Q8_0 blocks (32 values sharing one F16-rounded scale) for Q8_0 and Q4_0 weights. The Q8 row
-// dot then multiplies int8 by int8 (AVX-512 VNNI) instead of widening every weight to F32, which
-// is what keeps Q8_0 decode memory-bound on a 2-core CPU. Every path (matvec, batch decode,
-// prefill GEMM) uses the same rounded activation, so prefill, decode and batches agree to F32
-// accumulation order. Internal to kernels/.
+// to Q8_0 blocks (32 values sharing one F16-rounded scale) for Q8_0 and Q4_0 weights, to Q8_K
+// blocks (256 values sharing one F32 scale) for Q4_K and Q6_K weights. The row dots then
+// multiply small integers by int8 (AVX-512 VNNI / BW) instead of widening every weight to F32,
+// which is what keeps quantized decode memory-bound on a 2-core CPU. Every path (matvec, batch
+// decode, prefill GEMM) uses the same rounded activation, so prefill, decode and batches agree to
+// F32 accumulation order. Internal to kernels/.
 #pragma once
 
 #include <cstdint>
@@ -16,7 +17,10 @@ namespace moa::kernels {
 
 // True for the weight types whose dot products take Q8_0-rounded activations (Q8_0, Q4_0).
 bool uses_q8_activation(gguf::TensorType type);
-// True for every weight type whose dot products take a rounded activation (F16, Q8_0, Q4_0).
+// True for the weight types whose dot products take Q8_K-rounded activations (Q4_K, Q6_K).
+bool uses_q8_k_activation(gguf::TensorType type);
+// True for every weight type whose dot products take a rounded activation (F16, Q8_0, Q4_0,
+// Q4_K, Q6_K).
 bool rounds_activation(gguf::TensorType type);
 
 // One activation vector in Q8_0 blocks: scale[b] * qs[32 b + i] approximates x[32 b + i].
@@ -24,6 +28,23 @@ struct Q8Activation {
   std::vector<int8_t> qs;
   std::vector<float> scales;  // F16-rounded like ggml's block_q8_0.d
 };
+
+// One activation vector in Q8_K blocks (ggml's block_q8_K): scales[b] * qs[256 b + i]
+// approximates x[256 b + i]; sums16[g] is the sum of qs over values 16 g .. 16 g + 15.
+struct Q8KActivation {
+  std::vector<int8_t> qs;
+  std::vector<float> scales;
+  std::vector<int16_t> sums16;
+};
+
+// Rounds x (n values, n a multiple of 256) as ggml's quantize_row_q8_K_ref: per block the value
+// of largest magnitude m maps to -127, q = min(127, nearest_even(x * -127 / m)), scale = m / -127.
+void quantize_activation_q8_k(const float* x, int64_t n, Q8KActivation& out);
+
+// Dot product of one stored Q4_K or Q6_K row (n values) with a Q8_K activation: integer sums per
+// block, scaled once per block.
+float dot_q8_k_activation(gguf::TensorType type, const void* row, const Q8KActivation& x,
+                          int64_t n);
 
 // Rounds x (n values, n a multiple of 32) to Q8_0 blocks: scale = F16(max|x| / 127),
 // q = nearest integer to x * 127 / max|x| (ties to even, as ggml's AVX quantizer).

@@ -23,14 +23,43 @@ double kv_value(const KvView& kv, const void* base, int64_t index) {
 
 bool activation_is_rounded(gguf::TensorType type) {
   return type == gguf::TensorType::kF16 || type == gguf::TensorType::kQ8_0 ||
-         type == gguf::TensorType::kQ4_0;
+         type == gguf::TensorType::kQ4_0 || type == gguf::TensorType::kQ4_K ||
+         type == gguf::TensorType::kQ6_K;
 }
+
+namespace {
+
+// ggml's quantize_row_q8_K_ref followed by its dequantization, for blocks of 256 values.
+void round_to_q8_k(std::vector<float>& x) {
+  for (size_t b = 0; b + 256 <= x.size(); b += 256) {
+    float max = 0.0f, amax = 0.0f;
+    for (size_t j = b; j < b + 256; ++j) {
+      if (std::fabs(x[j]) > amax) {
+        amax = std::fabs(x[j]);
+        max = x[j];
+      }
+    }
+    if (amax == 0.0f) continue;  // an all-zero block stays zero
+    const float iscale = -127.0f / max;
+    const float scale = 1.0f / iscale;
+    for (size_t j = b; j < b + 256; ++j) {
+      const float q = std::min(127.0f, std::nearbyint(iscale * x[j]));  // ties to even
+      x[j] = scale * q;
+    }
+  }
+}
+
+}  // namespace
 
 std::vector<float> activation_for(gguf::TensorType type, const float* x, int64_t n) {
   std::vector<float> seen(x, x + n);
   if (!activation_is_rounded(type)) return seen;
   if (type == gguf::TensorType::kF16) {
     for (float& v : seen) v = gguf::fp16_to_fp32(gguf::fp32_to_fp16(v));
+    return seen;
+  }
+  if (type == gguf::TensorType::kQ4_K || type == gguf::TensorType::kQ6_K) {
+    round_to_q8_k(seen);
     return seen;
   }
   std::vector<uint8_t> blocks(gguf::row_bytes(gguf::TensorType::kQ8_0, n));

@@ -1,6 +1,6 @@
 // Dot products of single weight rows (any stored format) with one activation vector (kept F32,
-// or rounded as llama.cpp does for F16, Q8_0 and Q4_0 weights); the building block of matvec,
-// also used by matmul for tiny batches. Internal to kernels/.
+// or rounded as llama.cpp does for F16, Q8_0, Q4_0, Q4_K and Q6_K weights); the building block of
+// matvec, also used by matmul for tiny batches. Internal to kernels/.
 #pragma once
 
 #include <cstddef>
@@ -33,8 +33,8 @@ class RowDot {
   WeightMatrix w_;
   const float* x_;
   size_t row_bytes_ = 0;
-  std::vector<float> x_sums32_;  // Q4_K only: sums of x over each 32-element sub-block
   Q8Activation x_q8_;            // Q8_0 / Q4_0 only: x rounded to Q8_0 blocks
+  Q8KActivation x_q8_k_;         // Q4_K / Q6_K only: x rounded to Q8_K blocks
   std::vector<uint16_t> x_f16_;  // F16 only: x rounded to F16
 };
 

@@ -52,8 +52,69 @@ TEST(Q8Activation, GridRoundingEqualsTheReferenceActivation) {
     }
   }
   std::vector<float> unchanged = x;
-  round_activation_grid(TensorType::kQ4_K, unchanged.data(), 128, 3);
+  round_activation_grid(TensorType::kBF16, unchanged.data(), 128, 3);
   EXPECT_EQ(unchanged, x);
+  std::vector<float> wide = random_floats(2 * 512, 9);  // Q8_K blocks are 256 values
+  for (TensorType type : {TensorType::kQ4_K, TensorType::kQ6_K}) {
+    std::vector<float> rounded = wide;
+    round_activation_grid(type, rounded.data(), 512, 2);
+    for (int64_t r = 0; r < 2; ++r) {
+      const std::vector<float> want = reference::activation_for(type, wide.data() + r * 512, 512);
+      for (int64_t i = 0; i < 512; ++i) ASSERT_EQ(rounded[r * 512 + i], want[i]) << r << " " << i;
+    }
+  }
+}
+
+// ggml's Q8_K rule: the first value of largest magnitude maps to -127 whatever its sign, its
+// negation to +127; the scale is F32 (not F16-rounded); sums16 are the sums of 16 values.
+TEST(Q8KActivation, RoundsLikeGgmlsQ8_KQuantizer) {
+  std::vector<float> x = random_floats(3 * 256, 4);
+  x[10] = 5.0f;  // block 0: the first of two equal magnitudes wins
+  x[20] = -5.0f;
+  x[300] = -7.5f;                               // block 1: a negative maximum
+  for (int i = 512; i < 768; ++i) x[i] = 0.0f;  // block 2: all zero
+  Q8KActivation got;
+  quantize_activation_q8_k(x.data(), static_cast<int64_t>(x.size()), got);
+  EXPECT_EQ(got.qs[10], -127);
+  EXPECT_EQ(got.qs[20], 127);
+  EXPECT_EQ(got.scales[0], 1.0f / (-127.0f / 5.0f));
+  EXPECT_EQ(got.qs[300], -127);
+  EXPECT_GT(got.scales[1], 0.0f);
+  EXPECT_EQ(got.scales[2], 0.0f);
+  const std::vector<float> want = reference::activation_for(TensorType::kQ4_K, x.data(), 768);
+  for (size_t i = 0; i < x.size(); ++i) {
+    ASSERT_EQ(got.scales[i / 256] * got.qs[i], want[i]) << i;
+    if (i >= 512) {
+      ASSERT_EQ(got.qs[i], 0) << i;
+    }
+  }
+  for (size_t g = 0; g < got.sums16.size(); ++g) {
+    int sum = 0;
+    for (size_t i = 0; i < 16; ++i) sum += got.qs[16 * g + i];
+    ASSERT_EQ(got.sums16[g], sum) << "group " << g;
+  }
+  EXPECT_THROW(quantize_activation_q8_k(x.data(), 100, got), Error);
+}
+
+// Q4_K and Q6_K rows whose dequantized weights and Q8_K activation are known exactly: the row
+// dot must equal the exact product (integer sums, one scale per block).
+TEST(Q8KActivation, KQuantDotsEqualTheDequantizedProduct) {
+  for (TensorType type : {TensorType::kQ4_K, TensorType::kQ6_K}) {
+    const std::vector<float> w_values = random_floats(512, 11);
+    std::vector<uint8_t> row(gguf::row_bytes(type, 512));
+    gguf::quantize_row(type, w_values.data(), row.data(), 512);
+    std::vector<float> w(512);
+    gguf::dequantize_row(type, row.data(), w.data(), 512);
+    const std::vector<float> x = random_floats(512, 12);
+    Q8KActivation q;
+    quantize_activation_q8_k(x.data(), 512, q);
+    double want = 0.0;
+    for (size_t i = 0; i < 512; ++i)
+      want += static_cast<double>(w[i]) * q.scales[i / 256] * q.qs[i];
+    const float got = dot_q8_k_activation(type, row.data(), q, 512);
+    EXPECT_NEAR(got, want, 1e-5 * (1.0 + std::fabs(want)))
+        << gguf::tensor_type_name(static_cast<uint32_t>(type));
+  }
 }
 
 TEST(Q8Activation, RejectsLengthsThatAreNotABlockMultiple) {

@@ -1,0 +1,245 @@
+// Q8_K activation rounding and the K-quant row dots that use it (llama.cpp's pairing for Q4_K and
+// Q6_K weights). A block's weights stay small unsigned integers (Q4_K: 0..15, Q6_K: 0..63) that
+// vpmaddubsw multiplies with the int8 activation; vpmaddwd applies the 16/32-value sub-block
+// scales, and the offsets (Q4_K's mins, Q6_K's -32) come from the activation's sums per 16
+// values. Other CPUs take a plain integer loop with the same per-block sums.
+#include <cmath>
+#include <cstring>
+
+#include "gguf/quant.h"
+#include "hwy/highway.h"
+#include "kernels/half.h"
+#include "kernels/q8_activation.h"
+#include "util/error.h"
+
+#if defined(__AVX512BW__) && defined(__AVX512VL__)
+#define MOA_KQUANT_AVX512 1
+#include <immintrin.h>
+#endif
+
+namespace moa::kernels {
+namespace {
+
+namespace hn = hwy::HWY_NAMESPACE;
+using DF = hn::CappedTag<float, 16>;
+using DI8 = hn::Rebind<int8_t, DF>;
+constexpr int64_t kBlock = gguf::kQK_K;
+constexpr int64_t kGroups = kBlock / 16;  // sums16 entries per block
+
+// The first value of largest magnitude (ggml keeps the first on ties).
+float signed_max(const float* x) {
+  float max = 0.0f, amax = 0.0f;
+  for (int64_t j = 0; j < kBlock; ++j) {
+    if (std::fabs(x[j]) > amax) {
+      amax = std::fabs(x[j]);
+      max = x[j];
+    }
+  }
+  return max;
+}
+
+// Q4_K's 12 packed bytes as 16 bytes in 4 words: 8 scales (bytes 0-7) then 8 mins (bytes
+// 8-15), 6 bits each. Scales and mins 0-3 are the low 6 bits of bytes 0-3 / 4-7; 4-7 take a
+// nibble of bytes 8-11 plus the top 2 bits of bytes 0-3 / 4-7.
+struct ScaleWords {
+  uint32_t w[4];
+};
+ScaleWords q4_k_scales_mins(const uint8_t* packed) {
+  uint32_t p[3];
+  std::memcpy(p, packed, sizeof(p));
+  constexpr uint32_t kLow6 = 0x3f3f3f3f, kLow4 = 0x0f0f0f0f, kTop2 = 0x03030303;
+  return {{p[0] & kLow6, (p[2] & kLow4) | (((p[0] >> 6) & kTop2) << 4), p[1] & kLow6,
+           ((p[2] >> 4) & kLow4) | (((p[1] >> 6) & kTop2) << 4)}};
+}
+
+#if defined(MOA_KQUANT_AVX512)
+// Index vector for vpermw: 16-bit lanes 0-15 take element `a`, lanes 16-31 element `b`.
+__m512i two_halves(int a, int b) {
+  return _mm512_inserti64x4(_mm512_set1_epi16(static_cast<int16_t>(a)),
+                            _mm256_set1_epi16(static_cast<int16_t>(b)), 1);
+}
+
+// 32 values x[first .. first + 32) and x[second .. second + 32) in one vector.
+__m512i two_runs(const int8_t* x, int64_t first, int64_t second) {
+  return _mm512_inserti64x4(
+      _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + first))),
+      _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + second)), 1);
+}
+
+float dot_q4_k(const gguf::BlockQ4_K* w, const Q8KActivation& a, int64_t n_blocks) {
+  const __m512i nibble = _mm512_set1_epi8(0x0F);
+  __m512 acc = _mm512_setzero_ps();
+  __m256 acc_min = _mm256_setzero_ps();
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    const gguf::BlockQ4_K& blk = w[b];
+    const int8_t* x = a.qs.data() + b * kBlock;
+    const ScaleWords sm = q4_k_scales_mins(blk.scales);
+    // Built in registers: storing the words and loading them as a vector stalls the load.
+    const __m128i scales_mins = _mm_set_epi32(static_cast<int>(sm.w[3]), static_cast<int>(sm.w[2]),
+                                              static_cast<int>(sm.w[1]), static_cast<int>(sm.w[0]));
+    const __m512i scales = _mm512_cvtepu8_epi16(_mm256_castsi128_si256(scales_mins));
+    __m512i sums = _mm512_setzero_si512();
+    for (int c = 0; c < 2; ++c) {  // 64 bytes = sub-blocks 4c..4c+3 (low nibbles: even ones)
+      const __m512i q = _mm512_loadu_si512(blk.qs + 64 * c);
+      const __m512i lo = _mm512_and_si512(q, nibble);
+      const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), nibble);
+      const int64_t x0 = 128 * c;
+      const __m512i p_lo = _mm512_maddubs_epi16(lo, two_runs(x, x0, x0 + 64));
+      const __m512i p_hi = _mm512_maddubs_epi16(hi, two_runs(x, x0 + 32, x0 + 96));
+      const __m512i s_lo = _mm512_permutexvar_epi16(two_halves(4 * c, 4 * c + 2), scales);
+      const __m512i s_hi = _mm512_permutexvar_epi16(two_halves(4 * c + 1, 4 * c + 3), scales);
+      sums = _mm512_add_epi32(sums, _mm512_madd_epi16(p_lo, s_lo));
+      sums = _mm512_add_epi32(sums, _mm512_madd_epi16(p_hi, s_hi));
+    }
+    const float dx = a.scales[static_cast<size_t>(b)];
+    acc = _mm512_fmadd_ps(_mm512_set1_ps(half_to_float(blk.d) * dx), _mm512_cvtepi32_ps(sums), acc);
+    const __m256i sums32 = _mm256_madd_epi16(
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.sums16.data() + b * kGroups)),
+        _mm256_set1_epi16(1));
+    const __m256i mins = _mm256_cvtepu8_epi32(_mm_srli_si128(scales_mins, 8));
+    acc_min = _mm256_fmadd_ps(_mm256_set1_ps(half_to_float(blk.dmin) * dx),
+                              _mm256_cvtepi32_ps(_mm256_mullo_epi32(mins, sums32)), acc_min);
+  }
+  const __m128 min_half =
+      _mm_add_ps(_mm256_castps256_ps128(acc_min), _mm256_extractf128_ps(acc_min, 1));
+  const __m128 min_quarter = _mm_add_ps(min_half, _mm_movehl_ps(min_half, min_half));
+  const float min_total = _mm_cvtss_f32(_mm_add_ss(min_quarter, _mm_movehdup_ps(min_quarter)));
+  return _mm512_reduce_add_ps(acc) - min_total;
+}
+
+// Index vector for vpermw: 16-bit lane i takes element first + i / 8 (one scale per 16 values,
+// i.e. per 8 pair sums of vpmaddubsw).
+__m512i scale_per_16(int first) {
+  alignas(64) int16_t idx[32];
+  for (int i = 0; i < 32; ++i) idx[i] = static_cast<int16_t>(first + i / 8);
+  return _mm512_load_si512(idx);
+}
+
+float dot_q6_k(const gguf::BlockQ6_K* w, const Q8KActivation& a, int64_t n_blocks) {
+  const __m512i low4 = _mm512_set1_epi8(0x0F), low2 = _mm512_set1_epi8(0x03);
+  const __m512i idx[4] = {scale_per_16(0), scale_per_16(4), scale_per_16(8), scale_per_16(12)};
+  __m512 acc = _mm512_setzero_ps();
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    const gguf::BlockQ6_K& blk = w[b];
+    const int8_t* x = a.qs.data() + b * kBlock;
+    const __m256i scales16 =
+        _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.scales)));
+    const __m512i scales = _mm512_castsi256_si512(scales16);
+    __m512i sums = _mm512_setzero_si512();
+    for (int h = 0; h < 2; ++h) {  // 128 values: ql[64 h ..], qh[32 h ..]
+      const __m512i ql = _mm512_loadu_si512(blk.ql + 64 * h);
+      const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.qh + 32 * h));
+      const __m512i qh_02 =
+          _mm512_inserti64x4(_mm512_castsi256_si512(qh), _mm256_srli_epi16(qh, 2), 1);
+      const __m512i qh_46 = _mm512_srli_epi16(qh_02, 4);
+      // Values 0-63 and 64-127 of this half, unsigned 0..63 (the -32 is applied below).
+      const __m512i q_first = _mm512_or_si512(_mm512_and_si512(ql, low4),
+                                              _mm512_slli_epi16(_mm512_and_si512(qh_02, low2), 4));
+      const __m512i q_second = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), low4),
+                                               _mm512_slli_epi16(_mm512_and_si512(qh_46, low2), 4));
+      const __m512i p_first = _mm512_maddubs_epi16(q_first, _mm512_loadu_si512(x + 128 * h));
+      const __m512i p_second = _mm512_maddubs_epi16(q_second, _mm512_loadu_si512(x + 128 * h + 64));
+      sums = _mm512_add_epi32(
+          sums, _mm512_madd_epi16(p_first, _mm512_permutexvar_epi16(idx[2 * h], scales)));
+      sums = _mm512_add_epi32(
+          sums, _mm512_madd_epi16(p_second, _mm512_permutexvar_epi16(idx[2 * h + 1], scales)));
+    }
+    // q - 32: subtract 32 * sum over groups of scale * (sum of x over the group).
+    const __m256i offset = _mm256_madd_epi16(
+        scales16,
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.sums16.data() + b * kGroups)));
+    sums = _mm512_sub_epi32(sums, _mm512_zextsi256_si512(_mm256_slli_epi32(offset, 5)));
+    acc = _mm512_fmadd_ps(_mm512_set1_ps(half_to_float(blk.d) * a.scales[static_cast<size_t>(b)]),
+                          _mm512_cvtepi32_ps(sums), acc);
+  }
+  return _mm512_reduce_add_ps(acc);
+}
+#else
+float dot_q4_k(const gguf::BlockQ4_K* w, const Q8KActivation& a, int64_t n_blocks) {
+  float total = 0.0f;
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    const gguf::BlockQ4_K& blk = w[b];
+    const int8_t* x = a.qs.data() + b * kBlock;
+    const ScaleWords sm = q4_k_scales_mins(blk.scales);
+    uint8_t scales_mins[16];
+    std::memcpy(scales_mins, sm.w, sizeof(scales_mins));
+    int32_t sum = 0, min_sum = 0;
+    for (int sub = 0; sub < 8; ++sub) {
+      const uint8_t* q = blk.qs + 32 * (sub / 2);
+      int32_t s = 0;
+      for (int i = 0; i < 32; ++i) {
+        const int value = sub % 2 == 0 ? q[i] & 0x0F : q[i] >> 4;
+        s += value * x[32 * sub + i];
+      }
+      sum += scales_mins[sub] * s;
+      min_sum += scales_mins[8 + sub] * (a.sums16[static_cast<size_t>(b * kGroups + 2 * sub)] +
+                                         a.sums16[static_cast<size_t>(b * kGroups + 2 * sub + 1)]);
+    }
+    const float dx = a.scales[static_cast<size_t>(b)];
+    total += half_to_float(blk.d) * dx * static_cast<float>(sum) -
+             half_to_float(blk.dmin) * dx * static_cast<float>(min_sum);
+  }
+  return total;
+}
+
+float dot_q6_k(const gguf::BlockQ6_K* w, const Q8KActivation& a, int64_t n_blocks) {
+  float total = 0.0f;
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    const gguf::BlockQ6_K& blk = w[b];
+    const int8_t* x = a.qs.data() + b * kBlock;
+    int32_t sum = 0;
+    for (int64_t i = 0; i < kBlock; ++i) {
+      const int64_t h = i / 128, l = i % 32, quarter = (i % 128) / 32;
+      const uint8_t low = blk.ql[64 * h + l + (quarter % 2) * 32];
+      const int nibble = quarter < 2 ? low & 0x0F : low >> 4;
+      const int high = (blk.qh[32 * h + l] >> (2 * quarter)) & 3;
+      sum += blk.scales[i / 16] * ((nibble | (high << 4)) - 32) * x[i];
+    }
+    total += half_to_float(blk.d) * a.scales[static_cast<size_t>(b)] * static_cast<float>(sum);
+  }
+  return total;
+}
+#endif
+
+}  // namespace
+
+void quantize_activation_q8_k(const float* x, int64_t n, Q8KActivation& out) {
+  if (n % kBlock != 0) fail("quantize_activation_q8_k: length {} is not a multiple of 256", n);
+  const DF d;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
+  out.qs.resize(static_cast<size_t>(n));
+  out.scales.resize(static_cast<size_t>(n / kBlock));
+  out.sums16.resize(static_cast<size_t>(n / 16));
+  for (int64_t b = 0; b < n / kBlock; ++b) {
+    const float* xb = x + b * kBlock;
+    int8_t* q = out.qs.data() + b * kBlock;
+    const float max = signed_max(xb);
+    if (max == 0.0f) {
+      std::fill_n(q, kBlock, int8_t{0});
+      out.scales[static_cast<size_t>(b)] = 0.0f;
+    } else {
+      const float iscale = -127.0f / max;
+      const auto scale = hn::Set(d, iscale);
+      const auto top = hn::Set(hn::RebindToSigned<DF>(), 127);
+      for (int64_t k = 0; k < kBlock; k += lanes) {
+        const auto v = hn::Min(hn::NearestInt(hn::Mul(hn::LoadU(d, xb + k), scale)), top);
+        hn::StoreU(hn::DemoteTo(DI8(), v), DI8(), q + k);
+      }
+      out.scales[static_cast<size_t>(b)] = 1.0f / iscale;
+    }
+    for (int64_t g = 0; g < kGroups; ++g) {
+      int sum = 0;
+      for (int64_t i = 0; i < 16; ++i) sum += q[16 * g + i];
+      out.sums16[static_cast<size_t>(b * kGroups + g)] = static_cast<int16_t>(sum);
+    }
+  }
+}
+
+float dot_q8_k_activation(gguf::TensorType type, const void* row, const Q8KActivation& x,
+                          int64_t n) {
+  if (type == gguf::TensorType::kQ4_K)
+    return dot_q4_k(static_cast<const gguf::BlockQ4_K*>(row), x, n / kBlock);
+  return dot_q6_k(static_cast<const gguf::BlockQ6_K*>(row), x, n / kBlock);
+}
+
+}  // namespace moa::kernels
