@@ -100,11 +100,7 @@ float dot_q4_k(const gguf::BlockQ4_K* w, const Q8KActivation& a, int64_t n_block
     acc_min = _mm256_fmadd_ps(_mm256_set1_ps(half_to_float(blk.dmin) * dx),
                               _mm256_cvtepi32_ps(_mm256_mullo_epi32(mins, sums32)), acc_min);
   }
-  const __m128 min_half =
-      _mm_add_ps(_mm256_castps256_ps128(acc_min), _mm256_extractf128_ps(acc_min, 1));
-  const __m128 min_quarter = _mm_add_ps(min_half, _mm_movehl_ps(min_half, min_half));
-  const float min_total = _mm_cvtss_f32(_mm_add_ss(min_quarter, _mm_movehdup_ps(min_quarter)));
-  return _mm512_reduce_add_ps(acc) - min_total;
+  return _mm512_reduce_add_ps(acc) - _mm512_reduce_add_ps(_mm512_zextps256_ps512(acc_min));
 }
 
 // Index vector for vpermw: 16-bit lane i takes element first + i / 8 (one scale per 16 values,
