@@ -98,6 +98,7 @@ RowDot::RowDot(const WeightMatrix& w, const float* x) : w_(w), x_(x) {
   row_bytes_ = gguf::row_bytes(w.type, w.cols);  // throws if cols is not a block multiple
   if (uses_q8_activation(w.type)) quantize_activation(x, w.cols, x_q8_);
   if (uses_q8_k_activation(w.type)) quantize_activation_q8_k(x, w.cols, x_q8_k_);
+  if (w.type == gguf::TensorType::kQ4_K) order_for_q4_k(x_q8_k_);
   if (w.type == gguf::TensorType::kF16) round_to_f16(x, w.cols, x_f16_);
 }
 

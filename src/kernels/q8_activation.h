@@ -35,14 +35,21 @@ struct Q8KActivation {
   std::vector<int8_t> qs;
   std::vector<float> scales;
   std::vector<int16_t> sums16;
+  // Q4_K's nibble order: in every 128 values qs holds 0-31, 64-95, 32-63, 96-127, so the low and
+  // high nibbles of 64 stored bytes meet their activations in one load each. Q4_K dots need it,
+  // Q6_K dots the natural order.
+  bool q4_k_order = false;
 };
 
 // Rounds x (n values, n a multiple of 256) as ggml's quantize_row_q8_K_ref: per block the value
 // of largest magnitude m maps to -127, q = min(127, nearest_even(x * -127 / m)), scale = m / -127.
 void quantize_activation_q8_k(const float* x, int64_t n, Q8KActivation& out);
 
-// Dot product of one stored Q4_K or Q6_K row (n values) with a Q8_K activation: integer sums per
-// block, scaled once per block.
+// Puts a natural-order activation into Q4_K's nibble order (sums16 stay in natural order).
+void order_for_q4_k(Q8KActivation& x);
+
+// Dot product of one stored Q4_K or Q6_K row (n values) with a Q8_K activation in the order the
+// type needs: integer sums per block, scaled once per block.
 float dot_q8_k_activation(gguf::TensorType type, const void* row, const Q8KActivation& x,
                           int64_t n);
 

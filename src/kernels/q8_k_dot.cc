@@ -52,18 +52,17 @@ ScaleWords q4_k_scales_mins(const uint8_t* packed) {
            ((p[2] >> 4) & kLow4) | (((p[1] >> 6) & kTop2) << 4)}};
 }
 
+// Where natural value i of a 128-value group sits in Q4_K's nibble order (0, 2, 1, 3 by 32s).
+int64_t q4_k_slot(int64_t i) {
+  constexpr int64_t kSlot[4] = {0, 2, 1, 3};
+  return i / 128 * 128 + kSlot[i % 128 / 32] * 32 + i % 32;
+}
+
 #if defined(MOA_KQUANT_AVX512)
 // Index vector for vpermw: 16-bit lanes 0-15 take element `a`, lanes 16-31 element `b`.
 __m512i two_halves(int a, int b) {
   return _mm512_inserti64x4(_mm512_set1_epi16(static_cast<int16_t>(a)),
                             _mm256_set1_epi16(static_cast<int16_t>(b)), 1);
-}
-
-// 32 values x[first .. first + 32) and x[second .. second + 32) in one vector.
-__m512i two_runs(const int8_t* x, int64_t first, int64_t second) {
-  return _mm512_inserti64x4(
-      _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + first))),
-      _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + second)), 1);
 }
 
 float dot_q4_k(const gguf::BlockQ4_K* w, const Q8KActivation& a, int64_t n_blocks) {
@@ -83,9 +82,9 @@ float dot_q4_k(const gguf::BlockQ4_K* w, const Q8KActivation& a, int64_t n_block
       const __m512i q = _mm512_loadu_si512(blk.qs + 64 * c);
       const __m512i lo = _mm512_and_si512(q, nibble);
       const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), nibble);
-      const int64_t x0 = 128 * c;
-      const __m512i p_lo = _mm512_maddubs_epi16(lo, two_runs(x, x0, x0 + 64));
-      const __m512i p_hi = _mm512_maddubs_epi16(hi, two_runs(x, x0 + 32, x0 + 96));
+      // Nibble order: the 64 activations of the low nibbles, then those of the high nibbles.
+      const __m512i p_lo = _mm512_maddubs_epi16(lo, _mm512_loadu_si512(x + 128 * c));
+      const __m512i p_hi = _mm512_maddubs_epi16(hi, _mm512_loadu_si512(x + 128 * c + 64));
       const __m512i s_lo = _mm512_permutexvar_epi16(two_halves(4 * c, 4 * c + 2), scales);
       const __m512i s_hi = _mm512_permutexvar_epi16(two_halves(4 * c + 1, 4 * c + 3), scales);
       sums = _mm512_add_epi32(sums, _mm512_madd_epi16(p_lo, s_lo));
@@ -165,7 +164,7 @@ float dot_q4_k(const gguf::BlockQ4_K* w, const Q8KActivation& a, int64_t n_block
       int32_t s = 0;
       for (int i = 0; i < 32; ++i) {
         const int value = sub % 2 == 0 ? q[i] & 0x0F : q[i] >> 4;
-        s += value * x[32 * sub + i];
+        s += value * x[q4_k_slot(32 * sub + i)];
       }
       sum += scales_mins[sub] * s;
       min_sum += scales_mins[8 + sub] * (a.sums16[static_cast<size_t>(b * kGroups + 2 * sub)] +
@@ -206,6 +205,7 @@ void quantize_activation_q8_k(const float* x, int64_t n, Q8KActivation& out) {
   out.qs.resize(static_cast<size_t>(n));
   out.scales.resize(static_cast<size_t>(n / kBlock));
   out.sums16.resize(static_cast<size_t>(n / 16));
+  out.q4_k_order = false;
   for (int64_t b = 0; b < n / kBlock; ++b) {
     const float* xb = x + b * kBlock;
     int8_t* q = out.qs.data() + b * kBlock;
@@ -231,8 +231,19 @@ void quantize_activation_q8_k(const float* x, int64_t n, Q8KActivation& out) {
   }
 }
 
+void order_for_q4_k(Q8KActivation& x) {
+  if (x.q4_k_order) return;
+  const std::vector<int8_t> natural = x.qs;
+  for (size_t i = 0; i < natural.size(); ++i)
+    x.qs[static_cast<size_t>(q4_k_slot(static_cast<int64_t>(i)))] = natural[i];
+  x.q4_k_order = true;
+}
+
 float dot_q8_k_activation(gguf::TensorType type, const void* row, const Q8KActivation& x,
                           int64_t n) {
+  if ((type == gguf::TensorType::kQ4_K) != x.q4_k_order)
+    fail("dot_q8_k_activation: the activation is not in the order {} needs",
+         gguf::tensor_type_name(static_cast<uint32_t>(type)));
   if (type == gguf::TensorType::kQ4_K)
     return dot_q4_k(static_cast<const gguf::BlockQ4_K*>(row), x, n / kBlock);
   return dot_q6_k(static_cast<const gguf::BlockQ6_K*>(row), x, n / kBlock);

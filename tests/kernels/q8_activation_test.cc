@@ -111,6 +111,14 @@ TEST(Q8KActivation, KQuantDotsEqualTheDequantizedProduct) {
     double want = 0.0;
     for (size_t i = 0; i < 512; ++i)
       want += static_cast<double>(w[i]) * q.scales[i / 256] * q.qs[i];
+    if (type == TensorType::kQ4_K) {
+      EXPECT_THROW(dot_q8_k_activation(type, row.data(), q, 512), Error);  // wrong order
+      const std::vector<int8_t> natural = q.qs;
+      order_for_q4_k(q);
+      EXPECT_EQ(q.qs[32], natural[64]);  // per 128 values: 0-31, 64-95, 32-63, 96-127
+      EXPECT_EQ(q.qs[64], natural[32]);
+      EXPECT_EQ(q.qs[128 + 100], natural[128 + 100]);
+    }
     const float got = dot_q8_k_activation(type, row.data(), q, 512);
     EXPECT_NEAR(got, want, 1e-5 * (1.0 + std::fabs(want)))
         << gguf::tensor_type_name(static_cast<uint32_t>(type));
