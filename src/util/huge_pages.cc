@@ -30,6 +30,10 @@ void* map_huge_pages(size_t bytes) {
   return aligned;
 }
 
+void protect_huge_pages(void* p, size_t bytes) {
+  if (p != nullptr) ::mprotect(p, round_up_to_huge(bytes), PROT_READ);
+}
+
 void unmap_huge_pages(void* p, size_t bytes) {
   if (p != nullptr) ::munmap(p, round_up_to_huge(bytes));
 }

@@ -15,6 +15,8 @@ inline constexpr size_t kHugePageBytes = size_t{2} << 20;
 // `bytes` (> 0) of zeroed memory at a 2 MiB-aligned address, advised MADV_HUGEPAGE before the
 // first touch; nullptr when the system has no memory left.
 void* map_huge_pages(size_t bytes);
+// Makes memory from map_huge_pages(bytes) read-only (a stray write then faults, as on a mapping).
+void protect_huge_pages(void* p, size_t bytes);
 // Releases memory from map_huge_pages(bytes).
 void unmap_huge_pages(void* p, size_t bytes);
 

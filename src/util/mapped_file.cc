@@ -56,6 +56,7 @@ void MappedFile::read_into_huge_pages(int fd) {
     if (n == 0) fail("{}: file ended at byte {} of {} while reading", path_, done, size_);
     done += static_cast<size_t>(n);
   }
+  protect_huge_pages(buffer, size_);
 }
 
 MappedFile::MappedFile(MappedFile&& other) noexcept { *this = std::move(other); }

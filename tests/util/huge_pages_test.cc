@@ -55,6 +55,8 @@ TEST(MappedFile, ReadIntoHugePagesHasTheFileBytes) {
   ASSERT_EQ(read.bytes().size(), mapped.bytes().size());
   EXPECT_TRUE(std::equal(read.bytes().begin(), read.bytes().end(), mapped.bytes().begin()));
   EXPECT_EQ(reinterpret_cast<uintptr_t>(read.bytes().data()) % kHugePageBytes, 0u);
+  EXPECT_DEATH(const_cast<uint8_t*>(read.bytes().data())[0] = 1, "")  // read-only, like a map
+      << "the loaded bytes are writable";
   const MappedFile moved = std::move(read);  // ownership moves with the object
   EXPECT_EQ(moved.bytes().size(), mapped.bytes().size());
   EXPECT_TRUE(read.bytes().empty());
