@@ -8,6 +8,8 @@
 #include <optional>
 #include <random>
 #include <span>
+#include <tuple>
+#include <utility>
 
 #include "kernels/bandwidth.h"
 #include "kv/h2o_kv_cache.h"
@@ -101,6 +103,23 @@ struct Case {
   int batch;
 };
 
+double probe(const ThroughputConfig& cfg) {
+  return kernels::measure_memory_bandwidth_gbs(cfg.n_threads);
+}
+
+// Each repeat's rate is judged against the better of the probes just before and after it (the
+// machine may drift between repeats); returns the medians of those bounds and of rate / bound.
+std::pair<double, double> bound_and_fraction(const std::vector<double>& rates,
+                                             const std::vector<double>& probes) {
+  std::vector<double> bounds, fractions;
+  for (size_t i = 0; i < rates.size(); ++i) {
+    const double bound = std::max(probes[i], probes[i + 1]);
+    bounds.push_back(bound);
+    fractions.push_back(rates[i] / bound);
+  }
+  return {median(bounds), median(fractions)};
+}
+
 ThroughputResult time_prefill(const Model& model, AttentionCache& cache,
                               const ThroughputConfig& cfg, Case cs, std::mt19937_64& rng) {
   const ModelConfig& c = model.config();
@@ -109,8 +128,10 @@ ThroughputResult time_prefill(const Model& model, AttentionCache& cache,
   r.depth = cs.depth;
   r.tokens = cfg.n_prompt;
   fill_synthetic(cache, c, 0, cs.depth, rng);
+  std::vector<double> probes;  // probes[i] and probes[i + 1] bracket timed repeat i
   for (int rep = 0; rep < cfg.repeats + 1; ++rep) {  // the first run warms caches and is dropped
     rewind(cache, c, 0, cs.depth, rng);
+    if (rep == 1 && cfg.probe_machine) probes.push_back(measure_sgemm_gflops(cfg.n_threads));
     std::vector<TokenId> ids = random_tokens(rng, cfg.n_prompt, c.n_vocab);
     auto start = Clock::now();
     for (int64_t pos = 0; pos < cfg.n_prompt; pos += cache.max_chunk()) {
@@ -118,32 +139,20 @@ ThroughputResult time_prefill(const Model& model, AttentionCache& cache,
       forward_tokens(model, cache, 0, std::span(ids).subspan(static_cast<size_t>(pos), n),
                      LogitsMode::kLast, cfg.n_threads);
     }
-    if (rep > 0) r.seconds.push_back(elapsed(start));
+    if (rep == 0) continue;
+    r.seconds.push_back(elapsed(start));
+    if (cfg.probe_machine) probes.push_back(measure_sgemm_gflops(cfg.n_threads));
   }
+  const double flops = matmul_flops_per_token(model) * static_cast<double>(cfg.n_prompt);
   r.median_seconds = median(r.seconds);
   r.tokens_per_second = static_cast<double>(cfg.n_prompt) / r.median_seconds;
-  r.gflops =
-      matmul_flops_per_token(model) * static_cast<double>(cfg.n_prompt) / r.median_seconds / 1e9;
-  return r;
-}
-
-double probe(const ThroughputConfig& cfg) {
-  return kernels::measure_memory_bandwidth_gbs(cfg.n_threads);
-}
-
-// Each repeat is judged against the better of the probes just before and after it (the
-// machine's bandwidth may drift between repeats); the row reports the medians.
-void set_bound(ThroughputResult& r, const std::vector<double>& probes) {
-  std::vector<double> bounds, fractions;
-  for (size_t i = 0; i < r.seconds.size(); ++i) {
-    const double bound = std::max(probes[i], probes[i + 1]);
-    const double rate =
-        r.bytes_per_step * static_cast<double>(r.tokens / r.batch) / r.seconds[i] / 1e9;
-    bounds.push_back(bound);
-    fractions.push_back(rate / bound);
+  r.gflops = flops / r.median_seconds / 1e9;
+  if (cfg.probe_machine) {
+    std::vector<double> rates;
+    for (double s : r.seconds) rates.push_back(flops / s / 1e9);
+    std::tie(r.sgemm_gflops, r.fraction_of_bound) = bound_and_fraction(rates, probes);
   }
-  r.bandwidth_gbs = median(bounds);
-  r.fraction_of_bound = median(fractions);
+  return r;
 }
 
 ThroughputResult time_decode(const Model& model, AttentionCache& cache, const ThroughputConfig& cfg,
@@ -162,7 +171,7 @@ ThroughputResult time_decode(const Model& model, AttentionCache& cache, const Th
   std::vector<double> probes;  // probes[i] and probes[i + 1] bracket timed repeat i
   for (int rep = 0; rep < cfg.repeats + 1; ++rep) {
     for (int s = 0; s < cs.batch; ++s) rewind(cache, c, s, cs.depth, rng);
-    if (rep == 1 && cfg.probe_bandwidth) probes.push_back(probe(cfg));
+    if (rep == 1 && cfg.probe_machine) probes.push_back(probe(cfg));
     double total = 0.0;
     for (int64_t step = 0; step < cfg.n_gen; ++step) {
       std::vector<TokenId> ids = random_tokens(rng, cs.batch, c.n_vocab);
@@ -172,7 +181,7 @@ ThroughputResult time_decode(const Model& model, AttentionCache& cache, const Th
     }
     if (rep == 0) continue;  // warm-up
     r.seconds.push_back(total);
-    if (cfg.probe_bandwidth) probes.push_back(probe(cfg));
+    if (cfg.probe_machine) probes.push_back(probe(cfg));
   }
   r.median_seconds = median(r.seconds);
   r.tokens_per_second = static_cast<double>(r.tokens) / r.median_seconds;
@@ -180,7 +189,12 @@ ThroughputResult time_decode(const Model& model, AttentionCache& cache, const Th
       decode_bytes_per_step(model, cache, cfg.kv_type, cs.depth + cfg.n_gen / 2, cs.batch);
   r.gigabytes_per_second =
       r.bytes_per_step * static_cast<double>(cfg.n_gen) / r.median_seconds / 1e9;
-  if (cfg.probe_bandwidth) set_bound(r, probes);
+  if (cfg.probe_machine) {
+    std::vector<double> rates;
+    for (double s : r.seconds)
+      rates.push_back(r.bytes_per_step * static_cast<double>(cfg.n_gen) / s / 1e9);
+    std::tie(r.bandwidth_gbs, r.fraction_of_bound) = bound_and_fraction(rates, probes);
+  }
   return r;
 }
 

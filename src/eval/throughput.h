@@ -26,9 +26,10 @@ struct ThroughputConfig {
   // Attention methods compared side by side (sparse ones get a StaticKvCache planned for
   // max depth + test size tokens).
   std::vector<AttentionMethod> methods = {AttentionMethod{}};
-  // Probe the memory bandwidth around every timed decode repeat: on a machine whose bandwidth
-  // drifts (shared VMs), a bound measured minutes earlier misstates "% of bound".
-  bool probe_bandwidth = false;
+  // Probe the machine around every timed repeat: the memory bandwidth around decode repeats,
+  // the sgemm peak around prefill repeats. On a machine whose speed drifts (shared VMs), a
+  // bound measured minutes earlier misstates "% of bound".
+  bool probe_machine = false;
 };
 
 struct ThroughputResult {
@@ -43,9 +44,11 @@ struct ThroughputResult {
   double bytes_per_step = 0.0;        // decode: weights + KV bytes read per step
   double gigabytes_per_second = 0.0;  // decode: achieved read bandwidth
   double gflops = 0.0;                // prefill: matmul FLOP rate
-  // Decode with probe_bandwidth: median over repeats of the better probe around each repeat,
-  // and median over repeats of (achieved GB/s / that bound).
+  // With probe_machine: median over repeats of the better probe around each repeat (memory
+  // bandwidth for decode, sgemm peak for prefill), and median over repeats of the achieved
+  // rate / that bound.
   double bandwidth_gbs = 0.0;
+  double sgemm_gflops = 0.0;
   double fraction_of_bound = 0.0;
   uint64_t kv_cache_bytes = 0;
 };

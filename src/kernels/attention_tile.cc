@@ -36,42 +36,29 @@ const void* row_address(KvType type, const void* base, int64_t element) {
   return static_cast<const uint8_t*>(base) + static_cast<size_t>(element) * kv_element_bytes(type);
 }
 
-// scores[r][0..kKeyTile) for `n_rows` rows (1 or 2) from K^T laid out [head_dim][kKeyTile].
-void scores_from_transposed(const float* q, int64_t q_stride, int n_rows, const float* kt,
-                            int64_t head_dim, float* scores) {
+// scores[r][0..kKeyTile) for kRows rows from K^T laid out [head_dim][kKeyTile]: each K^T vector
+// loaded once serves every row (4 rows x 4 vectors of accumulators fit the register file).
+template <int kRows>
+void scores_from_transposed(const float* q, int64_t q_stride, const float* kt, int64_t head_dim,
+                            float* scores) {
   const DF d;
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
   for (int64_t c = 0; c < kKeyTile; c += 4 * lanes) {
-    auto a0 = hn::Zero(d), a1 = hn::Zero(d), a2 = hn::Zero(d), a3 = hn::Zero(d);
-    auto b0 = hn::Zero(d), b1 = hn::Zero(d), b2 = hn::Zero(d), b3 = hn::Zero(d);
+    hn::Vec<DF> acc[kRows][4];
+    for (auto& row : acc) {
+      for (auto& a : row) a = hn::Zero(d);
+    }
     for (int64_t i = 0; i < head_dim; ++i) {
       const float* krow = kt + i * kKeyTile + c;
-      const auto k0 = hn::LoadU(d, krow), k1 = hn::LoadU(d, krow + lanes);
-      const auto k2 = hn::LoadU(d, krow + 2 * lanes), k3 = hn::LoadU(d, krow + 3 * lanes);
-      const auto qa = hn::Set(d, q[i]);
-      a0 = hn::MulAdd(qa, k0, a0);
-      a1 = hn::MulAdd(qa, k1, a1);
-      a2 = hn::MulAdd(qa, k2, a2);
-      a3 = hn::MulAdd(qa, k3, a3);
-      if (n_rows == 2) {
-        const auto qb = hn::Set(d, q[q_stride + i]);
-        b0 = hn::MulAdd(qb, k0, b0);
-        b1 = hn::MulAdd(qb, k1, b1);
-        b2 = hn::MulAdd(qb, k2, b2);
-        b3 = hn::MulAdd(qb, k3, b3);
+      hn::Vec<DF> k[4];
+      for (int v = 0; v < 4; ++v) k[v] = hn::LoadU(d, krow + v * lanes);
+      for (int r = 0; r < kRows; ++r) {
+        const auto qr = hn::Set(d, q[r * q_stride + i]);
+        for (int v = 0; v < 4; ++v) acc[r][v] = hn::MulAdd(qr, k[v], acc[r][v]);
       }
     }
-    float* out = scores + c;
-    hn::StoreU(a0, d, out);
-    hn::StoreU(a1, d, out + lanes);
-    hn::StoreU(a2, d, out + 2 * lanes);
-    hn::StoreU(a3, d, out + 3 * lanes);
-    if (n_rows == 2) {
-      out += kKeyTile;
-      hn::StoreU(b0, d, out);
-      hn::StoreU(b1, d, out + lanes);
-      hn::StoreU(b2, d, out + 2 * lanes);
-      hn::StoreU(b3, d, out + 3 * lanes);
+    for (int r = 0; r < kRows; ++r) {
+      for (int v = 0; v < 4; ++v) hn::StoreU(acc[r][v], d, scores + r * kKeyTile + c + v * lanes);
     }
   }
 }
@@ -129,38 +116,43 @@ float dot_padded(const float* a, const float* b, int64_t n_padded) {
   return hn::GetLane(hn::SumOfLanes(d, hn::Add(acc0, acc1)));
 }
 
-// o = o * correction + sum_j p[j] * v[j], over head_pad values (whole vectors).
-void accumulate_values(const float* p, const float* v, int64_t n_keys, int64_t head_pad,
-                       float correction, float* o) {
+// For each of kRows rows: o = o * correction + sum_j p[j] * v[j], over head_pad values (whole
+// vectors); each value vector loaded once serves every row.
+template <int kRows, int kVectors>
+void accumulate_value_slice(const float* const* p, const float* v, int64_t n_keys, int64_t head_pad,
+                            const float* correction, float* const* o, int64_t c) {
   const DF d;
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
-  const auto corr = hn::Set(d, correction);
+  hn::Vec<DF> acc[kRows][kVectors];
+  for (int r = 0; r < kRows; ++r) {
+    for (int k = 0; k < kVectors; ++k)
+      acc[r][k] = hn::Mul(hn::LoadU(d, o[r] + c + k * lanes), hn::Set(d, correction[r]));
+  }
+  for (int64_t j = 0; j < n_keys; ++j) {
+    bool any = false;  // masked keys (p = 0 in every row) cost nothing
+    for (int r = 0; r < kRows; ++r) any = any || p[r][j] != 0.0f;
+    if (!any) continue;
+    hn::Vec<DF> values[kVectors];
+    for (int k = 0; k < kVectors; ++k) values[k] = hn::LoadU(d, v + j * head_pad + c + k * lanes);
+    for (int r = 0; r < kRows; ++r) {
+      const auto pj = hn::Set(d, p[r][j]);
+      for (int k = 0; k < kVectors; ++k) acc[r][k] = hn::MulAdd(pj, values[k], acc[r][k]);
+    }
+  }
+  for (int r = 0; r < kRows; ++r) {
+    for (int k = 0; k < kVectors; ++k) hn::StoreU(acc[r][k], d, o[r] + c + k * lanes);
+  }
+}
+
+template <int kRows>
+void accumulate_values(const float* const* p, const float* v, int64_t n_keys, int64_t head_pad,
+                       const float* correction, float* const* o) {
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(DF()));
   int64_t c = 0;
-  for (; c + 4 * lanes <= head_pad; c += 4 * lanes) {
-    auto a0 = hn::Mul(hn::LoadU(d, o + c), corr), a1 = hn::Mul(hn::LoadU(d, o + c + lanes), corr);
-    auto a2 = hn::Mul(hn::LoadU(d, o + c + 2 * lanes), corr);
-    auto a3 = hn::Mul(hn::LoadU(d, o + c + 3 * lanes), corr);
-    for (int64_t j = 0; j < n_keys; ++j) {
-      if (p[j] == 0.0f) continue;  // masked key
-      const auto pj = hn::Set(d, p[j]);
-      const float* vj = v + j * head_pad + c;
-      a0 = hn::MulAdd(pj, hn::LoadU(d, vj), a0);
-      a1 = hn::MulAdd(pj, hn::LoadU(d, vj + lanes), a1);
-      a2 = hn::MulAdd(pj, hn::LoadU(d, vj + 2 * lanes), a2);
-      a3 = hn::MulAdd(pj, hn::LoadU(d, vj + 3 * lanes), a3);
-    }
-    hn::StoreU(a0, d, o + c);
-    hn::StoreU(a1, d, o + c + lanes);
-    hn::StoreU(a2, d, o + c + 2 * lanes);
-    hn::StoreU(a3, d, o + c + 3 * lanes);
-  }
-  for (; c < head_pad; c += lanes) {
-    auto a = hn::Mul(hn::LoadU(d, o + c), corr);
-    for (int64_t j = 0; j < n_keys; ++j) {
-      if (p[j] != 0.0f) a = hn::MulAdd(hn::Set(d, p[j]), hn::LoadU(d, v + j * head_pad + c), a);
-    }
-    hn::StoreU(a, d, o + c);
-  }
+  for (; c + 4 * lanes <= head_pad; c += 4 * lanes)
+    accumulate_value_slice<kRows, 4>(p, v, n_keys, head_pad, correction, o, c);
+  for (; c < head_pad; c += lanes)
+    accumulate_value_slice<kRows, 1>(p, v, n_keys, head_pad, correction, o, c);
 }
 
 }  // namespace
@@ -298,10 +290,15 @@ void TileWorker::load_keys_values(const KeyRun& run, int64_t first_slot, int64_t
 
 void TileWorker::compute_scores(int64_t n_keys_tile) {
   if (transposed_) {
-    for (int64_t r = 0; r < rows_; r += 2) {
-      const int n_rows = r + 1 < rows_ ? 2 : 1;
-      scores_from_transposed(q_tile_.data() + r * head_pad_, head_pad_, n_rows,
-                             k_transposed_.data(), shape_.head_dim, scores_.data() + r * kKeyTile);
+    int64_t r = 0;
+    const float* kt = k_transposed_.data();
+    for (; r + 4 <= rows_; r += 4) {
+      scores_from_transposed<4>(q_tile_.data() + r * head_pad_, head_pad_, kt, shape_.head_dim,
+                                scores_.data() + r * kKeyTile);
+    }
+    for (; r < rows_; ++r) {
+      scores_from_transposed<1>(q_tile_.data() + r * head_pad_, head_pad_, kt, shape_.head_dim,
+                                scores_.data() + r * kKeyTile);
     }
     return;
   }
@@ -332,25 +329,39 @@ void TileWorker::mask_scores(const QueryBlock& block, const BandMask& mask, int6
   }
 }
 
-void TileWorker::update_row(int64_t r, int64_t n_keys_tile) {
+bool TileWorker::softmax_row(int64_t r, float* correction) {
   const DF d;
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
   float* s = scores_.data() + r * kKeyTile;
   auto vmax = hn::Set(d, kNegInf);
   for (int64_t j = 0; j < kKeyTile; j += lanes) vmax = hn::Max(vmax, hn::LoadU(d, s + j));
   const float tile_max = hn::GetLane(hn::MaxOfLanes(d, vmax));
-  if (tile_max == kNegInf) return;  // nothing visible to this row in this tile
+  if (tile_max == kNegInf) return false;  // nothing visible to this row in this tile
   const float m_old = acc_.m[static_cast<size_t>(r)];
   const float m_new = std::max(m_old, tile_max);
-  const float correction = m_old == kNegInf ? 0.0f : std::exp(m_old - m_new);
+  *correction = m_old == kNegInf ? 0.0f : std::exp(m_old - m_new);
   const float tile_sum = exp_shifted_tile(s, m_new);
   acc_.m[static_cast<size_t>(r)] = m_new;
-  acc_.l[static_cast<size_t>(r)] = acc_.l[static_cast<size_t>(r)] * correction + tile_sum;
-  accumulate_values(s, v_tile_.data(), n_keys_tile, head_pad_, correction,
-                    acc_.o.data() + r * head_pad_);
+  acc_.l[static_cast<size_t>(r)] = acc_.l[static_cast<size_t>(r)] * *correction + tile_sum;
+  return true;
 }
 
-// Rows in lanes: only the keys go through an F32 tile; values are widened from the cache.
+void TileWorker::update_rows(int64_t n_keys_tile) {
+  const float* p[2];
+  float* o[2];
+  float correction[2];
+  int pending = 0;  // rows with visible keys, accumulated two at a time
+  for (int64_t r = 0; r < rows_; ++r) {
+    if (!softmax_row(r, &correction[pending])) continue;
+    p[pending] = scores_.data() + r * kKeyTile;
+    o[pending] = acc_.o.data() + r * head_pad_;
+    if (++pending < 2) continue;
+    accumulate_values<2>(p, v_tile_.data(), n_keys_tile, head_pad_, correction, o);
+    pending = 0;
+  }
+  if (pending == 1) accumulate_values<1>(p, v_tile_.data(), n_keys_tile, head_pad_, correction, o);
+}
+
 void TileWorker::run_lane_tile(const KeyRun& run, const QueryBlock& block, const BandMask& mask,
                                int64_t first_slot, int64_t n_keys_tile) {
   const int64_t hd = shape_.head_dim;
@@ -398,7 +409,7 @@ void TileWorker::run(const QueryBlock& block, const BandMask& mask, std::span<co
       load_keys_values(run, first_slot, n_keys_tile);
       compute_scores(n_keys_tile);
       mask_scores(block, mask, run.key_pos0 + first_slot, n_keys_tile, kKeyTile, 1);
-      for (int64_t r = 0; r < rows_; ++r) update_row(r, n_keys_tile);
+      update_rows(n_keys_tile);
     }
     before += count;
   }

@@ -114,7 +114,9 @@ class TileWorker {
                    int64_t n_keys_tile, int64_t row_stride, int64_t key_stride);
   void run_lane_tile(const KeyRun& run, const QueryBlock& block, const BandMask& mask,
                      int64_t first_slot, int64_t n_keys_tile);
-  void update_row(int64_t r, int64_t n_keys_tile);
+  // Online-softmax step of row r (scores become probabilities); false if it sees no key here.
+  bool softmax_row(int64_t r, float* correction);
+  void update_rows(int64_t n_keys_tile);
 
   AttentionShape shape_;
   KvType type_ = KvType::kF32;
