@@ -79,18 +79,14 @@ std::string type_summary(const Model& model) {
   return gguf::tensor_type_name(static_cast<uint32_t>(model.weights().layers.at(0).ffn_up.type));
 }
 
-// The best probes of the run (the machine figures; each row uses its own probes). A run without
-// decode (prefill) tests probes the bandwidth (sgemm peak) once.
-double best_bandwidth(const std::vector<ThroughputResult>& results, int n_threads) {
+// The best of the run's probes of one kind (a machine figure; each row uses its own probes). A
+// run without tests of that kind (no decode for the bandwidth, no prefill for the sgemm peak)
+// probes once.
+double best_probe(const std::vector<ThroughputResult>& results, double ThroughputResult::*probe,
+                  double (*measure)(int), int n_threads) {
   double best = 0.0;
-  for (const ThroughputResult& r : results) best = std::max(best, r.bandwidth_gbs);
-  return best > 0.0 ? best : kernels::measure_memory_bandwidth_gbs(n_threads);
-}
-
-double best_sgemm(const std::vector<ThroughputResult>& results, int n_threads) {
-  double best = 0.0;
-  for (const ThroughputResult& r : results) best = std::max(best, r.sgemm_gflops);
-  return best > 0.0 ? best : measure_sgemm_gflops(n_threads);
+  for (const ThroughputResult& r : results) best = std::max(best, r.*probe);
+  return best > 0.0 ? best : measure(n_threads);
 }
 
 void print_results(const Model& model, const std::string& model_name, const ThroughputConfig& cfg,
@@ -172,8 +168,11 @@ void run_bench(BenchOptions o) {
   o.throughput.probe_machine = true;
   auto results = measure_throughput(model, o.throughput,
                                     [](const std::string& line) { spdlog::info("{}", line); });
-  const double bandwidth = best_bandwidth(results, o.throughput.n_threads);
-  const double sgemm = best_sgemm(results, o.throughput.n_threads);
+  const double bandwidth =
+      best_probe(results, &ThroughputResult::bandwidth_gbs, kernels::measure_memory_bandwidth_gbs,
+                 o.throughput.n_threads);
+  const double sgemm = best_probe(results, &ThroughputResult::sgemm_gflops, measure_sgemm_gflops,
+                                  o.throughput.n_threads);
   const std::string name = std::filesystem::path(path).filename().string();
   if (o.json) {
     fmt::print("{}\n", results_json(model, name, o.throughput, results, bandwidth, sgemm).dump(1));

@@ -107,15 +107,16 @@ double probe(const ThroughputConfig& cfg) {
   return kernels::measure_memory_bandwidth_gbs(cfg.n_threads);
 }
 
-// Each repeat's rate is judged against the better of the probes just before and after it (the
-// machine may drift between repeats); returns the medians of those bounds and of rate / bound.
-std::pair<double, double> bound_and_fraction(const std::vector<double>& rates,
+// Each repeat's rate (`work` per repeat over its seconds) is judged against the better of the
+// probes just before and after it (the machine may drift between repeats); returns the medians
+// of those bounds and of rate / bound.
+std::pair<double, double> bound_and_fraction(const std::vector<double>& seconds, double work,
                                              const std::vector<double>& probes) {
   std::vector<double> bounds, fractions;
-  for (size_t i = 0; i < rates.size(); ++i) {
+  for (size_t i = 0; i < seconds.size(); ++i) {
     const double bound = std::max(probes[i], probes[i + 1]);
     bounds.push_back(bound);
-    fractions.push_back(rates[i] / bound);
+    fractions.push_back(work / seconds[i] / bound);
   }
   return {median(bounds), median(fractions)};
 }
@@ -147,11 +148,9 @@ ThroughputResult time_prefill(const Model& model, AttentionCache& cache,
   r.median_seconds = median(r.seconds);
   r.tokens_per_second = static_cast<double>(cfg.n_prompt) / r.median_seconds;
   r.gflops = flops / r.median_seconds / 1e9;
-  if (cfg.probe_machine) {
-    std::vector<double> rates;
-    for (double s : r.seconds) rates.push_back(flops / s / 1e9);
-    std::tie(r.sgemm_gflops, r.fraction_of_bound) = bound_and_fraction(rates, probes);
-  }
+  if (cfg.probe_machine)
+    std::tie(r.sgemm_gflops, r.fraction_of_bound) =
+        bound_and_fraction(r.seconds, flops / 1e9, probes);
   return r;
 }
 
@@ -190,10 +189,8 @@ ThroughputResult time_decode(const Model& model, AttentionCache& cache, const Th
   r.gigabytes_per_second =
       r.bytes_per_step * static_cast<double>(cfg.n_gen) / r.median_seconds / 1e9;
   if (cfg.probe_machine) {
-    std::vector<double> rates;
-    for (double s : r.seconds)
-      rates.push_back(r.bytes_per_step * static_cast<double>(cfg.n_gen) / s / 1e9);
-    std::tie(r.bandwidth_gbs, r.fraction_of_bound) = bound_and_fraction(rates, probes);
+    std::tie(r.bandwidth_gbs, r.fraction_of_bound) = bound_and_fraction(
+        r.seconds, r.bytes_per_step * static_cast<double>(cfg.n_gen) / 1e9, probes);
   }
   return r;
 }

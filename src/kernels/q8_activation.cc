@@ -171,6 +171,19 @@ void dot_tokens(const Block* w, std::span<const Q8Activation* const> xs, int64_t
   if (t < xs.size()) dot_blocks<Block, 1>(w, xs.data() + t, n_blocks, y + t * y_stride, y_stride);
 }
 
+// Replaces each row of x by its blocks as `quantize` rounds them: scale[block] * q.
+template <class Activation>
+void replace_by_blocks(void (*quantize)(const float*, int64_t, Activation&), int64_t block,
+                       float* x, int64_t n, int64_t n_rows) {
+  Activation q;
+  for (int64_t r = 0; r < n_rows; ++r) {
+    float* row = x + r * n;
+    quantize(row, n, q);
+    for (int64_t i = 0; i < n; ++i)
+      row[i] = q.scales[static_cast<size_t>(i / block)] * q.qs[static_cast<size_t>(i)];
+  }
+}
+
 }  // namespace
 
 bool uses_q8_activation(gguf::TensorType type) {
@@ -230,22 +243,9 @@ void round_activation_grid(gguf::TensorType type, float* x, int64_t n, int64_t n
     return;
   }
   if (uses_q8_k_activation(type)) {
-    Q8KActivation q;
-    for (int64_t r = 0; r < n_rows; ++r) {
-      float* row = x + r * n;
-      quantize_activation_q8_k(row, n, q);
-      for (int64_t i = 0; i < n; ++i)
-        row[i] = q.scales[static_cast<size_t>(i / gguf::kQK_K)] * q.qs[static_cast<size_t>(i)];
-    }
-    return;
-  }
-  if (!uses_q8_activation(type)) return;
-  Q8Activation q;
-  for (int64_t r = 0; r < n_rows; ++r) {
-    float* row = x + r * n;
-    quantize_activation(row, n, q);
-    for (int64_t i = 0; i < n; ++i)
-      row[i] = q.scales[static_cast<size_t>(i / kBlock)] * q.qs[static_cast<size_t>(i)];
+    replace_by_blocks<Q8KActivation>(quantize_activation_q8_k, gguf::kQK_K, x, n, n_rows);
+  } else if (uses_q8_activation(type)) {
+    replace_by_blocks<Q8Activation>(quantize_activation, kBlock, x, n, n_rows);
   }
 }
 
