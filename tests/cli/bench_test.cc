@@ -44,6 +44,15 @@ TEST(BenchCommand, ReportsEveryDepthAndBatchAsJson) {
   }
   // Deeper caches mean more bytes read per decode step.
   EXPECT_GT(results[4]["bytes_per_step"].get<double>(), results[1]["bytes_per_step"].get<double>());
+  EXPECT_GT(results[4]["kv_bytes_read_per_step"].get<double>(),
+            results[1]["kv_bytes_read_per_step"].get<double>());
+  // Each row's cache holds its own N = depth + test tokens (batch 2: twice batch 1's).
+  EXPECT_EQ(results[0]["n_ctx"], 16);
+  EXPECT_EQ(results[1]["n_ctx"], 4);
+  EXPECT_EQ(results[4]["n_ctx"], 36);
+  EXPECT_EQ(results[5]["kv_cache_bytes"].get<double>(),
+            2 * results[4]["kv_cache_bytes"].get<double>());
+  EXPECT_LT(results[1]["kv_cache_bytes"].get<double>(), results[4]["kv_cache_bytes"].get<double>());
 }
 
 TEST(BenchCommand, PrintsATable) {
@@ -53,6 +62,7 @@ TEST(BenchCommand, PrintsATable) {
   EXPECT_NE(r.out.find("|     pp8 |      0 |     1 |"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("|     tg2 |      0 |     1 |"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("memory bandwidth"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("KV MiB read"), std::string::npos) << r.out;
 }
 
 TEST(BenchCommand, BadOptions) {
