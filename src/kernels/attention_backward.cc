@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <utility>
 #include <vector>
 
 #include "kernels/attention_tile.h"
@@ -150,26 +151,75 @@ void key_tile_grads(const Problem& p, Tile& tile, int64_t g, int64_t kt, float* 
   }
 }
 
-// |E| of one tile into hist ([g][distance], n distances per head) and sink ([g]).
-void add_influence(const Problem& p, const Tile& tile, int64_t g, int64_t q0, int64_t k0,
-                   int64_t sinks, double* hist, double* sink) {
-  for (int64_t r = 0; r < tile.rows(); ++r) {
-    const int64_t query = q0 + r / p.group;
-    const float* a = tile.prob() + r * kTile;
-    const float* dp = tile.d_prob() + r * kTile;
-    const float* ds = tile.d_score() + r * kTile;
-    double* by_distance = hist + g * p.n + query - k0;  // by_distance[-j]: key k0 + j
-    for (int64_t j = 0; j < tile.visible(r); ++j) {
-      // E = -dS / (1 - A); the first query sees one key and keeps -A g.
-      const float e = query == 0 ? a[j] * dp[j] : ds[j] / (1.0f - a[j] + kInfluenceEpsilon);
-      if (k0 + j < sinks) {
-        sink[g] += std::fabs(e);
-      } else {
-        by_distance[-j] += std::fabs(e);
+// Influence of the rows of one query tile, added to hist ([g][distance], n distances per head)
+// and sink ([g]). A key with A_ij > 1/2 (at most one per row) waits for the end of the row:
+// there 1 - A_ij and D_i - A_ij g_ij cancel, so its E is taken from the other keys' sums.
+class RowInfluence {
+ public:
+  RowInfluence(const Problem& p, int64_t sinks, double* hist, double* sink)
+      : p_(p), sinks_(sinks), hist_(hist), sink_(sink) {}
+
+  void start(int64_t g, int64_t q0, int64_t rows) {
+    g_ = g;
+    q0_ = q0;
+    key_.assign(static_cast<size_t>(rows), -1);
+    a_.assign(key_.size(), 0.0);
+    grad_.assign(key_.size(), 0.0);
+    rest_a_.assign(key_.size(), 0.0);
+    rest_ag_.assign(key_.size(), 0.0);
+  }
+
+  void add_tile(const Tile& tile, int64_t k0) {
+    for (int64_t r = 0; r < tile.rows(); ++r) {
+      const auto ri = static_cast<size_t>(r);
+      const int64_t query = q0_ + r / p_.group;
+      const float* a = tile.prob() + r * kTile;
+      const float* dp = tile.d_prob() + r * kTile;
+      const float* ds = tile.d_score() + r * kTile;
+      double rest_a = 0.0, rest_ag = 0.0;
+      for (int64_t j = 0; j < tile.visible(r); ++j) {
+        if (a[j] > 0.5f) {
+          key_[ri] = k0 + j;
+          a_[ri] = a[j];
+          grad_[ri] = dp[j];
+          continue;
+        }
+        rest_a += a[j];
+        rest_ag += static_cast<double>(a[j]) * dp[j];
+        add(query, k0 + j, ds[j] / (1.0f - a[j]));  // E = -A (g - D) / (1 - A) = -dS / (1 - A)
       }
+      rest_a_[ri] += rest_a;
+      rest_ag_[ri] += rest_ag;
     }
   }
-}
+
+  // The dominant keys: E = -A (g - mean of g over the other keys, weighted by their A); a row
+  // with no other key (the first query) keeps -A g, as the reference implementation does.
+  void finish() {
+    for (size_t r = 0; r < key_.size(); ++r) {
+      if (key_[r] < 0) continue;
+      const double mean = rest_a_[r] > 0.0 ? rest_ag_[r] / rest_a_[r] : 0.0;
+      add(q0_ + static_cast<int64_t>(r) / p_.group, key_[r], a_[r] * (grad_[r] - mean));
+    }
+  }
+
+ private:
+  void add(int64_t query, int64_t key, double e) {
+    if (key < sinks_) {
+      sink_[g_] += std::fabs(e);
+    } else {
+      hist_[g_ * p_.n + query - key] += std::fabs(e);
+    }
+  }
+
+  const Problem& p_;
+  int64_t sinks_;
+  double* hist_;
+  double* sink_;
+  int64_t g_ = 0, q0_ = 0;
+  std::vector<int64_t> key_;  // per row: the key with A > 1/2, or -1
+  std::vector<double> a_, grad_, rest_a_, rest_ag_;
+};
 
 }  // namespace
 
@@ -259,7 +309,7 @@ void attention_backward(const AttentionShape& shape, const AttentionSequence& se
     {
       Tile tile(p);
 #pragma omp for schedule(dynamic, 1)
-      for (int64_t task = n_tasks - 1; task >= 0; --task) {  // the longest (first) tiles first
+      for (int64_t task = 0; task < n_tasks; ++task) {  // early keys, seen by most queries, first
         key_tile_grads(p, tile, task % n_kv, task / n_kv, dk.data(), dv.data());
       }
     }
@@ -276,19 +326,24 @@ void attention_backward(const AttentionShape& shape, const AttentionSequence& se
     Tile tile(p);
     std::vector<double>& hist = hists[static_cast<size_t>(omp_get_thread_num())];
     if (grads.influence != nullptr) hist.assign(hist_size + static_cast<size_t>(n_kv), 0.0);
-      // Static round-robin: which thread sums which tile, and so the sums, are fixed.
+    RowInfluence influence(p, grads.sinks, hist.data(),
+                           hist.empty() ? nullptr : hist.data() + hist_size);
+    // Static round-robin (late queries, which see most keys, first): which thread sums which
+    // tile, and so the sums, are fixed.
 #pragma omp for schedule(static, 1)
     for (int64_t task = n_tasks - 1; task >= 0; --task) {
       const int64_t g = task % n_kv, q0 = (task / n_kv) * kTile;
+      const int64_t rows = std::min(kTile, n - q0) * p.group;
       float* dq_tile = dq.data() + Problem::offset(g, n, q0, p.group, hd);
-      std::fill_n(dq_tile, std::min(kTile, n - q0) * p.group * hd, 0.0f);
+      std::fill_n(dq_tile, rows * hd, 0.0f);
+      if (grads.influence != nullptr) influence.start(g, q0, rows);
       for (int64_t k0 = 0; k0 <= q0; k0 += kTile) {
         tile.compute(g, q0, k0);
         sgemm(CblasNoTrans, CblasNoTrans, tile.rows(), hd, tile.n_keys(), p.scale, tile.d_score(),
               kTile, tile.keys(), hd, 1.0f, dq_tile, hd);
-        if (grads.influence == nullptr) continue;
-        add_influence(p, tile, g, q0, k0, grads.sinks, hist.data(), hist.data() + hist_size);
+        if (grads.influence != nullptr) influence.add_tile(tile, k0);
       }
+      if (grads.influence != nullptr) influence.finish();
     }
   }
   if (grads.dq != nullptr) regroup(dq.data(), grads.dq, n, n_kv, p.group * hd, false);

@@ -13,10 +13,12 @@
 
 namespace moa::kernels {
 
-// Added to 1 - A_ij in E's denominator, as the reference implementation does (torch's F32
-// epsilon): a key holding the whole row (A_ij = 1 up to rounding) then gets E = 0 instead of
-// 0 / 0. The sequence's first query (it sees one key) keeps E_0j = -A_0j g_0j, as there.
-inline constexpr float kInfluenceEpsilon = 1.1920929e-7f;
+// Where A_ij is close to 1, 1 - A_ij and g_ij - D_i both cancel; E is then taken in its
+// equivalent form -A_ij (g_ij - sum_{n != j} A_in g_in / sum_{n != j} A_in) (the loss change of
+// renormalising onto the other keys). The reference implementation adds F32 epsilon to 1 - A_ij
+// instead, which shrinks E towards 0 once 1 - A_ij is below ~1e-6: a head that puts all its
+// weight on one far key would look free to mask. A row with no other key (the sequence's first
+// query) keeps E = -A g, as there.
 
 // Sum of |E_ij| per KV head (over the query heads sharing it): by distance d = i - j for keys
 // j >= sinks, and the sinks' part separately. Accumulated in double; `add` sums samples.

@@ -223,12 +223,16 @@ std::vector<double> attention_influence(const AttentionShape& shape, const Atten
     for (int64_t i = 0; i < n; ++i) {
       const std::vector<double> a = softmax_row(shape, in, h, i, {}).a;
       const std::vector<double> g = row_gradient(shape, in, d_out, h, i);
-      const double d = dot(a.data(), g.data(), i + 1);
       for (int64_t j = 0; j <= i; ++j) {
+        double rest_a = 0.0, rest_ag = 0.0;  // the row's other keys
+        for (int64_t m = 0; m <= i; ++m) {
+          if (m == j) continue;
+          rest_a += a[static_cast<size_t>(m)];
+          rest_ag += a[static_cast<size_t>(m)] * g[static_cast<size_t>(m)];
+        }
         const auto js = static_cast<size_t>(j);
-        e[static_cast<size_t>((h * n + i) * n + j)] =
-            i == 0 ? -a[js] * g[js]
-                   : -a[js] * (g[js] - d) / (1.0 - a[js] + static_cast<double>(kInfluenceEpsilon));
+        const double mean = rest_a > 0.0 ? rest_ag / rest_a : 0.0;
+        e[static_cast<size_t>((h * n + i) * n + j)] = -a[js] * (g[js] - mean);
       }
     }
   }

@@ -54,8 +54,9 @@ void attention_forward(const AttentionShape& shape, const AttentionInputs& in, d
 void attention_backward(const AttentionShape& shape, const AttentionInputs& in, const double* d_out,
                         double* dq, double* dk, double* dv);
 
-// E[(h * n + i) * n + j] = -A_ij (g_ij - D_i) / (1 - A_ij + kInfluenceEpsilon) for j <= i
-// (-A g for i = 0, as attention_backward.h defines it), 0 above the diagonal.
+// E[(h * n + i) * n + j] = -A_ij (g_ij - D_i) / (1 - A_ij) for j <= i, 0 above the diagonal,
+// evaluated as -A_ij (g_ij - sum_{m != j} A_im g_im / sum_{m != j} A_im) (the same for A_ij < 1,
+// no cancellation near 1); -A g where no other key has weight (the first query).
 std::vector<double> attention_influence(const AttentionShape& shape, const AttentionInputs& in,
                                         const double* d_out);
 

@@ -128,9 +128,9 @@ TEST(AttentionBackward, MatchesReference) {
     std::vector<double> dq(p.qd.size()), dk(p.kd.size()), dv(p.vd.size());
     reference::attention_backward(p.shape, p.inputs(), p.d_out_d.data(), dq.data(), dk.data(),
                                   dv.data());
-    EXPECT_LE(relative_error(run.dq, dq), 2e-5) << label(c);
-    EXPECT_LE(relative_error(run.dk, dk), 2e-5) << label(c);
-    EXPECT_LE(relative_error(run.dv, dv), 2e-5) << label(c);
+    EXPECT_LE(relative_error(run.dq, dq, 0.1), 2e-5) << label(c);  // n = 1: dq = dk = 0
+    EXPECT_LE(relative_error(run.dk, dk, 0.1), 2e-5) << label(c);  // n = 1: dq = dk = 0
+    EXPECT_LE(relative_error(run.dv, dv, 0.1), 2e-5) << label(c);  // n = 1: dq = dk = 0
   }
 }
 
@@ -159,7 +159,7 @@ TEST(AttentionInfluence, MaskingAnEntryChangesALinearLossByExactlyE) {
         reference::attention_forward(p.shape, p.inputs(), masked.data(), nullptr, {h, i, j});
         const double change = dot(p.d_out_d, masked) - dot(p.d_out_d, base);
         const double predicted = e[static_cast<size_t>((h * p.n + i) * p.n + j)];
-        EXPECT_NEAR(change, predicted, 1e-6 * (1e-3 + std::fabs(predicted))) << h << i << j;
+        EXPECT_NEAR(change, predicted, 1e-9 * (1.0 + std::fabs(predicted))) << h << i << j;
       }
     }
   }

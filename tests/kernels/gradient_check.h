@@ -18,13 +18,15 @@ inline double max_abs(const std::vector<double>& v) {
   return m;
 }
 
-// max |got - want| relative to the largest |want| (so tiny entries do not dominate).
-inline double relative_error(const std::vector<float>& got, const std::vector<double>& want) {
+// max |got - want| relative to the largest |want| (so tiny entries do not dominate), or to
+// `floor` where want is all (near) zero.
+inline double relative_error(const std::vector<float>& got, const std::vector<double>& want,
+                             double floor = 1e-300) {
   double worst = 0.0;
   for (size_t i = 0; i < got.size() && i < want.size(); ++i) {
     worst = std::max(worst, std::fabs(got[i] - want[i]));
   }
-  return worst / std::max(max_abs(want), 1e-300);
+  return worst / std::max(max_abs(want), floor);
 }
 
 inline double dot(const std::vector<double>& a, const std::vector<double>& b) {
