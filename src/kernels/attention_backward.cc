@@ -62,8 +62,6 @@ void validate(const AttentionShape& shape, const AttentionSequence& seq) {
   if (seq.n > 0 && (seq.q == nullptr || seq.k == nullptr || seq.v == nullptr)) {
     fail("attention backward: q, k and v must be given");
   }
-  // OpenBLAS keeps a process-wide thread count; parallelism here comes from OpenMP tasks.
-  if (openblas_get_num_threads() != 1) openblas_set_num_threads(1);
 }
 
 // The forward's tensors regrouped head-major, plus D = dO . O per row.
@@ -283,6 +281,8 @@ void attention_backward(const AttentionShape& shape, const AttentionSequence& se
   const int64_t n = seq.n, hd = shape.head_dim, n_kv = shape.n_head_kv;
   if (grads.influence != nullptr) grads.influence->reset(n_kv, n);
   if (n == 0) return;
+  // OpenBLAS keeps a process-wide thread count; parallelism here comes from OpenMP tasks.
+  if (openblas_get_num_threads() != 1) openblas_set_num_threads(1);
   Problem p;
   p.n = n;
   p.group = shape.n_head / n_kv;
