@@ -221,6 +221,27 @@ TEST(AttentionInfluence, HistogramMatchesReference) {
   }
 }
 
+TEST(AttentionInfluence, KeepsTheInfluenceOfAKeyHoldingTheWholeRow) {
+  // Query 2 puts weight 1 - 1e-17 on key 0 (exactly 1 in F32): masking key 0 moves the row onto
+  // keys 1 and 2, g = (0.5, 1, -1) gives E_20 = -(0.5 - 0). An epsilon-guarded 1 - A gives ~0.
+  Problem p;
+  p.n = 3;
+  p.shape = {1, 1, 2, 1.0f};
+  p.q = {0, 0, 0, 0, 40, 0};
+  p.k = {1, 0, 0, 0, 0, 0};
+  p.v = {1, 0, 0, 1, 0, -1};
+  p.d_out = {1, 1, 1, 1, 0.5f, 1};
+  p.qd = to_double(p.q);
+  p.kd = to_double(p.k);
+  p.vd = to_double(p.v);
+  p.d_out_d = to_double(p.d_out);
+  const std::vector<double> e =
+      reference::attention_influence(p.shape, p.inputs(), p.d_out_d.data());
+  EXPECT_NEAR(e[2 * 3 + 0], -0.5, 1e-12);
+  const KernelRun run = run_kernels(p, 0, 1);
+  EXPECT_NEAR(run.influence.at(0, 2), 0.5, 1e-6);
+}
+
 TEST(AttentionInfluence, TailSumIsTheInfluenceABandMasks) {
   const Problem p = make_problem({4, 2, 16, 90}, 800);
   const int64_t sinks = 4;
