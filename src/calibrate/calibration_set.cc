@@ -139,14 +139,12 @@ void write_calibration(const CalibrationSet& set, const std::string& path) {
 
 void check_calibration_matches(const CalibrationSet& set, const ModelIdentity& model,
                                int64_t n_vocab, const std::string& file) {
-  if (set.model.hash != model.hash || set.n_vocab != n_vocab ||
-      set.model.architecture != model.architecture || set.model.n_layer != model.n_layer ||
-      set.model.n_head_kv != model.n_head_kv) {
+  check_identity_matches(set.model, model, file, "calibration set");
+  if (set.model.hash != model.hash || set.n_vocab != n_vocab) {
     fail(
-        "{}: made for another model or tokenizer ({}, {} layers, {} KV heads, vocab {}, hash "
-        "{}); this model is {}, {} layers, {} KV heads, vocab {}, hash {}",
-        file, set.model.architecture, set.model.n_layer, set.model.n_head_kv, set.n_vocab,
-        set.model.hash, model.architecture, model.n_layer, model.n_head_kv, n_vocab, model.hash);
+        "{}: calibration set was made for another model or tokenizer (hash {}, vocab {}); this "
+        "model: hash {}, vocab {}",
+        file, set.model.hash, set.n_vocab, model.hash, n_vocab);
   }
 }
 
