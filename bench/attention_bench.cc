@@ -1,5 +1,5 @@
 // Attention through the KV caches at 16K context, dense (KvCache) against StreamingLLM-style
-// plans (64 sinks + a window of density x N on every head) in the static ring cache
+// plans (64 sinks + a window keeping density x N keys on every head) in the static ring cache
 // (StaticKvCache): one decode step, one 256-token prefill chunk at the end of the context, and
 // a whole 16K prefill in 256-token chunks (fewer heads, so it finishes in seconds). Llama-3-8B
 // layer shape (32 query heads, 8 KV heads, head_dim 128), F16 cache, all cores. Counters:
@@ -32,12 +32,15 @@ std::unique_ptr<AttentionCache> layer_cache(int64_t n_head, int64_t n_head_kv, i
     return std::make_unique<KvCache>(
         KvCacheShape{1, n_head_kv, 128, kContext, 1, kernels::KvType::kF16});
   }
-  const SparsePlan plan = uniform_plan(id, kContext * density / 100, kDefaultSinks);
+  const SparsePlan plan = uniform_plan(id, kContext * density / 100 - kDefaultSinks, kDefaultSinks);
   return std::make_unique<StaticKvCache>(
       StaticKvCacheShape{1, n_head_kv, 128, kContext, kChunk, 1, kernels::KvType::kF16}, plan);
 }
 
-double dense_bytes(int64_t n_head_kv) { return 2.0 * 2.0 * n_head_kv * 128.0 * kContext; }
+double dense_bytes(int64_t n_head_kv) {
+  return static_cast<double>(
+      KvCache::bytes_for({1, n_head_kv, 128, kContext, 1, kernels::KvType::kF16}));
+}
 
 // Writes random keys/values for positions [0, length) (timing does not depend on them).
 void fill(AttentionCache& cache, int64_t n_head_kv, int64_t length) {

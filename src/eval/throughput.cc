@@ -241,6 +241,7 @@ std::vector<ThroughputResult> measure_throughput(
     auto finish = [&](ThroughputResult r) {
       r.method = label;
       r.kv_cache_bytes = cache->bytes();
+      r.kv_density = method_kv_density(method, plan, n_ctx);
       progress(fmt::format("{} {} @ depth {} batch {}: {:.2f} tok/s", label, r.test, r.depth,
                            r.batch, r.tokens_per_second));
       results.push_back(std::move(r));

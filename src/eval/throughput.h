@@ -51,6 +51,7 @@ struct ThroughputResult {
   double sgemm_gflops = 0.0;
   double fraction_of_bound = 0.0;
   uint64_t kv_cache_bytes = 0;
+  double kv_density = 1.0;  // keys kept per KV head / N, sinks included (method_kv_density)
 };
 
 // Runs every (depth, batch) combination. The cache is filled to each depth with synthetic keys

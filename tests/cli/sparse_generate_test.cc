@@ -175,6 +175,7 @@ TEST(H2oBench, ReportsH2oBesideDense) {
   EXPECT_EQ(results[6]["method"], "h2o (density 0.5)");
   for (size_t i = 6; i < 12; ++i) {
     EXPECT_GT(results[i]["tokens_per_second"].get<double>(), 0.0);
+    EXPECT_DOUBLE_EQ(results[i]["kv_density"].get<double>(), 0.5);  // 40 of N = 64 + 16 keys
     EXPECT_LT(results[i]["kv_cache_bytes"].get<double>(),
               results[0]["kv_cache_bytes"].get<double>());
   }
