@@ -84,17 +84,17 @@ double matmul_flops_per_token(const Model& model) {
 }
 
 // Bytes a decode step reads: every weight matrix once (the embedding table only one row per
-// token) plus the keys and values of every sequence's cache.
-double decode_bytes_per_step(const Model& model, const AttentionCache& cache,
-                             kernels::KvType kv_type, int64_t depth, int batch) {
+// token) plus, per sequence, the keys and values attention reads: min(depth, kept_keys) per KV
+// head, kept_keys being the method's mean keys per head (a cache's scratch is not read).
+double decode_bytes_per_step(const Model& model, double kept_keys, kernels::KvType kv_type,
+                             int64_t depth, int batch) {
   const gguf::GgufFile& f = model.file();
   const ModelConfig& c = model.config();
   double bytes = static_cast<double>(weight_bytes(f));
   if (!c.tied_output) bytes -= static_cast<double>(f.tensor("token_embd.weight").n_bytes);
   const auto kv_element = static_cast<double>(kernels::kv_element_bytes(kv_type));
-  const double dense_kv = 2.0 * kv_element * static_cast<double>(c.n_layer * c.kv_dim() * depth);
-  // A sparse cache reads at most what it holds.
-  bytes += std::min(dense_kv, static_cast<double>(cache.bytes()) / cache.n_seq()) * batch;
+  const double keys = std::min(static_cast<double>(depth), kept_keys);
+  bytes += 2.0 * kv_element * static_cast<double>(c.n_layer * c.kv_dim()) * keys * batch;
   return bytes;
 }
 
@@ -155,7 +155,7 @@ ThroughputResult time_prefill(const Model& model, AttentionCache& cache,
 }
 
 ThroughputResult time_decode(const Model& model, AttentionCache& cache, const ThroughputConfig& cfg,
-                             Case cs, std::mt19937_64& rng) {
+                             Case cs, double kept_keys, std::mt19937_64& rng) {
   const ModelConfig& c = model.config();
   ThroughputResult r;
   r.test = fmt::format("tg{}", cfg.n_gen);
@@ -185,7 +185,7 @@ ThroughputResult time_decode(const Model& model, AttentionCache& cache, const Th
   r.median_seconds = median(r.seconds);
   r.tokens_per_second = static_cast<double>(r.tokens) / r.median_seconds;
   r.bytes_per_step =
-      decode_bytes_per_step(model, cache, cfg.kv_type, cs.depth + cfg.n_gen / 2, cs.batch);
+      decode_bytes_per_step(model, kept_keys, cfg.kv_type, cs.depth + cfg.n_gen / 2, cs.batch);
   r.gigabytes_per_second =
       r.bytes_per_step * static_cast<double>(cfg.n_gen) / r.median_seconds / 1e9;
   if (cfg.probe_machine) {
@@ -238,10 +238,11 @@ std::vector<ThroughputResult> measure_throughput(
     const std::string label = method_label(method, plan);
     auto cache =
         make_attention_cache(c, method, plan, n_ctx, max_batch, cfg.kv_type, kDefaultRingChunk);
+    const double kv_density = method_kv_density(method, plan, n_ctx);
     auto finish = [&](ThroughputResult r) {
       r.method = label;
       r.kv_cache_bytes = cache->bytes();
-      r.kv_density = method_kv_density(method, plan, n_ctx);
+      r.kv_density = kv_density;
       progress(fmt::format("{} {} @ depth {} batch {}: {:.2f} tok/s", label, r.test, r.depth,
                            r.batch, r.tokens_per_second));
       results.push_back(std::move(r));
@@ -250,7 +251,8 @@ std::vector<ThroughputResult> measure_throughput(
       if (cfg.n_prompt > 0) finish(time_prefill(model, *cache, cfg, {depth, 1}, rng));
       for (int batch : cfg.batches) {
         if (cfg.n_gen == 0) break;
-        finish(time_decode(model, *cache, cfg, {depth, batch}, rng));
+        finish(time_decode(model, *cache, cfg, {depth, batch},
+                           kv_density * static_cast<double>(n_ctx), rng));
       }
     }
   }

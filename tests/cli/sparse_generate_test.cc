@@ -179,6 +179,11 @@ TEST(H2oBench, ReportsH2oBesideDense) {
     EXPECT_LT(results[i]["kv_cache_bytes"].get<double>(),
               results[0]["kv_cache_bytes"].get<double>());
   }
+  // A decode step reads min(depth, 40 kept) keys per KV head, never the scratch: from depth 4 to
+  // 68 (the middle of 8 steps) that is 36 more keys x 5 layers x 32 key dims x 2 bytes x 2 (K, V).
+  EXPECT_DOUBLE_EQ(
+      results[10]["bytes_per_step"].get<double>() - results[7]["bytes_per_step"].get<double>(),
+      36.0 * 5 * 32 * 2 * 2);
 }
 
 }  // namespace
