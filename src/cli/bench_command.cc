@@ -218,7 +218,8 @@ void register_bench(CLI::App& app) {
   cmd->add_option("--density", o->sparse.density,
                   "streaming, h2o: KV density (0, 1], sinks included, at depth + test size")
       ->capture_default_str();
-  cmd->add_option("--sinks", o->sparse.sinks, "streaming: sink tokens G")->capture_default_str();
+  cmd->add_option("--sinks", o->sparse.sinks, "streaming: sink tokens G (counted in --density)")
+      ->capture_default_str();
   cmd->callback([o] { run_bench(*o); });
 }
 

@@ -251,7 +251,8 @@ void register_generate(CLI::App& app) {
   cmd->add_option("--density", options->attention.density,
                   "streaming, h2o: KV density (0, 1], sinks included, at N (-c, else prompt + -n)")
       ->capture_default_str();
-  cmd->add_option("--sinks", options->attention.sinks, "streaming: sink tokens G")
+  cmd->add_option("--sinks", options->attention.sinks,
+                  "streaming: sink tokens G (counted in --density)")
       ->capture_default_str();
   cmd->callback([options] {
     if (!options->attention.plan_path.empty() && options->attention.method == "dense") {

@@ -21,7 +21,7 @@ using test::run_moa;
 constexpr const char* kModel = "models/stories260K.gguf";
 
 std::string generate(const std::string& model, const std::string& extra) {
-  return "generate -m " + model + " -p 'Once upon a time' -n 30 --temp 0 " + extra;
+  return "generate -m " + model + " -p 'Once upon a time' -n 30 --temp 0 -t 1 " + extra;
 }
 
 // KV bytes of a sparse run over a dense run's, after checking both were sized for the same N.
