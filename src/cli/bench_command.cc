@@ -155,7 +155,8 @@ nlohmann::json results_json(const Model& model, const std::string& model_name,
                             {"bandwidth_gbs", r.bandwidth_gbs},
                             {"sgemm_gflops", r.sgemm_gflops},
                             {"fraction_of_bound", r.fraction_of_bound},
-                            {"kv_cache_bytes", r.kv_cache_bytes}});
+                            {"kv_cache_bytes", r.kv_cache_bytes},
+                            {"kv_density", r.kv_density}});
   }
   return j;
 }
@@ -226,9 +227,10 @@ void register_bench(CLI::App& app) {
       ->delimiter(',');
   cmd->add_option("--plan", o->sparse.plan_path, "Plan file for method moa");
   cmd->add_option("--density", o->sparse.density,
-                  "streaming, h2o: KV density (0, 1] at depth + test size")
+                  "streaming, h2o: KV density (0, 1], sinks included, at depth + test size")
       ->capture_default_str();
-  cmd->add_option("--sinks", o->sparse.sinks, "streaming: sink tokens G")->capture_default_str();
+  cmd->add_option("--sinks", o->sparse.sinks, "streaming: sink tokens G (counted in --density)")
+      ->capture_default_str();
   cmd->callback([o] { run_bench(*o); });
 }
 

@@ -1,6 +1,8 @@
 // `moa generate`: loads a model, formats the prompt (raw or a chat template), prefills it in
 // chunks, then samples and decodes one token at a time, streaming text to stdout as soon as it
-// is complete UTF-8 and cannot be part of a stop string. Speeds go to stderr at the end.
+// is complete UTF-8 and cannot be part of a stop string. Every method's KV cache is sized for the
+// same N (-c, else prompt + -n), and the bytes it held, beside a dense cache's at that N, and the
+// speeds go to stderr at the end.
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -88,6 +90,32 @@ int64_t context_size(const GenerateOptions& options, const ModelConfig& config) 
   return config.n_ctx_train > 0 ? std::min(config.n_ctx_train, kDefaultContext) : kDefaultContext;
 }
 
+// N, the length every method's cache is sized for: -c if given, else prompt + -n (capped by
+// the default context), so dense and sparse caches compare at the same N.
+int64_t planned_length(const GenerateOptions& options, int64_t n_ctx, size_t n_prompt) {
+  if (options.n_ctx > 0) return options.n_ctx;
+  return std::min<int64_t>(n_ctx, static_cast<int64_t>(n_prompt) + options.n_predict);
+}
+
+// 1234567 -> "1,234,567".
+std::string grouped(uint64_t n) {
+  std::string digits = std::to_string(n), out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
+// "kv cache: B (P% of dense D at N = n)": every byte the cache held, beside the dense cache's.
+std::string kv_cache_line(const AttentionCache& cache, uint64_t dense_bytes, bool dense) {
+  const int64_t n = cache.n_ctx();
+  if (dense) return fmt::format("kv cache: {} B (dense at N = {})", grouped(cache.bytes()), n);
+  return fmt::format("kv cache: {} B ({:.1f}% of dense {} B at N = {})", grouped(cache.bytes()),
+                     100.0 * static_cast<double>(cache.bytes()) / static_cast<double>(dense_bytes),
+                     grouped(dense_bytes), n);
+}
+
 std::vector<TokenId> tokenize_prompt(const Model& model, const GenerateOptions& options,
                                      const std::string& text, int64_t n_ctx) {
   if (text.empty()) fail("the prompt is empty (give text with -p, -f or on stdin)");
@@ -130,21 +158,20 @@ void run_generate(GenerateOptions options) {
   const Model model = Model::load(options.model_path, model_file_load(options.map_model));
   const int64_t n_ctx = context_size(options, model.config());
   std::vector<TokenId> history = tokenize_prompt(model, options, text, n_ctx);
-  // A sparse cache (plan or h2o) is planned for exactly the tokens this run can reach.
-  const int64_t n_planned =
-      std::min<int64_t>(n_ctx, static_cast<int64_t>(history.size()) + options.n_predict);
-  check_attention_method(options.attention, n_ctx);
+  const int64_t n_planned = planned_length(options, n_ctx, history.size());
+  check_attention_method(options.attention, n_planned);
   const std::optional<SparsePlan> plan = method_plan(
       options.attention, identity_of(model.config(), model.file().metadata_hash()), n_planned);
+  const kernels::KvType kv_type = parse_kv_type(options.kv_type);
+  // A ring cache's chunk buffer only has to take this prompt's chunks (decode is in place).
+  const int64_t chunk = std::min<int64_t>(kDefaultRingChunk, static_cast<int64_t>(history.size()));
   const std::unique_ptr<AttentionCache> owned_cache =
-      make_attention_cache(model.config(), options.attention, plan,
-                           options.attention.method == "dense" ? n_ctx : n_planned, 1,
-                           parse_kv_type(options.kv_type), kDefaultRingChunk);
+      make_attention_cache(model.config(), options.attention, plan, n_planned, 1, kv_type, chunk);
   AttentionCache& cache = *owned_cache;
-  std::fprintf(stderr, "attention: %s, KV cache %llu bytes (%.2f MiB)\n",
+  std::fprintf(stderr, "attention: %s, KV density %.4f at N = %lld\n",
                method_label(options.attention, plan).c_str(),
-               static_cast<unsigned long long>(cache.bytes()),
-               static_cast<double>(cache.bytes()) / (1024.0 * 1024.0));
+               method_kv_density(options.attention, plan, n_planned),
+               static_cast<long long>(n_planned));
 
   Timing prefill_time{static_cast<int64_t>(history.size()), 0.0};
   auto start = Clock::now();
@@ -177,8 +204,11 @@ void run_generate(GenerateOptions options) {
     emit(stop.flush());
   }
   emit("\n");
-  std::fprintf(stderr, "%s\n%s\n", prefill_time.line("prefill").c_str(),
-               decode_time.line("decode").c_str());
+  const uint64_t dense_bytes =
+      KvCache::bytes_for(kv_cache_shape(model.config(), n_planned, 1, kv_type));
+  std::fprintf(stderr, "%s\n%s\n%s\n",
+               kv_cache_line(cache, dense_bytes, options.attention.method == "dense").c_str(),
+               prefill_time.line("prefill").c_str(), decode_time.line("decode").c_str());
 }
 
 }  // namespace
@@ -195,7 +225,8 @@ void register_generate(CLI::App& app) {
   cmd->add_option("-t,--threads", options->n_threads, "Threads (default: all cores)");
   add_mmap_flag(*cmd, options->map_model);
   cmd->add_option("-c,--ctx-size", options->n_ctx,
-                  "Context size in tokens (default: min(training context, 4096))");
+                  "Context size N every KV cache is sized for (default: prompt + -n, at most "
+                  "min(training context, 4096))");
   cmd->add_option("--temp", options->sampling.temperature, "Temperature (0 = greedy)")
       ->capture_default_str();
   cmd->add_option("--top-k", options->sampling.top_k, "Top-k (0 = off)")->capture_default_str();
@@ -218,9 +249,10 @@ void register_generate(CLI::App& app) {
   cmd->add_option("--method", options->attention.method, "Attention: dense, streaming, moa or h2o")
       ->capture_default_str();
   cmd->add_option("--density", options->attention.density,
-                  "streaming, h2o: KV density (0, 1] at prompt + n-predict tokens")
+                  "streaming, h2o: KV density (0, 1], sinks included, at N (-c, else prompt + -n)")
       ->capture_default_str();
-  cmd->add_option("--sinks", options->attention.sinks, "streaming: sink tokens G")
+  cmd->add_option("--sinks", options->attention.sinks,
+                  "streaming: sink tokens G (counted in --density)")
       ->capture_default_str();
   cmd->callback([options] {
     if (!options->attention.plan_path.empty() && options->attention.method == "dense") {

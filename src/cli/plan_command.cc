@@ -75,7 +75,7 @@ void print_plan_table(const nlohmann::json& j) {
     for (const auto& s : h["spans"]) line += fmt::format(" {:>12}", s.get<int64_t>());
     fmt::print("{}\n", line);
   }
-  std::string kv = fmt::format("{:<28}", "KV density"),
+  std::string kv = fmt::format("{:<28}", "KV density (sinks included)"),
               area = fmt::format("{:<28}", "causal-area density");
   for (size_t i = 0; i < j["lengths"].size(); ++i) {
     kv += fmt::format(" {:>12.4f}", j["kv_density"][i].get<double>());

@@ -282,6 +282,7 @@ std::vector<ThroughputResult> measure_throughput(
       r.method = method_label(method, plan);
       r.n_ctx = n_ctx;
       r.kv_cache_bytes = cache->bytes();
+      r.kv_density = method_kv_density(method, plan, n_ctx);
       if (decode) r.kv_bytes_read_per_step = kv_read;
       progress(fmt::format("{} {} @ depth {} batch {}: {:.2f} tok/s", r.method, r.test, r.depth,
                            r.batch, r.tokens_per_second));

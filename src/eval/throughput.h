@@ -57,6 +57,7 @@ struct ThroughputResult {
   double sgemm_gflops = 0.0;
   double fraction_of_bound = 0.0;
   uint64_t kv_cache_bytes = 0;  // allocated by the row's cache (all its sequences)
+  double kv_density = 1.0;      // keys kept per KV head / N, sinks included (method_kv_density)
 };
 
 // The keys and values one decode step of a sequence attends, per layer and KV head, as a

@@ -1,6 +1,9 @@
 // Shared checks of the AttentionCache implementations.
 #include "kv/attention_cache.h"
 
+#include <algorithm>
+
+#include "gguf/quant.h"
 #include "util/error.h"
 
 namespace moa {
@@ -22,6 +25,15 @@ void check_cache_dimensions(const char* what, int64_t n_layer, int64_t n_head_kv
     fail("{}: invalid shape (layers {}, kv heads {}, head dim {})", what, n_layer, n_head_kv,
          head_dim);
   }
+}
+
+void store_kv_row(const float* src, int64_t n, kernels::KvType type, void* dst) {
+  if (type == kernels::KvType::kF32) {
+    std::copy_n(src, n, static_cast<float*>(dst));
+    return;
+  }
+  auto* half = static_cast<uint16_t*>(dst);
+  for (int64_t i = 0; i < n; ++i) half[i] = gguf::fp32_to_fp16(src[i]);
 }
 
 }  // namespace moa

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "kernels/kernels.h"
 
@@ -21,6 +22,21 @@ void check_context_room(int seq, int64_t used, int64_t n_new, int64_t n_ctx, con
 void check_cache_dimensions(const char* what, int64_t n_layer, int64_t n_head_kv, int64_t head_dim,
                             int64_t n_ctx, int n_seq);
 
+// Writes one key or value row of n floats as the cache stores it (F32 copy or F16 rounding).
+void store_kv_row(const float* src, int64_t n, kernels::KvType type, void* dst);
+
+// Heap bytes a vector holds, so bytes() can count a cache's bookkeeping beside its keys.
+template <class T, class Alloc>
+uint64_t heap_bytes(const std::vector<T, Alloc>& v) {
+  return v.capacity() * sizeof(T);
+}
+template <class T>
+uint64_t heap_bytes(const std::vector<std::vector<T>>& v) {
+  uint64_t total = v.capacity() * sizeof(std::vector<T>);
+  for (const std::vector<T>& inner : v) total += heap_bytes(inner);
+  return total;
+}
+
 class AttentionCache {
  public:
   virtual ~AttentionCache() = default;
@@ -28,7 +44,7 @@ class AttentionCache {
   virtual int n_seq() const = 0;
   // Positions a sequence may reach (prompt + generated tokens).
   virtual int64_t n_ctx() const = 0;
-  // Bytes held for keys and values (and any per-key bookkeeping), allocated up front.
+  // Every byte the cache holds on the heap: keys, values, scratch buffers and bookkeeping.
   virtual uint64_t bytes() const = 0;
   // Positions 0 .. length(seq)-1 have been processed.
   virtual int64_t length(int seq) const = 0;

@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "kv/h2o_kv_cache.h"
@@ -44,10 +45,25 @@ std::optional<SparsePlan> method_plan(const AttentionMethod& m, const ModelIdent
     return plan;
   }
   if (m.method == "streaming") {
-    const auto window = std::max<int64_t>(1, std::llround(m.density * static_cast<double>(n_ctx)));
-    return uniform_plan(model, window, m.sinks);
+    // The density counts the sinks: G sinks + the window keep round(D x N) keys per head.
+    const int64_t kept =
+        std::clamp<int64_t>(std::llround(m.density * static_cast<double>(n_ctx)), 1, n_ctx);
+    if (m.sinks >= kept) {
+      fail(
+          "--sinks: {} sinks leave no room for a window: density {} keeps {} keys per head at N = "
+          "{} (lower --sinks or raise --density)",
+          m.sinks, m.density, kept, n_ctx);
+    }
+    return uniform_plan(model, kept - m.sinks, m.sinks);
   }
   return std::nullopt;
+}
+
+double method_kv_density(const AttentionMethod& m, const std::optional<SparsePlan>& plan,
+                         int64_t n) {
+  if (m.method == "h2o")
+    return static_cast<double>(h2o_budget(m.density, n)) / static_cast<double>(n);
+  return plan ? kv_density(*plan, n) : 1.0;
 }
 
 std::string method_label(const AttentionMethod& m, const std::optional<SparsePlan>& plan) {

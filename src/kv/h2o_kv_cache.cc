@@ -14,11 +14,30 @@
 #include <limits>
 #include <numeric>
 
-#include "gguf/quant.h"
 #include "kernels/attention_weights.h"
 #include "util/error.h"
 
 namespace moa {
+
+// Candidates of one step when they do not fit the slab: the kept keys copied, then the chunk.
+// Kept between steps (it only grows), so bytes() counts it.
+struct H2oKvCache::Scratch {
+  std::vector<uint8_t> k, v;
+  std::vector<int32_t> pos;
+  std::vector<float> score;
+
+  void reserve(int64_t n_head_kv, int64_t slots, size_t row_bytes) {
+    const auto n = static_cast<size_t>(n_head_kv * slots);
+    if (pos.size() >= n) return;
+    k.assign(n * row_bytes, 0);
+    v.assign(n * row_bytes, 0);
+    pos.assign(n, 0);
+    score.assign(n, 0.0f);
+  }
+  uint64_t bytes() const {
+    return heap_bytes(k) + heap_bytes(v) + heap_bytes(pos) + heap_bytes(score);
+  }
+};
 
 struct H2oKvCache::Slots {
   uint8_t* k = nullptr;
@@ -29,30 +48,6 @@ struct H2oKvCache::Slots {
 };
 
 namespace {
-
-// Candidates of one step when they do not fit the slab: the kept keys copied, then the chunk.
-struct Scratch {
-  std::vector<uint8_t> k, v;
-  std::vector<int32_t> pos;
-  std::vector<float> score;
-
-  void allocate(int64_t n_head_kv, int64_t slots, size_t row_bytes) {
-    const auto n = static_cast<size_t>(n_head_kv * slots);
-    k.assign(n * row_bytes, 0);
-    v.assign(n * row_bytes, 0);
-    pos.assign(n, 0);
-    score.assign(n, 0.0f);
-  }
-};
-
-void store_row(const float* src, int64_t n, kernels::KvType type, uint8_t* dst) {
-  if (type == kernels::KvType::kF32) {
-    std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
-    return;
-  }
-  auto* half = reinterpret_cast<uint16_t*>(dst);
-  for (int64_t i = 0; i < n; ++i) half[i] = gguf::fp32_to_fp16(src[i]);
-}
 
 // True when candidate a should be kept before candidate b: higher score, then newer.
 bool ranks_higher(float score_a, int32_t pos_a, float score_b, int32_t pos_b) {
@@ -109,7 +104,8 @@ std::vector<uint8_t> h2o_keep_set(std::span<const int32_t> positions, std::span<
   return keep;
 }
 
-H2oKvCache::H2oKvCache(const H2oCacheShape& shape) : shape_(shape) {
+H2oKvCache::H2oKvCache(const H2oCacheShape& shape)
+    : shape_(shape), scratch_(std::make_unique<Scratch>()) {
   check_cache_dimensions("h2o cache", shape.n_layer, shape.n_head_kv, shape.head_dim, shape.n_ctx,
                          shape.n_seq);
   if (shape.budget < 1 || shape.budget > shape.n_ctx) {
@@ -127,9 +123,11 @@ H2oKvCache::H2oKvCache(const H2oCacheShape& shape) : shape_(shape) {
   lengths_.assign(static_cast<size_t>(shape.n_seq), 0);
 }
 
+H2oKvCache::~H2oKvCache() = default;
+
 uint64_t H2oKvCache::bytes() const {
-  return keys_.size() + values_.size() + positions_.size() * sizeof(int32_t) +
-         scores_.size() * sizeof(float);
+  return heap_bytes(keys_) + heap_bytes(values_) + heap_bytes(positions_) + heap_bytes(scores_) +
+         heap_bytes(lengths_) + scratch_->bytes();
 }
 
 int64_t H2oKvCache::length(int seq) const {
@@ -183,9 +181,9 @@ void H2oKvCache::attend(int64_t layer, int seq, int64_t pos, int64_t n_tokens,
   const int64_t total = kept + n_tokens;
   Slots cache = slab(layer, seq);
   Slots candidates = cache;
-  Scratch scratch;
   if (total > capacity_) {
-    scratch.allocate(shape_.n_head_kv, total, row_bytes);
+    Scratch& scratch = *scratch_;
+    scratch.reserve(shape_.n_head_kv, total, row_bytes);
     candidates = {scratch.k.data(), scratch.v.data(), scratch.pos.data(), scratch.score.data(),
                   total};
     for (int64_t h = 0; h < shape_.n_head_kv; ++h) {
@@ -200,8 +198,8 @@ void H2oKvCache::attend(int64_t layer, int seq, int64_t pos, int64_t n_tokens,
     for (int64_t h = 0; h < shape_.n_head_kv; ++h) {
       const auto slot = static_cast<size_t>(h * candidates.capacity + kept + t);
       const int64_t src = (t * shape_.n_head_kv + h) * hd;
-      store_row(k + src, hd, shape_.type, candidates.k + slot * row_bytes);
-      store_row(v + src, hd, shape_.type, candidates.v + slot * row_bytes);
+      store_kv_row(k + src, hd, shape_.type, candidates.k + slot * row_bytes);
+      store_kv_row(v + src, hd, shape_.type, candidates.v + slot * row_bytes);
       candidates.pos[slot] = static_cast<int32_t>(pos + t);
       candidates.score[slot] = 0.0f;
     }
@@ -292,8 +290,8 @@ void H2oKvCache::fill_synthetic(int seq, int64_t length, std::span<const float> 
       for (int64_t s = 0; s < kept; ++s) {
         const auto slot = static_cast<size_t>(h * capacity_ + s);
         const int64_t src = (s % n_rows) * kv_dim + h * shape_.head_dim;
-        store_row(k.data() + src, shape_.head_dim, shape_.type, slots.k + slot * row_bytes);
-        store_row(v.data() + src, shape_.head_dim, shape_.type, slots.v + slot * row_bytes);
+        store_kv_row(k.data() + src, shape_.head_dim, shape_.type, slots.k + slot * row_bytes);
+        store_kv_row(v.data() + src, shape_.head_dim, shape_.type, slots.v + slot * row_bytes);
         slots.pos[slot] = static_cast<int32_t>(length - kept + s);
         slots.score[slot] = 0.0f;
       }

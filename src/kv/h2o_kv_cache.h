@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -48,13 +49,16 @@ class H2oKvCache final : public AttentionCache {
   // Allocates every slot up front; throws moa::Error on a non-positive size or a budget
   // outside 1 .. n_ctx.
   explicit H2oKvCache(const H2oCacheShape& shape);
+  ~H2oKvCache() override;
 
   const H2oCacheShape& shape() const { return shape_; }
   int64_t n_ctx() const override { return shape_.n_ctx; }
   int n_seq() const override { return shape_.n_seq; }
   int64_t budget() const { return shape_.budget; }
   int64_t recent_window() const { return shape_.budget / 2; }
-  uint64_t bytes() const override;  // keys, values, positions and scores of every slot
+  // Keys, values, positions and scores of every slot, and the scratch of the largest chunk that
+  // did not fit the slots so far (kept for reuse: bytes() grows once per larger such chunk).
+  uint64_t bytes() const override;
 
   // Tokens the sequence has seen (positions 0 .. length-1), and how many each head keeps.
   int64_t length(int seq) const override;
@@ -89,7 +93,8 @@ class H2oKvCache final : public AttentionCache {
   std::span<const float> scores(int64_t layer, int seq, int64_t kv_head) const;
 
  private:
-  struct Slots;  // pointers into one (layer, sequence) slab or a scratch copy
+  struct Slots;    // pointers into one (layer, sequence) slab or a scratch copy
+  struct Scratch;  // candidates of a step that do not fit the slab
   Slots slab(int64_t layer, int seq);
   size_t slab_index(int64_t layer, int seq) const;
   void check_layer_seq(int64_t layer, int seq) const;
@@ -103,6 +108,7 @@ class H2oKvCache final : public AttentionCache {
   std::vector<int32_t> positions_;
   std::vector<float> scores_;
   std::vector<int64_t> lengths_;
+  std::unique_ptr<Scratch> scratch_;
 };
 
 }  // namespace moa

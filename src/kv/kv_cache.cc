@@ -8,7 +8,6 @@
 #include <string>
 #include <utility>
 
-#include "gguf/quant.h"
 #include "util/error.h"
 
 namespace moa {
@@ -36,7 +35,16 @@ KvCache::KvCache(const KvCacheShape& shape) : shape_(shape) {
   lengths_.assign(static_cast<size_t>(shape.n_seq), 0);
 }
 
-uint64_t KvCache::bytes() const { return keys_.size() + values_.size(); }
+uint64_t KvCache::bytes_for(const KvCacheShape& shape) {
+  const auto elements = static_cast<uint64_t>(shape.n_layer) * static_cast<uint64_t>(shape.n_seq) *
+                        static_cast<uint64_t>(shape.n_head_kv * shape.n_ctx * shape.head_dim);
+  return 2 * elements * kernels::kv_element_bytes(shape.type) +
+         static_cast<uint64_t>(shape.n_seq) * sizeof(int64_t);
+}
+
+uint64_t KvCache::bytes() const {
+  return heap_bytes(keys_) + heap_bytes(values_) + heap_bytes(lengths_) + heap_bytes(masks_);
+}
 
 void KvCache::check_seq(int seq) const {
   if (seq < 0 || seq >= shape_.n_seq) {
@@ -74,19 +82,10 @@ void KvCache::store(int64_t layer, int seq, int64_t pos, int64_t n_tokens, const
   for (int64_t t = 0; t < n_tokens; ++t) {
     for (int64_t h = 0; h < shape_.n_head_kv; ++h) {
       const size_t dst = base + static_cast<size_t>((h * shape_.n_ctx + pos + t) * head_dim);
-      const float* k_src = k + t * kv_dim + h * head_dim;
-      const float* v_src = v + t * kv_dim + h * head_dim;
-      if (shape_.type == kernels::KvType::kF32) {
-        std::copy(k_src, k_src + head_dim, reinterpret_cast<float*>(keys_.data()) + dst);
-        std::copy(v_src, v_src + head_dim, reinterpret_cast<float*>(values_.data()) + dst);
-      } else {
-        auto* k_dst = reinterpret_cast<uint16_t*>(keys_.data()) + dst;
-        auto* v_dst = reinterpret_cast<uint16_t*>(values_.data()) + dst;
-        for (int64_t d = 0; d < head_dim; ++d) {
-          k_dst[d] = gguf::fp32_to_fp16(k_src[d]);
-          v_dst[d] = gguf::fp32_to_fp16(v_src[d]);
-        }
-      }
+      store_kv_row(k + t * kv_dim + h * head_dim, head_dim, shape_.type,
+                   keys_.data() + dst * element_bytes_);
+      store_kv_row(v + t * kv_dim + h * head_dim, head_dim, shape_.type,
+                   values_.data() + dst * element_bytes_);
     }
   }
 }

@@ -37,7 +37,9 @@ class KvCache final : public AttentionCache {
   const KvCacheShape& shape() const { return shape_; }
   int64_t n_ctx() const override { return shape_.n_ctx; }
   int n_seq() const override { return shape_.n_seq; }
-  uint64_t bytes() const override;
+  uint64_t bytes() const override;  // bytes_for(shape) plus the plan's masks
+  // What a dense cache of this shape allocates (keys, values, lengths), without building one.
+  static uint64_t bytes_for(const KvCacheShape& shape);
   int64_t max_chunk() const override { return shape_.n_ctx; }
 
   // Positions 0 .. length(seq)-1 hold valid keys and values.

@@ -1,21 +1,17 @@
 // Static per-head ring KV cache (see static_kv_cache.h). Each sequence is one region holding,
 // per layer and KV head, [sinks + ring] key slots then the same for values in a second buffer;
 // heads have rings of different sizes, so attention gets explicit per-head key runs rather
-// than a strided view, and one kernel launch still covers every head of a layer.
+// than a strided view, and one kernel launch still covers every head of a layer. The chunk
+// buffer is laid out per head, so each head's new keys are one more run of that launch.
 #include "kv/static_kv_cache.h"
 
 #include <algorithm>
+#include <cstring>
 
-#include "gguf/quant.h"
 #include "util/error.h"
 
 namespace moa {
 namespace {
-
-constexpr int64_t kMinRing = 128;
-constexpr int64_t kRingMultiple = 64;
-
-int64_t round_up(int64_t n, int64_t multiple) { return (n + multiple - 1) / multiple * multiple; }
 
 void check_shape(const StaticKvCacheShape& s, const SparsePlan& plan) {
   if (s.n_layer <= 0 || s.n_head_kv <= 0 || s.head_dim <= 0 || s.n_ctx <= 0 || s.n_seq <= 0) {
@@ -45,9 +41,8 @@ StaticKvCacheShape static_kv_cache_shape(const ModelConfig& config, int64_t n_ct
   return {config.n_layer, config.n_head_kv, config.head_dim, n_ctx, prefill_chunk, n_seq, type};
 }
 
-int64_t ring_slots(int64_t span, int64_t sinks, int64_t n_ctx, int64_t prefill_chunk) {
-  const int64_t needed = std::min(span + prefill_chunk - 1, std::max<int64_t>(0, n_ctx - sinks));
-  return std::max(kMinRing, round_up(needed, kRingMultiple));
+int64_t ring_slots(int64_t span, int64_t sinks, int64_t n_ctx) {
+  return std::min(span, std::max<int64_t>(0, n_ctx - sinks));
 }
 
 StaticKvCache::StaticKvCache(const StaticKvCacheShape& shape, const SparsePlan& plan)
@@ -56,10 +51,13 @@ StaticKvCache::StaticKvCache(const StaticKvCacheShape& shape, const SparsePlan& 
   sinks_ = std::min(plan.sinks, shape.n_ctx);  // sink slots; the masks keep the plan's G
   element_bytes_ = kernels::kv_element_bytes(shape.type);
   size_t offset = 0;
+  masks_.reserve(static_cast<size_t>(shape.n_layer));
+  ring_.reserve(static_cast<size_t>(shape.n_layer * shape.n_head_kv));
+  offsets_.reserve(ring_.capacity());
   for (int64_t layer = 0; layer < shape.n_layer; ++layer) {
     masks_.push_back(plan.band_masks(layer, shape.n_ctx));
     for (const kernels::BandMask& mask : masks_.back()) {
-      ring_.push_back(ring_slots(mask.span, sinks_, shape.n_ctx, shape.prefill_chunk));
+      ring_.push_back(ring_slots(mask.span, sinks_, shape.n_ctx));
       offsets_.push_back(offset);
       offset += static_cast<size_t>((sinks_ + ring_.back()) * shape.head_dim);
     }
@@ -68,7 +66,18 @@ StaticKvCache::StaticKvCache(const StaticKvCacheShape& shape, const SparsePlan& 
   const size_t total = seq_elements_ * static_cast<size_t>(shape.n_seq) * element_bytes_;
   keys_.assign(total, 0);
   values_.assign(total, 0);
+  chunk_capacity_ = std::min(shape.prefill_chunk, shape.n_ctx);
+  const auto chunk_bytes =
+      static_cast<size_t>(chunk_capacity_ * shape.n_head_kv * shape.head_dim) * element_bytes_;
+  chunk_keys_.assign(chunk_bytes, 0);
+  chunk_values_.assign(chunk_bytes, 0);
   lengths_.assign(static_cast<size_t>(shape.n_seq), 0);
+}
+
+uint64_t StaticKvCache::bytes() const {
+  return heap_bytes(keys_) + heap_bytes(values_) + heap_bytes(chunk_keys_) +
+         heap_bytes(chunk_values_) + heap_bytes(masks_) + heap_bytes(ring_) + heap_bytes(offsets_) +
+         heap_bytes(lengths_);
 }
 
 void StaticKvCache::check_layer_seq(int64_t layer, int seq) const {
@@ -112,47 +121,75 @@ const void* StaticKvCache::element_address(const HugePageVector<uint8_t>& buffer
   return buffer.data() + element * element_bytes_;
 }
 
-void StaticKvCache::store(int64_t layer, int seq, int64_t pos, int64_t n_tokens, const float* k,
-                          const float* v) {
+void StaticKvCache::check_chunk(int64_t layer, int seq, int64_t pos, int64_t n_tokens) const {
   check_layer_seq(layer, seq);
   if (n_tokens < 0 || n_tokens > shape_.prefill_chunk) {
-    fail("static kv cache: {} tokens in one call; the rings hold chunks of at most {}", n_tokens,
+    fail("static kv cache: {} tokens in one call; the cache takes chunks of at most {}", n_tokens,
          shape_.prefill_chunk);
   }
   if (pos < 0 || pos + n_tokens > shape_.n_ctx) {
     fail("context is full: positions {} .. {} do not fit in the {} the cache was planned for", pos,
          pos + n_tokens - 1, shape_.n_ctx);
   }
-  const int64_t hd = shape_.head_dim, kv_dim = shape_.n_head_kv * hd;
+}
+
+int64_t StaticKvCache::slot_of(int64_t layer, int64_t kv_head, int64_t p) const {
+  return p < sinks_ ? p : sinks_ + (p - sinks_) % ring_size(layer, kv_head);
+}
+
+template <class Write>
+void StaticKvCache::write_kept_rows(int64_t layer, int seq, int64_t pos, int64_t n_tokens,
+                                    Write write) {
+  const int64_t hd = shape_.head_dim;
   for (int64_t h = 0; h < shape_.n_head_kv; ++h) {
     const size_t base = head_offset(layer, seq, h);
-    const int64_t ring = ring_size(layer, h);
+    // Older positions of the chunk would be overwritten by newer ones within this call.
+    const int64_t first_ring = std::max(sinks_, pos + n_tokens - ring_size(layer, h));
     for (int64_t t = 0; t < n_tokens; ++t) {
       const int64_t p = pos + t;
-      const int64_t slot = p < sinks_ ? p : sinks_ + (p - sinks_) % ring;
-      const size_t dst = base + static_cast<size_t>(slot * hd);
-      const float* k_src = k + t * kv_dim + h * hd;
-      const float* v_src = v + t * kv_dim + h * hd;
-      if (shape_.type == kernels::KvType::kF32) {
-        std::copy_n(k_src, hd, reinterpret_cast<float*>(keys_.data()) + dst);
-        std::copy_n(v_src, hd, reinterpret_cast<float*>(values_.data()) + dst);
-      } else {
-        auto* k_dst = reinterpret_cast<uint16_t*>(keys_.data()) + dst;
-        auto* v_dst = reinterpret_cast<uint16_t*>(values_.data()) + dst;
-        for (int64_t d = 0; d < hd; ++d) {
-          k_dst[d] = gguf::fp32_to_fp16(k_src[d]);
-          v_dst[d] = gguf::fp32_to_fp16(v_src[d]);
-        }
-      }
+      if (p >= sinks_ && p < first_ring) continue;
+      const size_t element = base + static_cast<size_t>(slot_of(layer, h, p) * hd);
+      write(h, t, keys_.data() + element * element_bytes_,
+            values_.data() + element * element_bytes_);
     }
   }
 }
 
-std::vector<kernels::KeyRun> StaticKvCache::key_runs(int64_t layer, int seq, int64_t pos,
-                                                     int64_t n_tokens) const {
+void StaticKvCache::store(int64_t layer, int seq, int64_t pos, int64_t n_tokens, const float* k,
+                          const float* v) {
+  check_chunk(layer, seq, pos, n_tokens);
+  const int64_t hd = shape_.head_dim, kv_dim = shape_.n_head_kv * hd;
+  write_kept_rows(layer, seq, pos, n_tokens, [&](int64_t h, int64_t t, void* k_dst, void* v_dst) {
+    store_kv_row(k + t * kv_dim + h * hd, hd, shape_.type, k_dst);
+    store_kv_row(v + t * kv_dim + h * hd, hd, shape_.type, v_dst);
+  });
+}
+
+void StaticKvCache::stage_chunk(int64_t n_tokens, const float* k, const float* v) {
+  const int64_t hd = shape_.head_dim, kv_dim = shape_.n_head_kv * hd;
+  for (int64_t h = 0; h < shape_.n_head_kv; ++h) {
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      const auto at = static_cast<size_t>((h * chunk_capacity_ + t) * hd) * element_bytes_;
+      store_kv_row(k + t * kv_dim + h * hd, hd, shape_.type, chunk_keys_.data() + at);
+      store_kv_row(v + t * kv_dim + h * hd, hd, shape_.type, chunk_values_.data() + at);
+    }
+  }
+}
+
+bool StaticKvCache::rings_hold_chunk(int64_t layer, int64_t pos, int64_t n_tokens) const {
+  for (int64_t h = 0; h < shape_.n_head_kv; ++h) {
+    // The write of position p evicts p - ring; the chunk's first query needs keys from
+    // max(sinks, pos - span + 1) on.
+    const int64_t needed_from = std::max(sinks_, pos - span(layer, h) + 1);
+    if (pos + n_tokens - ring_size(layer, h) > needed_from) return false;
+  }
+  return true;
+}
+
+std::vector<kernels::KeyRun> StaticKvCache::key_runs(int64_t layer, int seq, int64_t q_pos,
+                                                     int64_t stored_end) const {
   check_layer_seq(layer, seq);
   std::vector<kernels::KeyRun> runs;
-  const int64_t end = pos + n_tokens;  // one past the last position written
   const int64_t hd = shape_.head_dim;
   for (int64_t h = 0; h < shape_.n_head_kv; ++h) {
     const size_t base = head_offset(layer, seq, h);
@@ -161,15 +198,15 @@ std::vector<kernels::KeyRun> StaticKvCache::key_runs(int64_t layer, int seq, int
       runs.push_back({h, element_address(keys_, element), element_address(values_, element),
                       key_pos0, n_keys});
     };
-    if (sinks_ > 0) run_at(0, 0, std::min(sinks_, end));
+    if (sinks_ > 0 && stored_end > 0) run_at(0, 0, std::min(sinks_, stored_end));
     const int64_t ring = ring_size(layer, h);
     const int64_t band_span = span(layer, h);
-    const int64_t lo = std::max(sinks_, band_span >= pos + 1 ? 0 : pos - band_span + 1);
-    if (end <= lo) continue;
+    const int64_t lo = std::max(sinks_, band_span >= q_pos + 1 ? 0 : q_pos - band_span + 1);
+    if (stored_end <= lo) continue;
     const int64_t first_slot = (lo - sinks_) % ring;
-    const int64_t first_len = std::min(end - lo, ring - first_slot);
+    const int64_t first_len = std::min(stored_end - lo, ring - first_slot);
     run_at(sinks_ + first_slot, lo, first_len);
-    if (first_len < end - lo) run_at(sinks_, lo + first_len, end - lo - first_len);
+    if (first_len < stored_end - lo) run_at(sinks_, lo + first_len, stored_end - lo - first_len);
   }
   return runs;
 }
@@ -181,13 +218,33 @@ void StaticKvCache::attend(int64_t layer, int seq, int64_t pos, int64_t n_tokens
     fail("static kv cache: attention shape {} KV heads x {} does not match the cache's {} x {}",
          shape.n_head_kv, shape.head_dim, shape_.n_head_kv, shape_.head_dim);
   }
-  store(layer, seq, pos, n_tokens, k, v);
-  const std::vector<kernels::KeyRun> runs = key_runs(layer, seq, pos, n_tokens);
+  check_chunk(layer, seq, pos, n_tokens);
+  if (n_tokens == 0) return;
+  const bool in_place = rings_hold_chunk(layer, pos, n_tokens);
+  if (in_place) store(layer, seq, pos, n_tokens, k, v);
+  std::vector<kernels::KeyRun> runs = key_runs(layer, seq, pos, in_place ? pos + n_tokens : pos);
+  const size_t head_chunk_bytes =
+      static_cast<size_t>(chunk_capacity_ * shape_.head_dim) * element_bytes_;
+  if (!in_place) {
+    stage_chunk(n_tokens, k, v);
+    for (int64_t h = 0; h < shape_.n_head_kv; ++h) {
+      const size_t at = static_cast<size_t>(h) * head_chunk_bytes;
+      runs.push_back({h, chunk_keys_.data() + at, chunk_values_.data() + at, pos, n_tokens});
+    }
+  }
   kernels::AttentionState state;
   state.reset(n_tokens, shape.n_head, shape.head_dim);
   kernels::attention_accumulate(shape, q, n_tokens, pos, shape_.type, runs, masks(layer), state,
                                 n_threads);
   kernels::attention_finish(state, out);
+  if (in_place) return;
+  const size_t row_bytes = static_cast<size_t>(shape_.head_dim) * element_bytes_;
+  write_kept_rows(layer, seq, pos, n_tokens, [&](int64_t h, int64_t t, void* k_dst, void* v_dst) {
+    const size_t at =
+        static_cast<size_t>(h) * head_chunk_bytes + static_cast<size_t>(t) * row_bytes;
+    std::memcpy(k_dst, chunk_keys_.data() + at, row_bytes);
+    std::memcpy(v_dst, chunk_values_.data() + at, row_bytes);
+  });
 }
 
 void StaticKvCache::set_length(int seq, int64_t length) {

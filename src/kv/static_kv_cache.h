@@ -1,10 +1,12 @@
 // Static per-head KV cache for a sparse plan (METHOD.md s.5): each sequence, layer and KV head
-// owns G sink slots and a ring of R_h slots sized once from the head's span at the planned
-// length N = prompt + max new tokens; nothing is reallocated during generation, so memory is
-// known before the first token (bytes() ~ KV density x dense). Position p < G lives in sink
-// slot p, position p >= G in ring slot (p - G) % R_h. Attention for a chunk of queries reads
-// the sink slots plus the (at most two) ring pieces holding the band, with the plan's masks on
-// absolute positions, so chunked prefill and decode are exactly the masked attention.
+// owns min(G, N) sink slots and a ring of min(S_h, N - G) slots, sized once from the head's span
+// at the planned length N = prompt + max new tokens: exactly the keys the head can still need, so
+// bytes() ~ KV density x dense at every N. Position p < G lives in sink slot p, p >= G in ring
+// slot (p - G) % R_h. A prefill chunk that would overwrite keys its own queries still need is
+// converted once into a chunk buffer shared by every layer and sequence, attended from there
+// beside the sinks and ring pieces, and only then written to the ring (its newest R_h positions);
+// other calls (every decode step) are written first and attended in place. With the plan's masks
+// on absolute positions, chunked prefill and decode are exactly the masked attention.
 #pragma once
 
 #include <cstdint>
@@ -18,7 +20,7 @@
 
 namespace moa {
 
-inline constexpr int64_t kDefaultRingChunk = 256;  // tokens per prefill call a ring must hold
+inline constexpr int64_t kDefaultRingChunk = 256;  // tokens per prefill call (chunk buffer size)
 
 struct StaticKvCacheShape {
   int64_t n_layer = 0;
@@ -33,10 +35,9 @@ struct StaticKvCacheShape {
 StaticKvCacheShape static_kv_cache_shape(const ModelConfig& config, int64_t n_ctx,
                                          int64_t prefill_chunk, int n_seq, kernels::KvType type);
 
-// Ring slots of a head: room for its span plus one chunk of new tokens (the band of a chunk's
-// first query reaches span - 1 keys back), at least 128, a multiple of 64, and no more than the
-// positions >= sinks that a sequence of n_ctx tokens can have (rounded up to 64).
-int64_t ring_slots(int64_t span, int64_t sinks, int64_t n_ctx, int64_t prefill_chunk);
+// Ring slots of a head: its span (the newest query's band), but no more than the positions >=
+// sinks that a sequence of n_ctx tokens has. Sinks + ring = min(n_ctx, sinks + span) keys.
+int64_t ring_slots(int64_t span, int64_t sinks, int64_t n_ctx);
 
 class StaticKvCache final : public AttentionCache {
  public:
@@ -48,7 +49,7 @@ class StaticKvCache final : public AttentionCache {
   const StaticKvCacheShape& shape() const { return shape_; }
   int n_seq() const override { return shape_.n_seq; }
   int64_t n_ctx() const override { return shape_.n_ctx; }
-  uint64_t bytes() const override { return keys_.size() + values_.size(); }
+  uint64_t bytes() const override;  // slots, the chunk buffer and the per-head bookkeeping
   int64_t length(int seq) const override;
   void check_room(int seq, int64_t n_new) const override;
   int64_t max_chunk() const override { return shape_.prefill_chunk; }
@@ -59,12 +60,13 @@ class StaticKvCache final : public AttentionCache {
   const std::vector<kernels::BandMask>& masks(int64_t layer) const;
 
   // Writes keys/values of positions pos .. pos+n_tokens-1 (n_tokens <= prefill_chunk) of one
-  // layer; k and v are [n_tokens][n_head_kv * head_dim]. A ring keeps the newest positions
-  // written, so attention assumes each sequence's positions arrive in order.
+  // layer; k and v are [n_tokens][n_head_kv * head_dim]. Only what the slots keep is written
+  // (sinks, the newest ring positions), so attention assumes positions arrive in order.
   void store(int64_t layer, int seq, int64_t pos, int64_t n_tokens, const float* k, const float* v);
-  // The key runs (sink slots, ring pieces) queries at positions pos .. pos+n_tokens-1 need.
-  std::vector<kernels::KeyRun> key_runs(int64_t layer, int seq, int64_t pos,
-                                        int64_t n_tokens) const;
+  // The runs over stored keys (sink slots, ring pieces) at positions < stored_end that queries
+  // from position q_pos on may see.
+  std::vector<kernels::KeyRun> key_runs(int64_t layer, int seq, int64_t q_pos,
+                                        int64_t stored_end) const;
   void attend(int64_t layer, int seq, int64_t pos, int64_t n_tokens,
               const kernels::AttentionShape& shape, const float* q, const float* k, const float* v,
               float* out, int n_threads) override;
@@ -73,6 +75,15 @@ class StaticKvCache final : public AttentionCache {
 
  private:
   void check_layer_seq(int64_t layer, int seq) const;
+  void check_chunk(int64_t layer, int seq, int64_t pos, int64_t n_tokens) const;
+  // True when writing the chunk first overwrites no key its queries need (always for one token).
+  bool rings_hold_chunk(int64_t layer, int64_t pos, int64_t n_tokens) const;
+  // Slot of position p of a head (a sink slot or a ring slot).
+  int64_t slot_of(int64_t layer, int64_t kv_head, int64_t p) const;
+  // Calls write(h, t, key_slot, value_slot) for every row of the chunk the slots keep.
+  template <class Write>
+  void write_kept_rows(int64_t layer, int seq, int64_t pos, int64_t n_tokens, Write write);
+  void stage_chunk(int64_t n_tokens, const float* k, const float* v);
   size_t head_offset(int64_t layer, int seq, int64_t kv_head) const;  // elements
   const void* element_address(const HugePageVector<uint8_t>& buffer, size_t element) const;
 
@@ -85,6 +96,9 @@ class StaticKvCache final : public AttentionCache {
   size_t seq_elements_ = 0;       // elements per sequence
   HugePageVector<uint8_t> keys_;  // huge pages: decode streams the whole cache
   HugePageVector<uint8_t> values_;
+  std::vector<uint8_t> chunk_keys_;  // [kv_head][chunk token][head_dim], shared by every layer
+  std::vector<uint8_t> chunk_values_;
+  int64_t chunk_capacity_ = 0;  // tokens per head in the chunk buffer
   std::vector<int64_t> lengths_;
 };
 

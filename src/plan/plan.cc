@@ -105,12 +105,16 @@ void validate_plan(const SparsePlan& plan, const std::string& name) {
   }
 }
 
+int64_t kept_keys(int64_t n, int64_t span, int64_t sinks) {
+  return std::min(n, std::max<int64_t>(0, sinks) + span);
+}
+
 double kv_density(const SparsePlan& plan, int64_t n) {
   double sum = 0.0;
   int64_t heads = 0;
   for (const auto& layer : plan.rules) {
     for (const ElasticRule& r : layer) {
-      sum += static_cast<double>(r.span(n)) / static_cast<double>(n);
+      sum += static_cast<double>(kept_keys(n, r.span(n), plan.sinks)) / static_cast<double>(n);
       ++heads;
     }
   }

@@ -69,7 +69,10 @@ void check_plan_matches(const SparsePlan& plan, const ModelIdentity& model,
 // Throws if any rule is non-finite, has beta outside [0, 1], or a shape is inconsistent.
 void validate_plan(const SparsePlan& plan, const std::string& plan_name);
 
-// KV density at length n: mean over KV heads of S_h(n)/n (METHOD.md s.1).
+// Keys a head must keep to serve length n: its sinks plus its band, min(n, G + S).
+int64_t kept_keys(int64_t n, int64_t span, int64_t sinks);
+// KV density at length n: mean over KV heads of kept_keys / n, sinks included, so methods
+// compare at equal KV bytes (METHOD.md s.1 counts S_h(n)/n; moa keeps G sinks beside the band).
 double kv_density(const SparsePlan& plan, int64_t n);
 // Fraction of the causal attention matrix (n(n+1)/2 entries) the plan computes, exactly.
 double causal_area_density(const SparsePlan& plan, int64_t n);

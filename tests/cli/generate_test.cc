@@ -27,6 +27,9 @@ TEST(GenerateCommand, StreamsStories260KGreedyContinuation) {
   EXPECT_NE(r.out.find("there was a little girl named Lily"), std::string::npos) << r.out;
   EXPECT_NE(r.err.find("prefill: 5 tokens"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("decode: 15 tokens"), std::string::npos) << r.err;
+  // Sized for N = prompt + -n: 5 layers x 4 KV heads x 21 positions x 8 dims, F16 keys and
+  // values, plus the sequence length.
+  EXPECT_NE(r.err.find("kv cache: 13,448 B (dense at N = 21)"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("tok/s"), std::string::npos) << r.err;
 }
 

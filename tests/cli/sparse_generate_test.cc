@@ -1,8 +1,11 @@
 // `moa generate` with sparse attention: StreamingLLM, plan files and H2O run and report a KV
-// cache smaller than dense (H2O at density 1 equals dense); bad densities, sinks, methods and
-// plans for another model fail with one clear line.
+// cache whose size against a dense cache at the same N is their density (H2O at density 1
+// equals dense); bad densities, sinks, methods and plans for another model fail with one clear
+// line.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -18,27 +21,62 @@ using test::run_moa;
 constexpr const char* kModel = "models/stories260K.gguf";
 
 std::string generate(const std::string& model, const std::string& extra) {
-  return "generate -m " + model + " -p 'Once upon a time' -n 30 --temp 0 " + extra;
+  return "generate -m " + model + " -p 'Once upon a time' -n 30 --temp 0 -t 1 " + extra;
 }
 
-TEST(SparseGenerate, StreamingAndPlanRunsReportSmallerKvCaches) {
+// KV bytes of a sparse run over a dense run's, after checking both were sized for the same N.
+double kv_ratio(const test::CommandResult& sparse, const test::CommandResult& dense) {
+  EXPECT_EQ(test::reported_kv_length(sparse.err), test::reported_kv_length(dense.err))
+      << sparse.err << dense.err;
+  return static_cast<double>(test::reported_kv_bytes(sparse.err)) /
+         static_cast<double>(test::reported_kv_bytes(dense.err));
+}
+
+TEST(SparseGenerate, StreamingKeepsItsDensityOfTheDenseBytesAtTheSameN) {
   MOA_REQUIRE_ASSET(model, kModel);
   const auto dense = run_moa(generate(model, "-c 256"));
   ASSERT_EQ(dense.exit_code, 0) << dense.err;
-  const auto streaming =
-      run_moa(generate(model, "-c 256 --method streaming --density 0.5 --sinks 4"));
-  ASSERT_EQ(streaming.exit_code, 0) << streaming.err;
-  EXPECT_NE(streaming.err.find("streaming (window "), std::string::npos) << streaming.err;
-  EXPECT_NE(streaming.err.find(", 4 sinks)"), std::string::npos) << streaming.err;
-  EXPECT_GT(test::reported_kv_bytes(streaming.err), 0);
-  EXPECT_LT(test::reported_kv_bytes(streaming.err), test::reported_kv_bytes(dense.err));
-  EXPECT_FALSE(streaming.out.empty());
+  EXPECT_NE(dense.err.find("(dense at N = 256)"), std::string::npos) << dense.err;
+  for (double density : {0.5, 0.25}) {
+    const auto streaming = run_moa(generate(
+        model, "-c 256 --method streaming --sinks 4 --density " + std::to_string(density)));
+    ASSERT_EQ(streaming.exit_code, 0) << streaming.err;
+    // 4 sinks + the window keep round(D x 256) keys per head.
+    const std::string window = std::to_string(std::llround(density * 256) - 4);
+    EXPECT_NE(streaming.err.find("streaming (window " + window + ", 4 sinks)"), std::string::npos)
+        << streaming.err;
+    EXPECT_NE(streaming.err.find(fmt::format("KV density {:.4f} at N = 256", density)),
+              std::string::npos)
+        << streaming.err;
+    EXPECT_NE(streaming.err.find("% of dense "), std::string::npos) << streaming.err;
+    EXPECT_NEAR(kv_ratio(streaming, dense), density, 0.02) << streaming.err;
+    EXPECT_FALSE(streaming.out.empty());
+  }
+}
 
+TEST(SparseGenerate, WithoutAContextEveryMethodIsSizedForPromptPlusNewTokens) {
+  MOA_REQUIRE_ASSET(model, kModel);
+  const std::string run = "generate -m " + model + " -p 'Once upon a time' -n 120 --temp 0 -t 1 ";
+  const auto dense = run_moa(run);
+  const auto streaming = run_moa(run + "--method streaming --density 0.25 --sinks 4");
+  ASSERT_EQ(dense.exit_code, 0) << dense.err;
+  ASSERT_EQ(streaming.exit_code, 0) << streaming.err;
+  const long long n = test::reported_kv_length(dense.err);
+  EXPECT_GT(n, 120);
+  EXPECT_LT(n, 140);  // the prompt is a few tokens
+  EXPECT_NEAR(kv_ratio(streaming, dense), 0.25, 0.02) << streaming.err;
+}
+
+TEST(SparseGenerate, PlanFileRunsReportTheirDensity) {
+  MOA_REQUIRE_ASSET(model, kModel);
   const std::string plan = test::temp_dir() + "/w16.json";
   ASSERT_EQ(run_moa("plan uniform --window 16 --sinks 4 -m " + model + " -o " + plan).exit_code, 0);
-  const auto moa = run_moa(generate(model, "--plan " + plan));
+  const auto dense = run_moa(generate(model, "-c 200"));
+  const auto moa = run_moa(generate(model, "-c 200 --plan " + plan));
   ASSERT_EQ(moa.exit_code, 0) << moa.err;
   EXPECT_NE(moa.err.find("attention: moa"), std::string::npos) << moa.err;
+  EXPECT_NE(moa.err.find("KV density 0.1000 at N = 200"), std::string::npos) << moa.err;
+  EXPECT_NEAR(kv_ratio(moa, dense), 0.1, 0.02) << moa.err;
 }
 
 TEST(SparseGenerate, RejectsBadDensitySinksAndMethods) {
@@ -47,6 +85,10 @@ TEST(SparseGenerate, RejectsBadDensitySinksAndMethods) {
   expect_one_line_error(run_moa(generate(model, "--method streaming --density 0")), "--density");
   expect_one_line_error(
       run_moa(generate(model, "-c 100 --method streaming --density 0.5 --sinks 500")), "--sinks");
+  // The sinks count in the density: 64 sinks fill the 25 keys density 0.25 keeps at N = 100.
+  expect_one_line_error(
+      run_moa(generate(model, "-c 100 --method streaming --density 0.25 --sinks 64")),
+      "--sinks: 64 sinks leave no room for a window");
   expect_one_line_error(run_moa(generate(model, "--method h3o")), "--method");
   expect_one_line_error(run_moa(generate(model, "--method moa")), "--plan");
 }
@@ -75,16 +117,20 @@ std::string generate_long(const std::string& model, const std::string& extra) {
   return "generate -m '" + model + "' -p 'Once upon a time' -n 60 --temp 0 -t 1 " + extra;
 }
 
-TEST(H2oGenerate, RunsOnARealModelWithASmallerCache) {
+TEST(H2oGenerate, RunsOnARealModelWithItsDensityOfTheDenseBytes) {
   MOA_REQUIRE_ASSET(model, kModel);
-  const auto dense = run_moa(generate_long(model, "-c 256"));
+  const auto dense = run_moa(generate_long(model, ""));
   ASSERT_EQ(dense.exit_code, 0) << dense.err;
-  // 5 prompt tokens + 60 new ones at density 0.5: 33 keys per head, so decoding evicts.
-  const auto h2o = run_moa(generate_long(model, "-c 256 --method h2o --density 0.5"));
+  // N = 5 prompt tokens + 60 new ones at density 0.25: 16 keys per head, so decoding evicts.
+  const auto h2o = run_moa(generate_long(model, "--method h2o --density 0.25"));
   ASSERT_EQ(h2o.exit_code, 0) << h2o.err;
-  EXPECT_NE(h2o.err.find("attention: h2o (density 0.5)"), std::string::npos) << h2o.err;
-  EXPECT_GT(test::reported_kv_bytes(h2o.err), 0);
-  EXPECT_LT(test::reported_kv_bytes(h2o.err), test::reported_kv_bytes(dense.err));
+  EXPECT_NE(h2o.err.find("attention: h2o (density 0.25), KV density 0.2"), std::string::npos)
+      << h2o.err;
+  // Each of its budget + 1 slots per head (the arriving key needs one) also holds a 4-byte
+  // position and a 4-byte score beside the 32 bytes of an F16 key and value of stories260K.
+  const auto n = static_cast<double>(test::reported_kv_length(h2o.err));
+  const double slots = (std::round(0.25 * n) + 1) / n * (32.0 + 8.0) / 32.0;
+  EXPECT_NEAR(kv_ratio(h2o, dense), slots, 0.01) << h2o.err;
   EXPECT_GT(h2o.out.size(), 20u);
 }
 
@@ -130,11 +176,17 @@ TEST(H2oBench, ReportsH2oBesideDense) {
   for (size_t i = 6; i < 12; ++i) {
     EXPECT_GT(results[i]["tokens_per_second"].get<double>(), 0.0);
     // Each row has its own cache for its N and batch: compare with the same dense row.
+    EXPECT_DOUBLE_EQ(results[i]["kv_density"].get<double>(), 0.5);  // 40 of N = 64 + 16 keys
     EXPECT_LT(results[i]["kv_cache_bytes"].get<double>(),
               results[i - 6]["kv_cache_bytes"].get<double>());
     EXPECT_LE(results[i]["kv_bytes_read_per_step"].get<double>(),
               results[i - 6]["kv_bytes_read_per_step"].get<double>());
   }
+  // A decode step reads min(depth, 40 kept) keys per KV head, never the scratch: from depth 4 to
+  // 68 (the middle of 8 steps) that is 36 more keys x 5 layers x 32 key dims x 2 bytes x 2 (K, V).
+  EXPECT_DOUBLE_EQ(
+      results[10]["bytes_per_step"].get<double>() - results[7]["bytes_per_step"].get<double>(),
+      36.0 * 5 * 32 * 2 * 2);
 }
 
 }  // namespace

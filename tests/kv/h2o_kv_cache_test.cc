@@ -269,9 +269,10 @@ TEST(H2oKvCache, UsesDensityTimesTheDenseBytes) {
 TEST(H2oKvCache, NeverReallocatesWhileDecoding) {
   const Dims d;
   H2oKvCache cache(cache_shape(d, 40, 8));
-  const uint64_t bytes = cache.bytes();
+  const uint64_t slots_bytes = cache.bytes();
   const void* keys = cache.view(0, 0).k;
   std::mt19937 rng(5);
+  uint64_t prefilled_bytes = 0;
   for (int64_t p = 0; p < 40; p += (p < 20 ? 20 : 1)) {
     const int64_t n = p == 0 ? 20 : 1;
     const auto q = random_vector(n * d.n_head * d.head_dim, rng, 1.0f);
@@ -279,10 +280,15 @@ TEST(H2oKvCache, NeverReallocatesWhileDecoding) {
     std::vector<float> out(q.size());
     cache.attend(0, 0, p, n, attention_shape(d), q.data(), k.data(), k.data(), out.data(), 2);
     cache.set_length(0, p + n);
+    if (p == 0) prefilled_bytes = cache.bytes();
   }
   EXPECT_EQ(cache.length(0), 40);
   EXPECT_EQ(cache.n_kept(0), 8);
-  EXPECT_EQ(cache.bytes(), bytes);
+  // The 20-token prompt did not fit the 9 slots: bytes() counts the scratch it kept (20 slots
+  // per head of key, value, position and score), and decoding allocates nothing more.
+  const uint64_t slot_bytes = 2 * d.head_dim * sizeof(float) + sizeof(int32_t) + sizeof(float);
+  EXPECT_EQ(prefilled_bytes, slots_bytes + 20 * d.n_head_kv * slot_bytes);
+  EXPECT_EQ(cache.bytes(), prefilled_bytes);
   EXPECT_EQ(cache.view(0, 0).k, keys);
 }
 

@@ -63,7 +63,16 @@ TEST(KvCache, F16StorageRoundsToHalfPrecision) {
   const auto* keys = static_cast<const uint16_t*>(view.k);
   // element 5 is head 1, dim 1
   EXPECT_EQ(keys[1 * view.head_stride + 1], gguf::fp32_to_fp16(0.1f));
-  EXPECT_EQ(cache.bytes(), 2u * 2 * 2 * 3 * 5 * 4 * 2);
+  // Keys and values, plus the lengths of its sequences.
+  EXPECT_EQ(cache.bytes(), 2u * 2 * 2 * 3 * 5 * 4 * 2 + 2 * sizeof(int64_t));
+  EXPECT_EQ(cache.bytes(), KvCache::bytes_for(cache.shape()));
+}
+
+TEST(KvCache, BytesCountThePlanMasks) {
+  KvCache cache(small_shape(kernels::KvType::kF32));
+  const uint64_t bare = cache.bytes();
+  cache.use_plan(uniform_plan({"llama", 2, 6, 3, ""}, 2, 1), 5);
+  EXPECT_GE(cache.bytes(), bare + 2 * 3 * sizeof(kernels::BandMask));
 }
 
 TEST(KvCache, TracksLengthsPerSequence) {

@@ -1,17 +1,21 @@
 // The static per-head ring cache: chunked prefill and every decode step against a full
 // recomputation with the naive masked reference over the whole history (across the ring's
-// wrap-around, mixed spans per head, G = 0, 4, 64, F32 and F16), ring sizing, bytes against a
-// dense cache, and the bad inputs it must reject.
+// wrap-around, chunks longer than a ring, mixed spans per head, G = 0, 4, 64, F32 and F16), ring
+// sizing, every allocated byte against a dense cache at the same N, and the bad inputs it must
+// reject.
 #include "kv/static_kv_cache.h"
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
+#include <cstdio>
 #include <random>
 #include <vector>
 
 #include "gguf/quant.h"
 #include "kernels/reference.h"
+#include "kv/attention_method.h"
 #include "kv/kv_cache.h"
 #include "util/error.h"
 
@@ -129,39 +133,82 @@ TEST(StaticKvCache, ContextShorterThanSinksAndMinimumRingMatchReference) {
 TEST(StaticKvCache, RunsCoverSinksAndTheTwoRingPieces) {
   const SparsePlan plan = plan_of({{{100, 0}}}, 4);
   StaticKvCache cache(shape_for(plan, 1000, 28, KvType::kF32), plan);
-  ASSERT_EQ(cache.ring_size(0, 0), 128);  // 100 + 27 rounded up
-  // Query at 300: band 201..300 = ring slots (197..296) % 128 = 69..127, then 0..40.
-  const auto runs = cache.key_runs(0, 0, 300, 1);
+  ASSERT_EQ(cache.ring_size(0, 0), 100);  // the span: nothing for the chunk
+  // Query at 300: band 201..300 = ring slots (197..296) % 100 = 97..99, then 0..96.
+  const auto runs = cache.key_runs(0, 0, 300, 301);
   ASSERT_EQ(runs.size(), 3u);
   EXPECT_EQ(runs[0].key_pos0, 0);
   EXPECT_EQ(runs[0].n_keys, 4);
   EXPECT_EQ(runs[1].key_pos0, 201);
-  EXPECT_EQ(runs[1].n_keys, 59);
-  EXPECT_EQ(runs[2].key_pos0, 260);
-  EXPECT_EQ(runs[2].n_keys, 41);
+  EXPECT_EQ(runs[1].n_keys, 3);
+  EXPECT_EQ(runs[2].key_pos0, 204);
+  EXPECT_EQ(runs[2].n_keys, 97);
+  // Before a chunk at 300 is stored, only the keys up to 299 come from the cache.
+  const auto before = cache.key_runs(0, 0, 300, 300);
+  ASSERT_EQ(before.size(), 3u);
+  EXPECT_EQ(before[2].n_keys, 96);
 }
 
-TEST(StaticKvCache, RingSizesFollowTheSpanChunkAndContext) {
-  EXPECT_EQ(ring_slots(10, 64, 100000, 1), 128);       // at least 128
-  EXPECT_EQ(ring_slots(1000, 64, 100000, 256), 1280);  // 1255 rounded up to 64
-  EXPECT_EQ(ring_slots(8192, 64, 16384, 256), 8448);
-  EXPECT_EQ(ring_slots(16384, 64, 16384, 256), 16320);  // never more than n_ctx - sinks
+TEST(StaticKvCache, RingSizesFollowTheSpanAndContext) {
+  EXPECT_EQ(ring_slots(10, 64, 100000), 10);
+  EXPECT_EQ(ring_slots(1000, 64, 100000), 1000);
+  EXPECT_EQ(ring_slots(16384, 64, 16384), 16320);  // never more than n_ctx - sinks
+  EXPECT_EQ(ring_slots(5, 64, 50), 0);             // every position is a sink
 }
 
-TEST(StaticKvCache, BytesFollowKvDensity) {
-  const int64_t n = 16384;
-  const KvCache dense(KvCacheShape{2, 2, kHeadDim, n, 1, KvType::kF16});
-  const double dense_bytes = static_cast<double>(dense.bytes());
-  const SparsePlan half = plan_of({{{8192, 0}, {8192, 0}}, {{8192, 0}, {8192, 0}}}, 64);
-  const double half_ratio =
-      StaticKvCache(shape_for(half, n, 256, KvType::kF16), half).bytes() / dense_bytes;
-  EXPECT_NEAR(half_ratio, kv_density(half, n), 0.02);
-  EXPECT_LE(half_ratio, 0.52);
-  const SparsePlan mixed = plan_of({{{0, 0.125}, {1024, 0.25}}, {{0, 0.5}, {64, 0}}}, 64);
-  const double mixed_ratio =
-      StaticKvCache(shape_for(mixed, n, 256, KvType::kF16), mixed).bytes() / dense_bytes;
-  EXPECT_GE(mixed_ratio, kv_density(mixed, n));
-  EXPECT_LE(mixed_ratio, kv_density(mixed, n) + 0.03);
+TEST(StaticKvCache, BytesCountEverySlotTheChunkBufferAndTheBookkeeping) {
+  const SparsePlan plan = plan_of({{{20, 0}, {100, 0}}}, 4);
+  const StaticKvCache cache(shape_for(plan, 1000, 32, KvType::kF16), plan);
+  const uint64_t row = kHeadDim * 2;                        // one F16 key (or value)
+  const uint64_t slots = 2 * ((4 + 20) + (4 + 100)) * row;  // keys and values of both heads
+  const uint64_t chunk = 2 * 2 * 32 * row;                  // 32 tokens x 2 heads, keys and values
+  EXPECT_GE(cache.bytes(), slots + chunk);
+  EXPECT_LE(cache.bytes(), slots + chunk + 256);  // masks, ring sizes, offsets, lengths
+}
+
+// Dense KV cache bytes for the same N, layers, KV heads, head size and type.
+double dense_bytes(const SparsePlan& plan, int64_t n) {
+  return static_cast<double>(
+      KvCache(KvCacheShape{plan.model.n_layer, plan.model.n_head_kv, kHeadDim, n, 1, KvType::kF16})
+          .bytes());
+}
+
+// Every byte the cache allocates (slots, chunk buffer, bookkeeping) over a dense cache at N.
+double bytes_ratio(const SparsePlan& plan, int64_t n, int64_t chunk) {
+  const StaticKvCache cache(shape_for(plan, n, chunk, KvType::kF16), plan);
+  return static_cast<double>(cache.bytes()) / dense_bytes(plan, n);
+}
+
+TEST(StaticKvCache, BytesFollowKvDensityAtEveryLength) {
+  // A 32-layer model with 4 KV heads (the chunk buffer serves every layer: 256 / (32 N) of dense).
+  const ModelIdentity model{"llama", 32, 8, 4, ""};
+  for (int64_t n : {1024, 2048, 4096, 16384}) {
+    for (double density : {0.25, 0.5}) {
+      // StreamingLLM: 64 sinks + a window keep round(D x N) keys per head.
+      const SparsePlan streaming = *method_plan({"streaming", "", density, 64}, model, n);
+      // Mixed spans: heads keep D/2, D, 3D/2 and D of N, each with 64 sinks inside.
+      SparsePlan mixed = streaming;
+      for (auto& layer : mixed.rules) {
+        const double betas[] = {density / 2, density, 1.5 * density, density};
+        for (size_t h = 0; h < layer.size(); ++h) layer[h] = {-64.0, betas[h]};
+      }
+      for (const SparsePlan* plan : std::array<const SparsePlan*, 2>{&streaming, &mixed}) {
+        EXPECT_NEAR(kv_density(*plan, n), density, 1.0 / static_cast<double>(n));
+        const double ratio = bytes_ratio(*plan, n, kDefaultRingChunk);
+        std::printf("N %5lld density %.2f %-9s KV bytes / dense %.4f\n", static_cast<long long>(n),
+                    density, plan == &streaming ? "streaming" : "mixed", ratio);
+        EXPECT_LE(ratio, density + 0.02) << "N " << n << " density " << density;
+        EXPECT_GE(ratio, density - 0.01) << "N " << n << " density " << density;
+      }
+    }
+  }
+}
+
+TEST(StaticKvCache, ShortGenerationsStaySmallerThanDense) {
+  // The old rings (at least 128 slots plus a 256-token chunk per head) made a 47% plan at
+  // N = 305 larger than dense; a chunk buffer sized to a short prompt keeps it at 47%.
+  const SparsePlan plan = *method_plan({"streaming", "", 0.47, 4}, {"llama", 5, 8, 4, ""}, 305);
+  EXPECT_LE(bytes_ratio(plan, 305, 8), 0.47 + 0.02);
 }
 
 TEST(StaticKvCache, RejectsPlansThatDoNotFit) {
@@ -179,6 +226,7 @@ TEST(StaticKvCache, RejectsChunksLargerThanPlannedAndFullContexts) {
   StaticKvCache cache(shape_for(plan, 100, 8, KvType::kF32), plan);
   const std::vector<float> kv(20 * kHeadDim);
   EXPECT_THROW(cache.store(0, 0, 0, 9, kv.data(), kv.data()), Error);
+  EXPECT_THROW(cache.store(0, 0, -1, 1, kv.data(), kv.data()), Error);
   EXPECT_THROW(cache.store(0, 0, 95, 8, kv.data(), kv.data()), Error);
   cache.set_length(0, 96);
   EXPECT_THROW(cache.check_room(0, 5), Error);

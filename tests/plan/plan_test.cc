@@ -49,9 +49,17 @@ TEST(Plan, DensitiesOfUniformAndDensePlans) {
   EXPECT_DOUBLE_EQ(kv_density(window, 4096), 0.25);
   EXPECT_NEAR(causal_area_density(window, 4096),
               double(count_visible(4096, 1024, 0)) / (4096.0 * 4097 / 2), 1e-12);
+  // The sinks count: 64 sinks + a 1024 window keep 1088 keys; a dense head keeps all 4096.
   SparsePlan mixed = uniform_plan(tiny_model(), 1024, 64);
   mixed.rules[1][1] = {0, 1};
-  EXPECT_DOUBLE_EQ(kv_density(mixed, 4096), (3 * 0.25 + 1.0) / 4);
+  EXPECT_DOUBLE_EQ(kv_density(mixed, 4096), (3 * 1088.0 / 4096 + 1.0) / 4);
+  EXPECT_DOUBLE_EQ(kv_density(uniform_plan(tiny_model(), 100, 64), 128), 1.0);  // capped at N
+}
+
+TEST(Plan, KeptKeysAreSinksPlusBandCappedAtTheLength) {
+  EXPECT_EQ(kept_keys(4096, 1024, 64), 1088);
+  EXPECT_EQ(kept_keys(1000, 990, 64), 1000);
+  EXPECT_EQ(kept_keys(50, 1, 0), 1);
 }
 
 TEST(Plan, BandMasksCarrySinksAndSpans) {

@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -77,10 +78,25 @@ void expect_one_line_error(const CommandResult& r, const std::string& fragment) 
   EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << r.err;
 }
 
-long long reported_kv_bytes(const std::string& err) {
-  const auto at = err.find("KV cache ");
-  return at == std::string::npos ? -1 : std::stoll(err.substr(at + 9));
+namespace {
+// The integer (digits and thousands commas) right after `label` in the "kv cache:" line.
+long long number_after(const std::string& err, const std::string& label) {
+  const auto line = err.find("kv cache: ");
+  if (line == std::string::npos) return -1;
+  const auto at = err.find(label, line);
+  if (at == std::string::npos) return -1;
+  std::string digits;
+  for (size_t i = at + label.size();
+       i < err.size() && (std::isdigit(static_cast<unsigned char>(err[i])) || err[i] == ','); ++i) {
+    if (err[i] != ',') digits += err[i];
+  }
+  return digits.empty() ? -1 : std::stoll(digits);
 }
+}  // namespace
+
+long long reported_kv_bytes(const std::string& err) { return number_after(err, "kv cache: "); }
+
+long long reported_kv_length(const std::string& err) { return number_after(err, "at N = "); }
 
 std::vector<std::vector<int32_t>> parse_expected_ids(const std::string& content) {
   std::vector<std::vector<int32_t>> lines;

@@ -26,8 +26,10 @@ struct CommandResult {
 CommandResult run_moa(const std::string& args, const std::string& stdin_text = "");
 // A failed command: non-zero exit, exactly one stderr line "error: ..." containing `fragment`.
 void expect_one_line_error(const CommandResult& result, const std::string& fragment);
-// The "KV cache N bytes" figure `moa generate` prints on stderr, or -1 when absent.
+// The "kv cache: 12,345 B" figure `moa generate` prints on stderr, or -1 when absent.
 long long reported_kv_bytes(const std::string& err);
+// The N of "at N = 305" in that line, or -1 when absent.
+long long reported_kv_length(const std::string& err);
 // Token ids of a llama.cpp tokenizer test .out file: one line of space-separated ids per case.
 std::vector<std::vector<int32_t>> parse_expected_ids(const std::string& content);
 
