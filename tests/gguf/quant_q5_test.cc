@@ -1,10 +1,13 @@
 // Q5_0 and Q5_K: hand-built blocks checked value by value (the fifth bit of each value comes from
-// qh), ggml's Q5_0 rounding rule, and quantize->dequantize error bounds.
+// qh), ggml's Q5_0 rounding rule, and quantize->dequantize error bounds (Q4_K's and Q5_K's in one
+// test: the same quantizer with 15 or 31 steps).
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "gguf/quant.h"
@@ -78,51 +81,62 @@ TEST(QuantizeRow, Q5_0MapsTheFirstExtremeToCodeZero) {
   EXPECT_EQ(y[0], 0.0f);
 }
 
-TEST(QuantizeRow, Q5_0ErrorIsAtMostOneStep) {
-  const std::vector<float> x = random_values(32 * 64, 13);
-  const std::vector<float> y =
-      dequantize(TensorType::kQ5_0, quantize(TensorType::kQ5_0, x), 32 * 64);
-  double sum_sq = 0, sum_err_sq = 0;
-  for (size_t b = 0; b < x.size() / 32; ++b) {
-    float amax = 0;
-    for (size_t j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[b * 32 + j]));
-    const float bound = amax / 16.0f * (1.0f + 16.0f / 2048.0f);
-    for (size_t j = 0; j < 32; ++j) {
-      const float err = y[b * 32 + j] - x[b * 32 + j];
-      ASSERT_LE(std::fabs(err), bound);
-      sum_err_sq += err * err, sum_sq += x[b * 32 + j] * x[b * 32 + j];
+// Q4_0 and Q5_0 (8 and 16 levels a side): the step is amax/levels; only a value of opposite sign
+// near amax is clipped (code 2 levels -> 2 levels - 1), so the bound is one step. The RMS error
+// bar halves with twice the levels (4-bit: ~1/sqrt(12) step / typical amax).
+TEST(QuantizeRow, Q4_0AndQ5_0ErrorIsAtMostOneStep) {
+  const std::vector<float> x = random_values(32 * 64, 3);
+  for (const auto& [type, levels, rms_bar] :
+       {std::tuple{TensorType::kQ4_0, 8.0f, 0.12}, {TensorType::kQ5_0, 16.0f, 0.06}}) {
+    const std::vector<float> y = dequantize(type, quantize(type, x), 32 * 64);
+    double sum_sq = 0, sum_err_sq = 0;
+    for (size_t b = 0; b < x.size() / 32; ++b) {
+      float amax = 0;
+      for (size_t j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[b * 32 + j]));
+      const float bound = amax / levels * (1.0f + levels / 2048.0f);
+      for (size_t j = 0; j < 32; ++j) {
+        const float err = y[b * 32 + j] - x[b * 32 + j];
+        ASSERT_LE(std::fabs(err), bound) << tensor_type_name(static_cast<uint32_t>(type));
+        sum_err_sq += err * err, sum_sq += x[b * 32 + j] * x[b * 32 + j];
+      }
     }
+    EXPECT_LT(std::sqrt(sum_err_sq / sum_sq), rms_bar)
+        << tensor_type_name(static_cast<uint32_t>(type));
   }
-  EXPECT_LT(std::sqrt(sum_err_sq / sum_sq), 0.06);  // half of Q4_0's bar: twice the levels
 }
 
-// As Q4_K's bound with 31 steps per sub-block range instead of 15.
-TEST(QuantizeRow, Q5_KErrorIsAtMostHalfAStep) {
-  std::vector<float> x = random_values(256 * 8, 14);
+// Per sub-block bound for Q4_K and Q5_K: half a step, where the step is the sub-block's range over
+// the top code (15, 31) enlarged by the 6-bit rounding of the min (up to dmin) and of the scale
+// (up to d).
+TEST(QuantizeRow, Q4_KAndQ5_KErrorIsAtMostHalfAStep) {
+  std::vector<float> x = random_values(256 * 8, 4);
   for (int i = 0; i < 256; ++i) x[256 + i] = 2.0f + 0.01f * i;   // all positive: min offset 0
   for (int i = 0; i < 256; ++i) x[512 + i] = -1.0f - 0.02f * i;  // all negative
   for (int i = 0; i < 32; ++i) x[768 + i] = 0.0f;                // an all-zero sub-block
-  const std::vector<float> y =
-      dequantize(TensorType::kQ5_K, quantize(TensorType::kQ5_K, x), 256 * 8);
-  for (size_t b = 0; b < x.size() / 256; ++b) {
-    float range[8], max_range = 0, max_offset = 0;
-    for (int s = 0; s < 8; ++s) {
-      const float* v = x.data() + b * 256 + s * 32;
-      const float lo = std::min(0.0f, *std::min_element(v, v + 32));
-      range[s] = *std::max_element(v, v + 32) - lo;
-      max_range = std::max(max_range, range[s]);
-      max_offset = std::max(max_offset, -lo);
-    }
-    const float dmin = max_offset / 63.0f, d = (max_range + dmin) / 31.0f / 63.0f;
-    for (int s = 0; s < 8; ++s) {
-      const float bound = 0.5f * ((range[s] + dmin) / 31.0f + d) * 1.002f + 1e-6f;
-      for (int l = 0; l < 32; ++l) {
-        const size_t i = b * 256 + s * 32 + l;
-        ASSERT_LE(std::fabs(y[i] - x[i]), bound) << "block " << b << " sub-block " << s;
+  for (const auto& [type, top] :
+       {std::pair{TensorType::kQ4_K, 15.0f}, {TensorType::kQ5_K, 31.0f}}) {
+    const std::vector<float> y = dequantize(type, quantize(type, x), 256 * 8);
+    for (size_t b = 0; b < x.size() / 256; ++b) {
+      float range[8], max_range = 0, max_offset = 0;
+      for (int s = 0; s < 8; ++s) {
+        const float* v = x.data() + b * 256 + s * 32;
+        const float lo = std::min(0.0f, *std::min_element(v, v + 32));
+        range[s] = *std::max_element(v, v + 32) - lo;
+        max_range = std::max(max_range, range[s]);
+        max_offset = std::max(max_offset, -lo);
+      }
+      const float dmin = max_offset / 63.0f, d = (max_range + dmin) / top / 63.0f;
+      for (int s = 0; s < 8; ++s) {
+        const float bound = 0.5f * ((range[s] + dmin) / top + d) * 1.002f + 1e-6f;
+        for (int l = 0; l < 32; ++l) {
+          const size_t i = b * 256 + s * 32 + l;
+          ASSERT_LE(std::fabs(y[i] - x[i]), bound) << tensor_type_name(static_cast<uint32_t>(type))
+                                                   << " block " << b << " sub-block " << s;
+        }
       }
     }
+    for (int i = 768; i < 800; ++i) EXPECT_EQ(y[i], 0.0f);
   }
-  for (int i = 768; i < 800; ++i) EXPECT_EQ(y[i], 0.0f);
 }
 
 TEST(QuantizeRow, Q5AllZeroRowsStayZero) {

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "gguf/gguf_file.h"
@@ -100,39 +101,47 @@ BlockCheck check_block_copy(const GgufFile& original, const GgufFile& derived, T
   return result;
 }
 
-TEST(RealFiles, Q8_0CopyMatchesOurQuantizerAndErrorBound) {
-  MOA_REQUIRE_ASSET(original_path, "models/stories260K.gguf");
-  MOA_REQUIRE_ASSET(derived_path, "models/stories260K-Q8_0.gguf");
-  const BlockCheck check = check_block_copy(
-      GgufFile::open(original_path), GgufFile::open(derived_path), TensorType::kQ8_0, 127.0f, 0.5f);
-  EXPECT_EQ(check.tensors, 32);
-  EXPECT_EQ(check.outside_bound, 0);
-  EXPECT_EQ(check.differing_bytes, 0);  // gguf-py's Q8_0 is bit-exact with ggml's reference
-}
+// A block-quantized copy of an F32 original: the error bound per 32-block (`steps` steps of
+// amax/`levels`) and how many tensors of `type` it holds. Our quantizer must reproduce its bytes.
+struct BlockCopy {
+  const char* original;
+  const char* derived;
+  TensorType type;
+  float levels, steps;
+  int tensors;
+};
 
-TEST(RealFiles, Q4_0CopyMatchesOurQuantizerAndErrorBound) {
-  MOA_REQUIRE_ASSET(original_path, "models/stories260K.gguf");
-  MOA_REQUIRE_ASSET(derived_path, "models/stories260K-Q4_0.gguf");
-  // A full step: a value of opposite sign to the extreme may be clipped from code 16 to 15.
+const BlockCopy kBlockCopies[] = {
+    // gguf-py's Q8_0 is bit-exact with ggml's reference.
+    {"models/stories260K.gguf", "models/stories260K-Q8_0.gguf", TensorType::kQ8_0, 127.0f, 0.5f,
+     32},
+    // A full step: a value of opposite sign to the extreme may be clipped from code 16 to 15.
+    // gguf-py computes x * (1/d) + 8.5 in float64, ggml (and we) in float32; no weight of this
+    // model lands on a tie where the two differ.
+    {"models/stories260K.gguf", "models/stories260K-Q4_0.gguf", TensorType::kQ4_0, 8.0f, 1.0f, 32},
+    // llama-quantize without an imatrix runs quantize_row_q5_0_ref; clipping as Q4_0's (32 -> 31).
+    {"models/tiny-llama-k-F32.gguf", "models/tiny-llama-k-Q5_0.gguf", TensorType::kQ5_0, 16.0f,
+     1.0f, 15},
+};
+
+class RealBlockCopy : public ::testing::TestWithParam<BlockCopy> {};
+
+TEST_P(RealBlockCopy, MatchesOurQuantizerAndErrorBound) {
+  const BlockCopy& c = GetParam();
+  MOA_REQUIRE_ASSET(original_path, c.original);
+  MOA_REQUIRE_ASSET(derived_path, c.derived);
   const BlockCheck check = check_block_copy(
-      GgufFile::open(original_path), GgufFile::open(derived_path), TensorType::kQ4_0, 8.0f, 1.0f);
-  EXPECT_EQ(check.tensors, 32);
+      GgufFile::open(original_path), GgufFile::open(derived_path), c.type, c.levels, c.steps);
+  EXPECT_EQ(check.tensors, c.tensors);
   EXPECT_EQ(check.outside_bound, 0);
-  // gguf-py computes x * (1/d) + 8.5 in float64, ggml (and we) in float32; no weight of this
-  // model lands on a tie where the two differ.
   EXPECT_EQ(check.differing_bytes, 0);
 }
 
-TEST(RealFiles, Q5_0CopyMatchesOurQuantizerAndErrorBound) {
-  MOA_REQUIRE_ASSET(original_path, "models/tiny-llama-k-F32.gguf");
-  MOA_REQUIRE_ASSET(derived_path, "models/tiny-llama-k-Q5_0.gguf");
-  // As Q4_0 with 16 levels a side: a full step for the clipped code 32 -> 31.
-  const BlockCheck check = check_block_copy(
-      GgufFile::open(original_path), GgufFile::open(derived_path), TensorType::kQ5_0, 16.0f, 1.0f);
-  EXPECT_EQ(check.tensors, 15);
-  EXPECT_EQ(check.outside_bound, 0);
-  EXPECT_EQ(check.differing_bytes, 0);  // llama-quantize without an imatrix: quantize_row_q5_0_ref
-}
+INSTANTIATE_TEST_SUITE_P(RealFiles, RealBlockCopy, ::testing::ValuesIn(kBlockCopies),
+                         [](const auto& info) {
+                           return std::string(
+                               tensor_type_name(static_cast<uint32_t>(info.param.type)));
+                         });
 
 }  // namespace
 }  // namespace moa::gguf

@@ -305,55 +305,6 @@ TEST(QuantizeRow, Q8_0ErrorIsAtMostHalfAStep) {
   }
 }
 
-TEST(QuantizeRow, Q4_0ErrorIsAtMostOneStep) {
-  const std::vector<float> x = random_values(32 * 64, 3);
-  const std::vector<float> y =
-      dequantize(TensorType::kQ4_0, quantize(TensorType::kQ4_0, x), 32 * 64);
-  double sum_sq = 0, sum_err_sq = 0;
-  for (size_t b = 0; b < x.size() / 32; ++b) {
-    float amax = 0;
-    for (size_t j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[b * 32 + j]));
-    // The step is amax/8; only a value of opposite sign near amax is clipped (code 16 -> 15).
-    const float bound = amax / 8.0f * (1.0f + 8.0f / 2048.0f);
-    for (size_t j = 0; j < 32; ++j) {
-      const float err = y[b * 32 + j] - x[b * 32 + j];
-      ASSERT_LE(std::fabs(err), bound);
-      sum_err_sq += err * err, sum_sq += x[b * 32 + j] * x[b * 32 + j];
-    }
-  }
-  EXPECT_LT(std::sqrt(sum_err_sq / sum_sq), 0.12);  // 4-bit: ~1/sqrt(12) step / typical amax
-}
-
-// Per sub-block bound for Q4_K: half a step, where the step is the sub-block's range/15 enlarged
-// by the 6-bit rounding of the min (up to dmin) and of the scale (up to d).
-TEST(QuantizeRow, Q4_KErrorIsAtMostHalfAStep) {
-  std::vector<float> x = random_values(256 * 8, 4);
-  for (int i = 0; i < 256; ++i) x[256 + i] = 2.0f + 0.01f * i;   // all positive: min offset 0
-  for (int i = 0; i < 256; ++i) x[512 + i] = -1.0f - 0.02f * i;  // all negative
-  for (int i = 0; i < 32; ++i) x[768 + i] = 0.0f;                // an all-zero sub-block
-  const std::vector<float> y =
-      dequantize(TensorType::kQ4_K, quantize(TensorType::kQ4_K, x), 256 * 8);
-  for (size_t b = 0; b < x.size() / 256; ++b) {
-    float range[8], max_range = 0, max_offset = 0;
-    for (int s = 0; s < 8; ++s) {
-      const float* v = x.data() + b * 256 + s * 32;
-      const float lo = std::min(0.0f, *std::min_element(v, v + 32));
-      range[s] = *std::max_element(v, v + 32) - lo;
-      max_range = std::max(max_range, range[s]);
-      max_offset = std::max(max_offset, -lo);
-    }
-    const float dmin = max_offset / 63.0f, d = (max_range + dmin) / 15.0f / 63.0f;
-    for (int s = 0; s < 8; ++s) {
-      const float bound = 0.5f * ((range[s] + dmin) / 15.0f + d) * 1.002f + 1e-6f;
-      for (int l = 0; l < 32; ++l) {
-        const size_t i = b * 256 + s * 32 + l;
-        ASSERT_LE(std::fabs(y[i] - x[i]), bound) << "block " << b << " sub-block " << s;
-      }
-    }
-  }
-  for (int i = 768; i < 800; ++i) EXPECT_EQ(y[i], 0.0f);
-}
-
 TEST(QuantizeRow, Q6_KErrorIsAtMostHalfAStep) {
   std::vector<float> x = random_values(256 * 8, 6);
   for (int i = 0; i < 16; ++i) x[256 + i] = 0.0f;
