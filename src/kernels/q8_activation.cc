@@ -142,10 +142,11 @@ void signed_weights(const gguf::BlockQ8_0& b, int8_t* q) { std::copy_n(b.qs, kBl
 
 // Element i of a Q4_0/Q5_0 block: its nibble, plus 16 where `fifth` has bit i, minus `offset`.
 void nibble_weights(const uint8_t* qs, uint32_t fifth, int offset, int8_t* q) {
+  const auto bit = [&](int64_t j) { return static_cast<int>((fifth >> j) & 1u) << 4; };
   for (int64_t i = 0; i < kBlock / 2; ++i) {
-    const auto high = static_cast<int64_t>(i + kBlock / 2);
-    q[i] = static_cast<int8_t>(((qs[i] & 0x0F) | (((fifth >> i) & 1u) << 4)) - offset);
-    q[high] = static_cast<int8_t>(((qs[i] >> 4) | (((fifth >> high) & 1u) << 4)) - offset);
+    const int64_t high = i + kBlock / 2;
+    q[i] = static_cast<int8_t>(((qs[i] & 0x0F) | bit(i)) - offset);
+    q[high] = static_cast<int8_t>(((qs[i] >> 4) | bit(high)) - offset);
   }
 }
 
