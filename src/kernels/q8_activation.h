@@ -1,11 +1,10 @@
 // Activations rounded the way llama.cpp pairs them with the weight type: to F16 for F16 weights,
 // to BF16 for BF16 weights, to Q8_0 blocks (32 values sharing one F16-rounded scale) for Q8_0,
 // Q5_0 and Q4_0 weights, to Q8_K blocks (256 values sharing one F32 scale) for Q6_K, Q5_K and
-// Q4_K weights. The row dots then
-// multiply small integers by int8 (AVX-512 VNNI / BW) instead of widening every weight to F32,
-// which is what keeps quantized decode memory-bound on a 2-core CPU. Every path (matvec, batch
-// decode, prefill GEMM) uses the same rounded activation, so prefill, decode and batches agree to
-// F32 accumulation order. Internal to kernels/.
+// Q4_K weights. The row dots then multiply small integers by int8 (AVX-512 VNNI / BW) instead of
+// widening every weight to F32, which is what keeps quantized decode memory-bound on a 2-core
+// CPU. Every path (matvec, batch decode, prefill GEMM) uses the same rounded activation, so
+// prefill, decode and batches agree to F32 accumulation order. Internal to kernels/.
 #pragma once
 
 #include <cstdint>
