@@ -152,9 +152,7 @@ nlohmann::json results_json(const Model& model, const std::string& model_name,
 void run_bench(BenchOptions o) {
   if (o.model_path.empty() == o.random_shape.empty())
     fail("give a model with -m or a shape with --random, not both or neither");
-  if (o.throughput.n_threads < 0)
-    fail("-t: {} is not a valid thread count", o.throughput.n_threads);
-  if (o.throughput.n_threads == 0) o.throughput.n_threads = default_thread_count();
+  o.throughput.n_threads = thread_count(o.throughput.n_threads);
   o.throughput.kv_type = parse_kv_type(o.kv_type);
   o.throughput.methods.clear();
   for (const std::string& name : o.methods) {

@@ -72,20 +72,19 @@ std::string prompt_text(const GenerateOptions& options) {
 
 void check_options(const GenerateOptions& options) {
   if (options.n_predict <= 0) fail("-n: {} is not a positive number of tokens", options.n_predict);
-  if (options.n_threads < 0) fail("-t: {} is not a valid thread count", options.n_threads);
+  thread_count(options.n_threads);
   if (options.n_ctx < 0) fail("-c: {} is not a valid context size", options.n_ctx);
   validate_sampling(options.sampling);
 }
 
+// Positions past the model's context_length are outside what its RoPE was trained for, and the
+// bound keeps every cache size far from overflowing.
 int64_t context_size(const GenerateOptions& options, const ModelConfig& config) {
-  if (options.n_ctx > 0) {
-    if (config.n_ctx_train > 0 && options.n_ctx > config.n_ctx_train) {
-      spdlog::warn("context {} exceeds the model's training context {}", options.n_ctx,
-                   config.n_ctx_train);
-    }
-    return options.n_ctx;
+  if (options.n_ctx > config.n_ctx_train) {
+    fail("-c: {} exceeds the model's context length of {} tokens", options.n_ctx,
+         config.n_ctx_train);
   }
-  return config.n_ctx_train > 0 ? std::min(config.n_ctx_train, kDefaultContext) : kDefaultContext;
+  return options.n_ctx > 0 ? options.n_ctx : std::min(config.n_ctx_train, kDefaultContext);
 }
 
 std::vector<TokenId> tokenize_prompt(const Model& model, const GenerateOptions& options,
@@ -114,6 +113,19 @@ Logits prefill(const Model& model, AttentionCache& cache, const std::vector<Toke
   return logits;
 }
 
+std::unique_ptr<AttentionCache> make_cache(const ModelConfig& config,
+                                           const GenerateOptions& options,
+                                           const std::optional<SparsePlan>& plan, int64_t n_ctx,
+                                           int64_t n_planned) {
+  const int64_t n_cached = options.attention.method == "dense" ? n_ctx : n_planned;
+  try {
+    return make_attention_cache(config, options.attention, plan, n_cached, 1,
+                                parse_kv_type(options.kv_type), kDefaultRingChunk);
+  } catch (const std::bad_alloc&) {
+    fail("-c {}: not enough memory for a KV cache of {} tokens (lower -c)", n_ctx, n_cached);
+  }
+}
+
 void emit(const std::string& text) {
   if (text.empty()) return;
   std::fwrite(text.data(), 1, text.size(), stdout);
@@ -123,7 +135,7 @@ void emit(const std::string& text) {
 void run_generate(GenerateOptions options) {
   check_options(options);
   const std::string text = prompt_text(options);
-  const int threads = options.n_threads > 0 ? options.n_threads : default_thread_count();
+  const int threads = thread_count(options.n_threads);
   options.sampling.seed =
       options.seed >= 0 ? static_cast<uint64_t>(options.seed) : std::random_device{}();
   Sampler sampler(options.sampling);
@@ -136,10 +148,12 @@ void run_generate(GenerateOptions options) {
   check_attention_method(options.attention, n_ctx);
   const std::optional<SparsePlan> plan = method_plan(
       options.attention, identity_of(model.config(), model.file().metadata_hash()), n_planned);
+  if (plan && plan->sinks > n_ctx) {
+    fail("{}: sinks: {} sink tokens exceed the context of {} tokens (-c)",
+         options.attention.plan_path, plan->sinks, n_ctx);
+  }
   const std::unique_ptr<AttentionCache> owned_cache =
-      make_attention_cache(model.config(), options.attention, plan,
-                           options.attention.method == "dense" ? n_ctx : n_planned, 1,
-                           parse_kv_type(options.kv_type), kDefaultRingChunk);
+      make_cache(model.config(), options, plan, n_ctx, n_planned);
   AttentionCache& cache = *owned_cache;
   std::fprintf(stderr, "attention: %s, KV cache %llu bytes (%.2f MiB)\n",
                method_label(options.attention, plan).c_str(),

@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include "gguf/quant.h"
+#include "util/checked_math.h"
 #include "util/error.h"
 
 namespace moa {
@@ -61,11 +62,13 @@ StaticKvCache::StaticKvCache(const StaticKvCacheShape& shape, const SparsePlan& 
     for (const kernels::BandMask& mask : masks_.back()) {
       ring_.push_back(ring_slots(mask.span, sinks_, shape.n_ctx, shape.prefill_chunk));
       offsets_.push_back(offset);
-      offset += static_cast<size_t>((sinks_ + ring_.back()) * shape.head_dim);
+      offset += checked_product("static kv cache", {sinks_ + ring_.back(), shape.head_dim});
     }
   }
   seq_elements_ = offset;
-  const size_t total = seq_elements_ * static_cast<size_t>(shape.n_seq) * element_bytes_;
+  const size_t total = checked_product(
+      "static kv cache",
+      {static_cast<int64_t>(seq_elements_), shape.n_seq, static_cast<int64_t>(element_bytes_)});
   keys_.assign(total, 0);
   values_.assign(total, 0);
   lengths_.assign(static_cast<size_t>(shape.n_seq), 0);
