@@ -236,7 +236,8 @@ void GgufFile::parse_image() {
     TensorInfo t;
     t.name = in.read_string(fmt::format("tensor[{}].name", i));
     std::string field = fmt::format("tensor '{}'", printable(t.name));
-    if (tensor_index_.count(t.name) != 0) fail("{}: {} appears twice", name_, field);
+    if (tensor_index_.count(t.name) != 0)
+      fail("{}: tensor name '{}' appears twice", name_, printable(t.name));
     uint32_t n_dims = in.read<uint32_t>(field + " n_dims");
     if (n_dims == 0 || n_dims > kMaxDims)
       fail("{}: {}: n_dims {} (expected 1..{})", name_, field, n_dims, kMaxDims);
@@ -282,8 +283,8 @@ void GgufFile::parse_image() {
   for (TensorInfo& t : tensors_) {
     if (t.offset > data_size || t.n_bytes > data_size - t.offset) {
       fail(
-          "{}: tensor '{}': {} bytes at offset {} lie outside the data section ({} bytes from "
-          "offset {})",
+          "{}: tensor '{}': data of {} bytes at offset {} lies outside the data section ({} bytes "
+          "from offset {})",
           name_, printable(t.name), t.n_bytes, t.offset, data_size, data_offset_);
     }
     t.data = bytes_.data() + data_offset_ + t.offset;
