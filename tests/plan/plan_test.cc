@@ -138,34 +138,24 @@ TEST(PlanIo, RejectsMalformedPlans) {
     EXPECT_NE(pos, std::string::npos) << from;
     return s.replace(pos, from.size(), to);
   };
-  EXPECT_NE(
-      plan_error(edit("\"version\": 1", "\"version\": 9")).find("version: 9 is not supported"),
-      std::string::npos);
-  EXPECT_NE(plan_error(edit("\"sinks\": 32", "\"sinks\": \"many\""))
-                .find("sinks: expected an integer, got string"),
-            std::string::npos);
-  EXPECT_NE(plan_error(edit("\"sinks\": 32", "\"sinks\": 4.5"))
-                .find("sinks: expected an integer, got number"),
-            std::string::npos);
-  // Integers are range-checked before the cast: 2^32 + 1 is not version 1.
-  EXPECT_NE(plan_error(edit("\"version\": 1", "\"version\": 4294967297"))
-                .find("version: 4294967297 is not supported"),
-            std::string::npos);
-  EXPECT_NE(plan_error(edit("\"sinks\": 32", "\"sinks\": 9223372036854775808"))
-                .find("sinks: 9223372036854775808 is out of range"),
-            std::string::npos);
-  EXPECT_NE(plan_error(edit("\"sinks\": 32", "\"sinks\": 1e999"))
-                .find("p.json: not a valid plan: number overflow parsing '1e999'"),
-            std::string::npos);
-  EXPECT_NE(plan_error(edit("\"beta\": 0.0", "\"beta\": 1.5"))
-                .find("rules[0][0]: beta 1.5 is outside [0, 1]"),
-            std::string::npos);
-  EXPECT_NE(plan_error(edit("\"n_layer\": 2", "\"n_layer\": 3"))
-                .find("rules: 2 layers, but model.n_layer is 3"),
-            std::string::npos);
-  EXPECT_NE(plan_error(edit("\"alpha\": 512.0", "\"alpha\": null"))
-                .find("rules[0][0].alpha: expected a number, got null"),
-            std::string::npos);
+  // {text in a good plan, its replacement, a fragment the error must contain}
+  const char* const cases[][3] = {
+      {"\"version\": 1", "\"version\": 9", "version: 9 is not supported"},
+      {"\"sinks\": 32", "\"sinks\": \"many\"", "sinks: expected an integer, got string"},
+      {"\"sinks\": 32", "\"sinks\": 4.5", "sinks: expected an integer, got number"},
+      // Integers are range-checked before the cast: 2^32 + 1 is not version 1.
+      {"\"version\": 1", "\"version\": 4294967297", "version: 4294967297 is not supported"},
+      {"\"sinks\": 32", "\"sinks\": 9223372036854775808",
+       "sinks: 9223372036854775808 is out of range"},
+      {"\"sinks\": 32", "\"sinks\": 1e999",
+       "p.json: not a valid plan: number overflow parsing '1e999'"},
+      {"\"beta\": 0.0", "\"beta\": 1.5", "rules[0][0]: beta 1.5 is outside [0, 1]"},
+      {"\"n_layer\": 2", "\"n_layer\": 3", "rules: 2 layers, but model.n_layer is 3"},
+      {"\"alpha\": 512.0", "\"alpha\": null", "rules[0][0].alpha: expected a number, got null"},
+  };
+  for (const auto& [from, to, fragment] : cases) {
+    EXPECT_NE(plan_error(edit(from, to)).find(fragment), std::string::npos) << to;
+  }
   EXPECT_NE(plan_error("{\"alphas\": [[1]], \"betas\": [[0]]}").find("moa plan import"),
             std::string::npos);
 }
