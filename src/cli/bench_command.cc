@@ -204,7 +204,8 @@ void register_bench(CLI::App& app) {
       ->delimiter(',');
   cmd->add_option("-b,--batch", o->throughput.batches, "Decode batch sizes, e.g. 1,4")
       ->delimiter(',');
-  cmd->add_option("-t,--threads", o->throughput.n_threads, "Threads (default: all cores)");
+  cmd->add_option("-t,--threads", o->throughput.n_threads,
+                  fmt::format("Threads, 1 .. {} (default: all cores)", kMaxThreads));
   cmd->add_option("--kv-type", o->kv_type, "KV cache storage: f32 or f16")->capture_default_str();
   cmd->add_flag("--json", o->json, "Print JSON instead of a table");
   add_mmap_flag(*cmd, o->map_model);

@@ -206,10 +206,12 @@ void register_generate(CLI::App& app) {
   cmd->add_option("-f,--file", options->prompt_file, "Read the prompt from a file");
   cmd->add_option("-n,--n-predict", options->n_predict, "Tokens to generate")
       ->capture_default_str();
-  cmd->add_option("-t,--threads", options->n_threads, "Threads (default: all cores)");
+  cmd->add_option("-t,--threads", options->n_threads,
+                  fmt::format("Threads, 1 .. {} (default: all cores)", kMaxThreads));
   add_mmap_flag(*cmd, options->map_model);
-  cmd->add_option("-c,--ctx-size", options->n_ctx,
-                  "Context size in tokens (default: min(training context, 4096))");
+  cmd->add_option(
+      "-c,--ctx-size", options->n_ctx,
+      "Context size in tokens, at most the model's context_length (default: min(that, 4096))");
   cmd->add_option("--temp", options->sampling.temperature, "Temperature (0 = greedy)")
       ->capture_default_str();
   cmd->add_option("--top-k", options->sampling.top_k, "Top-k (0 = off)")->capture_default_str();
