@@ -1,19 +1,23 @@
-// Attention through the KV caches at 16K context, dense (KvCache) against StreamingLLM-style
-// plans (64 sinks + a window keeping density x N keys on every head) in the static ring cache
-// (StaticKvCache): one decode step, one 256-token prefill chunk at the end of the context, and
-// a whole 16K prefill in 256-token chunks (fewer heads, so it finishes in seconds). Llama-3-8B
-// layer shape (32 query heads, 8 KV heads, head_dim 128), F16 cache, all cores. Counters:
-// kv_bytes of the layer's cache, kv_ratio against dense.
+// Attention through the KV caches at 16K context of a Llama-3-8B shape (32 layers, 32 query / 8
+// KV heads, head_dim 128, F16 cache, all cores), dense (KvCache) against StreamingLLM plans
+// (`--method streaming --density D`: 64 sinks + a window keeping density x N keys on every head) in the static ring cache
+// (StaticKvCache). Each layer has its own region of the cache and every step runs through all
+// 32 layers, as decode does, so the keys come from DRAM: one layer's 25% cache (~17 MiB) rerun
+// alone could stay in the CPU caches. Benchmarks: one decode step, one 256-token prefill chunk at
+// the end of the context, a whole 16K prefill in 256-token chunks (one layer of 8/2 heads, so it
+// finishes in seconds), and a TinyLlama-shaped dense decode step at several depths.
 #include <benchmark/benchmark.h>
 #include <omp.h>
 
 #include <cmath>
 #include <memory>
+#include <optional>
 #include <random>
 #include <vector>
 
 #include "bench_support.h"
-#include "kv/kv_cache.h"
+#include "eval/throughput.h"
+#include "kv/attention_method.h"
 #include "kv/static_kv_cache.h"
 #include "plan/plan.h"
 
@@ -25,59 +29,86 @@ constexpr int64_t kChunk = kDefaultRingChunk;
 
 using bench::random_floats;
 
-// One layer's cache: dense for density 100, else a uniform plan's rings.
-std::unique_ptr<AttentionCache> layer_cache(int64_t n_head, int64_t n_head_kv, int64_t density) {
-  const ModelIdentity id{"llama", 1, n_head, n_head_kv, ""};
-  if (density == 100) {
-    return std::make_unique<KvCache>(
-        KvCacheShape{1, n_head_kv, 128, kContext, 1, kernels::KvType::kF16});
+ModelConfig attention_shape(int64_t n_layer, int64_t n_head, int64_t n_head_kv, int64_t head_dim) {
+  ModelConfig c;
+  c.arch_name = "llama";
+  c.n_layer = n_layer, c.n_head = n_head, c.n_head_kv = n_head_kv, c.head_dim = head_dim;
+  return c;
+}
+
+// `moa bench --method streaming --density D` (dense for 100%) at N = kContext.
+AttentionMethod method_at(int64_t density_percent) {
+  AttentionMethod m;
+  if (density_percent < 100) {
+    m.method = "streaming";
+    m.density = static_cast<double>(density_percent) / 100.0;
   }
-  const SparsePlan plan = uniform_plan(id, kContext * density / 100 - kDefaultSinks, kDefaultSinks);
-  return std::make_unique<StaticKvCache>(
-      StaticKvCacheShape{1, n_head_kv, 128, kContext, kChunk, 1, kernels::KvType::kF16}, plan);
+  return m;
 }
 
-double dense_bytes(int64_t n_head_kv) {
-  return static_cast<double>(
-      KvCache::bytes_for({1, n_head_kv, 128, kContext, 1, kernels::KvType::kF16}));
+// The cache and plan of a method for one sequence of kContext tokens, filled to `length`.
+struct FilledCache {
+  std::optional<SparsePlan> plan;
+  std::unique_ptr<AttentionCache> cache;
+};
+
+FilledCache filled_cache(const ModelConfig& c, const AttentionMethod& m, int64_t length) {
+  FilledCache f;
+  f.plan = method_plan(m, identity_of(c, ""), kContext);
+  f.cache = make_attention_cache(c, m, f.plan, kContext, 1, kernels::KvType::kF16, kChunk);
+  std::mt19937_64 rng(1);
+  fill_synthetic(*f.cache, c, 0, length, rng);
+  return f;
 }
 
-// Writes random keys/values for positions [0, length) (timing does not depend on them).
-void fill(AttentionCache& cache, int64_t n_head_kv, int64_t length) {
-  const auto kv = random_floats(kChunk * n_head_kv * 128, 1);
-  for (int64_t pos = 0; pos < length; pos += kChunk) {
-    const int64_t n = std::min(kChunk, length - pos);
-    if (auto* dense = dynamic_cast<KvCache*>(&cache)) {
-      dense->store(0, 0, pos, n, kv.data(), kv.data());
-    } else {
-      static_cast<StaticKvCache&>(cache).store(0, 0, pos, n, kv.data(), kv.data());
-    }
+kernels::AttentionShape shape_of(const ModelConfig& c) {
+  return {c.n_head, c.n_head_kv, c.head_dim, 1.0f / std::sqrt(static_cast<float>(c.head_dim))};
+}
+
+double dense_bytes(const ModelConfig& c, int64_t n_ctx) {
+  return 2.0 * 2.0 * static_cast<double>(c.n_layer * c.kv_dim() * n_ctx);
+}
+
+// One step (n_query new tokens at position pos) through every layer, as forward() runs them.
+void attend_all_layers(AttentionCache& cache, const ModelConfig& c, int64_t pos, int64_t n_query,
+                       const std::vector<float>& q, const std::vector<float>& kv,
+                       std::vector<float>& out) {
+  for (int64_t layer = 0; layer < c.n_layer; ++layer) {
+    cache.attend(layer, 0, pos, n_query, shape_of(c), q.data(), kv.data(), kv.data(), out.data(),
+                 omp_get_max_threads());
   }
-  cache.set_length(0, length);
 }
 
-void report(benchmark::State& state, const AttentionCache& cache, int64_t n_head_kv) {
-  state.counters["kv_bytes"] = static_cast<double>(cache.bytes());
-  state.counters["kv_ratio"] = static_cast<double>(cache.bytes()) / dense_bytes(n_head_kv);
-}
-
-// Args: density percent, queries (1: decode, 256: the last prefill chunk).
+// Args: density percent, queries (1: decode, 256: the last prefill chunk). Time: one step
+// through all 32 layers. Counters: kv_bytes allocated (all layers) and kv_ratio against dense;
+// kv_read_bytes a decode step attends (DecodeKvReads: sinks + span per head) and read_ratio;
+// kv_read_GBps; time_per_layer (seconds).
 void BM_AttentionAt16K(benchmark::State& state) {
   const int64_t density = state.range(0), n_query = state.range(1);
-  const int64_t n_head = 32, n_head_kv = 8;
-  auto cache = layer_cache(n_head, n_head_kv, density);
+  const ModelConfig c = attention_shape(32, 32, 8, 128);  // Llama-3-8B
+  const AttentionMethod method = method_at(density);
   const int64_t pos = kContext - n_query;
-  fill(*cache, n_head_kv, pos);
-  const kernels::AttentionShape shape{n_head, n_head_kv, 128, 1.0f / std::sqrt(128.0f)};
-  const auto q = random_floats(n_query * n_head * 128, 3);
-  const auto kv = random_floats(n_query * n_head_kv * 128, 4);
+  FilledCache f = filled_cache(c, method, pos);
+  const auto q = random_floats(n_query * c.q_dim(), 3);
+  const auto kv = random_floats(n_query * c.kv_dim(), 4);
   std::vector<float> out(q.size());
   for (auto _ : state) {
-    cache->attend(0, 0, pos, n_query, shape, q.data(), kv.data(), kv.data(), out.data(),
-                  omp_get_max_threads());
+    attend_all_layers(*f.cache, c, pos, n_query, q, kv, out);
     benchmark::DoNotOptimize(out.data());
   }
-  report(state, *cache, n_head_kv);
+  const double read = static_cast<double>(
+      DecodeKvReads(c, method, f.plan, kContext, kernels::KvType::kF16).bytes_at(kContext - 1));
+  state.counters["kv_bytes"] = static_cast<double>(f.cache->bytes());
+  state.counters["kv_ratio"] = static_cast<double>(f.cache->bytes()) / dense_bytes(c, kContext);
+  state.counters["kv_read_bytes"] = read;
+  state.counters["read_ratio"] = read / dense_bytes(c, kContext);
+  if (n_query == 1) {
+    state.counters["kv_read_GBps"] =
+        benchmark::Counter(read, benchmark::Counter::kIsIterationInvariantRate);
+  }
+  state.counters["time_per_layer"] = benchmark::Counter(
+      static_cast<double>(c.n_layer),
+      benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
 }
 BENCHMARK(BM_AttentionAt16K)
     ->ArgsProduct({{100, 50, 25}, {1, kChunk}})
@@ -88,43 +119,36 @@ BENCHMARK(BM_AttentionAt16K)
 // 32 query / 4 KV heads: GQA group 8, head_dim 64): the attention part of `moa bench` tg at
 // depth. Arg: depth. Counter: KV bytes read per step / time.
 void BM_DecodeAllLayers(benchmark::State& state) {
-  const int64_t depth = state.range(0), n_layer = 22, n_head = 32, n_head_kv = 4, dim = 64;
-  KvCache cache(KvCacheShape{n_layer, n_head_kv, dim, depth + 1, 1, kernels::KvType::kF16});
-  const auto kv = random_floats(kChunk * n_head_kv * dim, 1);
-  for (int64_t layer = 0; layer < n_layer; ++layer) {
-    for (int64_t pos = 0; pos < depth; pos += kChunk)
-      cache.store(layer, 0, pos, std::min(kChunk, depth - pos), kv.data(), kv.data());
-  }
-  cache.set_length(0, depth);
-  const kernels::AttentionShape shape{n_head, n_head_kv, dim, 1.0f / std::sqrt(64.0f)};
-  const auto q = random_floats(n_head * dim, 3);
+  const int64_t depth = state.range(0);
+  const ModelConfig c = attention_shape(22, 32, 4, 64);
+  auto cache = make_attention_cache(c, AttentionMethod{}, std::nullopt, depth + 1, 1,
+                                    kernels::KvType::kF16, kChunk);
+  std::mt19937_64 rng(1);
+  fill_synthetic(*cache, c, 0, depth, rng);
+  const auto q = random_floats(c.q_dim(), 3);
+  const auto kv = random_floats(c.kv_dim(), 4);
   std::vector<float> out(q.size());
   for (auto _ : state) {
-    for (int64_t layer = 0; layer < n_layer; ++layer) {
-      cache.attend(layer, 0, depth, 1, shape, q.data(), kv.data(), kv.data(), out.data(),
-                   omp_get_max_threads());
-    }
+    attend_all_layers(*cache, c, depth, 1, q, kv, out);
     benchmark::DoNotOptimize(out.data());
   }
-  const double bytes = 2.0 * 2.0 * n_layer * n_head_kv * dim * static_cast<double>(depth);
   state.counters["kv_GBps"] =
-      benchmark::Counter(bytes, benchmark::Counter::kIsIterationInvariantRate);
+      benchmark::Counter(dense_bytes(c, depth), benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(BM_DecodeAllLayers)->Arg(4096)->Arg(16384)->UseRealTime()->Unit(benchmark::kMillisecond);
 
-// A whole 16K prefill in chunks (8 query heads, 2 KV heads). Arg: density percent.
+// A whole 16K prefill in chunks (one layer, 8 query heads, 2 KV heads: every chunk reuses its
+// keys from the CPU caches anyway, and the work follows the causal area). Arg: density percent.
 void BM_Prefill16K(benchmark::State& state) {
-  const int64_t density = state.range(0), n_head = 8, n_head_kv = 2;
-  const kernels::AttentionShape shape{n_head, n_head_kv, 128, 1.0f / std::sqrt(128.0f)};
-  const auto q = random_floats(kChunk * n_head * 128, 3);
-  const auto kv = random_floats(kChunk * n_head_kv * 128, 4);
+  const ModelConfig c = attention_shape(1, 8, 2, 128);
+  const auto q = random_floats(kChunk * c.q_dim(), 3);
+  const auto kv = random_floats(kChunk * c.kv_dim(), 4);
   std::vector<float> out(q.size());
   for (auto _ : state) {
-    auto cache = layer_cache(n_head, n_head_kv, density);
+    FilledCache f = filled_cache(c, method_at(state.range(0)), 0);
     for (int64_t pos = 0; pos < kContext; pos += kChunk) {
-      cache->attend(0, 0, pos, kChunk, shape, q.data(), kv.data(), kv.data(), out.data(),
-                    omp_get_max_threads());
-      cache->set_length(0, pos + kChunk);
+      attend_all_layers(*f.cache, c, pos, kChunk, q, kv, out);
+      f.cache->set_length(0, pos + kChunk);
     }
     benchmark::DoNotOptimize(out.data());
   }

@@ -63,6 +63,7 @@ int main(int argc, char** argv) {
   moa::cli::register_plan(app);
   moa::cli::register_bench(app);
   moa::cli::register_generate(app);
+  moa::cli::register_calibrate(app);
 
   try {
     app.parse(argc, argv);

@@ -33,7 +33,8 @@ std::vector<TokenId> random_tokens(std::mt19937_64& rng, int64_t n, int64_t n_vo
   return ids;
 }
 
-// Writes random keys/values for positions [0, depth) of every layer of sequence `seq`.
+}  // namespace
+
 void fill_synthetic(AttentionCache& cache, const ModelConfig& c, int seq, int64_t depth,
                     std::mt19937_64& rng) {
   constexpr int64_t kChunk = kDefaultRingChunk;
@@ -60,6 +61,8 @@ void fill_synthetic(AttentionCache& cache, const ModelConfig& c, int seq, int64_
   cache.set_length(seq, depth);
 }
 
+namespace {
+
 // Rewinds a sequence to `depth` between repeats. Dense and ring caches keep their synthetic
 // keys; an H2O cache cannot bring back what it evicted, so it is refilled.
 void rewind(AttentionCache& cache, const ModelConfig& c, int seq, int64_t depth,
@@ -83,24 +86,20 @@ double matmul_flops_per_token(const Model& model) {
   return 2.0 * params;
 }
 
-// Bytes a decode step reads: every weight matrix once (the embedding table only one row per
-// token) plus, per sequence, the keys and values attention reads: min(depth, kept_keys) per KV
-// head, kept_keys being the method's mean keys per head (a cache's scratch is not read).
-double decode_bytes_per_step(const Model& model, double kept_keys, kernels::KvType kv_type,
-                             int64_t depth, int batch) {
+// Bytes of the weights a decode step streams: every matrix once (the embedding table only one
+// row per token, left out).
+double decode_weight_bytes(const Model& model) {
   const gguf::GgufFile& f = model.file();
-  const ModelConfig& c = model.config();
   double bytes = static_cast<double>(weight_bytes(f));
-  if (!c.tied_output) bytes -= static_cast<double>(f.tensor("token_embd.weight").n_bytes);
-  const auto kv_element = static_cast<double>(kernels::kv_element_bytes(kv_type));
-  const double keys = std::min(static_cast<double>(depth), kept_keys);
-  bytes += 2.0 * kv_element * static_cast<double>(c.n_layer * c.kv_dim()) * keys * batch;
+  if (!model.config().tied_output)
+    bytes -= static_cast<double>(f.tensor("token_embd.weight").n_bytes);
   return bytes;
 }
 
 struct Case {
   int64_t depth;
   int batch;
+  double bytes_per_step = 0.0;  // decode: weights + K/V attended by every sequence, mean
 };
 
 double probe(const ThroughputConfig& cfg) {
@@ -155,13 +154,14 @@ ThroughputResult time_prefill(const Model& model, AttentionCache& cache,
 }
 
 ThroughputResult time_decode(const Model& model, AttentionCache& cache, const ThroughputConfig& cfg,
-                             Case cs, double kept_keys, std::mt19937_64& rng) {
+                             Case cs, std::mt19937_64& rng) {
   const ModelConfig& c = model.config();
   ThroughputResult r;
   r.test = fmt::format("tg{}", cfg.n_gen);
   r.depth = cs.depth;
   r.batch = cs.batch;
   r.tokens = cfg.n_gen * cs.batch;
+  r.bytes_per_step = cs.bytes_per_step;
   std::vector<int> seqs(static_cast<size_t>(cs.batch));
   for (int s = 0; s < cs.batch; ++s) {
     seqs[static_cast<size_t>(s)] = s;
@@ -184,8 +184,6 @@ ThroughputResult time_decode(const Model& model, AttentionCache& cache, const Th
   }
   r.median_seconds = median(r.seconds);
   r.tokens_per_second = static_cast<double>(r.tokens) / r.median_seconds;
-  r.bytes_per_step =
-      decode_bytes_per_step(model, kept_keys, cfg.kv_type, cs.depth + cfg.n_gen / 2, cs.batch);
   r.gigabytes_per_second =
       r.bytes_per_step * static_cast<double>(cfg.n_gen) / r.median_seconds / 1e9;
   if (cfg.probe_machine) {
@@ -217,42 +215,83 @@ double median(std::vector<double> values) {
   return values.size() % 2 == 1 ? values[mid] : 0.5 * (values[mid - 1] + values[mid]);
 }
 
+DecodeKvReads::DecodeKvReads(const ModelConfig& config, const AttentionMethod& method,
+                             const std::optional<SparsePlan>& plan, int64_t n_ctx,
+                             kernels::KvType kv_type)
+    : key_value_bytes_(2 * static_cast<uint64_t>(config.head_dim) *
+                       kernels::kv_element_bytes(kv_type)) {
+  for (int64_t layer = 0; layer < config.n_layer; ++layer) {
+    if (method.method == "h2o") {
+      most_keys_.insert(most_keys_.end(), static_cast<size_t>(config.n_head_kv),
+                        h2o_budget(method.density, n_ctx) + 1);
+    } else if (plan) {
+      for (const kernels::BandMask& mask : plan->band_masks(layer, n_ctx))
+        most_keys_.push_back(mask.sinks + mask.span);
+    } else {
+      most_keys_.insert(most_keys_.end(), static_cast<size_t>(config.n_head_kv), n_ctx);
+    }
+  }
+}
+
+uint64_t DecodeKvReads::bytes_at(int64_t pos) const {
+  uint64_t keys = 0;
+  for (int64_t most : most_keys_) keys += static_cast<uint64_t>(std::min(pos + 1, most));
+  return keys * key_value_bytes_;
+}
+
+double DecodeKvReads::mean_bytes(int64_t depth, int64_t n_steps) const {
+  double total = 0.0;
+  for (int64_t pos = depth; pos < depth + n_steps; ++pos)
+    total += static_cast<double>(bytes_at(pos));
+  return n_steps > 0 ? total / static_cast<double>(n_steps) : 0.0;
+}
+
 std::vector<ThroughputResult> measure_throughput(
     const Model& model, const ThroughputConfig& cfg,
     const std::function<void(const std::string&)>& progress) {
   check_config(cfg);
   const ModelConfig& c = model.config();
-  const int max_batch = *std::max_element(cfg.batches.begin(), cfg.batches.end());
   const int64_t max_depth = *std::max_element(cfg.depths.begin(), cfg.depths.end());
-  const int64_t n_ctx = max_depth + std::max(cfg.n_prompt, cfg.n_gen);
-  if (c.n_ctx_train > 0 && n_ctx > c.n_ctx_train) {
+  const int64_t max_ctx = max_depth + std::max(cfg.n_prompt, cfg.n_gen);
+  if (c.n_ctx_train > 0 && max_ctx > c.n_ctx_train) {
     progress(fmt::format("note: depth + test size {} exceeds the model's training context {}",
-                         n_ctx, c.n_ctx_train));
+                         max_ctx, c.n_ctx_train));
   }
   std::mt19937_64 rng(cfg.seed);
   std::vector<ThroughputResult> results;
   const ModelIdentity identity = identity_of(c, model.file().metadata_hash());
+  const double weight_bytes = decode_weight_bytes(model);
   for (const AttentionMethod& method : cfg.methods) {
-    check_attention_method(method, n_ctx);
-    const std::optional<SparsePlan> plan = method_plan(method, identity, n_ctx);
-    const std::string label = method_label(method, plan);
-    auto cache =
-        make_attention_cache(c, method, plan, n_ctx, max_batch, cfg.kv_type, kDefaultRingChunk);
-    const double kv_density = method_kv_density(method, plan, n_ctx);
-    auto finish = [&](ThroughputResult r) {
-      r.method = label;
+    // Options are checked once, at the run's largest N; a plan file's rules give spans at any N.
+    check_attention_method(method, max_ctx);
+    std::optional<SparsePlan> file_plan;
+    if (!method.plan_path.empty()) file_plan = method_plan(method, identity, max_ctx);
+    // One row: its own plan and cache for N = depth + test tokens, so a shallow row of a deep
+    // run is not timed with windows (or a cache) sized for the deepest one.
+    auto run = [&](int64_t depth, int batch, bool decode) {
+      const int64_t n_ctx = depth + (decode ? cfg.n_gen : cfg.n_prompt);
+      const std::optional<SparsePlan> plan =
+          file_plan ? file_plan : method_plan(method, identity, n_ctx);
+      auto cache =
+          make_attention_cache(c, method, plan, n_ctx, batch, cfg.kv_type, kDefaultRingChunk);
+      const double kv_read =
+          DecodeKvReads(c, method, plan, n_ctx, cfg.kv_type).mean_bytes(depth, cfg.n_gen) * batch;
+      ThroughputResult r =
+          decode ? time_decode(model, *cache, cfg, {depth, batch, weight_bytes + kv_read}, rng)
+                 : time_prefill(model, *cache, cfg, {depth, 1}, rng);
+      r.method = method_label(method, plan);
+      r.n_ctx = n_ctx;
       r.kv_cache_bytes = cache->bytes();
-      r.kv_density = kv_density;
-      progress(fmt::format("{} {} @ depth {} batch {}: {:.2f} tok/s", label, r.test, r.depth,
+      r.kv_density = method_kv_density(method, plan, n_ctx);
+      if (decode) r.kv_bytes_read_per_step = kv_read;
+      progress(fmt::format("{} {} @ depth {} batch {}: {:.2f} tok/s", r.method, r.test, r.depth,
                            r.batch, r.tokens_per_second));
       results.push_back(std::move(r));
     };
     for (int64_t depth : cfg.depths) {
-      if (cfg.n_prompt > 0) finish(time_prefill(model, *cache, cfg, {depth, 1}, rng));
+      if (cfg.n_prompt > 0) run(depth, 1, false);
       for (int batch : cfg.batches) {
-        if (cfg.n_gen == 0) break;
-        finish(time_decode(model, *cache, cfg, {depth, batch},
-                           kv_density * static_cast<double>(n_ctx), rng));
+        if (cfg.n_gen > 0) run(depth, batch, true);
       }
     }
   }

@@ -52,22 +52,27 @@ SparsePlan dense_plan(const ModelIdentity& model) {
   return plan_with_rule(model, {0.0, 1.0}, 0, "dense");
 }
 
-void check_plan_matches(const SparsePlan& plan, const ModelIdentity& model,
-                        const std::string& name) {
-  const ModelIdentity& p = plan.model;
+void check_identity_matches(const ModelIdentity& p, const ModelIdentity& model,
+                            const std::string& name, std::string_view what) {
   if (p.architecture != model.architecture) {
-    fail("{}: plan is for architecture '{}', the model is '{}'", name, p.architecture,
+    fail("{}: {} is for architecture '{}', the model is '{}'", name, what, p.architecture,
          model.architecture);
   }
   if (p.n_layer != model.n_layer)
-    fail("{}: plan has {} layers, the model has {}", name, p.n_layer, model.n_layer);
+    fail("{}: {} has {} layers, the model has {}", name, what, p.n_layer, model.n_layer);
   if (p.n_head != model.n_head || p.n_head_kv != model.n_head_kv) {
-    fail("{}: plan is for {} heads ({} KV heads), the model has {} ({})", name, p.n_head,
+    fail("{}: {} is for {} heads ({} KV heads), the model has {} ({})", name, what, p.n_head,
          p.n_head_kv, model.n_head, model.n_head_kv);
   }
   if (!p.hash.empty() && !model.hash.empty() && p.hash != model.hash) {
-    fail("{}: plan was made for model hash {}, this model's hash is {}", name, p.hash, model.hash);
+    fail("{}: {} was made for model hash {}, this model's hash is {}", name, what, p.hash,
+         model.hash);
   }
+}
+
+void check_plan_matches(const SparsePlan& plan, const ModelIdentity& model,
+                        const std::string& name) {
+  check_identity_matches(plan.model, model, name, "plan");
 }
 
 void validate_plan(const SparsePlan& plan, const std::string& name) {

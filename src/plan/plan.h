@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "kernels/kernels.h"
@@ -59,7 +60,10 @@ ModelIdentity identity_of(const ModelConfig& config, const std::string& hash);
 SparsePlan uniform_plan(const ModelIdentity& model, int64_t window, int64_t sinks);
 SparsePlan dense_plan(const ModelIdentity& model);
 
-// Throws moa::Error naming the first mismatch (architecture, layer/head counts, hash).
+// Throws moa::Error naming the first mismatch (architecture, layer/head counts, hash) between
+// what a file (`what`: "plan", "profile", ...) was made for and the model.
+void check_identity_matches(const ModelIdentity& made_for, const ModelIdentity& model,
+                            const std::string& file, std::string_view what);
 void check_plan_matches(const SparsePlan& plan, const ModelIdentity& model,
                         const std::string& plan_name);
 // Throws if any rule is non-finite, has beta outside [0, 1], or a shape is inconsistent.

@@ -84,4 +84,9 @@ void MappedFile::release() {
   size_ = 0;
 }
 
+std::string read_file_text(const std::string& path) {
+  const MappedFile file = MappedFile::open(path);
+  return {reinterpret_cast<const char*>(file.bytes().data()), file.bytes().size()};
+}
+
 }  // namespace moa

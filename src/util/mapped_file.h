@@ -39,4 +39,7 @@ class MappedFile {
   std::string path_;
 };
 
+// The whole content of a (regular) file as text; errors as MappedFile::open's.
+std::string read_file_text(const std::string& path);
+
 }  // namespace moa

@@ -160,50 +160,5 @@ TEST(Stories260K, GreedyContinuationNamesLily) {
   EXPECT_NE(text.find("there was a little girl named Lily"), std::string::npos) << text;
 }
 
-// The tiny retrieval models answer the tiny-eval prompts with greedy decoding. Expected format:
-// data/tiny-eval/*.jsonl lines {"prompt": ..., "answer": ...}.
-TEST(TinyRetrieval, AnswersTheTinyEvalPromptsGreedily) {
-  MOA_REQUIRE_ASSET(eval_dir, "data/tiny-eval");
-  std::vector<std::string> models;
-  for (const auto& entry : std::filesystem::directory_iterator(test::assets_dir() + "/models")) {
-    const std::string name = entry.path().filename().string();
-    if (name.starts_with("moa-tiny-retrieval-") && name.ends_with(".gguf")) {
-      models.push_back(entry.path().string());
-    }
-  }
-  if (models.empty()) {
-    GTEST_SKIP() << "\n*** MISSING TEST ASSET: " << test::assets_dir()
-                 << "/models/moa-tiny-retrieval-*.gguf ***\n";
-  }
-  for (const std::string& model_path : models) {
-    const Model model = Model::load(model_path);
-    for (const auto& file : std::filesystem::directory_iterator(eval_dir)) {
-      if (file.path().extension() != ".jsonl") continue;
-      for (const nlohmann::json& line : read_jsonl(file.path().string())) {
-        const std::string answer = line.at("answer").get<std::string>();
-        std::vector<TokenId> ids =
-            model.tokenizer().encode(line.at("prompt").get<std::string>(), true, false);
-        const int64_t n_answer =
-            static_cast<int64_t>(model.tokenizer().encode(answer, false, false).size()) + 4;
-        KvCache cache(kv_cache_shape(model.config(),
-                                     static_cast<int64_t>(ids.size()) + n_answer + 1, 1,
-                                     kernels::KvType::kF32));
-        Logits logits = forward_tokens(model, cache, 0, ids, LogitsMode::kLast, kThreads);
-        std::vector<TokenId> generated;
-        for (int64_t i = 0; i < n_answer; ++i) {
-          const TokenId next = static_cast<TokenId>(
-              std::max_element(logits.data.begin(), logits.data.end()) - logits.data.begin());
-          if (model.tokenizer().is_eog(next)) break;
-          generated.push_back(next);
-          logits =
-              forward_tokens(model, cache, 0, std::span(&next, 1), LogitsMode::kLast, kThreads);
-        }
-        EXPECT_NE(model.tokenizer().decode(generated).find(answer), std::string::npos)
-            << model_path << ": " << line.dump();
-      }
-    }
-  }
-}
-
 }  // namespace
 }  // namespace moa

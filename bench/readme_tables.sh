@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Regenerates every performance table of README.md in one run: the exact `moa bench` and
+# `build/bench/attention_bench` invocations the tables come from (same shapes, N, repeats and
+# threads). Run it from the repository root on a quiet machine after a Release build
+# (`cmake -S . -B build -DCMAKE_BUILD_TYPE=Release && cmake --build build -j`); each command's
+# output is shown and saved under $OUT. THREADS sets -t and OMP_NUM_THREADS (the README's tables
+# used the 2 cores of their VM); `--print` lists the commands without running them.
+set -euo pipefail
+
+THREADS="${THREADS:-2}"
+OUT="${OUT:-build/bench-results}"
+MOA="${MOA:-build/moa}"
+ATTENTION_BENCH="${ATTENTION_BENCH:-build/bench/attention_bench}"
+PRINT_ONLY=0
+[[ "${1:-}" == "--print" ]] && PRINT_ONLY=1
+
+export OMP_NUM_THREADS="$THREADS"
+[[ $PRINT_ONLY == 1 ]] || mkdir -p "$OUT"
+
+# run NAME COMMAND...: prints the command, then runs it with its output also in $OUT/NAME.txt.
+run() {
+  local name="$1"
+  shift
+  echo "\$ $*"
+  [[ $PRINT_ONLY == 1 ]] && return 0
+  "$@" 2>&1 | tee "$OUT/$name.txt"
+}
+
+L1B=(--random llama-1b -t "$THREADS")
+
+# "Performance": dense decode/prefill per weight type and depth.
+run dense-f16 "$MOA" bench "${L1B[@]}" --random-type f16 -p 512 -n 128 -r 5 --ctx 0,1024,4096
+run dense-q8_0 "$MOA" bench "${L1B[@]}" --random-type q8_0 -p 512 -n 128 -r 5 --ctx 0,1024,4096
+run dense-f16-16k "$MOA" bench "${L1B[@]}" --random-type f16 -p 0 -n 64 -r 3 --ctx 16384
+run dense-q8_0-16k "$MOA" bench "${L1B[@]}" --random-type q8_0 -p 0 -n 64 -r 3 --ctx 16384
+run dense-q4_k "$MOA" bench "${L1B[@]}" --random-type q4_k -p 512 -n 128 -r 5 --ctx 0
+# The batch-decode sentence under that table (Q8_0, depth 512, batch 1 and 4).
+run batch-q8_0 "$MOA" bench "${L1B[@]}" --random-type q8_0 -p 0 -n 32 -r 5 --ctx 512 -b 1,4
+
+# "Sparse attention": the attention kernels (BM_AttentionAt16K, BM_Prefill16K; and
+# BM_DecodeAllLayers, quoted in the decode-attention paragraph).
+run attention-bench "$ATTENTION_BENCH" --benchmark_out="$OUT/attention-bench.json" \
+  --benchmark_out_format=json
+# The whole-model table: three methods at the same per-head budget.
+run sparse-2k-16k "$MOA" bench "${L1B[@]}" --random-type q8_0 -p 256 -n 16 -r 2 \
+  --ctx 2048,16384 -b 1,4 --method dense,streaming,h2o --density 0.5
+run sparse-32k "$MOA" bench "${L1B[@]}" --random-type q8_0 -p 0 -n 16 -r 2 --ctx 32768 \
+  --method dense,streaming,h2o --density 0.25

@@ -1,0 +1,360 @@
+// Flash-attention-2 backward on the CPU. The inputs are first regrouped head-major (KV head g's
+// rows [g][position][head in group][head_dim]) so that a tile of 64 positions is one contiguous
+// matrix for OpenBLAS sgemm; per tile P = exp(S - lse) is recomputed from the forward's row
+// statistic and dS = P (dP - D) from dP = dO V^T and D = dO . O. Threads must never write the
+// same output, so the work runs twice over the tiles: tasks owning a key tile accumulate dK and
+// dV over the query tiles that see it, tasks owning a query tile accumulate dQ over its key
+// tiles and add the influence |E| (which needs the same P, dP and dS) into per-thread histograms.
+// That costs the score products twice but needs no atomics and sums in a fixed order.
+#include "kernels/attention_backward.h"
+
+#include <cblas.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <utility>
+#include <vector>
+
+#include "kernels/attention_tile.h"
+#include "util/error.h"
+
+namespace moa::kernels {
+namespace {
+
+constexpr int64_t kTile = kKeyTile;  // positions per tile, of queries and of keys alike
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+// Moves rows of `width` floats between [n][n_groups][width] (to_heads) and [n_groups][n][width].
+void regroup(const float* src, float* dst, int64_t n, int64_t n_groups, int64_t width,
+             bool to_heads) {
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t g = 0; g < n_groups; ++g) {
+      const int64_t by_position = (i * n_groups + g) * width, by_head = (g * n + i) * width;
+      std::copy_n(src + (to_heads ? by_position : by_head), width,
+                  dst + (to_heads ? by_head : by_position));
+    }
+  }
+}
+
+std::vector<float> to_heads(const float* src, int64_t n, int64_t n_groups, int64_t width) {
+  std::vector<float> dst(static_cast<size_t>(n * n_groups * width));
+  regroup(src, dst.data(), n, n_groups, width, true);
+  return dst;
+}
+
+void sgemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t m, int64_t n, int64_t k, float alpha,
+           const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
+           int64_t ldc) {
+  cblas_sgemm(CblasRowMajor, ta, tb, static_cast<blasint>(m), static_cast<blasint>(n),
+              static_cast<blasint>(k), alpha, a, static_cast<blasint>(lda), b,
+              static_cast<blasint>(ldb), beta, c, static_cast<blasint>(ldc));
+}
+
+void validate(const AttentionShape& shape, const AttentionSequence& seq) {
+  if (shape.n_head <= 0 || shape.n_head_kv <= 0 || shape.n_head % shape.n_head_kv != 0) {
+    fail("attention backward: n_head {} / n_head_kv {}: expected a positive multiple", shape.n_head,
+         shape.n_head_kv);
+  }
+  if (shape.head_dim <= 0) fail("attention backward: head_dim {}: expected > 0", shape.head_dim);
+  if (seq.n < 0) fail("attention backward: n {}: expected >= 0", seq.n);
+  if (seq.n > 0 && (seq.q == nullptr || seq.k == nullptr || seq.v == nullptr)) {
+    fail("attention backward: q, k and v must be given");
+  }
+}
+
+// The forward's tensors regrouped head-major, plus D = dO . O per row.
+struct Problem {
+  int64_t n = 0, group = 1, hd = 0, n_tiles = 0;
+  float scale = 1.0f;
+  std::vector<float> q, k, v, d_out, lse, delta;
+
+  // First element of KV head g's row block at `position` in a [g][n][rows][width] array.
+  static int64_t offset(int64_t g, int64_t n, int64_t position, int64_t rows, int64_t width) {
+    return ((g * n + position) * rows) * width;
+  }
+};
+
+// Recomputed tile of query positions [q0, q0 + nq) x key positions [k0, k0 + nk) for every
+// query head of one KV head: P, dP = dO V^T and dS = P (dP - D), rows (position, head in group)
+// of kTile columns.
+class Tile {
+ public:
+  explicit Tile(const Problem& p)
+      : p_(p),
+        prob_(static_cast<size_t>(p.group * kTile * kTile)),
+        d_prob_(prob_.size()),
+        d_score_(prob_.size()) {}
+
+  void compute(int64_t g, int64_t q0, int64_t k0) {
+    const int64_t n = p_.n, hd = p_.hd;
+    g_ = g;
+    q0_ = q0;
+    k0_ = k0;
+    nk_ = std::min(kTile, n - k0);
+    rows_ = std::min(kTile, n - q0) * p_.group;
+    const float* q = p_.q.data() + Problem::offset(g, n, q0, p_.group, hd);
+    const float* d_out = p_.d_out.data() + Problem::offset(g, n, q0, p_.group, hd);
+    sgemm(CblasNoTrans, CblasTrans, rows_, nk_, hd, p_.scale, q, hd, keys(), hd, 0.0f, prob_.data(),
+          kTile);
+    sgemm(CblasNoTrans, CblasTrans, rows_, nk_, hd, 1.0f, d_out, hd,
+          p_.v.data() + Problem::offset(g, n, k0, 1, hd), hd, 0.0f, d_prob_.data(), kTile);
+    const int64_t row0 = Problem::offset(g, n, q0, p_.group, 1);
+    for (int64_t r = 0; r < rows_; ++r) {
+      float* s = prob_.data() + r * kTile;
+      const int64_t visible = this->visible(r);
+      std::fill(s + visible, s + kTile, kNegInf);
+      exp_shifted_tile(s, p_.lse[static_cast<size_t>(row0 + r)]);
+      const float delta = p_.delta[static_cast<size_t>(row0 + r)];
+      const float* dp = d_prob_.data() + r * kTile;
+      float* ds = d_score_.data() + r * kTile;
+      for (int64_t j = 0; j < kTile; ++j) ds[j] = s[j] * (dp[j] - delta);
+    }
+  }
+
+  // Keys of the tile that row r's query sees (causal).
+  int64_t visible(int64_t r) const {
+    return std::clamp(q0_ + r / p_.group - k0_ + 1, int64_t{0}, nk_);
+  }
+  const float* keys() const { return p_.k.data() + Problem::offset(g_, p_.n, k0_, 1, p_.hd); }
+  const float* prob() const { return prob_.data(); }
+  const float* d_prob() const { return d_prob_.data(); }
+  const float* d_score() const { return d_score_.data(); }
+  int64_t rows() const { return rows_; }
+  int64_t n_keys() const { return nk_; }
+
+ private:
+  const Problem& p_;
+  std::vector<float> prob_, d_prob_, d_score_;
+  int64_t g_ = 0, q0_ = 0, k0_ = 0, nk_ = 0, rows_ = 0;
+};
+
+// dK and dV of key tile kt of KV head g ([nk][hd] blocks of the head-major outputs).
+void key_tile_grads(const Problem& p, Tile& tile, int64_t g, int64_t kt, float* dk, float* dv) {
+  const int64_t k0 = kt * kTile, hd = p.hd;
+  const int64_t nk = std::min(kTile, p.n - k0);
+  dk += Problem::offset(g, p.n, k0, 1, hd);
+  dv += Problem::offset(g, p.n, k0, 1, hd);
+  std::fill_n(dk, nk * hd, 0.0f);
+  std::fill_n(dv, nk * hd, 0.0f);
+  for (int64_t qt = kt; qt < p.n_tiles; ++qt) {
+    const int64_t q0 = qt * kTile;
+    tile.compute(g, q0, k0);
+    const int64_t at = Problem::offset(g, p.n, q0, p.group, hd);
+    sgemm(CblasTrans, CblasNoTrans, nk, hd, tile.rows(), 1.0f, tile.prob(), kTile,
+          p.d_out.data() + at, hd, 1.0f, dv, hd);
+    sgemm(CblasTrans, CblasNoTrans, nk, hd, tile.rows(), p.scale, tile.d_score(), kTile,
+          p.q.data() + at, hd, 1.0f, dk, hd);
+  }
+}
+
+// Influence of the rows of one query tile, added to hist ([g][distance], n distances per head)
+// and sink ([g]). A key with A_ij > 1/2 (at most one per row) waits for the end of the row:
+// there 1 - A_ij and D_i - A_ij g_ij cancel, so its E is taken from the other keys' sums.
+class RowInfluence {
+ public:
+  RowInfluence(const Problem& p, int64_t sinks, double* hist, double* sink)
+      : p_(p), sinks_(sinks), hist_(hist), sink_(sink) {}
+
+  void start(int64_t g, int64_t q0, int64_t rows) {
+    g_ = g;
+    q0_ = q0;
+    key_.assign(static_cast<size_t>(rows), -1);
+    a_.assign(key_.size(), 0.0);
+    grad_.assign(key_.size(), 0.0);
+    rest_a_.assign(key_.size(), 0.0);
+    rest_ag_.assign(key_.size(), 0.0);
+  }
+
+  void add_tile(const Tile& tile, int64_t k0) {
+    for (int64_t r = 0; r < tile.rows(); ++r) {
+      const auto ri = static_cast<size_t>(r);
+      const int64_t query = q0_ + r / p_.group;
+      const float* a = tile.prob() + r * kTile;
+      const float* dp = tile.d_prob() + r * kTile;
+      const float* ds = tile.d_score() + r * kTile;
+      double rest_a = 0.0, rest_ag = 0.0;
+      for (int64_t j = 0; j < tile.visible(r); ++j) {
+        if (a[j] > 0.5f) {
+          key_[ri] = k0 + j;
+          a_[ri] = a[j];
+          grad_[ri] = dp[j];
+          continue;
+        }
+        rest_a += a[j];
+        rest_ag += static_cast<double>(a[j]) * dp[j];
+        add(query, k0 + j, ds[j] / (1.0f - a[j]));  // E = -A (g - D) / (1 - A) = -dS / (1 - A)
+      }
+      rest_a_[ri] += rest_a;
+      rest_ag_[ri] += rest_ag;
+    }
+  }
+
+  // The dominant keys: E = -A (g - mean of g over the other keys, weighted by their A); a row
+  // with no other key (the first query) keeps -A g, as the reference implementation does.
+  void finish() {
+    for (size_t r = 0; r < key_.size(); ++r) {
+      if (key_[r] < 0) continue;
+      const double mean = rest_a_[r] > 0.0 ? rest_ag_[r] / rest_a_[r] : 0.0;
+      add(q0_ + static_cast<int64_t>(r) / p_.group, key_[r], a_[r] * (grad_[r] - mean));
+    }
+  }
+
+ private:
+  void add(int64_t query, int64_t key, double e) {
+    if (key < sinks_) {
+      sink_[g_] += std::fabs(e);
+    } else {
+      hist_[g_ * p_.n + query - key] += std::fabs(e);
+    }
+  }
+
+  const Problem& p_;
+  int64_t sinks_;
+  double* hist_;
+  double* sink_;
+  int64_t g_ = 0, q0_ = 0;
+  std::vector<int64_t> key_;  // per row: the key with A > 1/2, or -1
+  std::vector<double> a_, grad_, rest_a_, rest_ag_;
+};
+
+}  // namespace
+
+void InfluenceHistogram::reset(int64_t kv_heads, int64_t distances) {
+  n_head_kv = kv_heads;
+  max_distance = distances;
+  samples = 1;
+  by_distance.assign(static_cast<size_t>(kv_heads * distances), 0.0);
+  sink.assign(static_cast<size_t>(kv_heads), 0.0);
+}
+
+void InfluenceHistogram::add(const InfluenceHistogram& other) {
+  if (samples == 0 && by_distance.empty() && sink.empty()) {
+    *this = other;
+    return;
+  }
+  if (other.n_head_kv != n_head_kv) {
+    fail("influence histogram: adding {} KV heads to {}", other.n_head_kv, n_head_kv);
+  }
+  if (other.max_distance > max_distance) {
+    InfluenceHistogram grown;
+    grown.reset(n_head_kv, other.max_distance);
+    grown.samples = 0;
+    grown.add(*this);
+    *this = std::move(grown);
+  }
+  for (int64_t g = 0; g < n_head_kv; ++g) {
+    for (int64_t d = 0; d < other.max_distance; ++d) at(g, d) += other.at(g, d);
+    sink[static_cast<size_t>(g)] += other.sink[static_cast<size_t>(g)];
+  }
+  samples += other.samples;
+}
+
+double InfluenceHistogram::tail_sum(int64_t kv_head, int64_t first) const {
+  double sum = 0.0;
+  for (int64_t d = std::max<int64_t>(first, 0); d < max_distance; ++d) sum += at(kv_head, d);
+  return sum;
+}
+
+void attention_forward_with_stats(const AttentionShape& shape, const AttentionSequence& seq,
+                                  float* out, float* lse, int n_threads) {
+  validate(shape, seq);
+  if (seq.n == 0) return;
+  const int64_t hd = shape.head_dim;
+  const std::vector<float> k = to_heads(seq.k, seq.n, shape.n_head_kv, hd);
+  const std::vector<float> v = to_heads(seq.v, seq.n, shape.n_head_kv, hd);
+  const KvView kv{KvType::kF32, k.data(), v.data(), seq.n * hd, seq.n};
+  AttentionState state;
+  state.reset(seq.n, shape.n_head, hd);
+  attention_accumulate(shape, seq.q, seq.n, 0, kv, 0, {}, state, n_threads);
+  attention_finish(state, out);
+  for (size_t row = 0; row < state.max.size(); ++row) {
+    lse[row] = state.denom[row] > 0.0f ? state.max[row] + std::log(state.denom[row]) : kNegInf;
+  }
+}
+
+void attention_backward(const AttentionShape& shape, const AttentionSequence& seq, const float* out,
+                        const float* lse, const float* d_out, const AttentionGradients& grads,
+                        int n_threads) {
+  validate(shape, seq);
+  const int64_t n = seq.n, hd = shape.head_dim, n_kv = shape.n_head_kv;
+  if (grads.influence != nullptr) grads.influence->reset(n_kv, n);
+  if (n == 0) return;
+  // OpenBLAS keeps a process-wide thread count; parallelism here comes from OpenMP tasks.
+  if (openblas_get_num_threads() != 1) openblas_set_num_threads(1);
+  Problem p;
+  p.n = n;
+  p.group = shape.n_head / n_kv;
+  p.hd = hd;
+  p.n_tiles = (n + kTile - 1) / kTile;
+  p.scale = shape.scale;
+  p.q = to_heads(seq.q, n, n_kv, p.group * hd);
+  p.k = to_heads(seq.k, n, n_kv, hd);
+  p.v = to_heads(seq.v, n, n_kv, hd);
+  p.d_out = to_heads(d_out, n, n_kv, p.group * hd);
+  p.lse = to_heads(lse, n, n_kv, p.group);
+  std::vector<float> delta(static_cast<size_t>(n * shape.n_head));
+  for (int64_t row = 0; row < n * shape.n_head; ++row) {
+    delta[static_cast<size_t>(row)] = static_cast<float>(
+        cblas_dsdot(static_cast<blasint>(hd), d_out + row * hd, 1, out + row * hd, 1));
+  }
+  p.delta = to_heads(delta.data(), n, n_kv, p.group);
+  const int64_t n_tasks = n_kv * p.n_tiles;
+  n_threads = std::max(1, n_threads);
+
+  if (grads.dk != nullptr || grads.dv != nullptr) {
+    std::vector<float> dk(p.k.size()), dv(p.v.size());
+#pragma omp parallel num_threads(n_threads)
+    {
+      Tile tile(p);
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t task = 0; task < n_tasks; ++task) {  // early keys, seen by most queries, first
+        key_tile_grads(p, tile, task % n_kv, task / n_kv, dk.data(), dv.data());
+      }
+    }
+    if (grads.dk != nullptr) regroup(dk.data(), grads.dk, n, n_kv, hd, false);
+    if (grads.dv != nullptr) regroup(dv.data(), grads.dv, n, n_kv, hd, false);
+  }
+  if (grads.dq == nullptr && grads.influence == nullptr) return;
+
+  std::vector<float> dq(p.q.size());
+  const size_t hist_size = static_cast<size_t>(n_kv * n);
+  std::vector<std::vector<double>> hists(static_cast<size_t>(n_threads));
+#pragma omp parallel num_threads(n_threads)
+  {
+    Tile tile(p);
+    std::vector<double>& hist = hists[static_cast<size_t>(omp_get_thread_num())];
+    if (grads.influence != nullptr) hist.assign(hist_size + static_cast<size_t>(n_kv), 0.0);
+    RowInfluence influence(p, grads.sinks, hist.data(),
+                           hist.empty() ? nullptr : hist.data() + hist_size);
+    // Static round-robin (late queries, which see most keys, first): which thread sums which
+    // tile, and so the sums, are fixed.
+#pragma omp for schedule(static, 1)
+    for (int64_t task = n_tasks - 1; task >= 0; --task) {
+      const int64_t g = task % n_kv, q0 = (task / n_kv) * kTile;
+      const int64_t rows = std::min(kTile, n - q0) * p.group;
+      float* dq_tile = dq.data() + Problem::offset(g, n, q0, p.group, hd);
+      std::fill_n(dq_tile, rows * hd, 0.0f);
+      if (grads.influence != nullptr) influence.start(g, q0, rows);
+      for (int64_t k0 = 0; k0 <= q0; k0 += kTile) {
+        tile.compute(g, q0, k0);
+        sgemm(CblasNoTrans, CblasNoTrans, tile.rows(), hd, tile.n_keys(), p.scale, tile.d_score(),
+              kTile, tile.keys(), hd, 1.0f, dq_tile, hd);
+        if (grads.influence != nullptr) influence.add_tile(tile, k0);
+      }
+      if (grads.influence != nullptr) influence.finish();
+    }
+  }
+  if (grads.dq != nullptr) regroup(dq.data(), grads.dq, n, n_kv, p.group * hd, false);
+  if (grads.influence == nullptr) return;
+  InfluenceHistogram& out_hist = *grads.influence;
+  for (const std::vector<double>& hist : hists) {
+    for (size_t i = 0; i < hist.size() && i < hist_size; ++i) out_hist.by_distance[i] += hist[i];
+    for (size_t g = 0; g < out_hist.sink.size() && !hist.empty(); ++g) {
+      out_hist.sink[g] += hist[hist_size + g];
+    }
+  }
+}
+
+}  // namespace moa::kernels

@@ -1,0 +1,90 @@
+// Influence profile files: round trip, suffix-sum pricing of spans per sample, and one-line
+// errors for truncated payloads, bad headers, unprofiled lengths and other models.
+#include "profile/influence_profile.h"
+
+#include <gtest/gtest.h>
+
+#include "support/assets.h"
+#include "util/atomic_file.h"
+#include "util/error.h"
+#include "util/mapped_file.h"
+
+namespace moa {
+namespace {
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+InfluenceProfile sample_profile() {
+  InfluenceProfile p = empty_profile({"llama", 2, 4, 2, "h"}, 100, 4, "calib.json", {16, 8});
+  for (ProfiledLength& l : p.lengths) {
+    l.samples = {0, 1};
+    for (int64_t layer = 0; layer < 2; ++layer) {
+      kernels::InfluenceHistogram& h = l.layers[static_cast<size_t>(layer)];
+      for (int64_t kv = 0; kv < 2; ++kv) {
+        for (int64_t d = 0; d < l.length; ++d) h.at(kv, d) = 1.0 + d + 10.0 * kv + 100.0 * layer;
+        h.sink[static_cast<size_t>(kv)] = 7.0 + kv;
+      }
+    }
+  }
+  return p;
+}
+
+TEST(InfluenceProfile, RoundTripsAndPricesSpansBySuffixSums) {
+  const std::string path = test::temp_dir() + "/p.profile";
+  write_profile(sample_profile(), path);
+  const InfluenceProfile p = read_profile(path);
+  ASSERT_EQ(p.lengths.size(), 2u);
+  EXPECT_EQ(p.lengths[0].length, 8);  // sorted
+  EXPECT_EQ(p.lengths[1].sample_count(), 2);
+  EXPECT_EQ(p.sinks, 4);
+  EXPECT_EQ(p.calibration, "calib.json");
+  // layer 1, kv 1 at N = 8: d = 5, 6, 7 -> (1+d+10+100) summed = 116+117+118, over 2 samples.
+  EXPECT_DOUBLE_EQ(p.masked_influence(8, 1, 1, 5), (116.0 + 117.0 + 118.0) / 2.0);
+  EXPECT_DOUBLE_EQ(p.masked_influence(8, 0, 0, 8), 0.0);
+  EXPECT_DOUBLE_EQ(p.masked_influence(8, 0, 0, 100), 0.0);
+  EXPECT_DOUBLE_EQ(p.total_influence(16, 0, 0), (16.0 * 17.0 / 2.0) / 2.0);
+  EXPECT_DOUBLE_EQ(p.sink_influence(16, 0, 1), 8.0 / 2.0);
+  EXPECT_NE(error_of([&] {
+              p.masked_influence(12, 0, 0, 1);
+            }).find("length 12 was not profiled (profiled: 8, 16)"),
+            std::string::npos);
+}
+
+TEST(InfluenceProfile, RejectsTruncatedCorruptAndMismatchedFiles) {
+  const std::string dir = test::temp_dir();
+  write_profile(sample_profile(), dir + "/p.profile");
+  const std::string bytes = read_file_text(dir + "/p.profile");
+  write_file_atomically(dir + "/short.profile", bytes.substr(0, bytes.size() - 8));
+  EXPECT_NE(error_of([&] { read_profile(dir + "/short.profile"); }).find("truncated or corrupt"),
+            std::string::npos);
+  std::string header_bad = bytes;
+  header_bad.replace(header_bad.find("\"sinks\":4"), 9, "\"sinks\":-4");
+  write_file_atomically(dir + "/sinks.profile", header_bad);
+  EXPECT_NE(error_of([&] { read_profile(dir + "/sinks.profile"); }).find("sinks.profile: sinks"),
+            std::string::npos);
+  std::string nan = bytes;
+  const double bad = -1.0;
+  std::memcpy(nan.data() + nan.find('\n') + 1, &bad, sizeof bad);
+  write_file_atomically(dir + "/neg.profile", nan);
+  EXPECT_NE(error_of([&] { read_profile(dir + "/neg.profile"); }).find("not a finite"),
+            std::string::npos);
+  write_file_atomically(dir + "/text.profile", "hello");
+  EXPECT_NE(error_of([&] { read_profile(dir + "/text.profile"); }).find("no header line"),
+            std::string::npos);
+  const InfluenceProfile p = read_profile(dir + "/p.profile");
+  EXPECT_NE(error_of([&] {
+              check_profile_matches(p, {"llama", 3, 4, 2, "h"}, "p");
+            }).find("p: profile has 2 layers, the model has 3"),
+            std::string::npos);
+  EXPECT_NO_THROW(check_profile_matches(p, {"llama", 2, 4, 2, "h"}, "p"));
+}
+
+}  // namespace
+}  // namespace moa
