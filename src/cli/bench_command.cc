@@ -53,12 +53,16 @@ gguf::TensorType parse_weight_type(const std::string& name) {
   static const std::pair<const char*, gguf::TensorType> kTypes[] = {
       {"f32", gguf::TensorType::kF32},   {"f16", gguf::TensorType::kF16},
       {"bf16", gguf::TensorType::kBF16}, {"q8_0", gguf::TensorType::kQ8_0},
-      {"q4_0", gguf::TensorType::kQ4_0}, {"q4_k", gguf::TensorType::kQ4_K},
-      {"q6_k", gguf::TensorType::kQ6_K}};
+      {"q5_0", gguf::TensorType::kQ5_0}, {"q4_0", gguf::TensorType::kQ4_0},
+      {"q6_k", gguf::TensorType::kQ6_K}, {"q5_k", gguf::TensorType::kQ5_K},
+      {"q4_k", gguf::TensorType::kQ4_K}};
   for (const auto& [n, t] : kTypes) {
     if (name == n) return t;
   }
-  fail("--random-type: unknown type '{}' (known: f32, f16, bf16, q8_0, q4_0, q4_k, q6_k)", name);
+  fail(
+      "--random-type: unknown type '{}' (known: f32, f16, bf16, q8_0, q5_0, q4_0, q6_k, q5_k, "
+      "q4_k)",
+      name);
 }
 
 // Builds (once) and returns the path of a random model in the system temp folder.

@@ -150,10 +150,8 @@ void expect_tensor(const gguf::GgufFile& f, const std::string& name, std::vector
   }
   const char* type = gguf::tensor_type_name(static_cast<uint32_t>(t.type));
   if (!gguf::is_supported_type(t.type)) {
-    fail(
-        "{}: tensor '{}': type {} is not supported (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_K, "
-        "Q6_K)",
-        f.path(), name, type);
+    fail("{}: tensor '{}': type {} is not supported (supported: {})", f.path(), name, type,
+         gguf::supported_type_names());
   }
   if (!matrix && t.type != gguf::TensorType::kF32) {
     fail("{}: tensor '{}': norm/bias vectors must be F32, got {}", f.path(), name, type);
