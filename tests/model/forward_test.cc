@@ -62,7 +62,8 @@ double max_abs_diff(std::span<const float> a, std::span<const float> b) {
 // the last bits, and an element that close to a rounding boundary rounds to the other side: F16
 // now and then does (2^-11 of it; measured 8e-5), hence its wider bar. For Q8_K such a flip is one
 // step of max/127 and moves the logits by ~1e-2; seed 1's llama Q5_K model has one (measured
-// 1.5e-2), so Q5_K uses seed 2.
+// 1.5e-2), so Q5_K uses seed 2; seed 1's qwen2 Q4_K model has one when built with -O1 (the
+// sanitizer build: 1.4e-2) and seed 2's in every build (1.1e-2), so Q4_K uses seed 3.
 struct TypeCase {
   TensorType type;
   double tolerance;
@@ -71,7 +72,7 @@ struct TypeCase {
 const TypeCase kTypeCases[] = {
     {TensorType::kF32, 1e-5},  {TensorType::kF16, 3e-4},     {TensorType::kBF16, 1e-5},
     {TensorType::kQ8_0, 1e-5}, {TensorType::kQ5_0, 1e-5},    {TensorType::kQ4_0, 1e-5},
-    {TensorType::kQ6_K, 1e-5}, {TensorType::kQ5_K, 1e-5, 2}, {TensorType::kQ4_K, 1e-5},
+    {TensorType::kQ6_K, 1e-5}, {TensorType::kQ5_K, 1e-5, 2}, {TensorType::kQ4_K, 1e-5, 3},
 };
 
 RandomModelSpec spec_for(Architecture arch, TensorType type) {
