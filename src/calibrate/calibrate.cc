@@ -185,8 +185,7 @@ CalibrationSet calibrate(const Model& model, const CalibrateOptions& options,
   }
   const auto total = static_cast<int64_t>(options.lengths.size()) * options.samples_per_length;
   Progress progress("calibrate", total, static_cast<int64_t>(set.samples.size()), show_progress);
-  SamplingParams greedy;
-  greedy.temperature = 0.0f;
+  const SamplingParams greedy = greedy_sampling();
   for (int64_t length : options.lengths) {
     for (int64_t index = 0; index < options.samples_per_length; ++index) {
       if (set.has(length, index)) continue;

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <limits>
 
+#include "plan/plan_io.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
 #include "util/json_fields.h"
@@ -75,11 +76,7 @@ CalibrationSet calibration_from_json(const std::string& text, const std::string&
   constexpr int64_t kMaxCount = int64_t{1} << 40;
   CalibrationSet set;
   const json& m = jf::member(j, "model", file, "");
-  set.model = {jf::string_field(m, "architecture", file, "model."),
-               jf::integer_field(m, "n_layer", file, "model.", 1, kMaxCount),
-               jf::integer_field(m, "n_head", file, "model.", 1, kMaxCount),
-               jf::integer_field(m, "n_head_kv", file, "model.", 1, kMaxCount),
-               jf::string_field(m, "hash", file, "model.")};
+  set.model = model_identity_from_json(m, file);
   set.n_vocab =
       jf::integer_field(m, "n_vocab", file, "model.", 1, std::numeric_limits<int32_t>::max());
   set.source = jf::string_field(j, "source", file, "");

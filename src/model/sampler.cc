@@ -58,6 +58,15 @@ void keep_min_p(std::vector<Candidate>& sorted, float min_p) {
 
 }  // namespace
 
+SamplingParams greedy_sampling() {
+  SamplingParams p;
+  p.temperature = 0.0f;
+  p.top_k = 0;
+  p.top_p = 1.0f;
+  p.min_p = 0.0f;
+  return p;
+}
+
 void validate_sampling(const SamplingParams& p) {
   if (!std::isfinite(p.temperature) || p.temperature < 0.0f) {
     fail("--temp: {} is not a valid temperature (expected a number >= 0; 0 = greedy)",

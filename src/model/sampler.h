@@ -24,6 +24,9 @@ struct SamplingParams {
   uint64_t seed = 0;
 };
 
+// Greedy decoding: temperature 0 (argmax), every other stage off.
+SamplingParams greedy_sampling();
+
 // Throws moa::Error naming the flag when a value is out of range (e.g. top_p outside [0, 1]).
 void validate_sampling(const SamplingParams& params);
 

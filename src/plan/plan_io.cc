@@ -7,6 +7,7 @@
 
 #include "util/atomic_file.h"
 #include "util/error.h"
+#include "util/json_fields.h"
 #include "util/mapped_file.h"
 
 namespace moa {
@@ -68,16 +69,29 @@ const json& array_field(const json& obj, const std::string& key, const std::stri
 
 }  // namespace
 
+json model_identity_to_json(const ModelIdentity& m) {
+  return {{"architecture", m.architecture},
+          {"n_layer", m.n_layer},
+          {"n_head", m.n_head},
+          {"n_head_kv", m.n_head_kv},
+          {"hash", m.hash}};
+}
+
+ModelIdentity model_identity_from_json(const json& m, const std::string& file) {
+  constexpr int64_t kMaxHeads = int64_t{1} << 20;
+  return {json_fields::string_field(m, "architecture", file, "model."),
+          json_fields::integer_field(m, "n_layer", file, "model.", 1, kMaxHeads),
+          json_fields::integer_field(m, "n_head", file, "model.", 1, kMaxHeads),
+          json_fields::integer_field(m, "n_head_kv", file, "model.", 1, kMaxHeads),
+          json_fields::string_field(m, "hash", file, "model.")};
+}
+
 std::string plan_to_json(const SparsePlan& plan) {
   json j;
   j["format"] = "moa-plan";
   j["version"] = SparsePlan::kFormatVersion;
   j["method"] = plan.method;
-  j["model"] = {{"architecture", plan.model.architecture},
-                {"n_layer", plan.model.n_layer},
-                {"n_head", plan.model.n_head},
-                {"n_head_kv", plan.model.n_head_kv},
-                {"hash", plan.model.hash}};
+  j["model"] = model_identity_to_json(plan.model);
   j["sinks"] = plan.sinks;
   j["block_size"] = plan.block_size;
   j["profiled_lengths"] = plan.profiled_lengths;

@@ -2,11 +2,17 @@
 // reference implementation's {"alphas": [[...]], "betas": [[...]]} format.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "plan/plan.h"
 
 namespace moa {
+
+// The "model" object plans, calibration sets and profiles carry: architecture, head counts and
+// hash (callers add their own extra fields, e.g. n_vocab). Reading checks every field.
+nlohmann::json model_identity_to_json(const ModelIdentity& model);
+ModelIdentity model_identity_from_json(const nlohmann::json& model, const std::string& file);
 
 SparsePlan read_plan(const std::string& path);
 void write_plan(const SparsePlan& plan, const std::string& path);

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "plan/plan_io.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
 #include "util/json_fields.h"
@@ -123,13 +124,9 @@ InfluenceProfile read_profile(const std::string& path) {
     fail("{}: version: {} is not supported (supported: {})", path, version,
          InfluenceProfile::kFormatVersion);
   }
-  constexpr int64_t kMaxDim = int64_t{1} << 20, kMaxLength = int64_t{1} << 24;
+  constexpr int64_t kMaxLength = int64_t{1} << 24;
   const json& m = jf::member(h, "model", path, "");
-  ModelIdentity model{jf::string_field(m, "architecture", path, "model."),
-                      jf::integer_field(m, "n_layer", path, "model.", 1, kMaxDim),
-                      jf::integer_field(m, "n_head", path, "model.", 1, kMaxDim),
-                      jf::integer_field(m, "n_head_kv", path, "model.", 1, kMaxDim),
-                      jf::string_field(m, "hash", path, "model.")};
+  const ModelIdentity model = model_identity_from_json(m, path);
   const int64_t n_vocab = jf::integer_field(m, "n_vocab", path, "model.", 1, int64_t{1} << 31);
   const int64_t sinks = jf::integer_field(h, "sinks", path, "", 0, kMaxLength);
   std::vector<int64_t> lengths;

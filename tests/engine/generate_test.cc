@@ -13,11 +13,7 @@
 namespace moa {
 namespace {
 
-SamplingParams greedy() {
-  SamplingParams p;
-  p.temperature = 0.0f;
-  return p;
-}
+SamplingParams greedy() { return greedy_sampling(); }
 
 Model stories(const std::string& path) { return Model::load(path, FileLoad::kMap); }
 

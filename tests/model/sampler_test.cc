@@ -12,11 +12,7 @@
 namespace moa {
 namespace {
 
-SamplingParams greedy() {
-  SamplingParams p;
-  p.temperature = 0.0f;
-  return p;
-}
+SamplingParams greedy() { return greedy_sampling(); }
 
 TEST(Sampler, GreedyPicksTheLargestLogit) {
   Sampler sampler(greedy());

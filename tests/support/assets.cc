@@ -1,6 +1,8 @@
 // Implementation of the test helpers in assets.h.
 #include "support/assets.h"
 
+#include "util/error.h"
+
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -111,6 +113,15 @@ std::vector<std::vector<int32_t>> parse_expected_ids(const std::string& content)
     lines.push_back(std::move(ids));
   }
   return lines;
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
 }
 
 }  // namespace moa::test
