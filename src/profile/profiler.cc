@@ -53,9 +53,9 @@ void check_profile_inputs(const CalibrationSet& set, const std::string& calibrat
   check_calibration_matches(set, model_identity(model), model.config().n_vocab, calibration_path);
   if (options.sinks < 0) fail("sinks: {} is negative (expected >= 0)", options.sinks);
   for (int64_t n : set.lengths) {
-    if (n > model.config().n_ctx) {
+    if (n > model.config().n_ctx_train) {
       fail("{}: length {} exceeds the model's context of {} tokens", calibration_path, n,
-           model.config().n_ctx);
+           model.config().n_ctx_train);
     }
     if (options.sinks >= n) {
       fail("sinks: {} is not below the profiled length {} (expected sinks < every length)",

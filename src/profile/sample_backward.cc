@@ -104,7 +104,7 @@ SampleInfluence backward_sample(const Model& model, std::span<const TokenId> pro
   const auto n_answer = static_cast<int64_t>(answer.size());
 
   // Forward, keeping each layer's input.
-  StatsAttention attention(c.n_ctx);
+  StatsAttention attention(c.n_ctx_train);
   const SequenceBatch batch{0, tokens};
   ForwardActivations a = embed_batch(model, attention, std::span<const SequenceBatch>(&batch, 1));
   std::vector<std::vector<float>> layer_input(static_cast<size_t>(c.n_layer));
