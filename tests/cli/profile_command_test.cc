@@ -17,7 +17,7 @@ namespace {
 std::string make_calibration(const std::string& model, const std::string& dir) {
   const std::string path = dir + "/calib.json";
   const test::CommandResult r = test::run_moa(
-      "calibrate -m '" + model + "' --lengths 300,400 -n 3 --max-answer 6 -t 1 -o '" + path + "'");
+      "calibrate -m '" + model + "' --lengths 600,700 -n 3 --max-answer 6 -t 1 -o '" + path + "'");
   EXPECT_EQ(r.exit_code, 0) << r.err;
   return path;
 }
@@ -43,21 +43,21 @@ TEST(ProfileCommand, ResumesAfterKillNineToTheSameFile) {
 
   const test::CommandResult show = test::run_moa("profile show '" + killed + "'");
   ASSERT_EQ(show.exit_code, 0) << show.err;
-  EXPECT_NE(show.out.find("length 300 (3 samples)"), std::string::npos) << show.out;
+  EXPECT_NE(show.out.find("length 600 (3 samples)"), std::string::npos) << show.out;
   EXPECT_NE(show.out.find("| 4 | 3 |"), std::string::npos) << show.out;  // last layer, KV head
 }
 
 TEST(ProfileCommand, BadInputGivesOneErrorLine) {
   MOA_REQUIRE_ASSET(model, "models/stories260K.gguf");
-  MOA_REQUIRE_ASSET(other, "models/stories260K-Q8_0.gguf");
+  MOA_REQUIRE_ASSET(other, "models/planted-retrieval.gguf");
   const std::string dir = test::temp_dir();
   const std::string calib = make_calibration(model, dir);
   const std::string out = " -o '" + dir + "/p.profile'";
   test::expect_one_line_error(
       test::run_moa("profile -m '" + other + "' --calib '" + calib + "'" + out), "calib.json");
   test::expect_one_line_error(
-      test::run_moa("profile -m '" + model + "' --calib '" + calib + "' --sinks 300" + out),
-      "--calib/--sinks: sinks: 300 is not below the profiled length 300");
+      test::run_moa("profile -m '" + model + "' --calib '" + calib + "' --sinks 600" + out),
+      "--calib/--sinks: sinks: 600 is not below the profiled length 600");
   std::ofstream(dir + "/bad.json") << "{\"format\": \"moa-calibration\", \"version\": 1";
   test::expect_one_line_error(
       test::run_moa("profile -m '" + model + "' --calib '" + dir + "/bad.json'" + out), "bad.json");
