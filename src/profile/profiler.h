@@ -5,7 +5,6 @@
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <string>
 
 #include "calibrate/calibration_set.h"
@@ -24,9 +23,9 @@ struct ProfileOptions {
 void check_profile_inputs(const CalibrationSet& set, const std::string& calibration_path,
                           const Model& model, const ProfileOptions& options);
 
-// Profiles (or resumes) into `output_path`. `on_sample(done, total)` is called after each
-// sample written (the CLI's progress line, tests that stop a run). Samples with an empty answer
-// are skipped with a warning; a set with none left is an error.
+// Profiles (or resumes) into `output_path`, rewriting it after each sample; `show_progress` draws
+// a progress line. Samples with an empty answer are skipped with a warning; a set with none left
+// is an error. Results are the same for a given thread count, resumed or not.
 InfluenceProfile profile_calibration(const Model& model, const CalibrationSet& set,
                                      const std::string& calibration_path,
                                      const ProfileOptions& options, const std::string& output_path,

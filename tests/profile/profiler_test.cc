@@ -6,8 +6,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <filesystem>
-#include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "calibrate/calibrate.h"
@@ -147,7 +148,11 @@ TEST(Profiler, FindsThePlantedRetrievalHeadAndSpans) {
       std::printf("layer %lld head %lld: beyond 256 %.4g, total %.4g\n",
                   static_cast<long long>(layer), static_cast<long long>(h), far,
                   p.total_influence(1024, layer, h));
-      if (far > best_far) best_far = far, best_layer = layer, best_head = h;
+      if (far > best_far) {
+        best_far = far;
+        best_layer = layer;
+        best_head = h;
+      }
     }
   }
   EXPECT_EQ(best_layer, 2);
