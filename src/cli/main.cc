@@ -79,6 +79,7 @@ int main(int argc, char** argv) {
   moa::cli::register_bench(app);
   moa::cli::register_generate(app);
   moa::cli::register_calibrate(app);
+  moa::cli::register_profile(app);
 
   try {
     app.parse(argc, argv);

@@ -40,45 +40,9 @@ int default_thread_count() { return std::max(1, omp_get_num_procs()); }
 
 namespace {
 
-// Scratch activations for n rows (tokens) of the batch.
-struct Activations {
-  std::vector<float> x;       // residual stream [n][n_embd]
-  std::vector<float> xb;      // normed input of a block [n][n_embd]
-  std::vector<float> q;       // [n][q_dim]
-  std::vector<float> k;       // [n][kv_dim]
-  std::vector<float> v;       // [n][kv_dim]
-  std::vector<float> att;     // attention output [n][q_dim]
-  std::vector<float> proj;    // block output before the residual add [n][n_embd]
-  std::vector<float> gate;    // [n][n_ff]
-  std::vector<float> up;      // [n][n_ff]
-  std::vector<float> hidden;  // silu(gate) * up [n][n_ff]
-
-  Activations(const ModelConfig& c, int64_t n) {
-    auto size = [n](int64_t width) { return static_cast<size_t>(n * width); };
-    x.resize(size(c.n_embd));
-    xb.resize(size(c.n_embd));
-    q.resize(size(c.q_dim()));
-    k.resize(size(c.kv_dim()));
-    v.resize(size(c.kv_dim()));
-    att.resize(size(c.q_dim()));
-    proj.resize(size(c.n_embd));
-    gate.resize(size(c.n_ff));
-    up.resize(size(c.n_ff));
-    hidden.resize(size(c.n_ff));
-  }
-};
-
-// Where each sequence's tokens sit in the batch rows and in its cache.
-struct Placement {
-  int seq = 0;
-  int64_t row0 = 0;  // first batch row
-  int64_t n = 0;     // tokens
-  int64_t pos0 = 0;  // cache position of the first token
-};
-
-std::vector<Placement> place_batch(const Model& model, const AttentionCache& cache,
-                                   std::span<const SequenceBatch> batch) {
-  std::vector<Placement> placements;
+std::vector<BatchPlacement> place_batch(const Model& model, const AttentionCache& cache,
+                                        std::span<const SequenceBatch> batch) {
+  std::vector<BatchPlacement> placements;
   std::set<int> seen;
   int64_t row = 0;
   for (const SequenceBatch& entry : batch) {
@@ -106,6 +70,38 @@ std::vector<Placement> place_batch(const Model& model, const AttentionCache& cac
   return placements;
 }
 
+}  // namespace
+
+ForwardActivations embed_batch(const Model& model, const AttentionCache& cache,
+                               std::span<const SequenceBatch> batch) {
+  const ModelConfig& c = model.config();
+  if (batch.empty()) fail("forward: empty batch");
+  ForwardActivations a;
+  a.placements = place_batch(model, cache, batch);
+  const int64_t n = a.placements.back().row0 + a.placements.back().n;
+  auto size = [n](int64_t width) { return static_cast<size_t>(n * width); };
+  a.positions.resize(static_cast<size_t>(n));
+  a.x.resize(size(c.n_embd));
+  a.xb.resize(size(c.n_embd));
+  a.q.resize(size(c.q_dim()));
+  a.k.resize(size(c.kv_dim()));
+  a.v.resize(size(c.kv_dim()));
+  a.att.resize(size(c.q_dim()));
+  a.proj.resize(size(c.n_embd));
+  a.gate.resize(size(c.n_ff));
+  a.up.resize(size(c.n_ff));
+  a.hidden.resize(size(c.n_ff));
+  for (size_t b = 0; b < a.placements.size(); ++b) {
+    const BatchPlacement& p = a.placements[b];
+    for (int64_t i = 0; i < p.n; ++i) {
+      a.positions[static_cast<size_t>(p.row0 + i)] = static_cast<int32_t>(p.pos0 + i);
+      embed_token(model.weights().token_embd, batch[b].tokens[static_cast<size_t>(i)],
+                  a.x.data() + (p.row0 + i) * c.n_embd);
+    }
+  }
+  return a;
+}
+
 kernels::RopeParams rope_params(const ModelConfig& c) {
   kernels::RopeParams rope;
   rope.neox = c.rope_type == RopeType::kNeox;
@@ -118,11 +114,15 @@ kernels::RopeParams rope_params(const ModelConfig& c) {
   return rope;
 }
 
-void attention_block(const Model& model, const LayerWeights& w, int64_t layer,
-                     AttentionCache& cache, std::span<const Placement> placements,
-                     std::span<const int32_t> positions, Activations& a, int n_threads) {
+kernels::AttentionShape attention_shape(const ModelConfig& c) {
+  return {c.n_head, c.n_head_kv, c.head_dim, 1.0f / std::sqrt(static_cast<float>(c.head_dim))};
+}
+
+void attention_block(const Model& model, int64_t layer, AttentionCache& cache,
+                     ForwardActivations& a, int n_threads) {
   const ModelConfig& c = model.config();
-  const int64_t n = static_cast<int64_t>(positions.size());
+  const LayerWeights& w = model.weights().layers[static_cast<size_t>(layer)];
+  const int64_t n = a.n_rows();
   kernels::rms_norm(a.x.data(), w.attn_norm.data(), c.n_embd, n, c.rms_eps, a.xb.data());
   const kernels::Projection qkv[] = {
       {w.attn_q, a.q.data()}, {w.attn_k, a.k.data()}, {w.attn_v, a.v.data()}};
@@ -133,12 +133,11 @@ void attention_block(const Model& model, const LayerWeights& w, int64_t layer,
     kernels::add_bias(w.bias_v.data(), c.kv_dim(), n, a.v.data());
   }
   const kernels::RopeParams rope = rope_params(c);
-  kernels::rope(a.q.data(), n, c.n_head, c.head_dim, positions.data(), rope);
-  kernels::rope(a.k.data(), n, c.n_head_kv, c.head_dim, positions.data(), rope);
+  kernels::rope(a.q.data(), n, c.n_head, c.head_dim, a.positions.data(), rope);
+  kernels::rope(a.k.data(), n, c.n_head_kv, c.head_dim, a.positions.data(), rope);
 
-  const kernels::AttentionShape shape{c.n_head, c.n_head_kv, c.head_dim,
-                                      1.0f / std::sqrt(static_cast<float>(c.head_dim))};
-  for (const Placement& p : placements) {
+  const kernels::AttentionShape shape = attention_shape(c);
+  for (const BatchPlacement& p : a.placements) {
     cache.attend(layer, p.seq, p.pos0, p.n, shape, a.q.data() + p.row0 * c.q_dim(),
                  a.k.data() + p.row0 * c.kv_dim(), a.v.data() + p.row0 * c.kv_dim(),
                  a.att.data() + p.row0 * c.q_dim(), n_threads);
@@ -147,8 +146,10 @@ void attention_block(const Model& model, const LayerWeights& w, int64_t layer,
   kernels::add_inplace(a.x.data(), a.proj.data(), n * c.n_embd);
 }
 
-void ffn_block(const ModelConfig& c, const LayerWeights& w, int64_t n, Activations& a,
-               int n_threads) {
+void ffn_block(const Model& model, int64_t layer, ForwardActivations& a, int n_threads) {
+  const ModelConfig& c = model.config();
+  const LayerWeights& w = model.weights().layers[static_cast<size_t>(layer)];
+  const int64_t n = a.n_rows();
   kernels::rms_norm(a.x.data(), w.ffn_norm.data(), c.n_embd, n, c.rms_eps, a.xb.data());
   const kernels::Projection gate_up[] = {{w.ffn_gate, a.gate.data()}, {w.ffn_up, a.up.data()}};
   kernels::matmul_shared_input(gate_up, a.xb.data(), n, n_threads);
@@ -157,18 +158,9 @@ void ffn_block(const ModelConfig& c, const LayerWeights& w, int64_t n, Activatio
   kernels::add_inplace(a.x.data(), a.proj.data(), n * c.n_embd);
 }
 
-// Final norm and output head over the rows that need logits.
-Logits output_logits(const Model& model, std::span<const Placement> placements, LogitsMode mode,
-                     Activations& a, int n_threads) {
+Logits logits_for_rows(const Model& model, const ForwardActivations& a,
+                       std::span<const int64_t> rows, int n_threads) {
   const ModelConfig& c = model.config();
-  std::vector<int64_t> rows;
-  for (const Placement& p : placements) {
-    if (mode == LogitsMode::kAll) {
-      for (int64_t i = 0; i < p.n; ++i) rows.push_back(p.row0 + i);
-    } else {
-      rows.push_back(p.row0 + p.n - 1);
-    }
-  }
   const auto n_out = static_cast<int64_t>(rows.size());
   std::vector<float> selected(static_cast<size_t>(n_out * c.n_embd));
   for (int64_t i = 0; i < n_out; ++i) {
@@ -185,33 +177,24 @@ Logits output_logits(const Model& model, std::span<const Placement> placements, 
   return logits;
 }
 
-}  // namespace
-
 Logits forward(const Model& model, AttentionCache& cache, std::span<const SequenceBatch> batch,
                LogitsMode mode, int n_threads) {
-  const ModelConfig& c = model.config();
-  if (batch.empty()) fail("forward: empty batch");
   n_threads = std::max(1, n_threads);
-  const std::vector<Placement> placements = place_batch(model, cache, batch);
-  const int64_t n = placements.back().row0 + placements.back().n;
-
-  Activations a(c, n);
-  std::vector<int32_t> positions(static_cast<size_t>(n));
-  for (size_t b = 0; b < placements.size(); ++b) {
-    const Placement& p = placements[b];
-    for (int64_t i = 0; i < p.n; ++i) {
-      positions[static_cast<size_t>(p.row0 + i)] = static_cast<int32_t>(p.pos0 + i);
-      embed_token(model.weights().token_embd, batch[b].tokens[static_cast<size_t>(i)],
-                  a.x.data() + (p.row0 + i) * c.n_embd);
+  ForwardActivations a = embed_batch(model, cache, batch);
+  for (int64_t layer = 0; layer < model.config().n_layer; ++layer) {
+    attention_block(model, layer, cache, a, n_threads);
+    ffn_block(model, layer, a, n_threads);
+  }
+  std::vector<int64_t> rows;
+  for (const BatchPlacement& p : a.placements) {
+    cache.set_length(p.seq, p.pos0 + p.n);
+    if (mode == LogitsMode::kAll) {
+      for (int64_t i = 0; i < p.n; ++i) rows.push_back(p.row0 + i);
+    } else {
+      rows.push_back(p.row0 + p.n - 1);
     }
   }
-  for (int64_t layer = 0; layer < c.n_layer; ++layer) {
-    const LayerWeights& w = model.weights().layers[static_cast<size_t>(layer)];
-    attention_block(model, w, layer, cache, placements, positions, a, n_threads);
-    ffn_block(c, w, n, a, n_threads);
-  }
-  for (const Placement& p : placements) cache.set_length(p.seq, p.pos0 + p.n);
-  return output_logits(model, placements, mode, a, n_threads);
+  return logits_for_rows(model, a, rows, n_threads);
 }
 
 Logits forward_tokens(const Model& model, AttentionCache& cache, int seq,

@@ -67,6 +67,54 @@ struct Logits {
 Logits forward(const Model& model, AttentionCache& cache, std::span<const SequenceBatch> batch,
                LogitsMode mode, int n_threads);
 
+// The forward's layer blocks, callable one at a time (the profiler recomputes a layer from its
+// input during the backward): embed_batch places and embeds a batch, then per layer
+// attention_block and ffn_block, then logits_for_rows. `forward` is exactly these calls.
+
+// Where each sequence's tokens sit in the batch rows and in its cache.
+struct BatchPlacement {
+  int seq = 0;
+  int64_t row0 = 0;  // first batch row
+  int64_t n = 0;     // tokens
+  int64_t pos0 = 0;  // cache position of the first token
+};
+
+// Activations of n rows (tokens) of a batch. After attention_block, q/k (after RoPE), v and att
+// hold that layer's values; after ffn_block, gate/up/hidden do; x is always the residual stream.
+struct ForwardActivations {
+  std::vector<BatchPlacement> placements;
+  std::vector<int32_t> positions;  // [n]
+  std::vector<float> x;            // residual stream [n][n_embd]
+  std::vector<float> xb;           // normed input of a block [n][n_embd]
+  std::vector<float> q;            // [n][q_dim]
+  std::vector<float> k;            // [n][kv_dim]
+  std::vector<float> v;            // [n][kv_dim]
+  std::vector<float> att;          // attention output [n][q_dim]
+  std::vector<float> proj;         // block output before the residual add [n][n_embd]
+  std::vector<float> gate;         // [n][n_ff]
+  std::vector<float> up;           // [n][n_ff]
+  std::vector<float> hidden;       // silu(gate) * up [n][n_ff]
+
+  int64_t n_rows() const { return static_cast<int64_t>(positions.size()); }
+};
+
+// Checks the batch against the cache (as `forward` documents), sizes the activations and embeds
+// the tokens into x. The cache is not advanced.
+ForwardActivations embed_batch(const Model& model, const AttentionCache& cache,
+                               std::span<const SequenceBatch> batch);
+// x += attn_output(attention(rope(q, k), v)) of rms_norm(x), attending through `cache`.
+void attention_block(const Model& model, int64_t layer, AttentionCache& cache,
+                     ForwardActivations& a, int n_threads);
+// x += ffn_down(silu(gate) * up) of rms_norm(x).
+void ffn_block(const Model& model, int64_t layer, ForwardActivations& a, int n_threads);
+// Final norm and output head of the given rows of x, in that order.
+Logits logits_for_rows(const Model& model, const ForwardActivations& a,
+                       std::span<const int64_t> rows, int n_threads);
+
+// The model's RoPE and attention shape as the forward applies them (and the backward inverts).
+kernels::RopeParams rope_params(const ModelConfig& c);
+kernels::AttentionShape attention_shape(const ModelConfig& c);
+
 // Convenience forms: a prompt chunk of one sequence, and one token for each of several.
 Logits forward_tokens(const Model& model, AttentionCache& cache, int seq,
                       std::span<const TokenId> tokens, LogitsMode mode, int n_threads);

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "kernels/attention_backward.h"
@@ -34,6 +35,9 @@ struct InfluenceProfile {
 
   // The entry for length n; throws naming the profiled lengths when n was not profiled.
   const ProfiledLength& at_length(int64_t n) const;
+  ProfiledLength& at_length(int64_t n) {
+    return const_cast<ProfiledLength&>(std::as_const(*this).at_length(n));
+  }
   // Mean over samples of the influence a band of `span` hides on (layer, kv_head) at length n:
   // the suffix sum of the head's histogram from distance `span` (0 when span >= n).
   double masked_influence(int64_t n, int64_t layer, int64_t kv_head, int64_t span) const;

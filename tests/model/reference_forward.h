@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "gguf/gguf_file.h"
@@ -96,20 +97,13 @@ struct RefLayer {
   RefMatrix attn_norm, wq, wk, wv, bq, bk, bv, wo, ffn_norm, gate, up, down;
 };
 
-// Logits [n_tokens][n_vocab] for every position of `tokens`, starting at position 0.
-inline std::vector<std::vector<double>> reference_forward(const gguf::GgufFile& file,
-                                                          const ModelConfig& c,
-                                                          const std::vector<int32_t>& tokens) {
-  const RefMatrix embd = ref_tensor(file, "token_embd.weight");
+// Logits [n_tokens][n_vocab] for every position, starting at position 0, from the embedded
+// input rows x [n_tokens][n_embd] (gradient checks perturb them).
+inline std::vector<std::vector<double>> reference_forward_embedded(
+    const gguf::GgufFile& file, const ModelConfig& c, std::vector<std::vector<double>> x) {
   const RefMatrix out_norm = ref_tensor(file, "output_norm.weight");
-  const RefMatrix output = c.tied_output ? embd : ref_tensor(file, "output.weight");
-  const auto n = static_cast<int64_t>(tokens.size());
-
-  std::vector<std::vector<double>> x(static_cast<size_t>(n));
-  for (int64_t t = 0; t < n; ++t) {
-    const double* row = embd.row(tokens[static_cast<size_t>(t)]);
-    x[static_cast<size_t>(t)].assign(row, row + c.n_embd);
-  }
+  const RefMatrix output = ref_tensor(file, c.tied_output ? "token_embd.weight" : "output.weight");
+  const auto n = static_cast<int64_t>(x.size());
   for (int64_t l = 0; l < c.n_layer; ++l) {
     const std::string p = fmt::format("blk.{}.", l);
     RefLayer w{ref_tensor(file, p + "attn_norm.weight"),
@@ -186,6 +180,16 @@ inline std::vector<std::vector<double>> reference_forward(const gguf::GgufFile& 
     logits.push_back(ref_matvec(output, ref_rms_norm(xt, out_norm, c.rms_eps)));
   }
   return logits;
+}
+
+// Logits [n_tokens][n_vocab] for every position of `tokens`, starting at position 0.
+inline std::vector<std::vector<double>> reference_forward(const gguf::GgufFile& file,
+                                                          const ModelConfig& c,
+                                                          const std::vector<int32_t>& tokens) {
+  const RefMatrix embd = ref_tensor(file, "token_embd.weight");
+  std::vector<std::vector<double>> x;
+  for (int32_t token : tokens) x.emplace_back(embd.row(token), embd.row(token) + c.n_embd);
+  return reference_forward_embedded(file, c, std::move(x));
 }
 
 }  // namespace moa::test

@@ -1,0 +1,105 @@
+// `moa profile`: profiles a calibration set's attention influence (METHOD.md s.3) into a profile
+// file, resuming a killed run; `moa profile show` prints, per length, layer and KV head, the
+// distances within which 50/90/99% of the head's (non-sink) influence lies, and the sinks' share.
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <memory>
+
+#include "cli/commands.h"
+#include "plan/plan.h"
+#include "profile/profiler.h"
+#include "util/error.h"
+
+namespace moa::cli {
+namespace {
+
+struct ProfileCliOptions {
+  std::string model_path;
+  std::string calibration_path;
+  std::string output;
+  std::string show_path;
+  bool map_model = false;
+  int n_threads = 0;
+  ProfileOptions run;
+};
+
+// Smallest span S whose band (distances < S) holds `fraction` of the head's non-sink influence.
+int64_t span_holding(const kernels::InfluenceHistogram& h, int64_t kv_head, double fraction) {
+  const double total = h.tail_sum(kv_head, 0);
+  double inside = 0.0;
+  for (int64_t d = 0; d < h.max_distance; ++d) {
+    inside += h.at(kv_head, d);
+    if (inside >= fraction * total) return d + 1;
+  }
+  return h.max_distance;
+}
+
+void show_profile(const std::string& path) {
+  const InfluenceProfile p = read_profile(path);
+  fmt::print("{}: {} layers x {} KV heads, {} sinks, calibration {}\n", path, p.model.n_layer,
+             p.model.n_head_kv, p.sinks, p.calibration);
+  for (const ProfiledLength& l : p.lengths) {
+    fmt::print("\nlength {} ({} samples)\n", l.length, l.sample_count());
+    fmt::print("| layer | kv head | span 50% | span 90% | span 99% | sink share | influence |\n");
+    fmt::print("|---|---|---|---|---|---|---|\n");
+    for (size_t layer = 0; layer < l.layers.size(); ++layer) {
+      const kernels::InfluenceHistogram& h = l.layers[layer];
+      for (int64_t g = 0; g < h.n_head_kv; ++g) {
+        const double band = h.tail_sum(g, 0), sink = h.sink[static_cast<size_t>(g)];
+        const double share = band + sink > 0.0 ? sink / (band + sink) : 0.0;
+        const double per_sample = l.samples.empty() ? 0.0 : (band + sink) / l.sample_count();
+        fmt::print("| {} | {} | {} | {} | {} | {:.3f} | {:.4g} |\n", layer, g,
+                   span_holding(h, g, 0.5), span_holding(h, g, 0.9), span_holding(h, g, 0.99),
+                   share, per_sample);
+      }
+    }
+  }
+}
+
+void run_profile(ProfileCliOptions& o) {
+  if (o.model_path.empty()) fail("-m: give the model the calibration set was made for");
+  if (o.calibration_path.empty()) fail("--calib: give the calibration set (moa calibrate)");
+  if (o.output.empty()) fail("-o: give the profile's output path");
+  if (o.n_threads < 0) fail("-t: {} is not a valid thread count", o.n_threads);
+  if (o.run.sinks < 0) fail("--sinks: {} is negative (expected >= 0)", o.run.sinks);
+  o.run.n_threads = o.n_threads > 0 ? o.n_threads : default_thread_count();
+  const CalibrationSet set = read_calibration(o.calibration_path);
+  const Model model = Model::load(o.model_path, model_file_load(o.map_model));
+  try {
+    check_profile_inputs(set, o.calibration_path, model, o.run);
+  } catch (const Error& e) {
+    fail("--calib/--sinks: {}", e.what());
+  }
+  const InfluenceProfile p = profile_calibration(model, set, o.calibration_path, o.run, o.output,
+                                                 isatty(STDERR_FILENO) != 0);
+  int64_t samples = 0;
+  for (const ProfiledLength& l : p.lengths) samples += l.sample_count();
+  fmt::print(stderr, "wrote {} ({} samples over {} lengths)\n", o.output, samples,
+             p.lengths.size());
+}
+
+}  // namespace
+
+void register_profile(CLI::App& app) {
+  auto o = std::make_shared<ProfileCliOptions>();
+  CLI::App* cmd = app.add_subcommand(
+      "profile", "Profile attention influence by backpropagation over a calibration set");
+  cmd->add_option("-m,--model", o->model_path, "GGUF model file");
+  cmd->add_option("--calib", o->calibration_path, "Calibration set (moa calibrate)");
+  cmd->add_option("-o,--output", o->output, "Profile file to write (resumed if present)");
+  cmd->add_option("--sinks", o->run.sinks, "Sink tokens G (global keys a plan never masks)")
+      ->capture_default_str();
+  cmd->add_option("-t,--threads", o->n_threads, "Threads (default: all cores)");
+  add_mmap_flag(*cmd, o->map_model);
+  CLI::App* show =
+      cmd->add_subcommand("show", "Spans holding 50/90/99% of each head's influence, per length");
+  show->add_option("profile", o->show_path, "Profile file")->required();
+  show->callback([o] { show_profile(o->show_path); });
+  cmd->callback([o, show] {
+    if (show->parsed()) return;
+    run_profile(*o);
+  });
+}
+
+}  // namespace moa::cli

@@ -1,0 +1,75 @@
+// `moa profile` end to end: a run killed with SIGKILL and rerun gives the same profile file as an
+// uninterrupted run, `moa profile show` prints every head's spans, and bad input (another model's
+// calibration set, a corrupt set or profile, sinks not below a length) gives one error line.
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "support/assets.h"
+
+namespace moa {
+namespace {
+
+// A small calibration set made by `moa calibrate` for `model`.
+std::string make_calibration(const std::string& model, const std::string& dir) {
+  const std::string path = dir + "/calib.json";
+  const test::CommandResult r = test::run_moa(
+      "calibrate -m '" + model + "' --lengths 600,700 -n 3 --max-answer 6 -t 1 -o '" + path + "'");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  return path;
+}
+
+TEST(ProfileCommand, ResumesAfterKillNineToTheSameFile) {
+  MOA_REQUIRE_ASSET(model, "models/stories260K.gguf");
+  const std::string dir = test::temp_dir();
+  const std::string calib = make_calibration(model, dir);
+  const std::string args = "profile -m '" + model + "' --calib '" + calib + "' --sinks 4 -t 1 -o ";
+  const test::CommandResult whole = test::run_moa(args + "'" + dir + "/whole.profile'");
+  ASSERT_EQ(whole.exit_code, 0) << whole.err;
+
+  const std::string killed = dir + "/killed.profile";
+  const std::string script = fmt::format(
+      "sh -c \"'{}' {}'{}' >/dev/null 2>&1 & p=\\$!; for i in \\$(seq 2000); do [ -f '{}' ] && "
+      "break; sleep 0.002; done; kill -9 \\$p; wait \\$p; exit 0\"",
+      test::moa_binary(), args, killed, killed);
+  ASSERT_EQ(std::system(script.c_str()), 0);
+  ASSERT_TRUE(std::filesystem::exists(killed));
+  const test::CommandResult resumed = test::run_moa(args + "'" + killed + "'");
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  EXPECT_EQ(test::read_file(killed), test::read_file(dir + "/whole.profile"));
+
+  const test::CommandResult show = test::run_moa("profile show '" + killed + "'");
+  ASSERT_EQ(show.exit_code, 0) << show.err;
+  EXPECT_NE(show.out.find("length 600 (3 samples)"), std::string::npos) << show.out;
+  EXPECT_NE(show.out.find("| 4 | 3 |"), std::string::npos) << show.out;  // last layer, KV head
+}
+
+TEST(ProfileCommand, BadInputGivesOneErrorLine) {
+  MOA_REQUIRE_ASSET(model, "models/stories260K.gguf");
+  MOA_REQUIRE_ASSET(other, "models/planted-retrieval.gguf");
+  const std::string dir = test::temp_dir();
+  const std::string calib = make_calibration(model, dir);
+  const std::string out = " -o '" + dir + "/p.profile'";
+  test::expect_one_line_error(
+      test::run_moa("profile -m '" + other + "' --calib '" + calib + "'" + out), "calib.json");
+  test::expect_one_line_error(
+      test::run_moa("profile -m '" + model + "' --calib '" + calib + "' --sinks 600" + out),
+      "--calib/--sinks: sinks: 600 is not below the profiled length 600");
+  std::ofstream(dir + "/bad.json") << "{\"format\": \"moa-calibration\", \"version\": 1";
+  test::expect_one_line_error(
+      test::run_moa("profile -m '" + model + "' --calib '" + dir + "/bad.json'" + out), "bad.json");
+  EXPECT_FALSE(std::filesystem::exists(dir + "/p.profile"));
+
+  ASSERT_EQ(
+      test::run_moa("profile -m '" + model + "' --calib '" + calib + "' -t 1" + out).exit_code, 0);
+  std::filesystem::resize_file(dir + "/p.profile", 100);
+  test::expect_one_line_error(test::run_moa("profile show '" + dir + "/p.profile'"), "p.profile");
+  test::expect_one_line_error(
+      test::run_moa("profile -m '" + model + "' --calib '" + calib + "'" + out), "p.profile");
+}
+
+}  // namespace
+}  // namespace moa
