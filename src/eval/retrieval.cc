@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "engine/generate.h"
 #include "kv/static_kv_cache.h"
@@ -81,6 +82,7 @@ std::vector<RetrievalCase> parse_retrieval_cases(const std::string& text, const 
                                                  const std::string& answer_prefix,
                                                  std::string& length_unit) {
   std::vector<RetrievalCase> cases;
+  std::set<std::string> ids;  // results are keyed by id, so ids must be unique
   size_t begin = 0;
   length_unit = "tokens";
   for (int64_t line_no = 1; begin < text.size(); ++line_no) {
@@ -105,6 +107,8 @@ std::vector<RetrievalCase> parse_retrieval_cases(const std::string& text, const 
     if (c.expected.empty()) fail("{}: {}expected: is empty", file, path);
     c.id = obj.contains("id") ? jf::string_field(obj, "id", file, path)
                               : fmt::format("case-{}", line_no);
+    if (!ids.insert(c.id).second)
+      fail("{}: {}id: '{}' repeats an earlier case's id", file, path, c.id);
     c.prompt += obj.contains("answer_prefix") ? jf::string_field(obj, "answer_prefix", file, path)
                                               : answer_prefix;
     c.depth = case_depth(obj, file, path);
