@@ -133,14 +133,20 @@ void add_retrieval(Builder& b, const json& r, const std::string& name, const std
   for (int64_t l : lengths) t.header.push_back(std::to_string(l) + " " + unit);
   t.header.insert(t.header.end(), {"all", "effective length", "effective / mean span"});
   for (const json& s : r["summary"]) {
-    const std::string method = s["method"].get<std::string>();
-    svg::Series series{method, {}};
-    std::map<int64_t, json> by_length;
+    svg::Series series{s["method"].get<std::string>(), {}};
     for (const json& row : s["by_length"]) {
-      by_length[row["length"].get<int64_t>()] = row;
       series.points.emplace_back(row["length"].get<double>(), row["accuracy"].get<double>());
     }
     chart.series.push_back(series);
+  }
+  b.figure(tag + "-accuracy",
+           fmt::format("Accuracy vs input length per method ({}), threshold {}", name,
+                       settings.value("threshold", 0.9)),
+           svg::line_chart(chart));
+  for (const json& s : r["summary"]) {
+    const std::string method = s["method"].get<std::string>();
+    std::map<int64_t, json> by_length;
+    for (const json& row : s["by_length"]) by_length[row["length"].get<int64_t>()] = row;
     std::vector<std::string> cells{method};
     for (int64_t l : lengths)
       cells.push_back(by_length.count(l) ? accuracy_cell(by_length[l]) : "–");
@@ -172,14 +178,10 @@ void add_retrieval(Builder& b, const json& r, const std::string& name, const std
     const size_t index = b.report.figures.size();
     b.figure(fmt::format("{}-heatmap-{}", tag, index),
              fmt::format("{} ({}): accuracy per length and needle-depth decile; nK = cases behind "
-                         "a cell; grey = no cases",
+                         "a cell; grey = no cases at that depth",
                          method, name),
              svg::heat_map(m));
   }
-  b.figure(tag + "-accuracy",
-           fmt::format("Accuracy vs input length per method ({}), threshold {}", name,
-                       settings.value("threshold", 0.9)),
-           svg::line_chart(chart));
   b.tables.push_back(t);
   const int64_t plan_length = lengths.empty() ? 1024 : *lengths.rbegin();
   for (const json& m : settings["methods"]) {

@@ -163,7 +163,7 @@ std::string heat_map(const HeatMap& m) {
       out += fmt::format(
           "<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\" fill=\"{}\" "
           "stroke=\"#fff\"><title>{}</title></rect>\n",
-          x, y, cell_w, cell_h, empty ? "#eee" : heat_color(t),
+          x, y, cell_w, cell_h, empty ? "#cfcfcf" : heat_color(t),
           escape(fmt::format("{} / {}: {}", m.rows[r], m.cols[col],
                              empty ? std::string("no cases") : fmt::format("{:.3f}", v))));
       if (labels && !empty) {
@@ -204,8 +204,9 @@ std::string bar_chart(const BarChart& c) {
         "<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\" fill=\"{}\"/>\n", x,
         kTop + ph - h, slot * 0.7, h, kColors[i % std::size(kColors)]);
     out += text(x + slot * 0.35, kTop + ph - h - 4, fmt::format("{:.3g}", c.values[i]));
-    out += text(x + slot * 0.35, kTop + ph + 14 + 12 * static_cast<double>(i % 3),
-                c.labels[i].substr(0, 28), "middle", " font-size=\"10\"");
+    const double stagger = c.values.size() > 6 ? 12.0 * static_cast<double>(i % 3) : 0.0;
+    out += text(x + slot * 0.35, kTop + ph + 14 + stagger, c.labels[i].substr(0, 28), "middle",
+                " font-size=\"10\"");
   }
   out += fmt::format("<line x1=\"{}\" x2=\"{}\" y1=\"{}\" y2=\"{}\" stroke=\"#444\"/>\n", kLeft,
                      kLeft + pw, kTop + ph, kTop + ph);

@@ -19,7 +19,7 @@ using test::expect_one_line_error;
 using test::run_moa;
 
 constexpr const char* kRetrieval =
-    "eval retrieval -t 1 --lengths 128,192 -n 2 --methods dense,streaming --density 0.5 ";
+    "eval retrieval -t 1 --lengths 512,640 -n 2 --methods dense,streaming --density 0.5 ";
 
 json read_json(const std::string& path) { return json::parse(test::read_file(path)); }
 
@@ -31,7 +31,7 @@ TEST(EvalCommand, RetrievalRecordsTheRunAndResumesIt) {
   json j = read_json(out);
   EXPECT_EQ(j["kind"], "retrieval");
   EXPECT_EQ(j["moa_version"], "0.1.0");
-  EXPECT_EQ(j["settings"]["lengths"], json({128, 192}));
+  EXPECT_EQ(j["settings"]["lengths"], json({512, 640}));
   EXPECT_EQ(j["settings"]["seed"], 1);
   EXPECT_FALSE(j["settings"]["model_hash"].get<std::string>().empty());
   ASSERT_EQ(j["cases"].size(), 8u);  // 2 methods x 2 lengths x 2 cases
@@ -55,7 +55,7 @@ TEST(EvalCommand, RetrievalRecordsTheRunAndResumesIt) {
   EXPECT_EQ(resumed["cases"][0]["answer"], "KEPT");
 
   // Other settings into the same file are refused, naming the setting.
-  r = run_moa("eval retrieval -t 1 --lengths 128 -n 2 -m '" + model + "' -o " + out);
+  r = run_moa("eval retrieval -t 1 --lengths 512 -n 2 -m '" + model + "' -o " + out);
   expect_one_line_error(r, "settings.");
 }
 
@@ -75,7 +75,7 @@ TEST(EvalCommand, RejectsBadInputWithOneLine) {
                 .exit_code,
             0);
   expect_one_line_error(
-      run_moa("eval retrieval --lengths 128 -n 1 --methods moa:" + dir + "/p.json" + m), "p.json");
+      run_moa("eval retrieval --lengths 512 -n 1 --methods moa:" + dir + "/p.json" + m), "p.json");
   expect_one_line_error(run_moa("eval ppl -f /nonexistent.txt" + m), "/nonexistent.txt");
   expect_one_line_error(run_moa("report /nonexistent.json -o " + dir + "/r"), "/nonexistent.json");
 }

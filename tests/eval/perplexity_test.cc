@@ -31,8 +31,8 @@ TEST(PerplexityChunks, FollowLlamaPerplexity) {
 
 TEST(PerplexityChunks, TokenNllIsTheNegativeLogSoftmax) {
   const std::vector<float> logits = {0.0f, std::log(3.0f)};
-  EXPECT_NEAR(token_nll(logits, 1), -std::log(0.75), 1e-9);
-  EXPECT_NEAR(token_nll(logits, 0), -std::log(0.25), 1e-9);
+  EXPECT_NEAR(token_nll(logits, 1), -std::log(0.75), 1e-7);
+  EXPECT_NEAR(token_nll(logits, 0), -std::log(0.25), 1e-7);
 }
 
 TEST(Perplexity, MatchesADirectComputationOfTheSameWindows) {

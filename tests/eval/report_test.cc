@@ -4,6 +4,7 @@
 // Markdown summary carries the tables with case counts.
 #include "eval/report.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -36,7 +37,7 @@ json retrieval_results(const std::string& plan) {
   s.lengths = {256, 512};
   s.methods = {{"dense", "dense", 1.0, 0, "", ""}, {"moa:" + plan, "moa", 1.0, 0, plan, "x"}};
   std::vector<CaseRecord> records;
-  for (const std::string m : {"dense", "moa:" + plan}) {
+  for (const std::string& m : std::vector<std::string>{"dense", "moa:" + plan}) {
     for (int64_t len : {256, 512}) {
       for (int i = 0; i < 4; ++i) {
         records.push_back(

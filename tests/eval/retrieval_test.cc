@@ -91,15 +91,15 @@ TEST(RetrievalCases, RejectsMalformedLinesNamingLineAndField) {
 TEST(RetrievalCases, GeneratesCasesAtTheLengthWithDepthsSpreadEvenly) {
   MOA_REQUIRE_ASSET(path, "models/stories260K.gguf");
   const Model model = Model::load(path, FileLoad::kMap);
-  const auto a = make_retrieval_cases(TaskKind::kLines, model.tokenizer(), {200}, 3, 7, "");
-  const auto b = make_retrieval_cases(TaskKind::kLines, model.tokenizer(), {200}, 3, 7, "");
+  const auto a = make_retrieval_cases(TaskKind::kLines, model.tokenizer(), {600}, 3, 7, "");
+  const auto b = make_retrieval_cases(TaskKind::kLines, model.tokenizer(), {600}, 3, 7, "");
   ASSERT_EQ(a.size(), 3u);
   EXPECT_DOUBLE_EQ(a[0].depth, 0.0);
   EXPECT_DOUBLE_EQ(a[2].depth, 1.0);
   for (size_t i = 0; i < a.size(); ++i) {
     EXPECT_EQ(a[i].prompt, b[i].prompt) << "same seed, same cases";
-    EXPECT_EQ(a[i].length, 200);
-    EXPECT_LE(model.tokenizer().encode(a[i].prompt, true, false).size(), 200u);
+    EXPECT_EQ(a[i].length, 600);
+    EXPECT_LE(model.tokenizer().encode(a[i].prompt, true, false).size(), 600u);
     EXPECT_FALSE(a[i].expected.empty());
   }
 }
@@ -133,7 +133,7 @@ TEST(Scoring, ComparesTheFirstNumberOrTheStartOfAKvAnswer) {
 TEST(Summary, CountsAccuracyByLengthAndDecileAndFindsTheEffectiveLength) {
   std::vector<CaseRecord> records;
   auto add = [&](const char* m, int64_t len, double depth, bool ok) {
-    records.push_back({m, "c" + std::to_string(records.size()), len, len, depth, "1", "", ok});
+    records.push_back({m, std::to_string(records.size()), len, len, depth, "1", "", ok});
   };
   for (int i = 0; i < 10; ++i) add("dense", 512, i / 9.0, true);
   for (int i = 0; i < 10; ++i) add("dense", 1024, i / 9.0, i != 0);  // 0.9: still effective
