@@ -17,14 +17,7 @@ std::vector<RetrievalCase> parse(const std::string& text, const Tokenizer& tok, 
   return parse_retrieval_cases(text, "cases.jsonl", tok, " A:", unit);
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
 
 TEST(RetrievalCases, ReadsLongChatAndPlantedForms) {
   MOA_REQUIRE_ASSET(path, "models/stories260K.gguf");

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,8 @@ void expect_one_line_error(const CommandResult& result, const std::string& fragm
 long long reported_kv_bytes(const std::string& err);
 // The N of "at N = 305" in that line, or -1 when absent.
 long long reported_kv_length(const std::string& err);
+// The message of the moa::Error `f` throws, or "(no error)".
+std::string error_of(const std::function<void()>& f);
 // Token ids of a llama.cpp tokenizer test .out file: one line of space-separated ids per case.
 std::vector<std::vector<int32_t>> parse_expected_ids(const std::string& content);
 
