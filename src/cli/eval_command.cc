@@ -180,6 +180,7 @@ void run_eval_ppl(const PplOptions& o) {
          model.config().n_ctx_train);
   }
   const std::vector<TokenId> tokens = model.tokenizer().encode(text, true, false);
+  perplexity_chunks(static_cast<int64_t>(tokens.size()), o.n_ctx);  // too short: fail first
   RetrievalSettings described;
   describe_methods(model, methods, o.n_ctx, described);
   json results = json::array();

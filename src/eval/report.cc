@@ -143,11 +143,19 @@ void add_retrieval(Builder& b, const json& r, const std::string& name, const std
            fmt::format("Accuracy vs input length per method ({}), threshold {}", name,
                        settings.value("threshold", 0.9)),
            svg::line_chart(chart));
+  std::map<std::string, std::string> densities;  // streaming / h2o runs differ by density only
+  for (const json& m : settings["methods"]) {
+    const std::string kind = m.value("kind", "");
+    if (kind == "streaming" || kind == "h2o") {
+      densities[m["name"].get<std::string>()] =
+          fmt::format(" @ density {:g}", m["density"].get<double>());
+    }
+  }
   for (const json& s : r["summary"]) {
     const std::string method = s["method"].get<std::string>();
     std::map<int64_t, json> by_length;
     for (const json& row : s["by_length"]) by_length[row["length"].get<int64_t>()] = row;
-    std::vector<std::string> cells{method};
+    std::vector<std::string> cells{method + densities[method]};
     for (int64_t l : lengths)
       cells.push_back(by_length.count(l) ? accuracy_cell(by_length[l]) : "–");
     const int64_t eff = s["effective_length"].get<int64_t>();
@@ -223,8 +231,9 @@ void add_speed(Builder& b, const json& r, const std::string& name, const std::st
   for (const json& row : r["results"]) {
     const std::string method = row["method"].get<std::string>();
     const std::string test = row["test"].get<std::string>();
-    const std::string label =
-        fmt::format("{} d{} b{}", method, row["depth"].get<int64_t>(), row["batch"].get<int64_t>());
+    // The short name ("streaming (window 260, 4 sinks)" -> "streaming") keeps labels legible.
+    const std::string label = fmt::format("{} d{} b{}", method.substr(0, method.find(" (")),
+                                          row["depth"].get<int64_t>(), row["batch"].get<int64_t>());
     const double mib = row["kv_cache_bytes"].get<double>() / (1024.0 * 1024.0);
     t.rows.push_back({method, test, std::to_string(row["depth"].get<int64_t>()),
                       std::to_string(row["batch"].get<int64_t>()),

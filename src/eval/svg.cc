@@ -188,7 +188,7 @@ std::string heat_map(const HeatMap& m) {
 std::string bar_chart(const BarChart& c) {
   const double vmax = c.values.empty() ? 1.0 : *std::max_element(c.values.begin(), c.values.end());
   const double top_value = vmax > 0 ? vmax * 1.1 : 1.0;
-  const double pw = kWidth - kLeft - 30, ph = kHeight - kTop - kBottom - 40;
+  const double pw = kWidth - kLeft - 30, ph = kHeight - kTop - kBottom - 60;
   std::string out = open_svg(kWidth, kHeight, c.title);
   for (double t : linear_ticks(0, top_value)) {
     const double y = kTop + ph - t / top_value * ph;
@@ -203,10 +203,14 @@ std::string bar_chart(const BarChart& c) {
     out += fmt::format(
         "<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\" fill=\"{}\"/>\n", x,
         kTop + ph - h, slot * 0.7, h, kColors[i % std::size(kColors)]);
-    out += text(x + slot * 0.35, kTop + ph - h - 4, fmt::format("{:.3g}", c.values[i]));
-    const double stagger = c.values.size() > 6 ? 12.0 * static_cast<double>(i % 3) : 0.0;
-    out += text(x + slot * 0.35, kTop + ph + 14 + stagger, c.labels[i].substr(0, 28), "middle",
+    const double v = c.values[i];
+    out += text(x + slot * 0.35, kTop + ph - h - 4,
+                v >= 100 ? fmt::format("{:.0f}", v) : fmt::format("{:.3g}", v), "middle",
                 " font-size=\"10\"");
+    // Labels run down-left at 35 degrees so long ones never overlap their neighbours.
+    const double lx = x + slot * 0.35, ly = kTop + ph + 12;
+    out += text(lx, ly, c.labels[i].substr(0, 28), "end",
+                fmt::format(" font-size=\"10\" transform=\"rotate(-35 {:.1f} {:.1f})\"", lx, ly));
   }
   out += fmt::format("<line x1=\"{}\" x2=\"{}\" y1=\"{}\" y2=\"{}\" stroke=\"#444\"/>\n", kLeft,
                      kLeft + pw, kTop + ph, kTop + ph);
