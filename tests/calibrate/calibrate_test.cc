@@ -15,14 +15,7 @@
 namespace moa {
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using test::error_of;
 
 CalibrateOptions small_options() {
   CalibrateOptions o;

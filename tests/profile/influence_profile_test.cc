@@ -12,14 +12,7 @@
 namespace moa {
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using test::error_of;
 
 InfluenceProfile sample_profile() {
   InfluenceProfile p = empty_profile({"llama", 2, 4, 2, "h"}, 100, 4, "calib.json", {16, 8});
