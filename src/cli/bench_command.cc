@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "eval/eval_results.h"
 #include "eval/throughput.h"
 #include "gguf/quant.h"
 #include "kernels/bandwidth.h"
@@ -142,26 +143,7 @@ nlohmann::json results_json(const Model& model, const std::string& model_name,
   j["kv_type"] = kv_type_name(cfg.kv_type);
   j["memory_bandwidth_gbs"] = bandwidth;
   j["sgemm_peak_gflops"] = sgemm;
-  for (const ThroughputResult& r : results) {
-    j["results"].push_back({{"method", r.method},
-                            {"test", r.test},
-                            {"depth", r.depth},
-                            {"batch", r.batch},
-                            {"n_ctx", r.n_ctx},
-                            {"tokens", r.tokens},
-                            {"seconds", r.seconds},
-                            {"median_seconds", r.median_seconds},
-                            {"tokens_per_second", r.tokens_per_second},
-                            {"bytes_per_step", r.bytes_per_step},
-                            {"kv_bytes_read_per_step", r.kv_bytes_read_per_step},
-                            {"gigabytes_per_second", r.gigabytes_per_second},
-                            {"gflops", r.gflops},
-                            {"bandwidth_gbs", r.bandwidth_gbs},
-                            {"sgemm_gflops", r.sgemm_gflops},
-                            {"fraction_of_bound", r.fraction_of_bound},
-                            {"kv_cache_bytes", r.kv_cache_bytes},
-                            {"kv_density", r.kv_density}});
-  }
+  j["results"] = throughput_rows_json(results);
   return j;
 }
 

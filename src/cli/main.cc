@@ -80,6 +80,8 @@ int main(int argc, char** argv) {
   moa::cli::register_generate(app);
   moa::cli::register_calibrate(app);
   moa::cli::register_profile(app);
+  moa::cli::register_eval(app);
+  moa::cli::register_report(app);
 
   try {
     app.parse(argc, argv);

@@ -13,9 +13,20 @@
 #include <fstream>
 #include <sstream>
 
+#include "util/error.h"
+
 namespace moa::test {
 
 namespace fs = std::filesystem;
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
 
 std::string assets_dir() {
   const char* env = std::getenv("MOA_TEST_ASSETS");
