@@ -14,6 +14,7 @@ void register_plan(CLI::App& app);
 void register_bench(CLI::App& app);
 void register_generate(CLI::App& app);
 void register_calibrate(CLI::App& app);
+void register_optimize(CLI::App& app);
 
 // `--mmap`: map the model file instead of reading it into huge pages.
 void add_mmap_flag(CLI::App& cmd, bool& map_model);

@@ -64,6 +64,7 @@ int main(int argc, char** argv) {
   moa::cli::register_bench(app);
   moa::cli::register_generate(app);
   moa::cli::register_calibrate(app);
+  moa::cli::register_optimize(app);
 
   try {
     app.parse(argc, argv);
