@@ -156,12 +156,11 @@ void run_optimize(OptimizeCliOptions& o) {
   if (o.densities.empty()) fail("--density: give the KV density budget (e.g. 0.5)");
   if (o.output.empty()) fail("-o: give the plan file to write");
   o.run.budgets = budgets_of(o, profile);
-  std::unique_ptr<Progress> progress;
+  std::unique_ptr<Progress> progress;  // made at the first solve, when the total is known
   OptimizeResult r =
-      optimize_plans(profile, config.n_ctx_train, o.run, [&](int64_t done, int64_t total) {
+      optimize_plans(profile, config.n_ctx_train, o.run, [&](int64_t /*done*/, int64_t total) {
         if (!progress) progress = std::make_unique<Progress>("MILP solves", total);
         progress->step(0);
-        (void)done;
       });
   progress.reset();
   const int64_t validation_length = validate(r, o, profile);

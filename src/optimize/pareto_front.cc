@@ -70,15 +70,14 @@ std::vector<Assignment> solve_pareto_front(const AssignmentProblem& p, const Par
     if (j != s.main_objective) others.push_back(j);
   }
   for (int64_t box = 0; box < boxes; ++box) {
-    std::vector<ObjectiveBox> bounds;
+    std::vector<ObjectiveBound> bounds;
     int64_t code = box;
     for (size_t j : others) {
       const int64_t i = code % intervals;
       code /= intervals;
       const double width = (hi[j] - lo[j]) / static_cast<double>(intervals);
-      // The first box starts at 0 so it admits its lower end despite rounding.
-      bounds.push_back({j, i == 0 ? 0.0 : lo[j] + width * static_cast<double>(i),
-                        i + 1 == intervals ? hi[j] : lo[j] + width * static_cast<double>(i + 1)});
+      bounds.push_back(
+          {j, i + 1 == intervals ? hi[j] : lo[j] + width * static_cast<double>(i + 1)});
     }
     try {
       if (std::optional<Assignment> a = solve_assignment(p, s.main_objective, bounds, s.milp))

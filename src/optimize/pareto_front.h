@@ -1,7 +1,9 @@
 // The Pareto front of per-length profiled losses by the epsilon-constraint method (METHOD.md
 // s.4): solve each objective alone for the payoff table, split every other objective's range
 // [its own optimum, its worst value among those solutions] into intervals, minimise the main
-// objective inside each box of intervals, and keep the non-dominated plans.
+// objective with every other one at most the upper end of one of its intervals (each
+// combination: a grid of epsilon constraints), and keep the non-dominated plans. Bounds are
+// upper only: lower ends as well made CBC's solves minutes long on a 20-head model.
 #pragma once
 
 #include <cstdint>
@@ -13,8 +15,8 @@
 namespace moa {
 
 struct ParetoSettings {
-  int64_t points = 8;         // boxes of the grid, about (points^(1/(K-1)) intervals each)
-  size_t main_objective = 0;  // the objective minimised inside the boxes
+  int64_t points = 8;         // grid points, points^(1/(K-1)) intervals per bounded objective
+  size_t main_objective = 0;  // the objective minimised at every grid point
   MilpSettings milp;
 };
 

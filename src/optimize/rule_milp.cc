@@ -41,7 +41,7 @@ double scale_of(const std::vector<double>& loss) {
 
 // x[h][r] and, with a rule limit, y[l][r] after them.
 CbcModel build_model(const AssignmentProblem& p, size_t objective,
-                     std::span<const ObjectiveBox> boxes) {
+                     std::span<const ObjectiveBound> boxes) {
   CbcModel m(Cbc_newModel());
   const int64_t heads = p.heads(), rules = p.n_rules;
   const std::vector<double>& loss = p.losses.at(objective);
@@ -84,7 +84,7 @@ CbcModel build_model(const AssignmentProblem& p, size_t objective,
       add_row(m.get(), used, 'L', static_cast<double>(p.max_rules_per_layer));
     }
   }
-  for (const ObjectiveBox& b : boxes) {
+  for (const ObjectiveBound& b : boxes) {
     const std::vector<double>& box_loss = p.losses.at(b.objective);
     const double s = scale_of(box_loss);
     Row row;
@@ -92,7 +92,6 @@ CbcModel build_model(const AssignmentProblem& p, size_t objective,
       if (box_loss[static_cast<size_t>(i)] != 0.0) row.add(i, box_loss[static_cast<size_t>(i)] / s);
     }
     add_row(m.get(), row, 'L', b.upper / s + 1e-9);
-    if (b.lower > 0.0) add_row(m.get(), row, 'G', b.lower / s - 1e-9);
   }
   return m;
 }
@@ -122,7 +121,7 @@ std::vector<int64_t> read_rules(const AssignmentProblem& p, const double* x) {
 }  // namespace
 
 std::optional<Assignment> solve_assignment(const AssignmentProblem& p, size_t objective,
-                                           std::span<const ObjectiveBox> boxes,
+                                           std::span<const ObjectiveBound> boxes,
                                            const MilpSettings& settings) {
   if (p.n_rules < 1) fail("no candidate rules: the MILP has nothing to choose from");
   if (!(settings.time_limit_s > 0.0))

@@ -1,7 +1,7 @@
 // The MILP of METHOD.md s.4 solved with COIN-OR CBC (C API): binaries x[h][r], one rule per KV
 // head; density rows with integer coefficients (kept keys) at every budgeted length; optional
 // lower density bound and at most K distinct rules per layer (binaries y[l][r] >= x[h][r],
-// sum_r y[l][r] <= K); minimise one profiled-length loss, the others optionally boxed
+// sum_r y[l][r] <= K); minimise one profiled-length loss, the others optionally bounded above
 // (the epsilon constraints of the Pareto search). Losses are scaled per objective so CBC's
 // absolute tolerances mean the same at any profile magnitude.
 #pragma once
@@ -21,10 +21,9 @@ struct MilpSettings {
   double gap = 1e-4;           // relative optimality gap at which CBC stops
 };
 
-// Keep objective `objective` within [lower, upper] (unscaled loss units).
-struct ObjectiveBox {
+// Keep objective `objective` at most `upper` (unscaled loss units): an epsilon constraint.
+struct ObjectiveBound {
   size_t objective = 0;
-  double lower = 0.0;
   double upper = 0.0;
 };
 
@@ -38,7 +37,7 @@ struct Assignment {
 // Minimises objective `objective`; nullopt when CBC proves the constraints infeasible. Throws
 // when CBC stops (time limit, numerical trouble) without a feasible point.
 std::optional<Assignment> solve_assignment(const AssignmentProblem& problem, size_t objective,
-                                           std::span<const ObjectiveBox> boxes,
+                                           std::span<const ObjectiveBound> boxes,
                                            const MilpSettings& settings);
 
 // The problem's single optimum at `objective`, with infeasibility explained (explain_infeasible,

@@ -82,9 +82,9 @@ void read_optimizer_fields(const json& j, const std::string& name, SparsePlan& p
     if (p.densities.size() != plan.density_budgets.size() ||
         p.losses.size() != plan.profiled_lengths.size()) {
       fail(
-          "{}: {}: {} densities and {} losses; expected one per budget ({}) and per profiled "
-          "length ({})",
-          name, path, p.densities.size(), p.losses.size(), plan.density_budgets.size(),
+          "{}: pareto[{}]: {} densities and {} losses; expected one per budget ({}) and per "
+          "profiled length ({})",
+          name, i, p.densities.size(), p.losses.size(), plan.density_budgets.size(),
           plan.profiled_lengths.size());
     }
     p.chosen = jf::bool_field(front[i], "chosen", name, path);

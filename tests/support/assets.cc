@@ -11,6 +11,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "util/error.h"
+
 namespace moa::test {
 
 namespace fs = std::filesystem;
@@ -76,6 +78,15 @@ void expect_one_line_error(const CommandResult& r, const std::string& fragment) 
   EXPECT_EQ(r.err.rfind("error: ", 0), 0u) << r.err;
   EXPECT_NE(r.err.find(fragment), std::string::npos) << r.err;
   EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << r.err;
+}
+
+std::string error_message(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
 }
 
 namespace {
