@@ -108,7 +108,6 @@ void print_candidates(const OptimizeResult& r, const InfluenceProfile& p,
 // length, or 0 when there is nothing to validate on.
 int64_t validate(OptimizeResult& r, const OptimizeCliOptions& o, const InfluenceProfile& p) {
   if (o.calib_path.empty()) {
-    if (o.validate_length > 0) fail("--validate-length: needs --calib, the samples to run");
     spdlog::info("no --calib: picking the plan with the least profiled loss at length {}",
                  p.lengths[r.objective].length);
     return 0;
@@ -155,6 +154,8 @@ void run_optimize(OptimizeCliOptions& o) {
   }
   if (o.densities.empty()) fail("--density: give the KV density budget (e.g. 0.5)");
   if (o.output.empty()) fail("-o: give the plan file to write");
+  if (o.validate_length > 0 && o.calib_path.empty())
+    fail("--validate-length: needs --calib, the samples to run");
   o.run.budgets = budgets_of(o, profile);
   std::unique_ptr<Progress> progress;  // made at the first solve, when the total is known
   OptimizeResult r =
