@@ -26,7 +26,7 @@ struct UserRecord {
 };
 
 std::vector<UserRecord> read_jsonl_records(const std::string& path) {
-  const std::string text = read_file_text(path);
+  const std::string text = read_regular_file(path);
   std::vector<UserRecord> records;
   size_t line_no = 0;
   for (size_t start = 0; start < text.size();) {
@@ -62,7 +62,7 @@ std::vector<UserRecord> read_text_records(const std::string& path) {
     if (file.ends_with(".jsonl")) {
       for (UserRecord& r : read_jsonl_records(file)) records.push_back(std::move(r));
     } else {
-      records.push_back({read_file_text(file), ""});
+      records.push_back({read_regular_file(file), ""});
     }
   }
   if (records.empty()) fail("{}: the folder has no files to calibrate on", path);

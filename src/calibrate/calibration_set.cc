@@ -130,7 +130,7 @@ CalibrationSet calibration_from_json(const std::string& text, const std::string&
 }
 
 CalibrationSet read_calibration(const std::string& path) {
-  return calibration_from_json(read_file_text(path), path);
+  return calibration_from_json(read_regular_file(path), path);
 }
 
 void write_calibration(const CalibrationSet& set, const std::string& path) {

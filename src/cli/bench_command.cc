@@ -53,12 +53,16 @@ gguf::TensorType parse_weight_type(const std::string& name) {
   static const std::pair<const char*, gguf::TensorType> kTypes[] = {
       {"f32", gguf::TensorType::kF32},   {"f16", gguf::TensorType::kF16},
       {"bf16", gguf::TensorType::kBF16}, {"q8_0", gguf::TensorType::kQ8_0},
-      {"q4_0", gguf::TensorType::kQ4_0}, {"q4_k", gguf::TensorType::kQ4_K},
-      {"q6_k", gguf::TensorType::kQ6_K}};
+      {"q5_0", gguf::TensorType::kQ5_0}, {"q4_0", gguf::TensorType::kQ4_0},
+      {"q6_k", gguf::TensorType::kQ6_K}, {"q5_k", gguf::TensorType::kQ5_K},
+      {"q4_k", gguf::TensorType::kQ4_K}};
   for (const auto& [n, t] : kTypes) {
     if (name == n) return t;
   }
-  fail("--random-type: unknown type '{}' (known: f32, f16, bf16, q8_0, q4_0, q4_k, q6_k)", name);
+  fail(
+      "--random-type: unknown type '{}' (known: f32, f16, bf16, q8_0, q5_0, q4_0, q6_k, q5_k, "
+      "q4_k)",
+      name);
 }
 
 // Builds (once) and returns the path of a random model in the system temp folder.
@@ -164,9 +168,7 @@ nlohmann::json results_json(const Model& model, const std::string& model_name,
 void run_bench(BenchOptions o) {
   if (o.model_path.empty() == o.random_shape.empty())
     fail("give a model with -m or a shape with --random, not both or neither");
-  if (o.throughput.n_threads < 0)
-    fail("-t: {} is not a valid thread count", o.throughput.n_threads);
-  if (o.throughput.n_threads == 0) o.throughput.n_threads = default_thread_count();
+  o.throughput.n_threads = thread_count(o.throughput.n_threads);
   o.throughput.kv_type = parse_kv_type(o.kv_type);
   o.throughput.methods.clear();
   for (const std::string& name : o.methods) {
@@ -218,7 +220,8 @@ void register_bench(CLI::App& app) {
       ->delimiter(',');
   cmd->add_option("-b,--batch", o->throughput.batches, "Decode batch sizes, e.g. 1,4")
       ->delimiter(',');
-  cmd->add_option("-t,--threads", o->throughput.n_threads, "Threads (default: all cores)");
+  cmd->add_option("-t,--threads", o->throughput.n_threads,
+                  fmt::format("Threads, 1 .. {} (default: all cores)", kMaxThreads));
   cmd->add_option("--kv-type", o->kv_type, "KV cache storage: f32 or f16")->capture_default_str();
   cmd->add_flag("--json", o->json, "Print JSON instead of a table");
   add_mmap_flag(*cmd, o->map_model);

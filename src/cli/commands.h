@@ -20,9 +20,15 @@ void register_optimize(CLI::App& app);
 void add_mmap_flag(CLI::App& cmd, bool& map_model);
 FileLoad model_file_load(bool map_model);
 
+// llama.cpp's limit (GGML_MAX_N_THREADS): far more threads than cores only slows a run down, and
+// libgomp crashes or aborts when it cannot create them.
+inline constexpr int kMaxThreads = 512;
+// `-t` checked: 1 .. kMaxThreads, or 0 for every core; throws naming -t otherwise.
+int thread_count(int requested);
+
 // Reads all of standard input (used when no -p/-f is given).
 std::string read_stdin();
-// Reads a whole file; throws moa::Error naming it when it cannot be read.
+// Reads a whole regular file; throws moa::Error naming it when it cannot be read.
 std::string read_text_file(const std::string& path);
 
 }  // namespace moa::cli

@@ -1,13 +1,12 @@
-// `moa generate`: loads a model, formats the prompt (raw or a chat template), prefills it in
-// chunks, then samples and decodes one token at a time, streaming text to stdout as soon as it
-// is complete UTF-8 and cannot be part of a stop string. Every method's KV cache is sized for the
-// same N (-c, else prompt + -n), and the bytes it held, beside a dense cache's at that N, and the
-// speeds go to stderr at the end.
+// `moa generate`: a thin CLI over engine/generate.h. Loads a model, formats the prompt (raw or a
+// chat template), builds the method's cache, and streams the generated text to stdout as soon
+// as it is complete UTF-8 and cannot be part of a stop string. Every method's KV cache is sized for
+// the same N (-c, else prompt + -n), and the bytes it held, beside a dense cache's at that N, and
+// the speeds go to stderr at the end.
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <memory>
 #include <optional>
@@ -16,6 +15,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "engine/generate.h"
 #include "kv/attention_method.h"
 #include "kv/kv_cache.h"
 #include "kv/static_kv_cache.h"
@@ -28,7 +28,6 @@ namespace moa::cli {
 
 namespace {
 
-constexpr int64_t kPrefillChunk = 512;  // bounds activation memory for long prompts
 constexpr int64_t kDefaultContext = 4096;
 
 struct GenerateOptions {
@@ -57,12 +56,6 @@ struct Timing {
   }
 };
 
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
 std::string prompt_text(const GenerateOptions& options) {
   if (!options.prompt.empty() && !options.prompt_file.empty()) {
     fail("-p and -f: give the prompt one way, not both");
@@ -74,20 +67,19 @@ std::string prompt_text(const GenerateOptions& options) {
 
 void check_options(const GenerateOptions& options) {
   if (options.n_predict <= 0) fail("-n: {} is not a positive number of tokens", options.n_predict);
-  if (options.n_threads < 0) fail("-t: {} is not a valid thread count", options.n_threads);
+  thread_count(options.n_threads);
   if (options.n_ctx < 0) fail("-c: {} is not a valid context size", options.n_ctx);
   validate_sampling(options.sampling);
 }
 
+// Positions past the model's context_length are outside what its RoPE was trained for, and the
+// bound keeps every cache size far from overflowing.
 int64_t context_size(const GenerateOptions& options, const ModelConfig& config) {
-  if (options.n_ctx > 0) {
-    if (config.n_ctx_train > 0 && options.n_ctx > config.n_ctx_train) {
-      spdlog::warn("context {} exceeds the model's training context {}", options.n_ctx,
-                   config.n_ctx_train);
-    }
-    return options.n_ctx;
+  if (options.n_ctx > config.n_ctx_train) {
+    fail("-c: {} exceeds the model's context length of {} tokens", options.n_ctx,
+         config.n_ctx_train);
   }
-  return config.n_ctx_train > 0 ? std::min(config.n_ctx_train, kDefaultContext) : kDefaultContext;
+  return options.n_ctx > 0 ? options.n_ctx : std::min(config.n_ctx_train, kDefaultContext);
 }
 
 // N, the length every method's cache is sized for: -c if given, else prompt + -n (capped by
@@ -130,20 +122,7 @@ std::vector<TokenId> tokenize_prompt(const Model& model, const GenerateOptions& 
   return ids;
 }
 
-Logits prefill(const Model& model, AttentionCache& cache, const std::vector<TokenId>& ids,
-               int threads) {
-  Logits logits;
-  const auto chunk = static_cast<size_t>(std::min(kPrefillChunk, cache.max_chunk()));
-  for (size_t start = 0; start < ids.size(); start += chunk) {
-    const size_t n = std::min(ids.size() - start, chunk);
-    logits = forward_tokens(model, cache, 0, std::span(ids).subspan(start, n), LogitsMode::kLast,
-                            threads);
-  }
-  return logits;
-}
-
-void emit(const std::string& text) {
-  if (text.empty()) return;
+void emit(std::string_view text) {
   std::fwrite(text.data(), 1, text.size(), stdout);
   std::fflush(stdout);
 }
@@ -151,10 +130,9 @@ void emit(const std::string& text) {
 void run_generate(GenerateOptions options) {
   check_options(options);
   const std::string text = prompt_text(options);
-  const int threads = options.n_threads > 0 ? options.n_threads : default_thread_count();
+  const int threads = thread_count(options.n_threads);
   options.sampling.seed =
       options.seed >= 0 ? static_cast<uint64_t>(options.seed) : std::random_device{}();
-  Sampler sampler(options.sampling);
   const Model model = Model::load(options.model_path, model_file_load(options.map_model));
   const int64_t n_ctx = context_size(options, model.config());
   std::vector<TokenId> history = tokenize_prompt(model, options, text, n_ctx);
@@ -162,47 +140,46 @@ void run_generate(GenerateOptions options) {
   check_attention_method(options.attention, n_planned);
   const std::optional<SparsePlan> plan = method_plan(
       options.attention, identity_of(model.config(), model.file().metadata_hash()), n_planned);
+  if (plan && plan->sinks > n_ctx) {
+    fail("{}: sinks: {} sink tokens exceed the context of {} tokens (-c)",
+         options.attention.plan_path, plan->sinks, n_ctx);
+  }
   const kernels::KvType kv_type = parse_kv_type(options.kv_type);
   // A ring cache's chunk buffer only has to take this prompt's chunks (decode is in place).
   const int64_t chunk = std::min<int64_t>(kDefaultRingChunk, static_cast<int64_t>(history.size()));
-  const std::unique_ptr<AttentionCache> owned_cache =
-      make_attention_cache(model.config(), options.attention, plan, n_planned, 1, kv_type, chunk);
+  std::unique_ptr<AttentionCache> owned_cache;
+  try {
+    owned_cache =
+        make_attention_cache(model.config(), options.attention, plan, n_planned, 1, kv_type, chunk);
+  } catch (const std::bad_alloc&) {
+    fail("-c {}: not enough memory for a KV cache of {} tokens (lower -c)", n_ctx, n_planned);
+  }
   AttentionCache& cache = *owned_cache;
   std::fprintf(stderr, "attention: %s, KV density %.4f at N = %lld\n",
                method_label(options.attention, plan).c_str(),
                method_kv_density(options.attention, plan, n_planned),
                static_cast<long long>(n_planned));
 
-  Timing prefill_time{static_cast<int64_t>(history.size()), 0.0};
-  auto start = Clock::now();
-  Logits logits = prefill(model, cache, history, threads);
-  prefill_time.seconds = seconds_since(start);
-
-  std::vector<std::string> stops = options.stops;
-  for (const std::string& s : chat_template_stops(options.chat_template)) stops.push_back(s);
-  StopMatcher stop(stops);
-  StreamingDecoder decoder(model.tokenizer());
-  Timing decode_time;
-  for (int i = 0; i < options.n_predict; ++i) {
-    const TokenId next = sampler.sample(logits.row(0), history);
-    if (model.tokenizer().is_eog(next)) break;
-    history.push_back(next);
-    emit(stop.push(decoder.push(next)));
-    if (stop.stopped() || i + 1 == options.n_predict) break;
-    if (cache.length(0) >= cache.n_ctx()) {
-      spdlog::warn("context of {} tokens is full; stopping (raise -c)", cache.n_ctx());
-      break;
-    }
-    start = Clock::now();
-    logits =
-        forward_tokens(model, cache, 0, std::span(&history.back(), 1), LogitsMode::kLast, threads);
-    decode_time.seconds += seconds_since(start);
-    ++decode_time.tokens;
+  GenerateRequest request;
+  request.prompt = history;
+  request.max_new_tokens = options.n_predict;
+  request.sampling = options.sampling;
+  request.stop_strings = options.stops;
+  for (const std::string& stop : chat_template_stops(options.chat_template)) {
+    request.stop_strings.push_back(stop);
   }
-  if (!stop.stopped()) {
-    emit(stop.push(decoder.flush()));
-    emit(stop.flush());
+  const GenerateResult result = generate(
+      model, cache, 0, request,
+      [](std::string_view text) {
+        emit(text);
+        return true;
+      },
+      threads);
+  if (result.stop == StopReason::kContextFull) {
+    spdlog::warn("context of {} tokens is full; stopping (raise -c)", cache.n_ctx());
   }
+  const Timing prefill_time{static_cast<int64_t>(history.size()), result.prefill_seconds};
+  const Timing decode_time{result.decoded_tokens, result.decode_seconds};
   emit("\n");
   const uint64_t dense_bytes =
       KvCache::bytes_for(kv_cache_shape(model.config(), n_planned, 1, kv_type));
@@ -222,11 +199,12 @@ void register_generate(CLI::App& app) {
   cmd->add_option("-f,--file", options->prompt_file, "Read the prompt from a file");
   cmd->add_option("-n,--n-predict", options->n_predict, "Tokens to generate")
       ->capture_default_str();
-  cmd->add_option("-t,--threads", options->n_threads, "Threads (default: all cores)");
+  cmd->add_option("-t,--threads", options->n_threads,
+                  fmt::format("Threads, 1 .. {} (default: all cores)", kMaxThreads));
   add_mmap_flag(*cmd, options->map_model);
   cmd->add_option("-c,--ctx-size", options->n_ctx,
-                  "Context size N every KV cache is sized for (default: prompt + -n, at most "
-                  "min(training context, 4096))");
+                  "Context size N every KV cache is sized for, at most the model's "
+                  "context_length (default: prompt + -n, at most min(context_length, 4096))");
   cmd->add_option("--temp", options->sampling.temperature, "Temperature (0 = greedy)")
       ->capture_default_str();
   cmd->add_option("--top-k", options->sampling.top_k, "Top-k (0 = off)")->capture_default_str();

@@ -8,7 +8,9 @@
 #include "gguf/gguf_file.h"
 #include "model/model_config.h"
 #include "tokenizer/tokenizer.h"
+#include "util/checked_math.h"
 #include "util/error.h"
+#include "util/printable.h"
 
 namespace moa::cli {
 namespace {
@@ -52,7 +54,7 @@ const char* rope_scaling_name(RopeScaling s) {
 
 // Bytes of a dense K+V cache for `ctx` tokens with elements of `element_bytes`.
 uint64_t kv_cache_bytes(const ModelConfig& c, int64_t ctx, int element_bytes) {
-  return 2ull * c.n_layer * ctx * c.kv_dim() * element_bytes;
+  return checked_product("--ctx", {2, c.n_layer, ctx, c.kv_dim(), element_bytes});
 }
 
 nlohmann::json describe(const gguf::GgufFile& file, const ModelConfig& c, const Tokenizer& tok,
@@ -106,10 +108,10 @@ void print_table(const nlohmann::json& j) {
   row("file:", fmt::format("{} (GGUF v{}, {})", j["file"]["path"].get<std::string>(),
                            j["file"]["gguf_version"].get<int>(),
                            human_bytes(j["file"]["bytes"].get<double>())));
-  row("architecture:",
-      fmt::format(
-          "{}{}", j["architecture"].get<std::string>(),
-          j["name"].get<std::string>().empty() ? "" : " (" + j["name"].get<std::string>() + ")"));
+  row("architecture:", fmt::format("{}{}", j["architecture"].get<std::string>(),
+                                   j["name"].get<std::string>().empty()
+                                       ? ""
+                                       : " (" + printable(j["name"].get<std::string>()) + ")"));
   row("layers:", std::to_string(j["n_layer"].get<int64_t>()));
   row("embedding:", std::to_string(j["n_embd"].get<int64_t>()));
   row("heads:", fmt::format("{} query, {} kv (group {}), head dim {}", j["n_head"].get<int64_t>(),

@@ -6,13 +6,13 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <exception>
-#include <fstream>
 #include <iostream>
-#include <iterator>
 #include <sstream>
 
 #include "cli/commands.h"
+#include "model/forward.h"
 #include "util/error.h"
+#include "util/printable.h"
 
 namespace moa::cli {
 
@@ -22,10 +22,14 @@ std::string read_stdin() {
   return ss.str();
 }
 
-std::string read_text_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("{}: cannot open file", path);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+std::string read_text_file(const std::string& path) { return read_regular_file(path); }
+
+int thread_count(int requested) {
+  if (requested < 0 || requested > kMaxThreads) {
+    fail("-t: {} is not a thread count (expected 1 .. {}, or 0 for all {} cores)", requested,
+         kMaxThreads, default_thread_count());
+  }
+  return requested > 0 ? requested : default_thread_count();
 }
 
 void add_mmap_flag(CLI::App& cmd, bool& map_model) {
@@ -39,6 +43,17 @@ FileLoad model_file_load(bool map_model) {
 }
 
 }  // namespace moa::cli
+
+namespace {
+
+// The one error line: file-derived text in the message cannot split it or reach the terminal.
+int print_error(const std::string& message) {
+  std::fflush(stdout);
+  std::fprintf(stderr, "error: %s\n", moa::printable(message).c_str());
+  return 1;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   // Logs and progress go to stderr so stdout stays clean for results (ids, JSON, text).
@@ -68,18 +83,14 @@ int main(int argc, char** argv) {
 
   try {
     app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
+  } catch (const CLI::Success& e) {  // --help, --version
     return app.exit(e);
-  } catch (const moa::Error& e) {
-    std::fflush(stdout);
-    std::fprintf(stderr, "error: %s\n", e.what());
-    return 1;
+  } catch (const CLI::ParseError& e) {
+    return print_error(e.what());  // CLI11's own two-line report and exit codes break the rule
   } catch (const std::bad_alloc&) {
-    std::fprintf(stderr, "error: out of memory\n");
-    return 1;
+    return print_error("out of memory");
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
-    return 1;
+    return print_error(e.what());
   }
   return 0;
 }

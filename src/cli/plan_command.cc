@@ -8,6 +8,7 @@
 #include "gguf/gguf_file.h"
 #include "plan/plan_io.h"
 #include "util/error.h"
+#include "util/printable.h"
 
 namespace moa::cli {
 namespace {
@@ -60,10 +61,12 @@ nlohmann::json describe_plan(const SparsePlan& plan, const std::vector<int64_t>&
 }
 
 void print_plan_table(const nlohmann::json& j) {
+  // Strings from the plan file are escaped: a table is for a terminal.
   fmt::print("method {}, sinks {}, model {} ({} layers x {} KV heads, hash {})\n",
-             j["method"].get<std::string>(), j["sinks"].get<int64_t>(),
-             j["model"]["architecture"].get<std::string>(), j["model"]["n_layer"].get<int64_t>(),
-             j["model"]["n_head_kv"].get<int64_t>(), j["model"]["hash"].get<std::string>());
+             printable(j["method"].get<std::string>()), j["sinks"].get<int64_t>(),
+             printable(j["model"]["architecture"].get<std::string>()),
+             j["model"]["n_layer"].get<int64_t>(), j["model"]["n_head_kv"].get<int64_t>(),
+             printable(j["model"]["hash"].get<std::string>()));
   std::string header = fmt::format("{:>5} {:>4} {:>10} {:>7}", "layer", "head", "alpha", "beta");
   for (const auto& n : j["lengths"])
     header += fmt::format(" {:>12}", fmt::format("span@{}", n.get<int64_t>()));

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
 #include <optional>
 #include <random>
 #include <span>
@@ -198,8 +199,15 @@ void check_config(const ThroughputConfig& cfg) {
     fail("-p/-n: {} / {}: give a positive prompt or generation size", cfg.n_prompt, cfg.n_gen);
   }
   if (cfg.repeats < 1) fail("-r: {} repeats; need at least 1", cfg.repeats);
+  // Positions are 32-bit in the caches; the bound also keeps depth + test size from overflowing.
+  constexpr int64_t kMaxPositions = std::numeric_limits<int32_t>::max();
+  const int64_t test = std::max(cfg.n_prompt, cfg.n_gen);
+  if (test > kMaxPositions) fail("-p/-n: test size {} exceeds {} positions", test, kMaxPositions);
   for (int64_t d : cfg.depths) {
     if (d < 0) fail("--ctx: depth {} is negative", d);
+    if (d > kMaxPositions - test) {
+      fail("--ctx: depth {} + test size {} exceeds {} positions", d, test, kMaxPositions);
+    }
   }
   for (int b : cfg.batches) {
     if (b < 1) fail("--batch: {} is not a positive batch size", b);

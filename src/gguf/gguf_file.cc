@@ -8,7 +8,9 @@
 #include <limits>
 
 #include "gguf/quant.h"
+#include "util/checked_math.h"
 #include "util/error.h"
+#include "util/printable.h"
 
 namespace moa::gguf {
 namespace {
@@ -208,8 +210,9 @@ void GgufFile::parse_image() {
   metadata_.reserve(n_kv);
   for (uint64_t i = 0; i < n_kv; ++i) {
     std::string key = in.read_string(fmt::format("metadata[{}].key", i));
-    if (metadata_index_.count(key) != 0) fail("{}: metadata key '{}' appears twice", name_, key);
-    std::string field = fmt::format("metadata '{}'", key);
+    if (metadata_index_.count(key) != 0)
+      fail("{}: metadata key '{}' appears twice", name_, printable(key));
+    std::string field = fmt::format("metadata '{}'", printable(key));
     ValueType type = read_value_type(in, field + " (type)");
     Value value = read_value(in, type, field, 0);
     metadata_index_.emplace(key, metadata_.size());
@@ -232,8 +235,9 @@ void GgufFile::parse_image() {
   for (uint64_t i = 0; i < n_tensors; ++i) {
     TensorInfo t;
     t.name = in.read_string(fmt::format("tensor[{}].name", i));
-    std::string field = fmt::format("tensor '{}'", t.name);
-    if (tensor_index_.count(t.name) != 0) fail("{}: tensor name '{}' appears twice", name_, t.name);
+    std::string field = fmt::format("tensor '{}'", printable(t.name));
+    if (tensor_index_.count(t.name) != 0)
+      fail("{}: tensor name '{}' appears twice", name_, printable(t.name));
     uint32_t n_dims = in.read<uint32_t>(field + " n_dims");
     if (n_dims == 0 || n_dims > kMaxDims)
       fail("{}: {}: n_dims {} (expected 1..{})", name_, field, n_dims, kMaxDims);
@@ -258,7 +262,13 @@ void GgufFile::parse_image() {
       fail("{}: {}: row length {} is not a multiple of the {} block size {}", name_, field, t.ne[0],
            type_name, block);
     }
-    t.n_bytes = n_elements / static_cast<uint64_t>(block) * type_block_bytes(t.type);
+    const std::optional<uint64_t> n_bytes =
+        multiply_u64(n_elements / static_cast<uint64_t>(block), type_block_bytes(t.type));
+    if (!n_bytes) {
+      fail("{}: {}: {} elements of {} take more than 2^64 bytes", name_, field, n_elements,
+           type_name);
+    }
+    t.n_bytes = *n_bytes;
     t.offset = in.read<uint64_t>(field + " offset");
     if (t.offset % alignment_ != 0) {
       fail("{}: {}: data offset {} is not a multiple of the alignment {}", name_, field, t.offset,
@@ -272,8 +282,10 @@ void GgufFile::parse_image() {
   const uint64_t data_size = data_offset_ <= bytes_.size() ? bytes_.size() - data_offset_ : 0;
   for (TensorInfo& t : tensors_) {
     if (t.offset > data_size || t.n_bytes > data_size - t.offset) {
-      fail("{}: tensor '{}': data [{}, {}) lies outside the data section ({} bytes from offset {})",
-           name_, t.name, t.offset, t.offset + t.n_bytes, data_size, data_offset_);
+      fail(
+          "{}: tensor '{}': data of {} bytes at offset {} lies outside the data section ({} bytes "
+          "from offset {})",
+          name_, printable(t.name), t.n_bytes, t.offset, data_size, data_offset_);
     }
     t.data = bytes_.data() + data_offset_ + t.offset;
   }
@@ -283,8 +295,8 @@ void GgufFile::parse_image() {
             [](auto* a, auto* b) { return a->offset < b->offset; });
   for (size_t i = 1; i < by_offset.size(); ++i) {
     if (by_offset[i - 1]->offset + by_offset[i - 1]->n_bytes > by_offset[i]->offset) {
-      fail("{}: tensor '{}': data overlaps tensor '{}'", name_, by_offset[i]->name,
-           by_offset[i - 1]->name);
+      fail("{}: tensor '{}': data overlaps tensor '{}'", name_, printable(by_offset[i]->name),
+           printable(by_offset[i - 1]->name));
     }
   }
 }
@@ -301,7 +313,7 @@ const TensorInfo* GgufFile::find_tensor(std::string_view name) const {
 
 const TensorInfo& GgufFile::tensor(std::string_view name) const {
   const TensorInfo* t = find_tensor(name);
-  if (t == nullptr) fail("{}: tensor '{}' is missing", name_, name);
+  if (t == nullptr) fail("{}: tensor '{}' is missing", name_, printable(name));
   return *t;
 }
 

@@ -1,10 +1,11 @@
 // Scalar reference conversions between F32 and the tensor formats moa reads (F16, BF16, Q8_0,
-// Q4_0, Q4_K, Q6_K), bit-exact with ggml's dequantize_row_* so that weights mean what llama.cpp
-// means. Blocks are read through byte offsets and memcpy, never by casting the (possibly
+// Q5_0, Q4_0, Q6_K, Q5_K, Q4_K), bit-exact with ggml's dequantize_row_* so that weights mean what
+// llama.cpp means. Blocks are read through byte offsets and memcpy, never by casting the (possibly
 // unaligned) source to a block struct; the inner loops are plain fixed-length loops over one
 // block so the compiler can vectorise them, since prefill dequantizes whole GEMM tiles with them.
-// The quantizers build test models: Q8_0/Q4_0 are ggml's reference ones; Q4_K/Q6_K are simple
-// nearest-rounding ones (not llama.cpp's searches) whose scales cover each sub-block's range.
+// The quantizers build test models: Q8_0/Q5_0/Q4_0 are ggml's reference ones; Q4_K/Q5_K/Q6_K are
+// simple nearest-rounding ones (not llama.cpp's searches) whose scales cover each sub-block's
+// range. Q5_0 and Q5_K are Q4_0 and Q4_K plus a fifth bit per value, so they share their code.
 #include "gguf/quant.h"
 
 #include <algorithm>
@@ -61,13 +62,11 @@ void dequantize_q8_0(const uint8_t* block, float* y) {
   for (int j = 0; j < kQK8_0; ++j) y[j] = static_cast<float>(qs[j]) * d;
 }
 
-void dequantize_q4_0(const uint8_t* block, float* y) {
-  const float d = half_to_float(load_u16(block + offsetof(BlockQ4_0, d)));
-  const uint8_t* qs = block + offsetof(BlockQ4_0, qs);
+// Splits 16 bytes of nibbles into 32 values: low nibbles are elements 0..15, high ones 16..31.
+// Eight bytes at a time leaves one 32-wide convert loop per block, as for Q8_0 (a 16-iteration
+// byte loop is shorter than the vector width and would stay scalar).
+void split_nibbles(const uint8_t* qs, uint8_t* q) {
   constexpr int kHalf = kQK4_0 / 2;
-  // Splitting nibbles eight bytes at a time leaves one 32-wide convert loop, as for Q8_0 (a
-  // 16-iteration byte loop is shorter than the vector width and would stay scalar).
-  uint8_t q[kQK4_0];
   for (int half = 0; half < 2; ++half) {
     uint64_t packed;
     std::memcpy(&packed, qs + 8 * half, 8);
@@ -76,7 +75,23 @@ void dequantize_q4_0(const uint8_t* block, float* y) {
     std::memcpy(q + 8 * half, &low, 8);
     std::memcpy(q + kHalf + 8 * half, &high, 8);
   }
+}
+
+void dequantize_q4_0(const uint8_t* block, float* y) {
+  const float d = half_to_float(load_u16(block + offsetof(BlockQ4_0, d)));
+  uint8_t q[kQK4_0];
+  split_nibbles(block + offsetof(BlockQ4_0, qs), q);
   for (int j = 0; j < kQK4_0; ++j) y[j] = static_cast<float>(q[j] - 8) * d;
+}
+
+void dequantize_q5_0(const uint8_t* block, float* y) {
+  const float d = half_to_float(load_u16(block + offsetof(BlockQ5_0, d)));
+  uint32_t qh;
+  std::memcpy(&qh, block + offsetof(BlockQ5_0, qh), sizeof qh);
+  uint8_t q[kQK5_0];
+  split_nibbles(block + offsetof(BlockQ5_0, qs), q);
+  for (int j = 0; j < kQK5_0; ++j) q[j] = static_cast<uint8_t>(q[j] | (((qh >> j) & 1u) << 4));
+  for (int j = 0; j < kQK5_0; ++j) y[j] = static_cast<float>(q[j] - 16) * d;
 }
 
 // Unpacks sub-block j's 6-bit scale and min from Q4_K's 12 bytes (ggml's get_scale_min_k4):
@@ -93,20 +108,32 @@ void q4_k_scale_min(const uint8_t* scales, int j, int* scale, int* min) {
   }
 }
 
-void dequantize_q4_k(const uint8_t* block, float* y) {
-  const float d = half_to_float(load_u16(block + offsetof(BlockQ4_K, d)));
-  const float dmin = half_to_float(load_u16(block + offsetof(BlockQ4_K, dmin)));
-  const uint8_t* scales = block + offsetof(BlockQ4_K, scales);
-  const uint8_t* qs = block + offsetof(BlockQ4_K, qs);
-  // Each 32 bytes of qs hold two sub-blocks of 32: low nibbles first, then high nibbles.
+// Q4_K and Q5_K: each 32 bytes of qs hold two sub-blocks of 32, low nibbles first, then high
+// nibbles; Q5_K's qh[l] bit s adds 16 to value l of sub-block s.
+template <class Block, bool kFifthBit>
+void dequantize_k_nibbles(const uint8_t* block, float* y) {
+  const float d = half_to_float(load_u16(block + offsetof(Block, d)));
+  const float dmin = half_to_float(load_u16(block + offsetof(Block, dmin)));
+  const uint8_t* scales = block + offsetof(Block, scales);
+  const uint8_t* qs = block + offsetof(Block, qs);
+  const uint8_t* qh = block + (kFifthBit ? offsetof(BlockQ5_K, qh) : 0);
   for (int pair = 0; pair < 4; ++pair, qs += 32, y += 64) {
     int sc_lo, m_lo, sc_hi, m_hi;
     q4_k_scale_min(scales, 2 * pair, &sc_lo, &m_lo);
     q4_k_scale_min(scales, 2 * pair + 1, &sc_hi, &m_hi);
     const float d_lo = d * static_cast<float>(sc_lo), min_lo = dmin * static_cast<float>(m_lo);
     const float d_hi = d * static_cast<float>(sc_hi), min_hi = dmin * static_cast<float>(m_hi);
-    for (int l = 0; l < 32; ++l) y[l] = d_lo * static_cast<float>(qs[l] & 0x0F) - min_lo;
-    for (int l = 0; l < 32; ++l) y[l + 32] = d_hi * static_cast<float>(qs[l] >> 4) - min_hi;
+    uint8_t lo[32], hi[32];
+    for (int l = 0; l < 32; ++l) {
+      lo[l] = qs[l] & 0x0F;
+      hi[l] = qs[l] >> 4;
+      if constexpr (kFifthBit) {
+        lo[l] = static_cast<uint8_t>(lo[l] | (((qh[l] >> (2 * pair)) & 1) << 4));
+        hi[l] = static_cast<uint8_t>(hi[l] | (((qh[l] >> (2 * pair + 1)) & 1) << 4));
+      }
+    }
+    for (int l = 0; l < 32; ++l) y[l] = d_lo * static_cast<float>(lo[l]) - min_lo;
+    for (int l = 0; l < 32; ++l) y[l + 32] = d_hi * static_cast<float>(hi[l]) - min_hi;
   }
 }
 
@@ -160,22 +187,42 @@ void quantize_q8_0(const float* x, uint8_t* block) {
   for (int j = 0; j < kQK8_0; ++j) qs[j] = static_cast<int8_t>(std::round(x[j] * id));
 }
 
-// The value of largest magnitude maps exactly to -8, so its sign chooses d's sign.
-void quantize_q4_0(const float* x, uint8_t* block) {
+// ggml's Q4_0/Q5_0 rule: the first value of largest magnitude maps exactly to -half (-8 or -16),
+// so its sign chooses d's sign; x * id + half + 0.5 lies in [0.5, 2 half + 0.5] and truncation
+// rounds it to nearest, 2 half is clipped to 2 half - 1. Returns d as stored (F16).
+uint16_t quantize_symmetric(const float* x, int half, uint8_t* codes) {
   float extreme = 0.0f;
   for (int j = 0; j < kQK4_0; ++j) {
     if (std::fabs(x[j]) > std::fabs(extreme)) extreme = x[j];
   }
-  const float d = extreme / -8.0f;
+  const float d = extreme / static_cast<float>(-half);
   const float id = d != 0.0f ? 1.0f / d : 0.0f;
-  store_u16(block + offsetof(BlockQ4_0, d), fp32_to_fp16(d));
-  uint8_t* qs = block + offsetof(BlockQ4_0, qs);
+  const float offset = static_cast<float>(half) + 0.5f;
+  for (int j = 0; j < kQK4_0; ++j)
+    codes[j] = static_cast<uint8_t>(std::min(2 * half - 1, static_cast<int>(x[j] * id + offset)));
+  return fp32_to_fp16(d);
+}
+
+// Inverse of split_nibbles (the low 4 bits of each code).
+void pack_nibbles(const uint8_t* codes, uint8_t* qs) {
   constexpr int kHalf = kQK4_0 / 2;
-  // x * id + 8.5 lies in [0.5, 16.5]; truncation rounds to nearest, 16 is clipped to 15.
-  const auto code = [&](float v) { return std::min(15, static_cast<int>(v * id + 8.5f)); };
-  for (int j = 0; j < kHalf; ++j) {
-    qs[j] = static_cast<uint8_t>(code(x[j]) | (code(x[j + kHalf]) << 4));
-  }
+  for (int j = 0; j < kHalf; ++j)
+    qs[j] = static_cast<uint8_t>((codes[j] & 0x0F) | ((codes[j + kHalf] & 0x0F) << 4));
+}
+
+void quantize_q4_0(const float* x, uint8_t* block) {
+  uint8_t codes[kQK4_0];
+  store_u16(block + offsetof(BlockQ4_0, d), quantize_symmetric(x, 8, codes));
+  pack_nibbles(codes, block + offsetof(BlockQ4_0, qs));
+}
+
+void quantize_q5_0(const float* x, uint8_t* block) {
+  uint8_t codes[kQK5_0];
+  store_u16(block + offsetof(BlockQ5_0, d), quantize_symmetric(x, 16, codes));
+  pack_nibbles(codes, block + offsetof(BlockQ5_0, qs));
+  uint32_t qh = 0;
+  for (int j = 0; j < kQK5_0; ++j) qh |= static_cast<uint32_t>(codes[j] >> 4) << j;
+  std::memcpy(block + offsetof(BlockQ5_0, qh), &qh, sizeof qh);
 }
 
 // Inverse of q4_k_scale_min for all 8 sub-blocks.
@@ -187,8 +234,8 @@ void pack_q4_k_scales(const int* scale, const int* min, uint8_t* packed) {
   }
 }
 
-// Q4_K's per-block parameters: value = step[s] * code - min_value[s] for sub-block s, where
-// step = d * scale_q and min_value = dmin * min_q, exactly as dequantize_q4_k computes them.
+// Q4_K's and Q5_K's per-block parameters: value = step[s] * code - min_value[s] for sub-block s,
+// where step = d * scale_q and min_value = dmin * min_q, exactly as dequantization computes them.
 struct Q4KScales {
   uint16_t d_bits = 0, dmin_bits = 0;
   int scale_q[8] = {}, min_q[8] = {};
@@ -196,8 +243,9 @@ struct Q4KScales {
 };
 
 // Per sub-block of 32: the offset covers min(0, min x) and the step covers the rest of the
-// range; both 6-bit multipliers are rounded up so every value lies inside the grid.
-Q4KScales choose_q4_k_scales(const float* x) {
+// range up to code `top` (15 or 31); both 6-bit multipliers are rounded up so every value lies
+// inside the grid.
+Q4KScales choose_k_scales(const float* x, int top_code) {
   constexpr int kSub = 8, kLen = 32;
   Q4KScales p;
   float offset[kSub], top[kSub], step_wanted[kSub];
@@ -213,7 +261,7 @@ Q4KScales choose_q4_k_scales(const float* x) {
   for (int s = 0; s < kSub; ++s) {
     p.min_q[s] = dmin == 0.0f ? 0 : std::min(63, static_cast<int>(std::ceil(offset[s] / dmin)));
     p.min_value[s] = dmin * static_cast<float>(p.min_q[s]);
-    step_wanted[s] = std::max(0.0f, (top[s] + p.min_value[s]) / 15.0f);
+    step_wanted[s] = std::max(0.0f, (top[s] + p.min_value[s]) / static_cast<float>(top_code));
     max_step = std::max(max_step, step_wanted[s]);
   }
   p.d_bits = fp16_at_least(max_step / 63.0f);
@@ -225,22 +273,34 @@ Q4KScales choose_q4_k_scales(const float* x) {
   return p;
 }
 
-void quantize_q4_k(const float* x, uint8_t* block) {
-  const Q4KScales p = choose_q4_k_scales(x);
-  store_u16(block + offsetof(BlockQ4_K, d), p.d_bits);
-  store_u16(block + offsetof(BlockQ4_K, dmin), p.dmin_bits);
-  pack_q4_k_scales(p.scale_q, p.min_q, block + offsetof(BlockQ4_K, scales));
+// Q4_K (top code 15) and Q5_K (31, the fifth bit in qh).
+template <class Block, bool kFifthBit>
+void quantize_k_nibbles(const float* x, uint8_t* block) {
+  constexpr int kTop = kFifthBit ? 31 : 15;
+  const Q4KScales p = choose_k_scales(x, kTop);
+  store_u16(block + offsetof(Block, d), p.d_bits);
+  store_u16(block + offsetof(Block, dmin), p.dmin_bits);
+  pack_q4_k_scales(p.scale_q, p.min_q, block + offsetof(Block, scales));
   uint8_t q[kQK_K];
   for (int i = 0; i < kQK_K; ++i) {
     const int s = i / 32;
     const float v = x[i] + p.min_value[s];
-    q[i] = static_cast<uint8_t>(p.step[s] == 0.0f ? 0 : nearest_clamped(v / p.step[s], 0, 15));
+    q[i] = static_cast<uint8_t>(p.step[s] == 0.0f ? 0 : nearest_clamped(v / p.step[s], 0, kTop));
   }
   // Each 32 bytes hold two sub-blocks: the first in the low nibbles, the second in the high.
-  uint8_t* qs = block + offsetof(BlockQ4_K, qs);
+  uint8_t* qs = block + offsetof(Block, qs);
   for (int pair = 0; pair < 4; ++pair) {
     for (int l = 0; l < 32; ++l) {
-      qs[pair * 32 + l] = static_cast<uint8_t>(q[pair * 64 + l] | (q[pair * 64 + 32 + l] << 4));
+      qs[pair * 32 + l] =
+          static_cast<uint8_t>((q[pair * 64 + l] & 0x0F) | ((q[pair * 64 + 32 + l] & 0x0F) << 4));
+    }
+  }
+  if constexpr (kFifthBit) {
+    uint8_t* qh = block + offsetof(BlockQ5_K, qh);
+    for (int l = 0; l < 32; ++l) {
+      int bits = 0;
+      for (int s = 0; s < 8; ++s) bits |= (q[32 * s + l] >> 4) << s;
+      qh[l] = static_cast<uint8_t>(bits);
     }
   }
 }
@@ -339,15 +399,19 @@ uint16_t fp32_to_bf16(float f) {
   return static_cast<uint16_t>((x + 0x7FFFu + ((x >> 16) & 1u)) >> 16);
 }
 
+const char* supported_type_names() { return "F32, F16, BF16, Q8_0, Q5_0, Q4_0, Q6_K, Q5_K, Q4_K"; }
+
 bool is_supported_type(TensorType type) {
   switch (type) {
     case TensorType::kF32:
     case TensorType::kF16:
     case TensorType::kBF16:
     case TensorType::kQ8_0:
+    case TensorType::kQ5_0:
     case TensorType::kQ4_0:
-    case TensorType::kQ4_K:
     case TensorType::kQ6_K:
+    case TensorType::kQ5_K:
+    case TensorType::kQ4_K:
       return true;
     default:
       return false;
@@ -384,8 +448,12 @@ void dequantize_row(TensorType type, const void* src, float* dst, int64_t n) {
       return dequantize_blocks<dequantize_q8_0>(src, dst, n, block, bytes);
     case TensorType::kQ4_0:
       return dequantize_blocks<dequantize_q4_0>(src, dst, n, block, bytes);
+    case TensorType::kQ5_0:
+      return dequantize_blocks<dequantize_q5_0>(src, dst, n, block, bytes);
     case TensorType::kQ4_K:
-      return dequantize_blocks<dequantize_q4_k>(src, dst, n, block, bytes);
+      return dequantize_blocks<dequantize_k_nibbles<BlockQ4_K, false>>(src, dst, n, block, bytes);
+    case TensorType::kQ5_K:
+      return dequantize_blocks<dequantize_k_nibbles<BlockQ5_K, true>>(src, dst, n, block, bytes);
     case TensorType::kQ6_K:
       return dequantize_blocks<dequantize_q6_k>(src, dst, n, block, bytes);
     default:
@@ -413,8 +481,12 @@ void quantize_row(TensorType type, const float* src, void* dst, int64_t n) {
       return quantize_blocks<quantize_q8_0>(src, dst, n, block, bytes);
     case TensorType::kQ4_0:
       return quantize_blocks<quantize_q4_0>(src, dst, n, block, bytes);
+    case TensorType::kQ5_0:
+      return quantize_blocks<quantize_q5_0>(src, dst, n, block, bytes);
     case TensorType::kQ4_K:
-      return quantize_blocks<quantize_q4_k>(src, dst, n, block, bytes);
+      return quantize_blocks<quantize_k_nibbles<BlockQ4_K, false>>(src, dst, n, block, bytes);
+    case TensorType::kQ5_K:
+      return quantize_blocks<quantize_k_nibbles<BlockQ5_K, true>>(src, dst, n, block, bytes);
     case TensorType::kQ6_K:
       return quantize_blocks<quantize_q6_k>(src, dst, n, block, bytes);
     default:

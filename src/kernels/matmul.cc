@@ -58,7 +58,7 @@ void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, i
   }
   const RowDot validate(w, x);  // same type and shape checks as matvec
   (void)validate;
-  std::vector<float> rounded;  // the activations the row dots see (F16, Q8_0, Q4_0 weights)
+  std::vector<float> rounded;  // the activations the row dots see (all but F32 weights)
   if (rounds_activation(w.type)) {
     rounded.assign(x, x + n_tokens * w.cols);
     round_activation_grid(w.type, rounded.data(), w.cols, n_tokens);

@@ -1,8 +1,8 @@
 // Matrix-vector product directly on GGUF storage formats. Each row is read in its stored format
 // and multiplied in registers; nothing is dequantized to memory, so the kernel streams the
 // weights once and stays memory-bandwidth bound. The activation is rounded where llama.cpp
-// rounds it: to F16 for F16 weights, to Q8_0 blocks for Q8_0 and Q4_0 weights, to Q8_K blocks
-// for Q4_K and Q6_K weights (kernels/q8_activation.h); F32 and BF16 weights keep it F32.
+// rounds it: to F16 for F16 weights, to BF16 for BF16 weights, to Q8_0 blocks for Q8_0, Q5_0 and
+// Q4_0 weights, to Q8_K blocks for the K-quants (kernels/q8_activation.h); F32 weights keep it.
 // Rows are split over OpenMP threads.
 #include <algorithm>
 #include <vector>
@@ -34,7 +34,8 @@ float dot_f32(const void* row, const float* x, int64_t n) {
   return sum;
 }
 
-// BF16 weights (widened exactly by a shift) times the F32 activation.
+// BF16 weights (widened exactly by a shift) times an activation already on the BF16 grid, so
+// every product is exact as in ggml's bf16 x bf16 dot.
 float dot_bf16(const void* row, const float* x, int64_t n) {
   const hn::ScalableTag<float> d;
   const hn::Rebind<hwy::bfloat16_t, decltype(d)> dh;
@@ -92,14 +93,18 @@ bool batch_row_dot(std::span<const RowDot> dots, int64_t r, float* y, int64_t y_
 
 RowDot::RowDot(const WeightMatrix& w, const float* x) : w_(w), x_(x) {
   if (!gguf::is_supported_type(w.type)) {
-    fail("matvec: weight type {}: expected F32, F16, BF16, Q8_0, Q4_0, Q4_K or Q6_K",
-         static_cast<uint32_t>(w.type));
+    fail("matvec: weight type {}: expected one of {}", static_cast<uint32_t>(w.type),
+         gguf::supported_type_names());
   }
   row_bytes_ = gguf::row_bytes(w.type, w.cols);  // throws if cols is not a block multiple
   if (uses_q8_activation(w.type)) quantize_activation(x, w.cols, x_q8_);
   if (uses_q8_k_activation(w.type)) quantize_activation_q8_k(x, w.cols, x_q8_k_);
-  if (w.type == gguf::TensorType::kQ4_K) order_for_q4_k(x_q8_k_);
+  if (uses_q4_k_order(w.type)) order_for_q4_k(x_q8_k_);
   if (w.type == gguf::TensorType::kF16) round_to_f16(x, w.cols, x_f16_);
+  if (w.type == gguf::TensorType::kBF16) {
+    x_bf16_.assign(x, x + w.cols);
+    round_activation_grid(w.type, x_bf16_.data(), w.cols, 1);
+  }
 }
 
 void RowDot::prefetch(int64_t r) const {
@@ -120,12 +125,14 @@ float RowDot::operator()(int64_t r) const {
     case gguf::TensorType::kF16:
       return dot_f16_f16(row, x_f16_.data(), w_.cols);
     case gguf::TensorType::kBF16:
-      return dot_bf16(row, x_, w_.cols);
+      return dot_bf16(row, x_bf16_.data(), w_.cols);
     case gguf::TensorType::kQ8_0:
+    case gguf::TensorType::kQ5_0:
     case gguf::TensorType::kQ4_0:
       return dot_q8_activation(w_.type, row, x_q8_, w_.cols);
-    case gguf::TensorType::kQ4_K:
     case gguf::TensorType::kQ6_K:
+    case gguf::TensorType::kQ5_K:
+    case gguf::TensorType::kQ4_K:
       return dot_q8_k_activation(w_.type, row, x_q8_k_, w_.cols);
     default:
       return 0.0f;  // unreachable: rejected in the constructor

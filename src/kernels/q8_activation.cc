@@ -1,10 +1,12 @@
-// Q8_0 activation rounding and the int8 x int8 row dots that use it. With AVX-512 VNNI + VL one
-// 32-value block is one vpdpbusd (unsigned |w| times x with w's sign moved onto x, ggml's trick);
-// other CPUs take a plain integer loop with identical sums, so results depend only on the F32
-// accumulation order.
+// Q8_0 activation rounding and the int8 x int8 row dots that use it (Q8_0, Q5_0 and Q4_0 weights,
+// whose 32-value blocks unpack to signed bytes). With AVX-512 VNNI + VL one block is one vpdpbusd
+// (unsigned |w| times x with w's sign moved onto x, ggml's trick); other CPUs take a plain integer
+// loop with identical sums, so results depend only on the F32 accumulation order. Also the F16
+// and BF16 roundings that llama.cpp applies to activations for F16 and BF16 weights.
 #include "kernels/q8_activation.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "gguf/quant.h"
 #include "hwy/highway.h"
@@ -30,7 +32,7 @@ constexpr bool kNativeF16 = true;
 #else
 constexpr bool kNativeF16 = false;
 #endif
-static_assert(gguf::kQK8_0 == gguf::kQK4_0);
+static_assert(gguf::kQK8_0 == gguf::kQK4_0 && gguf::kQK8_0 == gguf::kQK5_0);
 
 #if defined(MOA_Q8_VNNI)
 using BlockInts = __m256i;  // the 32 signed weights of one block
@@ -39,12 +41,25 @@ BlockInts signed_weights(const gguf::BlockQ8_0& b) {
   return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs));
 }
 
-BlockInts signed_weights(const gguf::BlockQ4_0& b) {
-  const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs));
+// The 32 unsigned nibbles of 16 bytes: low nibbles are elements 0..15, high ones 16..31.
+__m256i nibbles(const uint8_t* qs) {
+  const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
   const __m128i nibble = _mm_set1_epi8(0x0F);
-  const __m128i lo = _mm_and_si128(packed, nibble);                     // elements 0..15
-  const __m128i hi = _mm_and_si128(_mm_srli_epi16(packed, 4), nibble);  // elements 16..31
-  return _mm256_sub_epi8(_mm256_set_m128i(hi, lo), _mm256_set1_epi8(8));
+  const __m128i lo = _mm_and_si128(packed, nibble);
+  const __m128i hi = _mm_and_si128(_mm_srli_epi16(packed, 4), nibble);
+  return _mm256_set_m128i(hi, lo);
+}
+
+BlockInts signed_weights(const gguf::BlockQ4_0& b) {
+  return _mm256_sub_epi8(nibbles(b.qs), _mm256_set1_epi8(8));
+}
+
+// Bit j of qh becomes 16 in byte j (vpmovm2b sets a byte per mask bit).
+BlockInts signed_weights(const gguf::BlockQ5_0& b) {
+  uint32_t qh;
+  std::memcpy(&qh, b.qh, sizeof qh);
+  const __m256i fifth = _mm256_and_si256(_mm256_movm_epi8(qh), _mm256_set1_epi8(0x10));
+  return _mm256_sub_epi8(_mm256_or_si256(nibbles(b.qs), fifth), _mm256_set1_epi8(16));
 }
 
 // Eight int32 partial sums of w[i] * x[i]; `magnitude` = |w| (unsigned operand of vpdpbusd).
@@ -125,11 +140,22 @@ float dot_one(const Block* w, const Q8Activation& x, int64_t n_blocks) {
 #else
 void signed_weights(const gguf::BlockQ8_0& b, int8_t* q) { std::copy_n(b.qs, kBlock, q); }
 
-void signed_weights(const gguf::BlockQ4_0& b, int8_t* q) {
+// Element i of a Q4_0/Q5_0 block: its nibble, plus 16 where `fifth` has bit i, minus `offset`.
+void nibble_weights(const uint8_t* qs, uint32_t fifth, int offset, int8_t* q) {
+  const auto bit = [&](int64_t j) { return static_cast<int>((fifth >> j) & 1u) << 4; };
   for (int64_t i = 0; i < kBlock / 2; ++i) {
-    q[i] = static_cast<int8_t>((b.qs[i] & 0x0F) - 8);
-    q[i + kBlock / 2] = static_cast<int8_t>((b.qs[i] >> 4) - 8);
+    const int64_t high = i + kBlock / 2;
+    q[i] = static_cast<int8_t>(((qs[i] & 0x0F) | bit(i)) - offset);
+    q[high] = static_cast<int8_t>(((qs[i] >> 4) | bit(high)) - offset);
   }
+}
+
+void signed_weights(const gguf::BlockQ4_0& b, int8_t* q) { nibble_weights(b.qs, 0, 8, q); }
+
+void signed_weights(const gguf::BlockQ5_0& b, int8_t* q) {
+  uint32_t qh;
+  std::memcpy(&qh, b.qh, sizeof qh);
+  nibble_weights(b.qs, qh, 16, q);
 }
 
 template <class Block, int kTokens>
@@ -184,18 +210,60 @@ void replace_by_blocks(void (*quantize)(const float*, int64_t, Activation&), int
   }
 }
 
+// ggml's GGML_FP32_TO_BF16 and back, in place: round to nearest even on the 16 dropped bits
+// (subnormals too, no flush), a NaN stays a NaN with its quiet bit set.
+void round_to_bf16_grid(float* x, int64_t n) {
+  const DF d;
+  const hn::RebindToSigned<DF> di;
+  const auto lanes = static_cast<int64_t>(hn::Lanes(d));
+  const auto low_bit = hn::Set(di, 1), half_ulp = hn::Set(di, 0x7FFF);
+  const auto magnitude = hn::Set(di, 0x7FFFFFFF), infinity = hn::Set(di, 0x7F800000);
+  const auto quiet = hn::Set(di, 0x00400000),
+             high_half = hn::Set(di, static_cast<int32_t>(0xFFFF0000u));
+  int64_t i = 0;
+  for (; i + lanes <= n; i += lanes) {
+    const auto bits = hn::BitCast(di, hn::LoadU(d, x + i));
+    // Integer adds wrap like ggml's uint32 arithmetic; the mask keeps the top 16 bits.
+    const auto odd = hn::And(hn::ShiftRight<16>(bits), low_bit);
+    const auto rounded = hn::And(hn::Add(bits, hn::Add(half_ulp, odd)), high_half);
+    const auto nan = hn::Or(hn::And(bits, high_half), quiet);
+    const auto is_nan = hn::Gt(hn::And(bits, magnitude), infinity);
+    hn::StoreU(hn::BitCast(d, hn::IfThenElse(is_nan, nan, rounded)), d, x + i);
+  }
+  for (; i < n; ++i) x[i] = gguf::bf16_to_fp32(gguf::fp32_to_bf16(x[i]));
+}
+
+// Calls f with the row as an array of its type's blocks (Q8_0, Q5_0 or Q4_0).
+template <class F>
+float with_blocks(gguf::TensorType type, const void* row, F f) {
+  switch (type) {
+    case gguf::TensorType::kQ8_0:
+      return f(static_cast<const gguf::BlockQ8_0*>(row));
+    case gguf::TensorType::kQ5_0:
+      return f(static_cast<const gguf::BlockQ5_0*>(row));
+    case gguf::TensorType::kQ4_0:
+      return f(static_cast<const gguf::BlockQ4_0*>(row));
+    default:
+      fail("dot_q8_activation: weight type {} does not take a Q8_0 activation",
+           static_cast<uint32_t>(type));
+  }
+}
+
 }  // namespace
 
 bool uses_q8_activation(gguf::TensorType type) {
-  return type == gguf::TensorType::kQ8_0 || type == gguf::TensorType::kQ4_0;
+  return type == gguf::TensorType::kQ8_0 || type == gguf::TensorType::kQ5_0 ||
+         type == gguf::TensorType::kQ4_0;
 }
 
 bool uses_q8_k_activation(gguf::TensorType type) {
-  return type == gguf::TensorType::kQ4_K || type == gguf::TensorType::kQ6_K;
+  return type == gguf::TensorType::kQ4_K || type == gguf::TensorType::kQ5_K ||
+         type == gguf::TensorType::kQ6_K;
 }
 
 bool rounds_activation(gguf::TensorType type) {
-  return uses_q8_activation(type) || uses_q8_k_activation(type) || type == gguf::TensorType::kF16;
+  return uses_q8_activation(type) || uses_q8_k_activation(type) || type == gguf::TensorType::kF16 ||
+         type == gguf::TensorType::kBF16;
 }
 
 void quantize_activation(const float* x, int64_t n, Q8Activation& out) {
@@ -242,6 +310,10 @@ void round_activation_grid(gguf::TensorType type, float* x, int64_t n, int64_t n
     for (; i < total; ++i) x[i] = half_to_float(gguf::fp32_to_fp16(x[i]));
     return;
   }
+  if (type == gguf::TensorType::kBF16) {
+    round_to_bf16_grid(x, n * n_rows);
+    return;
+  }
   if (uses_q8_k_activation(type)) {
     replace_by_blocks<Q8KActivation>(quantize_activation_q8_k, gguf::kQK_K, x, n, n_rows);
   } else if (uses_q8_activation(type)) {
@@ -250,19 +322,16 @@ void round_activation_grid(gguf::TensorType type, float* x, int64_t n, int64_t n
 }
 
 float dot_q8_activation(gguf::TensorType type, const void* row, const Q8Activation& x, int64_t n) {
-  if (type == gguf::TensorType::kQ8_0)
-    return dot_one(static_cast<const gguf::BlockQ8_0*>(row), x, n / kBlock);
-  return dot_one(static_cast<const gguf::BlockQ4_0*>(row), x, n / kBlock);
+  return with_blocks(type, row, [&](const auto* blocks) { return dot_one(blocks, x, n / kBlock); });
 }
 
 void dot_q8_activation_batch(gguf::TensorType type, const void* row,
                              std::span<const Q8Activation* const> xs, int64_t n, float* y,
                              int64_t y_stride) {
-  if (type == gguf::TensorType::kQ8_0) {
-    dot_tokens(static_cast<const gguf::BlockQ8_0*>(row), xs, n / kBlock, y, y_stride);
-  } else {
-    dot_tokens(static_cast<const gguf::BlockQ4_0*>(row), xs, n / kBlock, y, y_stride);
-  }
+  with_blocks(type, row, [&](const auto* blocks) {
+    dot_tokens(blocks, xs, n / kBlock, y, y_stride);
+    return 0.0f;
+  });
 }
 
 }  // namespace moa::kernels

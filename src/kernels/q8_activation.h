@@ -1,10 +1,10 @@
 // Activations rounded the way llama.cpp pairs them with the weight type: to F16 for F16 weights,
-// to Q8_0 blocks (32 values sharing one F16-rounded scale) for Q8_0 and Q4_0 weights, to Q8_K
-// blocks (256 values sharing one F32 scale) for Q4_K and Q6_K weights. The row dots then
-// multiply small integers by int8 (AVX-512 VNNI / BW) instead of widening every weight to F32,
-// which is what keeps quantized decode memory-bound on a 2-core CPU. Every path (matvec, batch
-// decode, prefill GEMM) uses the same rounded activation, so prefill, decode and batches agree to
-// F32 accumulation order. Internal to kernels/.
+// to BF16 for BF16 weights, to Q8_0 blocks (32 values sharing one F16-rounded scale) for Q8_0,
+// Q5_0 and Q4_0 weights, to Q8_K blocks (256 values sharing one F32 scale) for Q6_K, Q5_K and
+// Q4_K weights. The row dots then multiply small integers by int8 (AVX-512 VNNI / BW) instead of
+// widening every weight to F32, which is what keeps quantized decode memory-bound on a 2-core
+// CPU. Every path (matvec, batch decode, prefill GEMM) uses the same rounded activation, so
+// prefill, decode and batches agree to F32 accumulation order. Internal to kernels/.
 #pragma once
 
 #include <cstdint>
@@ -15,12 +15,11 @@
 
 namespace moa::kernels {
 
-// True for the weight types whose dot products take Q8_0-rounded activations (Q8_0, Q4_0).
+// True for the weight types whose dot products take Q8_0-rounded activations (Q8_0, Q5_0, Q4_0).
 bool uses_q8_activation(gguf::TensorType type);
-// True for the weight types whose dot products take Q8_K-rounded activations (Q4_K, Q6_K).
+// True for the weight types whose dot products take Q8_K-rounded activations (Q6_K, Q5_K, Q4_K).
 bool uses_q8_k_activation(gguf::TensorType type);
-// True for every weight type whose dot products take a rounded activation (F16, Q8_0, Q4_0,
-// Q4_K, Q6_K).
+// True for every weight type whose dot products take a rounded activation (all but F32).
 bool rounds_activation(gguf::TensorType type);
 
 // One activation vector in Q8_0 blocks: scale[b] * qs[32 b + i] approximates x[32 b + i].
@@ -36,8 +35,8 @@ struct Q8KActivation {
   std::vector<float> scales;
   std::vector<int16_t> sums16;
   // Q4_K's nibble order: in every 128 values qs holds 0-31, 64-95, 32-63, 96-127, so the low and
-  // high nibbles of 64 stored bytes meet their activations in one load each. Q4_K dots need it,
-  // Q6_K dots the natural order.
+  // high nibbles of 64 stored bytes meet their activations in one load each. Q4_K and Q5_K dots
+  // need it, Q6_K dots the natural order.
   bool q4_k_order = false;
 };
 
@@ -47,9 +46,11 @@ void quantize_activation_q8_k(const float* x, int64_t n, Q8KActivation& out);
 
 // Puts a natural-order activation into Q4_K's nibble order (sums16 stay in natural order).
 void order_for_q4_k(Q8KActivation& x);
+// True for the types whose dots take that order (Q4_K, Q5_K).
+bool uses_q4_k_order(gguf::TensorType type);
 
-// Dot product of one stored Q4_K or Q6_K row (n values) with a Q8_K activation in the order the
-// type needs: integer sums per block, scaled once per block.
+// Dot product of one stored Q6_K, Q5_K or Q4_K row (n values) with a Q8_K activation in the order
+// the type needs: integer sums per block, scaled once per block.
 float dot_q8_k_activation(gguf::TensorType type, const void* row, const Q8KActivation& x,
                           int64_t n);
 
@@ -60,11 +61,11 @@ void quantize_activation(const float* x, int64_t n, Q8Activation& out);
 // F16 weights take the activation rounded to F16 (nearest even), as llama.cpp does.
 void round_to_f16(const float* x, int64_t n, std::vector<uint16_t>& out);
 
-// Replaces x (n_rows rows of n values) by the values the row dots of `type` multiply with, for
-// the F32 GEMM path; unchanged for types that keep F32 activations.
+// Replaces x (n_rows rows of n values) by the values the row dots of `type` multiply with (F16,
+// BF16 or Q8_0/Q8_K blocks as ggml rounds them); unchanged for F32 weights.
 void round_activation_grid(gguf::TensorType type, float* x, int64_t n, int64_t n_rows);
 
-// Dot product of one stored Q8_0 or Q4_0 row (n values) with a quantized activation.
+// Dot product of one stored Q8_0, Q5_0 or Q4_0 row (n values) with a quantized activation.
 float dot_q8_activation(gguf::TensorType type, const void* row, const Q8Activation& x, int64_t n);
 
 // The same for up to kMaxQ8Batch activations at once: y[t * y_stride] = dot(row, *xs[t]); each

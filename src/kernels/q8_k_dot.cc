@@ -1,10 +1,12 @@
-// Q8_K activation rounding and the K-quant row dots that use it (llama.cpp's pairing for Q4_K and
-// Q6_K weights). A block's weights stay small unsigned integers (Q4_K: 0..15, Q6_K: 0..63) that
-// vpmaddubsw multiplies with the int8 activation; vpmaddwd applies the 16/32-value sub-block
-// scales, and the offsets (Q4_K's mins, Q6_K's -32) come from the activation's sums per 16
-// values. Other CPUs take a plain integer loop with the same per-block sums.
+// Q8_K activation rounding and the K-quant row dots that use it (llama.cpp's pairing for Q4_K,
+// Q5_K and Q6_K weights). A block's weights stay small unsigned integers (Q4_K: 0..15, Q5_K:
+// 0..31, Q6_K: 0..63) that vpmaddubsw multiplies with the int8 activation; vpmaddwd applies the
+// 16/32-value sub-block scales, and the offsets (Q4_K's and Q5_K's mins, Q6_K's -32) come from the
+// activation's sums per 16 values. Q5_K is Q4_K plus a fifth bit per value, so one template serves
+// both. Other CPUs take a plain integer loop with the same per-block sums.
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 
 #include "gguf/quant.h"
 #include "hwy/highway.h"
@@ -58,6 +60,10 @@ int64_t q4_k_slot(int64_t i) {
   return i / 128 * 128 + kSlot[i % 128 / 32] * 32 + i % 32;
 }
 
+// Q5_K's qh adds 16 to value l of sub-block s where bit s of qh[l] is set; Q4_K has no qh.
+template <class Block>
+constexpr bool kHasFifthBit = std::is_same_v<Block, gguf::BlockQ5_K>;
+
 #if defined(MOA_KQUANT_AVX512)
 // Index vector for vpermw: 16-bit lanes 0-15 take element `a`, lanes 16-31 element `b`.
 __m512i two_halves(int a, int b) {
@@ -65,12 +71,13 @@ __m512i two_halves(int a, int b) {
                             _mm256_set1_epi16(static_cast<int16_t>(b)), 1);
 }
 
-float dot_q4_k(const gguf::BlockQ4_K* w, const Q8KActivation& a, int64_t n_blocks) {
-  const __m512i nibble = _mm512_set1_epi8(0x0F);
+template <class Block>
+float dot_q4_k(const Block* w, const Q8KActivation& a, int64_t n_blocks) {
+  const __m512i nibble = _mm512_set1_epi8(0x0F), one = _mm512_set1_epi8(1);
   __m512 acc = _mm512_setzero_ps();
   __m256 acc_min = _mm256_setzero_ps();
   for (int64_t b = 0; b < n_blocks; ++b) {
-    const gguf::BlockQ4_K& blk = w[b];
+    const Block& blk = w[b];
     const int8_t* x = a.qs.data() + b * kBlock;
     const ScaleWords sm = q4_k_scales_mins(blk.scales);
     // Built in registers: storing the words and loading them as a vector stalls the load.
@@ -78,10 +85,22 @@ float dot_q4_k(const gguf::BlockQ4_K* w, const Q8KActivation& a, int64_t n_block
                                               static_cast<int>(sm.w[1]), static_cast<int>(sm.w[0]));
     const __m512i scales = _mm512_cvtepu8_epi16(_mm256_castsi128_si256(scales_mins));
     __m512i sums = _mm512_setzero_si512();
+    __m512i qh_02 = _mm512_setzero_si512();  // Q5_K: qh, then qh >> 2 (bits of sub-blocks +2)
+    if constexpr (kHasFifthBit<Block>) {
+      const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.qh));
+      qh_02 = _mm512_inserti64x4(_mm512_castsi256_si512(qh), _mm256_srli_epi16(qh, 2), 1);
+    }
     for (int c = 0; c < 2; ++c) {  // 64 bytes = sub-blocks 4c..4c+3 (low nibbles: even ones)
       const __m512i q = _mm512_loadu_si512(blk.qs + 64 * c);
-      const __m512i lo = _mm512_and_si512(q, nibble);
-      const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), nibble);
+      __m512i lo = _mm512_and_si512(q, nibble);
+      __m512i hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), nibble);
+      if constexpr (kHasFifthBit<Block>) {
+        // Bit 4c (+2 in the upper half) for the low nibbles, the next bit for the high ones.
+        const __m512i bits = _mm512_srli_epi16(qh_02, 4 * c);
+        lo = _mm512_or_si512(lo, _mm512_slli_epi16(_mm512_and_si512(bits, one), 4));
+        hi = _mm512_or_si512(
+            hi, _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(bits, 1), one), 4));
+      }
       // Nibble order: the 64 activations of the low nibbles, then those of the high nibbles.
       const __m512i p_lo = _mm512_maddubs_epi16(lo, _mm512_loadu_si512(x + 128 * c));
       const __m512i p_hi = _mm512_maddubs_epi16(hi, _mm512_loadu_si512(x + 128 * c + 64));
@@ -150,10 +169,11 @@ float dot_q6_k(const gguf::BlockQ6_K* w, const Q8KActivation& a, int64_t n_block
   return _mm512_reduce_add_ps(acc);
 }
 #else
-float dot_q4_k(const gguf::BlockQ4_K* w, const Q8KActivation& a, int64_t n_blocks) {
+template <class Block>
+float dot_q4_k(const Block* w, const Q8KActivation& a, int64_t n_blocks) {
   float total = 0.0f;
   for (int64_t b = 0; b < n_blocks; ++b) {
-    const gguf::BlockQ4_K& blk = w[b];
+    const Block& blk = w[b];
     const int8_t* x = a.qs.data() + b * kBlock;
     const ScaleWords sm = q4_k_scales_mins(blk.scales);
     uint8_t scales_mins[16];
@@ -163,7 +183,8 @@ float dot_q4_k(const gguf::BlockQ4_K* w, const Q8KActivation& a, int64_t n_block
       const uint8_t* q = blk.qs + 32 * (sub / 2);
       int32_t s = 0;
       for (int i = 0; i < 32; ++i) {
-        const int value = sub % 2 == 0 ? q[i] & 0x0F : q[i] >> 4;
+        int value = sub % 2 == 0 ? q[i] & 0x0F : q[i] >> 4;
+        if constexpr (kHasFifthBit<Block>) value |= ((blk.qh[i] >> sub) & 1) << 4;
         s += value * x[q4_k_slot(32 * sub + i)];
       }
       sum += scales_mins[sub] * s;
@@ -239,13 +260,22 @@ void order_for_q4_k(Q8KActivation& x) {
   x.q4_k_order = true;
 }
 
+bool uses_q4_k_order(gguf::TensorType type) {
+  return type == gguf::TensorType::kQ4_K || type == gguf::TensorType::kQ5_K;
+}
+
 float dot_q8_k_activation(gguf::TensorType type, const void* row, const Q8KActivation& x,
                           int64_t n) {
-  if ((type == gguf::TensorType::kQ4_K) != x.q4_k_order)
+  if (!uses_q8_k_activation(type))
+    fail("dot_q8_k_activation: weight type {} does not take a Q8_K activation",
+         static_cast<uint32_t>(type));
+  if (uses_q4_k_order(type) != x.q4_k_order)
     fail("dot_q8_k_activation: the activation is not in the order {} needs",
          gguf::tensor_type_name(static_cast<uint32_t>(type)));
   if (type == gguf::TensorType::kQ4_K)
     return dot_q4_k(static_cast<const gguf::BlockQ4_K*>(row), x, n / kBlock);
+  if (type == gguf::TensorType::kQ5_K)
+    return dot_q4_k(static_cast<const gguf::BlockQ5_K*>(row), x, n / kBlock);
   return dot_q6_k(static_cast<const gguf::BlockQ6_K*>(row), x, n / kBlock);
 }
 

@@ -21,11 +21,7 @@ double kv_value(const KvView& kv, const void* base, int64_t index) {
 
 }  // namespace
 
-bool activation_is_rounded(gguf::TensorType type) {
-  return type == gguf::TensorType::kF16 || type == gguf::TensorType::kQ8_0 ||
-         type == gguf::TensorType::kQ4_0 || type == gguf::TensorType::kQ4_K ||
-         type == gguf::TensorType::kQ6_K;
-}
+bool activation_is_rounded(gguf::TensorType type) { return type != gguf::TensorType::kF32; }
 
 namespace {
 
@@ -58,7 +54,12 @@ std::vector<float> activation_for(gguf::TensorType type, const float* x, int64_t
     for (float& v : seen) v = gguf::fp16_to_fp32(gguf::fp32_to_fp16(v));
     return seen;
   }
-  if (type == gguf::TensorType::kQ4_K || type == gguf::TensorType::kQ6_K) {
+  if (type == gguf::TensorType::kBF16) {
+    for (float& v : seen) v = gguf::bf16_to_fp32(gguf::fp32_to_bf16(v));
+    return seen;
+  }
+  if (type == gguf::TensorType::kQ4_K || type == gguf::TensorType::kQ5_K ||
+      type == gguf::TensorType::kQ6_K) {
     round_to_q8_k(seen);
     return seen;
   }

@@ -12,11 +12,12 @@
 
 namespace moa::kernels::reference {
 
-// x as the kernels multiply it with weights of `type` (llama.cpp's rules): for Q8_0 and Q4_0
-// weights rounded to Q8_0 blocks by ggml's reference quantizer, for Q4_K and Q6_K weights to
-// Q8_K blocks (ggml's quantize_row_q8_K_ref), for F16 weights to F16, for other types unchanged.
+// x as the kernels multiply it with weights of `type` (llama.cpp's rules): for Q8_0, Q5_0 and
+// Q4_0 weights rounded to Q8_0 blocks by ggml's reference quantizer, for Q6_K, Q5_K and Q4_K
+// weights to Q8_K blocks (ggml's quantize_row_q8_K_ref), for F16 weights to F16, for BF16
+// weights to BF16 (ggml's GGML_FP32_TO_BF16), for F32 weights unchanged.
 std::vector<float> activation_for(gguf::TensorType type, const float* x, int64_t n);
-// True for the types activation_for changes (F16, Q8_0, Q4_0, Q4_K, Q6_K).
+// True for the types activation_for changes (all but F32).
 bool activation_is_rounded(gguf::TensorType type);
 void matvec(const WeightMatrix& w, const float* x, float* y);
 void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y);

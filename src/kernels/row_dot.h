@@ -1,6 +1,6 @@
-// Dot products of single weight rows (any stored format) with one activation vector (kept F32,
-// or rounded as llama.cpp does for F16, Q8_0, Q4_0, Q4_K and Q6_K weights); the building block of
-// matvec, also used by matmul for tiny batches. Internal to kernels/.
+// Dot products of single weight rows (any stored format) with one activation vector (kept F32 for
+// F32 weights, rounded as llama.cpp does for every other type); the building block of matvec,
+// also used by matmul for tiny batches. Internal to kernels/.
 #pragma once
 
 #include <cstddef>
@@ -33,14 +33,15 @@ class RowDot {
   WeightMatrix w_;
   const float* x_;
   size_t row_bytes_ = 0;
-  Q8Activation x_q8_;            // Q8_0 / Q4_0 only: x rounded to Q8_0 blocks
-  Q8KActivation x_q8_k_;         // Q4_K / Q6_K only: x rounded to Q8_K blocks
+  Q8Activation x_q8_;            // Q8_0 / Q5_0 / Q4_0 only: x rounded to Q8_0 blocks
+  Q8KActivation x_q8_k_;         // Q6_K / Q5_K / Q4_K only: x rounded to Q8_K blocks
   std::vector<uint16_t> x_f16_;  // F16 only: x rounded to F16
+  std::vector<float> x_bf16_;    // BF16 only: x rounded to BF16 (kept as F32 values)
 };
 
 // Batch decode: y[t * y_stride] = dots[t](r) for every t, for up to kMaxQ8Batch dots of one
-// Q8_0 or Q4_0 matrix. Each weight block is loaded once and reused for every token, so a batch
-// costs little more than one dot. Returns false (doing nothing) for other types.
+// Q8_0, Q5_0 or Q4_0 matrix. Each weight block is loaded once and reused for every token, so a
+// batch costs little more than one dot. Returns false (doing nothing) for other types.
 bool batch_row_dot(std::span<const RowDot> dots, int64_t r, float* y, int64_t y_stride);
 
 }  // namespace moa::kernels

@@ -35,10 +35,6 @@ std::optional<SparsePlan> method_plan(const AttentionMethod& m, const ModelIdent
   if (!m.plan_path.empty()) {
     SparsePlan plan = read_plan(m.plan_path);
     check_plan_matches(plan, model, m.plan_path);
-    if (plan.sinks > n_ctx) {
-      fail("{}: sinks: {} sink tokens exceed the context of {} tokens", m.plan_path, plan.sinks,
-           n_ctx);
-    }
     for (size_t layer = 0; layer < plan.rules.size(); ++layer) {
       plan.band_masks(static_cast<int64_t>(layer), n_ctx);  // throws on an invalid span at n_ctx
     }

@@ -15,6 +15,7 @@
 #include <numeric>
 
 #include "kernels/attention_weights.h"
+#include "util/checked_math.h"
 #include "util/error.h"
 
 namespace moa {
@@ -114,9 +115,11 @@ H2oKvCache::H2oKvCache(const H2oCacheShape& shape)
   }
   capacity_ = std::min(shape.budget + 1, shape.n_ctx);
   element_bytes_ = kernels::kv_element_bytes(shape.type);
-  const size_t slots = static_cast<size_t>(shape.n_layer) * static_cast<size_t>(shape.n_seq) *
-                       static_cast<size_t>(shape.n_head_kv * capacity_);
-  keys_.assign(slots * static_cast<size_t>(shape.head_dim) * element_bytes_, 0);
+  const size_t slots =
+      checked_product("h2o cache", {shape.n_layer, shape.n_seq, shape.n_head_kv, capacity_});
+  keys_.assign(checked_product("h2o cache", {static_cast<int64_t>(slots), shape.head_dim,
+                                             static_cast<int64_t>(element_bytes_)}),
+               0);
   values_.assign(keys_.size(), 0);
   positions_.assign(slots, 0);
   scores_.assign(slots, 0.0f);

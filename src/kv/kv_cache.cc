@@ -8,6 +8,7 @@
 #include <string>
 #include <utility>
 
+#include "util/checked_math.h"
 #include "util/error.h"
 
 namespace moa {
@@ -28,10 +29,11 @@ KvCache::KvCache(const KvCacheShape& shape) : shape_(shape) {
   check_cache_dimensions("kv cache", shape.n_layer, shape.n_head_kv, shape.head_dim, shape.n_ctx,
                          shape.n_seq);
   element_bytes_ = kernels::kv_element_bytes(shape.type);
-  const size_t elements = static_cast<size_t>(shape.n_layer) * static_cast<size_t>(shape.n_seq) *
-                          static_cast<size_t>(shape.n_head_kv * shape.n_ctx * shape.head_dim);
-  keys_.assign(elements * element_bytes_, 0);
-  values_.assign(elements * element_bytes_, 0);
+  const uint64_t bytes =
+      checked_product("kv cache", {shape.n_layer, shape.n_seq, shape.n_head_kv, shape.n_ctx,
+                                   shape.head_dim, static_cast<int64_t>(element_bytes_)});
+  keys_.assign(bytes, 0);
+  values_.assign(bytes, 0);
   lengths_.assign(static_cast<size_t>(shape.n_seq), 0);
 }
 

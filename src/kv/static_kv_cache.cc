@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "util/checked_math.h"
 #include "util/error.h"
 
 namespace moa {
@@ -59,16 +60,19 @@ StaticKvCache::StaticKvCache(const StaticKvCacheShape& shape, const SparsePlan& 
     for (const kernels::BandMask& mask : masks_.back()) {
       ring_.push_back(ring_slots(mask.span, sinks_, shape.n_ctx));
       offsets_.push_back(offset);
-      offset += static_cast<size_t>((sinks_ + ring_.back()) * shape.head_dim);
+      offset += checked_product("static kv cache", {sinks_ + ring_.back(), shape.head_dim});
     }
   }
   seq_elements_ = offset;
-  const size_t total = seq_elements_ * static_cast<size_t>(shape.n_seq) * element_bytes_;
+  const size_t total = checked_product(
+      "static kv cache",
+      {static_cast<int64_t>(seq_elements_), shape.n_seq, static_cast<int64_t>(element_bytes_)});
   keys_.assign(total, 0);
   values_.assign(total, 0);
   chunk_capacity_ = std::min(shape.prefill_chunk, shape.n_ctx);
-  const auto chunk_bytes =
-      static_cast<size_t>(chunk_capacity_ * shape.n_head_kv * shape.head_dim) * element_bytes_;
+  const size_t chunk_bytes =
+      checked_product("static kv cache", {chunk_capacity_, shape.n_head_kv, shape.head_dim,
+                                          static_cast<int64_t>(element_bytes_)});
   chunk_keys_.assign(chunk_bytes, 0);
   chunk_values_.assign(chunk_bytes, 0);
   lengths_.assign(static_cast<size_t>(shape.n_seq), 0);

@@ -28,6 +28,11 @@ Model Model::from_file(gguf::GgufFile file) {
   check_model_tensors(*model.file_, model.config_);
   model.weights_ = bind_weights(*model.file_, model.config_);
   model.tokenizer_ = std::make_unique<Tokenizer>(Tokenizer::from_gguf(*model.file_));
+  if (model.tokenizer_->n_vocab() != model.config_.n_vocab) {
+    // Sampled ids past the tokenizer, or prompt ids past the embedding, would fail mid-run.
+    fail("{}: the tokenizer has {} tokens but token_embd.weight has {} rows", model.file_->path(),
+         model.tokenizer_->n_vocab(), model.config_.n_vocab);
+  }
   return model;
 }
 

@@ -2,11 +2,13 @@
 // and checks the tensors against them so a malformed model fails at load, not mid-forward.
 #include "model/model_config.h"
 
+#include <charconv>
 #include <cmath>
 #include <cstring>
 
 #include "gguf/quant.h"
 #include "util/error.h"
+#include "util/printable.h"
 
 namespace moa {
 namespace {
@@ -54,7 +56,7 @@ void read_rope_scaling(const gguf::GgufFile& f, const std::string& p, ModelConfi
         f.path(), p);
   } else if (type != "none" && type != "linear") {
     fail("{}: metadata '{}rope.scaling.type': unknown value '{}' (expected none, linear)", f.path(),
-         p, type);
+         p, printable(type));
   }
   c.rope_orig_ctx = f.find_int(p + "rope.scaling.original_context_length").value_or(0);
   if (const gguf::TensorInfo* freqs = f.find_tensor("rope_freqs.weight")) {
@@ -96,7 +98,8 @@ ModelConfig read_model_config(const gguf::GgufFile& f) {
   } else if (c.arch_name == "qwen2") {
     c.arch = Architecture::kQwen2;
   } else {
-    fail("{}: architecture '{}' is not supported (supported: llama, qwen2)", f.path(), c.arch_name);
+    fail("{}: architecture '{}' is not supported (supported: llama, qwen2)", f.path(),
+         printable(c.arch_name));
   }
   const std::string p = c.arch_name + ".";
   c.name = f.find_string("general.name").value_or("");
@@ -150,19 +153,32 @@ void expect_tensor(const gguf::GgufFile& f, const std::string& name, std::vector
   }
   const char* type = gguf::tensor_type_name(static_cast<uint32_t>(t.type));
   if (!gguf::is_supported_type(t.type)) {
-    fail(
-        "{}: tensor '{}': type {} is not supported (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_K, "
-        "Q6_K)",
-        f.path(), name, type);
+    fail("{}: tensor '{}': type {} is not supported (supported: {})", f.path(), name, type,
+         gguf::supported_type_names());
   }
   if (!matrix && t.type != gguf::TensorType::kF32) {
     fail("{}: tensor '{}': norm/bias vectors must be F32, got {}", f.path(), name, type);
   }
 }
 
+// A tensor of a block past block_count would be silently ignored: the model would run short.
+void check_no_extra_blocks(const gguf::GgufFile& f, const ModelConfig& c) {
+  for (const gguf::TensorInfo& t : f.tensors()) {
+    if (!t.name.starts_with("blk.")) continue;
+    int64_t block = 0;
+    const char* digits = t.name.c_str() + 4;
+    const auto [end, error] = std::from_chars(digits, t.name.c_str() + t.name.size(), block);
+    if (error == std::errc() && end != digits && block >= c.n_layer) {
+      fail("{}: metadata '{}.block_count' is {} but tensor '{}' belongs to block {}", f.path(),
+           c.arch_name, c.n_layer, printable(t.name), block);
+    }
+  }
+}
+
 }  // namespace
 
 void check_model_tensors(const gguf::GgufFile& f, const ModelConfig& c) {
+  check_no_extra_blocks(f, c);
   expect_tensor(f, "token_embd.weight", {c.n_embd, c.n_vocab}, true);
   expect_tensor(f, "output_norm.weight", {c.n_embd}, false);
   if (!c.tied_output) expect_tensor(f, "output.weight", {c.n_embd, c.n_vocab}, true);

@@ -17,10 +17,8 @@ const gguf::TensorInfo& typed_tensor(const gguf::GgufFile& file, const std::stri
   const gguf::TensorInfo& tensor = file.tensor(name);
   if (!gguf::is_supported_type(tensor.type)) {
     const char* type_name = gguf::tensor_type_name(static_cast<uint32_t>(tensor.type));
-    fail(
-        "{}: tensor '{}': type {} is not supported (supported: F32, F16, BF16, Q8_0, Q4_0, "
-        "Q4_K, Q6_K)",
-        file.path(), name, type_name != nullptr ? type_name : "unknown");
+    fail("{}: tensor '{}': type {} is not supported (supported: {})", file.path(), name,
+         type_name != nullptr ? type_name : "unknown", gguf::supported_type_names());
   }
   return tensor;
 }

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "util/error.h"
 
@@ -121,29 +122,46 @@ double kv_density(const SparsePlan& plan, int64_t n) {
   return heads == 0 ? 1.0 : sum / heads;
 }
 
-int64_t visible_pairs(int64_t n, int64_t span, int64_t sinks) {
-  int64_t total = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    const int64_t band = std::min(span, i + 1);   // keys i-span+1 .. i
-    const int64_t sink = std::min(sinks, i + 1);  // keys 0 .. sinks-1
-    const int64_t band_start = i + 1 - band;
-    const int64_t overlap = std::max<int64_t>(0, sink - band_start);
-    total += band + sink - overlap;
+namespace {
+
+// Visible (query, key) pairs in closed form, wide enough for any int64 length (n^2 / 2 is not).
+// Query i sees keys 0..i while i < S; after that its band of S keys plus the min(G, i+1-S) sinks
+// left of the band: sum_{i<min(S,n)} (i+1) + sum_{j=1}^{n-S} (S + min(G, j)).
+unsigned __int128 visible_pair_count(int64_t n, int64_t span, int64_t sinks) {
+  if (n < 0 || span < 0 || sinks < 0) {
+    fail("visible pairs: length {}, span {} and sinks {} must not be negative", n, span, sinks);
   }
-  return total;
+  using Wide = unsigned __int128;
+  auto triangle = [](Wide k) { return k * (k + 1) / 2; };  // 1 + 2 + ... + k
+  const Wide full = triangle(static_cast<Wide>(std::min(span, n)));
+  const auto rest = static_cast<Wide>(std::max<int64_t>(0, n - span));  // queries past the band
+  const auto g = static_cast<Wide>(sinks), s = static_cast<Wide>(span);
+  const Wide sink_keys = g >= rest ? triangle(rest) : triangle(g) + (rest - g) * g;
+  return full + rest * s + sink_keys;
+}
+
+}  // namespace
+
+int64_t visible_pairs(int64_t n, int64_t span, int64_t sinks) {
+  const unsigned __int128 count = visible_pair_count(n, span, sinks);
+  if (count > static_cast<unsigned __int128>(std::numeric_limits<int64_t>::max())) {
+    fail("visible pairs: the count at length {} does not fit in 64 bits", n);
+  }
+  return static_cast<int64_t>(count);
 }
 
 double causal_area_density(const SparsePlan& plan, int64_t n) {
-  const double area = static_cast<double>(n) * static_cast<double>(n + 1) / 2.0;
-  double sum = 0.0;
+  const auto n_wide = static_cast<long double>(n);
+  const long double area = n_wide * (n_wide + 1.0L) / 2.0L;
+  long double sum = 0.0L;
   int64_t heads = 0;
   for (const auto& layer : plan.rules) {
     for (const ElasticRule& r : layer) {
-      sum += static_cast<double>(visible_pairs(n, r.span(n), plan.sinks)) / area;
+      sum += static_cast<long double>(visible_pair_count(n, r.span(n), plan.sinks)) / area;
       ++heads;
     }
   }
-  return heads == 0 ? 1.0 : sum / heads;
+  return heads == 0 ? 1.0 : static_cast<double>(sum / static_cast<long double>(heads));
 }
 
 }  // namespace moa

@@ -2,13 +2,13 @@
 #include "plan/plan_io.h"
 
 #include <algorithm>
-#include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "util/atomic_file.h"
 #include "util/error.h"
 #include "util/json_fields.h"
+#include "util/mapped_file.h"
 
 namespace moa {
 namespace {
@@ -16,20 +16,34 @@ namespace {
 using nlohmann::json;
 namespace jf = json_fields;
 
-std::string read_whole_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("{}: cannot open plan file", path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 json parse_json(const std::string& text, const std::string& name) {
   try {
     return json::parse(text);
   } catch (const json::parse_error& e) {
     fail("{}: not valid JSON (byte {}): expected a plan object", name, e.byte);
+  } catch (const json::exception& e) {
+    // e.g. "number overflow parsing '1e999'" (out_of_range.406), without the library's tag.
+    const std::string what = e.what();
+    const size_t tag_end = what.find("] ");
+    fail("{}: not a valid plan: {}", name,
+         tag_end == std::string::npos ? what : what.substr(tag_end + 2));
   }
+}
+
+// An integer JSON value as T, range-checked first: get<T>() would wrap 2^32 + 1 to 1.
+template <typename T>
+T integer(const json& v, const std::string& name, const std::string& path) {
+  if (!v.is_number_integer())
+    fail("{}: {}: expected an integer, got {}", name, path, v.type_name());
+  const bool fits = v.is_number_unsigned()
+                        ? v.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<T>::max())
+                        : v.get<int64_t>() >= std::numeric_limits<T>::min() &&
+                              v.get<int64_t>() <= std::numeric_limits<T>::max();
+  if (!fits) {
+    fail("{}: {}: {} is out of range ({} .. {})", name, path, v.dump(),
+         std::numeric_limits<T>::min(), std::numeric_limits<T>::max());
+  }
+  return v.get<T>();
 }
 
 // Reads field `key` of `obj` as T, failing with the field path on absence or wrong type.
@@ -38,17 +52,15 @@ T field(const json& obj, const std::string& key, const std::string& name, const 
   if (!obj.is_object() || !obj.contains(key))
     fail("{}: {}{}: required field is missing", name, path, key);
   const json& v = obj.at(key);
-  bool ok = false;
-  if constexpr (std::is_same_v<T, std::string>)
-    ok = v.is_string();
-  else if constexpr (std::is_integral_v<T>)
-    ok = v.is_number_integer();
-  else
-    ok = v.is_number();
-  if (!ok)
-    fail("{}: {}{}: expected a {}, got {}", name, path, key,
-         std::is_same_v<T, std::string> ? "string" : "number", v.type_name());
-  return v.get<T>();
+  if constexpr (std::is_integral_v<T>) {
+    return integer<T>(v, name, path + key);
+  } else {
+    const bool ok = std::is_same_v<T, std::string> ? v.is_string() : v.is_number();
+    if (!ok)
+      fail("{}: {}{}: expected a {}, got {}", name, path, key,
+           std::is_same_v<T, std::string> ? "string" : "number", v.type_name());
+    return v.get<T>();
+  }
 }
 
 const json& array_field(const json& obj, const std::string& key, const std::string& name) {
@@ -134,7 +146,7 @@ SparsePlan plan_from_json(const std::string& text, const std::string& name) {
     fail("{}: this is a reference-format plan: use `moa plan import`", name);
   if (field<std::string>(j, "format", name, "") != "moa-plan")
     fail("{}: format: expected \"moa-plan\"", name);
-  const int version = field<int>(j, "version", name, "");
+  const int64_t version = field<int64_t>(j, "version", name, "");
   if (version != SparsePlan::kFormatVersion)
     fail("{}: version: {} is not supported (supported: {})", name, version,
          SparsePlan::kFormatVersion);
@@ -150,8 +162,7 @@ SparsePlan plan_from_json(const std::string& text, const std::string& name) {
   plan.sinks = field<int64_t>(j, "sinks", name, "");
   plan.block_size = field<int64_t>(j, "block_size", name, "");
   for (const json& n : array_field(j, "profiled_lengths", name)) {
-    if (!n.is_number_integer()) fail("{}: profiled_lengths: expected integers", name);
-    plan.profiled_lengths.push_back(n.get<int64_t>());
+    plan.profiled_lengths.push_back(integer<int64_t>(n, name, "profiled_lengths[]"));
   }
   for (const json& b : array_field(j, "density_budgets", name)) {
     plan.density_budgets.push_back({field<int64_t>(b, "length", name, "density_budgets[]."),
@@ -174,7 +185,7 @@ SparsePlan plan_from_json(const std::string& text, const std::string& name) {
 }
 
 SparsePlan read_plan(const std::string& path) {
-  return plan_from_json(read_whole_file(path), path);
+  return plan_from_json(read_regular_file(path), path);
 }
 
 void write_plan(const SparsePlan& plan, const std::string& path) {
@@ -219,7 +230,7 @@ ElasticRule fold_group(const std::vector<ElasticRule>& group, GqaFold fold, cons
 
 SparsePlan import_reference_plan(const std::string& path, const ModelIdentity& model, GqaFold fold,
                                  int64_t sinks) {
-  json j = parse_json(read_whole_file(path), path);
+  json j = parse_json(read_regular_file(path), path);
   if (!j.is_object()) fail("{}: expected an object with \"alphas\" and \"betas\"", path);
   auto alphas = matrix_field(j, "alphas", path);
   auto betas = matrix_field(j, "betas", path);

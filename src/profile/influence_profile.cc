@@ -111,7 +111,7 @@ void write_profile(const InfluenceProfile& p, const std::string& path) {
 }
 
 InfluenceProfile read_profile(const std::string& path) {
-  const std::string bytes = read_file_text(path);
+  const std::string bytes = read_regular_file(path);
   const size_t eol = bytes.find('\n');
   if (eol == std::string::npos) fail("{}: no header line (expected a moa profile)", path);
   const json h = jf::parse(bytes.substr(0, eol), path, "a moa profile header");

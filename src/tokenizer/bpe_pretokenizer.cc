@@ -21,6 +21,7 @@
 #include "tokenizer/utf8.h"
 #include "tokenizer/vocab.h"
 #include "util/error.h"
+#include "util/printable.h"
 
 namespace moa {
 namespace {
@@ -396,7 +397,8 @@ std::vector<std::string> bpe_pretokenizer_regexes(std::string_view pre_name) {
       return family.regexes;
     }
   }
-  fail("tokenizer.ggml.pre '{}' is not supported (supported: {})", pre_name, supported_names());
+  fail("tokenizer.ggml.pre '{}' is not supported (supported: {})", printable(pre_name),
+       supported_names());
 }
 
 // Returns the words as UTF-8 (invalid bytes already replaced by U+FFFD, as llama.cpp does);

@@ -10,6 +10,7 @@
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/vocab.h"
 #include "util/error.h"
+#include "util/printable.h"
 
 namespace moa {
 namespace {
@@ -39,7 +40,8 @@ void read_model_kind(const gguf::GgufFile& file, Vocab& vocab) {
     vocab.bos = 11;
     vocab.eos = 11;
   } else {
-    fail("{}: {} '{}' is not supported (supported: llama, gpt2)", file.path(), kKeyModel, *model);
+    fail("{}: {} '{}' is not supported (supported: llama, gpt2)", file.path(), kKeyModel,
+         printable(*model));
   }
   vocab.pre_name = file.find_string(kKeyPre).value_or("default");
   if (vocab.pre_name.empty()) vocab.pre_name = "default";
@@ -86,8 +88,8 @@ void read_tokens(const gguf::GgufFile& file, Vocab& vocab) {
     if (text.empty()) text = "[EMPTY_" + std::to_string(i) + "]";  // as llama.cpp renames them
     auto [it, inserted] = vocab.token_to_id.emplace(text, static_cast<TokenId>(i));
     if (!inserted) {
-      fail("{}: {}: token '{}' appears twice (ids {} and {})", file.path(), kKeyTokens, text,
-           it->second, i);
+      fail("{}: {}: token '{}' appears twice (ids {} and {})", file.path(), kKeyTokens,
+           printable(text), it->second, i);
     }
   }
 }

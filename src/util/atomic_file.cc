@@ -18,7 +18,8 @@ void write_file_atomically(const std::string& path,
   const std::string temp_path = path + ".tmp." + std::to_string(::getpid());
   try {
     std::ofstream out(temp_path, std::ios::binary | std::ios::trunc);
-    if (!out) fail("{}: cannot create file: {}", temp_path, std::strerror(errno));
+    // Named by the target: the temporary sibling is an implementation detail the user never gave.
+    if (!out) fail("{}: cannot create file: {}", path, std::strerror(errno));
     write(out);
     out.flush();
     if (!out) fail("{}: write failed: {}", path, std::strerror(errno));

@@ -15,13 +15,26 @@
 
 namespace moa {
 
+namespace {
+
+const char* file_kind(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISCHR(mode) || S_ISBLK(mode)) return "a device";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "not a regular file";
+}
+
+}  // namespace
+
 MappedFile MappedFile::open(const std::string& path, FileLoad load) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer before the check.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) fail("{}: cannot open file: {}", path, std::strerror(errno));
   struct stat st {};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     ::close(fd);
-    fail("{}: not a regular file", path);
+    fail("{}: not a regular file ({})", path, file_kind(st.st_mode));
   }
   MappedFile file;
   file.path_ = path;
@@ -59,6 +72,11 @@ void MappedFile::read_into_huge_pages(int fd) {
   protect_huge_pages(buffer, size_);
 }
 
+std::string read_regular_file(const std::string& path) {
+  const MappedFile file = MappedFile::open(path, FileLoad::kMap);
+  return {reinterpret_cast<const char*>(file.bytes().data()), file.bytes().size()};
+}
+
 MappedFile::MappedFile(MappedFile&& other) noexcept { *this = std::move(other); }
 
 MappedFile& MappedFile::operator=(MappedFile&& other) noexcept {
@@ -82,11 +100,6 @@ void MappedFile::release() {
   data_ = nullptr;
   huge_pages_ = false;
   size_ = 0;
-}
-
-std::string read_file_text(const std::string& path) {
-  const MappedFile file = MappedFile::open(path);
-  return {reinterpret_cast<const char*>(file.bytes().data()), file.bytes().size()};
 }
 
 }  // namespace moa

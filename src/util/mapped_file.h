@@ -39,7 +39,8 @@ class MappedFile {
   std::string path_;
 };
 
-// The whole content of a (regular) file as text; errors as MappedFile::open's.
-std::string read_file_text(const std::string& path);
+// The whole content of a regular file (prompts, plans): a directory, FIFO or device is refused
+// with an error naming the path instead of blocking or failing half-way through reading.
+std::string read_regular_file(const std::string& path);
 
 }  // namespace moa

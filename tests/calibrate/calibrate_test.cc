@@ -55,12 +55,12 @@ TEST(Calibrate, MakesEverySampleAndResumesAPartialFileExactly) {
   partial.samples.resize(1);
   write_calibration(partial, dir + "/resumed.json");
   const CalibrationSet resumed = calibrate(model, small_options(), dir + "/resumed.json", false);
-  EXPECT_EQ(read_file_text(dir + "/resumed.json"), read_file_text(dir + "/full.json"));
+  EXPECT_EQ(read_regular_file(dir + "/resumed.json"), read_regular_file(dir + "/full.json"));
   EXPECT_EQ(calibration_to_json(resumed), calibration_to_json(full));
 
   // Rerunning a finished set does no work and changes nothing; other settings are refused.
   calibrate(model, small_options(), dir + "/full.json", false);
-  EXPECT_EQ(read_file_text(dir + "/full.json"), calibration_to_json(full));
+  EXPECT_EQ(read_regular_file(dir + "/full.json"), calibration_to_json(full));
   CalibrateOptions other = small_options();
   other.seed = 10;
   EXPECT_NE(

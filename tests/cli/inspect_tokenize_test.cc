@@ -41,6 +41,20 @@ TEST(InspectCommand, JsonHasDimensionsAndMemory) {
   EXPECT_EQ(j["memory"]["kv_f32_bytes"], 2 * 5 * 1024 * 32 * 4);
 }
 
+// K-quant files with Q5_K and Q5_0 tensors (llama-quantize's Q5_K_M and Q5_0 mixes) load and
+// name their tensor types.
+TEST(InspectCommand, NamesQ5TensorTypes) {
+  const std::pair<const char*, const char*> files[] = {
+      {"tiny-llama-k-Q5_K_M.gguf", "F32 x5, Q5_K x13, Q6_K x3"},
+      {"tiny-llama-k-Q5_0.gguf", "F32 x5, Q5_0 x15, Q6_K x1"}};
+  for (const auto& [name, types] : files) {
+    MOA_REQUIRE_ASSET(path, std::string("models/") + name);
+    test::CommandResult r = run_moa("inspect '" + path + "'");
+    EXPECT_EQ(r.exit_code, 0) << name << ": " << r.err;
+    EXPECT_NE(r.out.find(std::string("tensor types:     ") + types), std::string::npos) << r.out;
+  }
+}
+
 TEST(InspectCommand, RandomQwen2Model) {
   RandomModelSpec spec;
   spec.arch = Architecture::kQwen2;

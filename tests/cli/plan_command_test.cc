@@ -92,7 +92,7 @@ TEST(PlanCommand, BadInputs) {
                         "--window: 0");
   EXPECT_FALSE(std::ifstream(dir + "/p.json").good());  // nothing written on error
   expect_one_line_error(run_moa("plan show /nonexistent.json"),
-                        "/nonexistent.json: cannot open plan file");
+                        "/nonexistent.json: cannot open file");
   std::ofstream(dir + "/broken.json") << "{\"format\": \"moa-plan\"";
   expect_one_line_error(run_moa("plan show " + dir + "/broken.json"), "not valid JSON");
   ASSERT_EQ(run_moa("plan uniform -m '" + model + "' --window 8 -o " + dir + "/ok.json").exit_code,

@@ -212,6 +212,26 @@ TEST(GgufFileErrors, DuplicateKeyAndTensorNames) {
   EXPECT_NE(expect_error(bytes).find("tensor name 'ta' appears twice"), std::string::npos);
 }
 
+TEST(GgufFileErrors, TensorByteSizeOverflowingU64) {
+  GgufWriter t;
+  t.add_tensor("w", TensorType::kF32, {2, 2}, {1, 2, 3, 4});
+  std::vector<uint8_t> bytes = t.serialize();
+  poke<uint64_t>(bytes, 24 + 9 + 4, 1ull << 31);  // 2^31 x 2^31 F32: 2^64 bytes, wraps to 0
+  poke<uint64_t>(bytes, 24 + 9 + 4 + 8, 1ull << 31);
+  EXPECT_NE(expect_error(bytes).find(
+                "tensor 'w': 4611686018427387904 elements of F32 take more than 2^64 bytes"),
+            std::string::npos);
+}
+
+TEST(GgufFileErrors, ControlBytesInNamesAreEscaped) {
+  GgufWriter t;
+  t.add_tensor("w\n\x1b", TensorType::kF32, {2}, {1, 2});
+  std::vector<uint8_t> bytes = t.serialize();
+  poke<uint32_t>(bytes, 24 + 11 + 4 + 8, 77);  // unknown type: the error names the tensor
+  EXPECT_NE(expect_error(bytes).find("tensor 'w\\n\\e': unknown tensor type 77"),
+            std::string::npos);
+}
+
 TEST(GgufFileErrors, UnknownTensorType) {
   GgufWriter t;
   t.add_tensor("w", TensorType::kF32, {2}, {1, 2});

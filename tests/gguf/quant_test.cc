@@ -1,7 +1,7 @@
 // Number formats: fp16/bf16 conversions (every half, every rounding midpoint, and, where the
-// CPU has F16C, the hardware instructions), hand-built blocks of every quantized type checked
-// value by value, quantize->dequantize error bounds, type tables, and the real stories260K files
-// (F16/Q8_0/Q4_0 copies made by gguf-py) against their F32 original.
+// CPU has F16C, the hardware instructions), hand-built blocks of the quantized types checked
+// value by value, quantize->dequantize error bounds and type tables. Q5_0/Q5_K are in
+// quant_q5_test.cc, the real files in quant_real_files_test.cc.
 #include "gguf/quant.h"
 
 #include <gtest/gtest.h>
@@ -17,8 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "gguf/gguf_file.h"
-#include "support/assets.h"
+#include "gguf/quant_helpers.h"
 #include "util/error.h"
 
 #if defined(__F16C__)
@@ -27,6 +26,10 @@
 
 namespace moa::gguf {
 namespace {
+
+using testing::dequantize;
+using testing::quantize;
+using testing::random_values;
 
 // Value of a half from its fields, in double, written independently of the library.
 double half_value(uint16_t h) {
@@ -42,26 +45,6 @@ double half_value(uint16_t h) {
 }
 
 float from_bits(uint32_t bits) { return std::bit_cast<float>(bits); }
-
-std::vector<uint8_t> quantize(TensorType type, const std::vector<float>& x) {
-  std::vector<uint8_t> bytes(row_bytes(type, static_cast<int64_t>(x.size())));
-  quantize_row(type, x.data(), bytes.data(), static_cast<int64_t>(x.size()));
-  return bytes;
-}
-
-std::vector<float> dequantize(TensorType type, const std::vector<uint8_t>& bytes, int64_t n) {
-  std::vector<float> y(static_cast<size_t>(n));
-  dequantize_row(type, bytes.data(), y.data(), n);
-  return y;
-}
-
-std::vector<float> random_values(size_t n, unsigned seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.0f, scale);
-  std::vector<float> x(n);
-  for (float& v : x) v = dist(rng);
-  return x;
-}
 
 // ---- fp16 / bf16 ----
 
@@ -322,55 +305,6 @@ TEST(QuantizeRow, Q8_0ErrorIsAtMostHalfAStep) {
   }
 }
 
-TEST(QuantizeRow, Q4_0ErrorIsAtMostOneStep) {
-  const std::vector<float> x = random_values(32 * 64, 3);
-  const std::vector<float> y =
-      dequantize(TensorType::kQ4_0, quantize(TensorType::kQ4_0, x), 32 * 64);
-  double sum_sq = 0, sum_err_sq = 0;
-  for (size_t b = 0; b < x.size() / 32; ++b) {
-    float amax = 0;
-    for (size_t j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[b * 32 + j]));
-    // The step is amax/8; only a value of opposite sign near amax is clipped (code 16 -> 15).
-    const float bound = amax / 8.0f * (1.0f + 8.0f / 2048.0f);
-    for (size_t j = 0; j < 32; ++j) {
-      const float err = y[b * 32 + j] - x[b * 32 + j];
-      ASSERT_LE(std::fabs(err), bound);
-      sum_err_sq += err * err, sum_sq += x[b * 32 + j] * x[b * 32 + j];
-    }
-  }
-  EXPECT_LT(std::sqrt(sum_err_sq / sum_sq), 0.12);  // 4-bit: ~1/sqrt(12) step / typical amax
-}
-
-// Per sub-block bound for Q4_K: half a step, where the step is the sub-block's range/15 enlarged
-// by the 6-bit rounding of the min (up to dmin) and of the scale (up to d).
-TEST(QuantizeRow, Q4_KErrorIsAtMostHalfAStep) {
-  std::vector<float> x = random_values(256 * 8, 4);
-  for (int i = 0; i < 256; ++i) x[256 + i] = 2.0f + 0.01f * i;   // all positive: min offset 0
-  for (int i = 0; i < 256; ++i) x[512 + i] = -1.0f - 0.02f * i;  // all negative
-  for (int i = 0; i < 32; ++i) x[768 + i] = 0.0f;                // an all-zero sub-block
-  const std::vector<float> y =
-      dequantize(TensorType::kQ4_K, quantize(TensorType::kQ4_K, x), 256 * 8);
-  for (size_t b = 0; b < x.size() / 256; ++b) {
-    float range[8], max_range = 0, max_offset = 0;
-    for (int s = 0; s < 8; ++s) {
-      const float* v = x.data() + b * 256 + s * 32;
-      const float lo = std::min(0.0f, *std::min_element(v, v + 32));
-      range[s] = *std::max_element(v, v + 32) - lo;
-      max_range = std::max(max_range, range[s]);
-      max_offset = std::max(max_offset, -lo);
-    }
-    const float dmin = max_offset / 63.0f, d = (max_range + dmin) / 15.0f / 63.0f;
-    for (int s = 0; s < 8; ++s) {
-      const float bound = 0.5f * ((range[s] + dmin) / 15.0f + d) * 1.002f + 1e-6f;
-      for (int l = 0; l < 32; ++l) {
-        const size_t i = b * 256 + s * 32 + l;
-        ASSERT_LE(std::fabs(y[i] - x[i]), bound) << "block " << b << " sub-block " << s;
-      }
-    }
-  }
-  for (int i = 768; i < 800; ++i) EXPECT_EQ(y[i], 0.0f);
-}
-
 TEST(QuantizeRow, Q6_KErrorIsAtMostHalfAStep) {
   std::vector<float> x = random_values(256 * 8, 6);
   for (int i = 0; i < 16; ++i) x[256 + i] = 0.0f;
@@ -449,7 +383,9 @@ TEST(TensorTypes, BlockSizesMatchGgml) {
   }
   EXPECT_EQ(type_block_bytes(TensorType::kQ8_0), sizeof(BlockQ8_0));
   EXPECT_EQ(type_block_bytes(TensorType::kQ4_0), sizeof(BlockQ4_0));
+  EXPECT_EQ(type_block_bytes(TensorType::kQ5_0), sizeof(BlockQ5_0));
   EXPECT_EQ(type_block_bytes(TensorType::kQ4_K), sizeof(BlockQ4_K));
+  EXPECT_EQ(type_block_bytes(TensorType::kQ5_K), sizeof(BlockQ5_K));
   EXPECT_EQ(type_block_bytes(TensorType::kQ6_K), sizeof(BlockQ6_K));
   EXPECT_EQ(type_block_elements(static_cast<TensorType>(4)), 0);
   EXPECT_EQ(type_block_bytes(static_cast<TensorType>(77)), 0u);
@@ -458,8 +394,8 @@ TEST(TensorTypes, BlockSizesMatchGgml) {
 TEST(TensorTypes, SupportsExactlyTheTypesMoaReads) {
   for (uint32_t code = 0; code < 64; ++code) {
     const auto type = static_cast<TensorType>(code);
-    const bool expected =
-        code == 0 || code == 1 || code == 2 || code == 8 || code == 12 || code == 14 || code == 30;
+    const bool expected = code == 0 || code == 1 || code == 2 || code == 6 || code == 8 ||
+                          code == 12 || code == 13 || code == 14 || code == 30;
     EXPECT_EQ(is_supported_type(type), expected) << code;
   }
 }
@@ -496,119 +432,12 @@ TEST(DequantizeRow, RejectsUnsupportedTypesByName) {
   std::vector<uint8_t> bytes(176);
   std::vector<float> out(256);
   const std::string message =
-      error_of([&] { dequantize_row(TensorType::kQ5_K, bytes.data(), out.data(), 256); });
-  EXPECT_NE(message.find("Q5_K"), std::string::npos) << message;
+      error_of([&] { dequantize_row(TensorType::kQ3_K, bytes.data(), out.data(), 256); });
+  EXPECT_NE(message.find("Q3_K"), std::string::npos) << message;
   EXPECT_NE(error_of([&] { quantize_row(TensorType::kQ4_1, out.data(), bytes.data(), 32); }),
             "no error");
   EXPECT_NE(error_of([&] { dequantize_row(TensorType::kQ8_0, bytes.data(), out.data(), 40); }),
             "no error");
-}
-
-// ---- the real files: stories260K quantized by gguf-py, compared with the F32 original ----
-
-struct RowPair {
-  std::vector<float> original;  // F32 values from stories260K.gguf
-  const uint8_t* stored;        // the same row in the derived file
-};
-
-// Calls `check` with every row of every tensor of `type` in the derived file; returns the count
-// of such tensors.
-int for_each_row(const GgufFile& original, const GgufFile& derived, TensorType type,
-                 const std::function<void(const TensorInfo&, const RowPair&)>& check) {
-  int tensors = 0;
-  for (const TensorInfo& t : derived.tensors()) {
-    if (t.type != type) continue;
-    ++tensors;
-    const TensorInfo& f32 = original.tensor(t.name);
-    EXPECT_EQ(f32.type, TensorType::kF32) << t.name;
-    EXPECT_EQ(f32.ne, t.ne) << t.name;
-    const int64_t n = t.row_length();
-    const size_t stored_row = row_bytes(type, n);
-    EXPECT_EQ(stored_row * static_cast<size_t>(t.n_rows()), t.n_bytes) << t.name;
-    RowPair row{std::vector<float>(static_cast<size_t>(n)), nullptr};
-    for (int64_t r = 0; r < t.n_rows(); ++r) {
-      dequantize_row(TensorType::kF32, f32.data + r * n * 4, row.original.data(), n);
-      row.stored = t.data + r * stored_row;
-      check(t, row);
-    }
-  }
-  return tensors;
-}
-
-TEST(RealFiles, F16CopyHoldsTheNearestHalfOfEveryWeight) {
-  MOA_REQUIRE_ASSET(original_path, "models/stories260K.gguf");
-  MOA_REQUIRE_ASSET(derived_path, "models/stories260K-F16.gguf");
-  const GgufFile original = GgufFile::open(original_path), derived = GgufFile::open(derived_path);
-  int64_t mismatches = 0;
-  const int tensors =
-      for_each_row(original, derived, TensorType::kF16, [&](const TensorInfo&, const RowPair& row) {
-        const auto n = static_cast<int64_t>(row.original.size());
-        std::vector<float> y(row.original.size());
-        dequantize_row(TensorType::kF16, row.stored, y.data(), n);
-        for (size_t i = 0; i < y.size(); ++i) {
-          uint16_t stored;
-          std::memcpy(&stored, row.stored + 2 * i, 2);
-          mismatches += stored != fp32_to_fp16(row.original[i]);  // numpy's astype(float16) is RNE
-          const float x = row.original[i];
-          mismatches += std::fabs(y[i] - x) > std::ldexp(std::fabs(x), -11) + 0x1p-25f;
-        }
-      });
-  EXPECT_EQ(tensors, 37);
-  EXPECT_EQ(mismatches, 0);
-}
-
-struct BlockCheck {
-  int tensors = 0;
-  int64_t outside_bound = 0;    // values farther from the original than the bound allows
-  int64_t differing_bytes = 0;  // bytes where our quantizer disagrees with the file
-};
-
-// Compares a Q8_0/Q4_0 copy with the original: per 32-block error at most `steps` * amax/`levels`
-// (plus the fp16 rounding of d over `levels` codes), and our quantizer's bytes against the file's.
-BlockCheck check_block_copy(const GgufFile& original, const GgufFile& derived, TensorType type,
-                            float levels, float steps) {
-  BlockCheck result;
-  result.tensors =
-      for_each_row(original, derived, type, [&](const TensorInfo&, const RowPair& row) {
-        const auto n = static_cast<int64_t>(row.original.size());
-        std::vector<float> y(row.original.size());
-        dequantize_row(type, row.stored, y.data(), n);
-        for (int64_t b = 0; b < n / 32; ++b) {
-          const float* x = row.original.data() + b * 32;
-          float amax = 0;
-          for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[j]));
-          const float bound = amax / levels * (steps + levels / 2048.0f);
-          for (int j = 0; j < 32; ++j)
-            result.outside_bound += std::fabs(y[b * 32 + j] - x[j]) > bound;
-        }
-        std::vector<uint8_t> ours(row_bytes(type, n));
-        quantize_row(type, row.original.data(), ours.data(), n);
-        for (size_t i = 0; i < ours.size(); ++i) result.differing_bytes += ours[i] != row.stored[i];
-      });
-  return result;
-}
-
-TEST(RealFiles, Q8_0CopyMatchesOurQuantizerAndErrorBound) {
-  MOA_REQUIRE_ASSET(original_path, "models/stories260K.gguf");
-  MOA_REQUIRE_ASSET(derived_path, "models/stories260K-Q8_0.gguf");
-  const BlockCheck check = check_block_copy(
-      GgufFile::open(original_path), GgufFile::open(derived_path), TensorType::kQ8_0, 127.0f, 0.5f);
-  EXPECT_EQ(check.tensors, 32);
-  EXPECT_EQ(check.outside_bound, 0);
-  EXPECT_EQ(check.differing_bytes, 0);  // gguf-py's Q8_0 is bit-exact with ggml's reference
-}
-
-TEST(RealFiles, Q4_0CopyMatchesOurQuantizerAndErrorBound) {
-  MOA_REQUIRE_ASSET(original_path, "models/stories260K.gguf");
-  MOA_REQUIRE_ASSET(derived_path, "models/stories260K-Q4_0.gguf");
-  // A full step: a value of opposite sign to the extreme may be clipped from code 16 to 15.
-  const BlockCheck check = check_block_copy(
-      GgufFile::open(original_path), GgufFile::open(derived_path), TensorType::kQ4_0, 8.0f, 1.0f);
-  EXPECT_EQ(check.tensors, 32);
-  EXPECT_EQ(check.outside_bound, 0);
-  // gguf-py computes x * (1/d) + 8.5 in float64, ggml (and we) in float32; no weight of this
-  // model lands on a tie where the two differ.
-  EXPECT_EQ(check.differing_bytes, 0);
 }
 
 }  // namespace

@@ -56,8 +56,8 @@ void expect_matvec_matches(TensorType type, Shape shape, int n_threads) {
 }
 
 const TensorType kAllTypes[] = {TensorType::kF32,  TensorType::kF16,  TensorType::kBF16,
-                                TensorType::kQ8_0, TensorType::kQ4_0, TensorType::kQ4_K,
-                                TensorType::kQ6_K};
+                                TensorType::kQ8_0, TensorType::kQ5_0, TensorType::kQ4_0,
+                                TensorType::kQ6_K, TensorType::kQ5_K, TensorType::kQ4_K};
 
 TEST(Matvec, MatchesReferenceOnEveryFormat) {
   for (TensorType type : kAllTypes) {
@@ -89,7 +89,7 @@ TEST(Matvec, RejectsColumnsThatAreNotABlockMultiple) {
   const std::vector<float> x(100);
   std::vector<float> y(1);
   EXPECT_THROW(matvec({TensorType::kQ8_0, bytes.data(), 1, 100}, x.data(), y.data(), 1), Error);
-  EXPECT_THROW(matvec({TensorType::kQ5_0, bytes.data(), 1, 64}, x.data(), y.data(), 1), Error);
+  EXPECT_THROW(matvec({TensorType::kQ5_1, bytes.data(), 1, 64}, x.data(), y.data(), 1), Error);
 }
 
 TEST(Matmul, MatchesReferenceForBatches) {

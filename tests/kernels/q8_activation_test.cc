@@ -1,9 +1,13 @@
-// Q8_0 activation rounding (the llama.cpp rule) and the int8 row dots built on it.
+// Activation rounding (llama.cpp's rules: F16, BF16, Q8_0 and Q8_K blocks) and the int8 row dots
+// built on it (Q8_0, Q5_0, Q4_0; Q6_K, Q5_K, Q4_K).
 #include "kernels/q8_activation.h"
 
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
+#include <cstring>
+#include <limits>
 #include <vector>
 
 #include "gguf/quant.h"
@@ -33,29 +37,39 @@ TEST(Q8Activation, RoundsLikeGgmlsQ8_0Quantizer) {
   EXPECT_EQ(got.qs[70], 127);
 }
 
+float from_bits(uint32_t bits) { return std::bit_cast<float>(bits); }
+
+// Rows of n values rounded by round_activation_grid equal the reference rule bit for bit (NaNs
+// compared by their bits too).
+void expect_grid_equals_reference(TensorType type, const std::vector<float>& x, int64_t n) {
+  const auto n_rows = static_cast<int64_t>(x.size()) / n;
+  std::vector<float> rounded = x;
+  round_activation_grid(type, rounded.data(), n, n_rows);
+  for (int64_t r = 0; r < n_rows; ++r) {
+    const std::vector<float> want = reference::activation_for(type, x.data() + r * n, n);
+    for (int64_t i = 0; i < n; ++i) {
+      ASSERT_EQ(std::bit_cast<uint32_t>(rounded[r * n + i]), std::bit_cast<uint32_t>(want[i]))
+          << gguf::tensor_type_name(static_cast<uint32_t>(type)) << " " << r << " " << i;
+    }
+  }
+}
+
 // The GEMM path's rounding equals the reference rule bit for bit for every rounded type (F16
-// values include ones beyond F16's subnormal and normal ranges), and leaves other types alone.
+// values include ones beyond F16's subnormal and normal ranges), and leaves F32 alone.
 TEST(Q8Activation, GridRoundingEqualsTheReferenceActivation) {
   std::vector<float> x = random_floats(3 * 128, 8);
   x[5] = 1e-6f;    // an F16 subnormal
   x[6] = 1e-9f;    // below F16's range: rounds to zero
   x[7] = 70000.f;  // above F16's range: rounds to infinity
-  for (TensorType type : {TensorType::kF16, TensorType::kQ8_0, TensorType::kQ4_0}) {
-    std::vector<float> rounded = x;
-    round_activation_grid(type, rounded.data(), 128, 3);
-    for (int64_t r = 0; r < 3; ++r) {
-      const std::vector<float> want = reference::activation_for(type, x.data() + r * 128, 128);
-      for (int64_t i = 0; i < 128; ++i) {
-        ASSERT_EQ(rounded[r * 128 + i], want[i])
-            << gguf::tensor_type_name(static_cast<uint32_t>(type)) << " " << r << " " << i;
-      }
-    }
+  for (TensorType type : {TensorType::kF16, TensorType::kBF16, TensorType::kQ8_0, TensorType::kQ5_0,
+                          TensorType::kQ4_0}) {
+    expect_grid_equals_reference(type, x, 128);
   }
   std::vector<float> unchanged = x;
-  round_activation_grid(TensorType::kBF16, unchanged.data(), 128, 3);
+  round_activation_grid(TensorType::kF32, unchanged.data(), 128, 3);
   EXPECT_EQ(unchanged, x);
   std::vector<float> wide = random_floats(2 * 512, 9);  // Q8_K blocks are 256 values
-  for (TensorType type : {TensorType::kQ4_K, TensorType::kQ6_K}) {
+  for (TensorType type : {TensorType::kQ4_K, TensorType::kQ5_K, TensorType::kQ6_K}) {
     std::vector<float> rounded = wide;
     round_activation_grid(type, rounded.data(), 512, 2);
     for (int64_t r = 0; r < 2; ++r) {
@@ -63,6 +77,31 @@ TEST(Q8Activation, GridRoundingEqualsTheReferenceActivation) {
       for (int64_t i = 0; i < 512; ++i) ASSERT_EQ(rounded[r * 512 + i], want[i]) << r << " " << i;
     }
   }
+}
+
+// BF16 weights take the activation rounded to BF16 as ggml's GGML_FP32_TO_BF16 does: nearest
+// even on the 16 dropped bits, subnormals kept (not flushed), NaN kept with its quiet bit set;
+// the same in SIMD lanes and in the scalar tail (37 values per row).
+TEST(Q8Activation, RoundsToBf16LikeGgml) {
+  std::vector<float> x = random_floats(2 * 37, 10);
+  const uint32_t special[] = {0x3F808000u, 0x3F818000u, 0x3F808001u, 0x00018000u,
+                              0x80008000u, 0x7F7FFFFFu, 0x7F800001u, 0xFFA00000u};
+  for (size_t i = 0; i < std::size(special); ++i) {
+    x[i] = from_bits(special[i]);       // in the vector lanes
+    x[36 + i] = from_bits(special[i]);  // row 0's tail and row 1's lanes
+    x[73 - i] = from_bits(special[i]);  // row 1's tail
+  }
+  for (int64_t n : {37, 74}) expect_grid_equals_reference(TensorType::kBF16, x, n);
+  std::vector<float> rounded(x.begin(), x.begin() + 16);
+  round_activation_grid(TensorType::kBF16, rounded.data(), 16, 1);
+  EXPECT_EQ(std::bit_cast<uint32_t>(rounded[0]), 0x3F800000u);  // tie -> even (down)
+  EXPECT_EQ(std::bit_cast<uint32_t>(rounded[1]), 0x3F820000u);  // tie -> even (up)
+  EXPECT_EQ(std::bit_cast<uint32_t>(rounded[2]), 0x3F810000u);  // above the tie
+  EXPECT_EQ(std::bit_cast<uint32_t>(rounded[3]), 0x00020000u);  // subnormal tie -> even
+  EXPECT_EQ(std::bit_cast<uint32_t>(rounded[4]), 0x80000000u);  // -subnormal tie -> -0
+  EXPECT_EQ(rounded[5], std::numeric_limits<float>::infinity());
+  EXPECT_EQ(std::bit_cast<uint32_t>(rounded[6]), 0x7FC00000u);  // quiet NaN
+  EXPECT_EQ(std::bit_cast<uint32_t>(rounded[7]), 0xFFE00000u);
 }
 
 // ggml's Q8_K rule: the first value of largest magnitude maps to -127 whatever its sign, its
@@ -99,7 +138,7 @@ TEST(Q8KActivation, RoundsLikeGgmlsQ8_KQuantizer) {
 // Q4_K and Q6_K rows whose dequantized weights and Q8_K activation are known exactly: the row
 // dot must equal the exact product (integer sums, one scale per block).
 TEST(Q8KActivation, KQuantDotsEqualTheDequantizedProduct) {
-  for (TensorType type : {TensorType::kQ4_K, TensorType::kQ6_K}) {
+  for (TensorType type : {TensorType::kQ4_K, TensorType::kQ5_K, TensorType::kQ6_K}) {
     const std::vector<float> w_values = random_floats(512, 11);
     std::vector<uint8_t> row(gguf::row_bytes(type, 512));
     gguf::quantize_row(type, w_values.data(), row.data(), 512);
@@ -111,7 +150,7 @@ TEST(Q8KActivation, KQuantDotsEqualTheDequantizedProduct) {
     double want = 0.0;
     for (size_t i = 0; i < 512; ++i)
       want += static_cast<double>(w[i]) * q.scales[i / 256] * q.qs[i];
-    if (type == TensorType::kQ4_K) {
+    if (type != TensorType::kQ6_K) {
       EXPECT_THROW(dot_q8_k_activation(type, row.data(), q, 512), Error);  // wrong order
       const std::vector<int8_t> natural = q.qs;
       order_for_q4_k(q);
@@ -142,13 +181,20 @@ TEST(Q8Activation, DotOfAKnownBlockIsExact) {
   // sum(i - 16) over 0..31 = -16; x rounds to 127 * (1/127) -> scale F16(1/127), q 127
   const double want = 0.5 * -16.0 * 127.0 * static_cast<double>(x.scales[0]);
   EXPECT_NEAR(dot_q8_activation(TensorType::kQ8_0, &w, x, 32), want, 1e-6);
+  // The same weights as Q5_0: nibble i & 15, fifth bit i >> 4, offset 16.
+  gguf::BlockQ5_0 w5;
+  w5.d = w.d;
+  for (int j = 0; j < 16; ++j) w5.qs[j] = static_cast<uint8_t>(j | (j << 4));
+  const uint32_t qh = 0xFFFF0000u;
+  std::memcpy(w5.qh, &qh, sizeof qh);
+  EXPECT_NEAR(dot_q8_activation(TensorType::kQ5_0, &w5, x, 32), want, 1e-6);
 }
 
-// Batch dots (1..8 tokens) equal one dot per token, for both weight types.
+// Batch dots (1..8 tokens) equal one dot per token, for every weight type that has them.
 TEST(Q8Activation, BatchDotEqualsOneDotPerToken) {
   constexpr int64_t kCols = 512;
   const std::vector<float> w_values = random_floats(kCols, 4);
-  for (TensorType type : {TensorType::kQ8_0, TensorType::kQ4_0}) {
+  for (TensorType type : {TensorType::kQ8_0, TensorType::kQ5_0, TensorType::kQ4_0}) {
     std::vector<uint8_t> row(gguf::row_bytes(type, kCols));
     gguf::quantize_row(type, w_values.data(), row.data(), kCols);
     std::vector<Q8Activation> xs(kMaxQ8Batch);

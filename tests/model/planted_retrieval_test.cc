@@ -9,7 +9,6 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <regex>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -19,6 +18,7 @@
 #include "model/forward.h"
 #include "plan/plan.h"
 #include "support/assets.h"
+#include "tasks/long_range_tasks.h"
 
 namespace moa {
 namespace {
@@ -44,12 +44,6 @@ std::vector<PlantedCase> read_cases(const std::string& path, size_t limit) {
                      expected.is_string() ? expected.get<std::string>() : expected.dump()});
   }
   return cases;
-}
-
-// The first run of digits in the greedy continuation ("" when none): the cases' scoring rule.
-std::string first_number(const std::string& text) {
-  std::smatch match;
-  return std::regex_search(text, match, std::regex("[0-9]+")) ? match.str() : std::string();
 }
 
 std::string greedy_answer(const Model& model, AttentionCache& cache,

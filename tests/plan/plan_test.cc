@@ -2,6 +2,7 @@
 // import with GQA folding, and the errors for plans that do not fit or make no sense.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 
 #include "plan/plan_io.h"
@@ -39,6 +40,44 @@ TEST(Plan, VisiblePairsMatchesBruteForce) {
                   count_visible(n, std::min(span, n), sinks))
             << "n " << n << " span " << span << " sinks " << sinks;
       }
+}
+
+// The per-query loop visible_pairs used to run (hours at N = 10^12): the reference for the
+// closed form.
+int64_t visible_pairs_by_query(int64_t n, int64_t span, int64_t sinks) {
+  int64_t total = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t band = std::min(span, i + 1);
+    const int64_t sink = std::min(sinks, i + 1);
+    total += band + sink - std::max<int64_t>(0, sink - (i + 1 - band));
+  }
+  return total;
+}
+
+TEST(Plan, VisiblePairsClosedFormMatchesTheLoopOnEdgeCases) {
+  for (int64_t n = 0; n <= 40; ++n)
+    for (int64_t span = 0; span <= 45; ++span)
+      for (int64_t sinks : {0, 1, 2, 3, 7, 19, 39, 40, 41, 100}) {
+        ASSERT_EQ(visible_pairs(n, span, sinks), visible_pairs_by_query(n, span, sinks))
+            << "n " << n << " span " << span << " sinks " << sinks;
+      }
+  for (int64_t n : {1000, 4096, 10007})
+    for (int64_t span : {1, 999, 1000, 4096, 20000})
+      for (int64_t sinks : {0, 64, 1000, 5000, 20000}) {
+        ASSERT_EQ(visible_pairs(n, span, sinks), visible_pairs_by_query(n, span, sinks))
+            << "n " << n << " span " << span << " sinks " << sinks;
+      }
+  EXPECT_THROW(visible_pairs(-1, 4, 4), Error);
+  EXPECT_THROW(visible_pairs(int64_t{1} << 40, int64_t{1} << 40, 0), Error);  // > 2^63 pairs
+}
+
+TEST(Plan, DensitiesAtHugeLengthsAreImmediateAndExact) {
+  SparsePlan window = uniform_plan(tiny_model(), 1000, 64);
+  const int64_t n = 1'000'000'000'000;
+  EXPECT_DOUBLE_EQ(kv_density(window, n), 1064e-12);  // the 64 sinks count
+  // (S(S+1)/2 + (N-S)(S+G) - G(G+1)/2) / (N(N+1)/2), leading terms 2(S+G)/N.
+  EXPECT_NEAR(causal_area_density(window, n), 2.0 * 1064 / 1e12, 1e-15);
+  EXPECT_DOUBLE_EQ(causal_area_density(dense_plan(tiny_model()), n), 1.0);
 }
 
 TEST(Plan, DensitiesOfUniformAndDensePlans) {
@@ -131,21 +170,24 @@ TEST(PlanIo, RejectsMalformedPlans) {
     EXPECT_NE(pos, std::string::npos) << from;
     return s.replace(pos, from.size(), to);
   };
-  EXPECT_NE(
-      plan_error(edit("\"version\": 1", "\"version\": 9")).find("version: 9 is not supported"),
-      std::string::npos);
-  EXPECT_NE(plan_error(edit("\"sinks\": 32", "\"sinks\": \"many\""))
-                .find("sinks: expected a number, got string"),
-            std::string::npos);
-  EXPECT_NE(plan_error(edit("\"beta\": 0.0", "\"beta\": 1.5"))
-                .find("rules[0][0]: beta 1.5 is outside [0, 1]"),
-            std::string::npos);
-  EXPECT_NE(plan_error(edit("\"n_layer\": 2", "\"n_layer\": 3"))
-                .find("rules: 2 layers, but model.n_layer is 3"),
-            std::string::npos);
-  EXPECT_NE(plan_error(edit("\"alpha\": 512.0", "\"alpha\": null"))
-                .find("rules[0][0].alpha: expected a number, got null"),
-            std::string::npos);
+  // {text in a good plan, its replacement, a fragment the error must contain}
+  const char* const cases[][3] = {
+      {"\"version\": 1", "\"version\": 9", "version: 9 is not supported"},
+      {"\"sinks\": 32", "\"sinks\": \"many\"", "sinks: expected an integer, got string"},
+      {"\"sinks\": 32", "\"sinks\": 4.5", "sinks: expected an integer, got number"},
+      // Integers are range-checked before the cast: 2^32 + 1 is not version 1.
+      {"\"version\": 1", "\"version\": 4294967297", "version: 4294967297 is not supported"},
+      {"\"sinks\": 32", "\"sinks\": 9223372036854775808",
+       "sinks: 9223372036854775808 is out of range"},
+      {"\"sinks\": 32", "\"sinks\": 1e999",
+       "p.json: not a valid plan: number overflow parsing '1e999'"},
+      {"\"beta\": 0.0", "\"beta\": 1.5", "rules[0][0]: beta 1.5 is outside [0, 1]"},
+      {"\"n_layer\": 2", "\"n_layer\": 3", "rules: 2 layers, but model.n_layer is 3"},
+      {"\"alpha\": 512.0", "\"alpha\": null", "rules[0][0].alpha: expected a number, got null"},
+  };
+  for (const auto& [from, to, fragment] : cases) {
+    EXPECT_NE(plan_error(edit(from, to)).find(fragment), std::string::npos) << to;
+  }
   EXPECT_NE(plan_error("{\"alphas\": [[1]], \"betas\": [[0]]}").find("moa plan import"),
             std::string::npos);
 }

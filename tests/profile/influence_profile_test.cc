@@ -60,7 +60,7 @@ TEST(InfluenceProfile, RoundTripsAndPricesSpansBySuffixSums) {
 TEST(InfluenceProfile, RejectsTruncatedCorruptAndMismatchedFiles) {
   const std::string dir = test::temp_dir();
   write_profile(sample_profile(), dir + "/p.profile");
-  const std::string bytes = read_file_text(dir + "/p.profile");
+  const std::string bytes = read_regular_file(dir + "/p.profile");
   write_file_atomically(dir + "/short.profile", bytes.substr(0, bytes.size() - 8));
   EXPECT_NE(error_of([&] { read_profile(dir + "/short.profile"); }).find("truncated or corrupt"),
             std::string::npos);

@@ -59,12 +59,13 @@ std::string read_file(const std::string& path) {
 
 std::string moa_binary() { return MOA_BINARY_PATH; }
 
-CommandResult run_moa(const std::string& args, const std::string& stdin_text) {
+CommandResult run_moa(const std::string& args, const std::string& stdin_text,
+                      const std::string& prefix) {
   std::string dir = temp_dir();
   std::string in_path = dir + "/stdin", out_path = dir + "/stdout", err_path = dir + "/stderr";
   std::ofstream(in_path, std::ios::binary) << stdin_text;
-  std::string command = "'" + moa_binary() + "' " + args + " <'" + in_path + "' >'" + out_path +
-                        "' 2>'" + err_path + "'";
+  std::string command = prefix + " '" + moa_binary() + "' " + args + " <'" + in_path + "' >'" +
+                        out_path + "' 2>'" + err_path + "'";
   int status = std::system(command.c_str());
   CommandResult result;
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;

@@ -24,7 +24,9 @@ struct CommandResult {
   std::string out;  // stdout
   std::string err;  // stderr
 };
-CommandResult run_moa(const std::string& args, const std::string& stdin_text = "");
+// `prefix` goes before the binary on the shell line (e.g. "timeout 20", "ulimit -v N; ").
+CommandResult run_moa(const std::string& args, const std::string& stdin_text = "",
+                      const std::string& prefix = "");
 // A failed command: non-zero exit, exactly one stderr line "error: ..." containing `fragment`.
 void expect_one_line_error(const CommandResult& result, const std::string& fragment);
 // The message of the moa::Error that `f` throws, or "(no error)".

@@ -149,32 +149,24 @@ TEST(BpeVocab, DeepseekLlmMatchesLlamaCppTestCases) { expect_vocab_file_passes("
 TEST(BpeVocab, FalconMatchesLlamaCppTestCases) { expect_vocab_file_passes("falcon"); }
 TEST(BpeVocab, MptMatchesLlamaCppTestCases) { expect_vocab_file_passes("mpt"); }
 
-// The Llama 3 / Qwen2 vocab GGUFs are too large for the shared assets: use the file named by the
-// environment variable, or a ggml-vocab-<name>.gguf dropped next to the .inp/.out files.
-void expect_optional_vocab_passes(const char* env_var, const std::string& vocab_name,
-                                  const std::string& test_name) {
-  std::string path;
-  if (const char* from_env = std::getenv(env_var); from_env != nullptr && *from_env != '\0') {
+TEST(BpeVocab, LlamaBpeMatchesLlamaCppTestCases) { expect_vocab_file_passes("llama-bpe"); }
+TEST(BpeVocab, Qwen2MatchesLlamaCppTestCases) { expect_vocab_file_passes("qwen2"); }
+
+// llama.cpp ships no ggml-vocab-deepseek-r1-qwen.gguf (the shared assets have its .inp/.out only):
+// DeepSeek-R1's Qwen distills use Qwen2's vocabulary, so the cases run on the file named by
+// MOA_TEST_QWEN2_VOCAB, else on ggml-vocab-qwen2.gguf.
+TEST(BpeVocab, DeepseekR1QwenMatchesLlamaCppTestCases) {
+  std::string path = test::asset_path("data/tokenizer/ggml-vocab-qwen2.gguf");
+  if (const char* from_env = std::getenv("MOA_TEST_QWEN2_VOCAB");
+      from_env != nullptr && *from_env != '\0') {
     path = from_env;
-  } else {
-    path = test::asset_path("data/tokenizer/ggml-vocab-" + vocab_name + ".gguf");
   }
   if (path.empty() || !std::filesystem::exists(path)) {
-    GTEST_SKIP() << "\n*** MISSING TEST ASSET: a GGUF with the " << vocab_name << " tokenizer (set "
-                 << env_var << " or add " << test::assets_dir() << "/data/tokenizer/ggml-vocab-"
-                 << vocab_name << ".gguf) ***\n";
+    GTEST_SKIP() << "\n*** MISSING TEST ASSET: a GGUF with the qwen2 tokenizer (set "
+                    "MOA_TEST_QWEN2_VOCAB or add "
+                 << test::assets_dir() << "/data/tokenizer/ggml-vocab-qwen2.gguf) ***\n";
   }
-  expect_llama_cpp_test_cases(path, test_name);
-}
-
-TEST(BpeVocab, LlamaBpeMatchesLlamaCppTestCases) {
-  expect_optional_vocab_passes("MOA_TEST_LLAMA3_VOCAB", "llama-bpe", "ggml-vocab-llama-bpe");
-}
-TEST(BpeVocab, Qwen2MatchesLlamaCppTestCases) {
-  expect_optional_vocab_passes("MOA_TEST_QWEN2_VOCAB", "qwen2", "ggml-vocab-qwen2");
-}
-TEST(BpeVocab, DeepseekR1QwenMatchesLlamaCppTestCases) {
-  expect_optional_vocab_passes("MOA_TEST_QWEN2_VOCAB", "qwen2", "ggml-vocab-deepseek-r1-qwen");
+  expect_llama_cpp_test_cases(path, "ggml-vocab-deepseek-r1-qwen");
 }
 
 }  // namespace
