@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 PACKAGES=(
   build-essential cmake pkg-config git clang-format
   libopenblas-dev libhwy-dev libfmt-dev libspdlog-dev libcli11-dev nlohmann-json3-dev libpcre2-dev
+  coinor-libcbc-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   chromium  # the report test renders report.html headless (skipped when absent)
 )

@@ -17,6 +17,7 @@ void register_calibrate(CLI::App& app);
 void register_profile(CLI::App& app);
 void register_eval(CLI::App& app);
 void register_report(CLI::App& app);
+void register_optimize(CLI::App& app);
 
 // `--mmap`: map the model file instead of reading it into huge pages.
 void add_mmap_flag(CLI::App& cmd, bool& map_model);

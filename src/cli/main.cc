@@ -82,6 +82,7 @@ int main(int argc, char** argv) {
   moa::cli::register_profile(app);
   moa::cli::register_eval(app);
   moa::cli::register_report(app);
+  moa::cli::register_optimize(app);
 
   try {
     app.parse(argc, argv);

@@ -87,6 +87,19 @@ void print_plan_table(const nlohmann::json& j) {
   fmt::print("{}\n{}\n", kv, area);
 }
 
+// The spans as a layer x KV-head grid at one length: the plan's shape at a glance.
+void print_span_grid(const SparsePlan& plan, int64_t n) {
+  const int64_t heads = plan.model.n_head_kv;
+  fmt::print("\nspans at length {} (layer x KV head; {} = all)\n{:>5}", n, n, "layer");
+  for (int64_t h = 0; h < heads; ++h) fmt::print(" {:>6}", fmt::format("kv{}", h));
+  fmt::print("\n");
+  for (size_t l = 0; l < plan.rules.size(); ++l) {
+    fmt::print("{:>5}", l);
+    for (const ElasticRule& r : plan.rules[l]) fmt::print(" {:>6}", r.span(n));
+    fmt::print("\n");
+  }
+}
+
 void show(const PlanOptions& o) {
   check_lengths(o.lengths);
   SparsePlan plan = read_plan(o.plan_path);
@@ -96,6 +109,7 @@ void show(const PlanOptions& o) {
     fmt::print("{}\n", j.dump(1));
   } else {
     print_plan_table(j);
+    if (!o.lengths.empty()) print_span_grid(plan, o.lengths.back());
   }
 }
 

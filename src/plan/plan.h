@@ -39,6 +39,14 @@ struct DensityBudget {
   double density = 1.0;
 };
 
+// One plan of the optimizer's Pareto front, recorded in the plan it chose from (for reports).
+struct ParetoPoint {
+  std::vector<double> densities;  // KV density at each density_budgets length
+  std::vector<double> losses;     // profiled loss at each profiled_lengths length
+  double validation_loss = -1.0;  // answer cross-entropy at validation_length; < 0: not measured
+  bool chosen = false;
+};
+
 struct SparsePlan {
   static constexpr int kFormatVersion = 1;
   std::string method = "moa";  // moa | uniform | dense | imported
@@ -48,6 +56,10 @@ struct SparsePlan {
   std::vector<int64_t> profiled_lengths;
   std::vector<DensityBudget> density_budgets;
   std::vector<std::vector<ElasticRule>> rules;  // [layer][kv_head]
+  // Written by `moa optimize` (optional in the file): the front it picked from and the length
+  // the pick was validated at (0: picked by the profiled objective).
+  std::vector<ParetoPoint> pareto;
+  int64_t validation_length = 0;
 
   const ElasticRule& rule(int64_t layer, int64_t kv_head) const { return rules[layer][kv_head]; }
   // Visible-key masks of one layer's KV heads at input length n.

@@ -14,6 +14,7 @@ namespace moa {
 namespace {
 
 using nlohmann::json;
+namespace jf = json_fields;
 
 json parse_json(const std::string& text, const std::string& name) {
   try {
@@ -67,6 +68,44 @@ const json& array_field(const json& obj, const std::string& key, const std::stri
   return obj.at(key);
 }
 
+std::vector<double> numbers(const json& obj, const std::string& key, const std::string& name,
+                            const std::string& path) {
+  std::vector<double> out;
+  for (const json& v : jf::array_field(obj, key, name, path)) {
+    if (!v.is_number()) fail("{}: {}{}: expected numbers, got {}", name, path, key, v.type_name());
+    out.push_back(v.get<double>());
+  }
+  return out;
+}
+
+// The optional fields `moa optimize` adds: validation_length and the pareto front.
+void read_optimizer_fields(const json& j, const std::string& name, SparsePlan& plan) {
+  if (j.contains("validation_length")) {
+    plan.validation_length =
+        jf::integer_field(j, "validation_length", name, "", 1, int64_t{1} << 40);
+  }
+  if (!j.contains("pareto")) return;
+  const json& front = jf::array_field(j, "pareto", name, "");
+  for (size_t i = 0; i < front.size(); ++i) {
+    const std::string path = fmt::format("pareto[{}].", i);
+    ParetoPoint p;
+    p.densities = numbers(front[i], "densities", name, path);
+    p.losses = numbers(front[i], "losses", name, path);
+    if (p.densities.size() != plan.density_budgets.size() ||
+        p.losses.size() != plan.profiled_lengths.size()) {
+      fail(
+          "{}: pareto[{}]: {} densities and {} losses; expected one per budget ({}) and per "
+          "profiled length ({})",
+          name, i, p.densities.size(), p.losses.size(), plan.density_budgets.size(),
+          plan.profiled_lengths.size());
+    }
+    p.chosen = jf::bool_field(front[i], "chosen", name, path);
+    const json& v = jf::member(front[i], "validation_loss", name, path);
+    if (!v.is_null()) p.validation_loss = jf::number_field(front[i], "validation_loss", name, path);
+    plan.pareto.push_back(std::move(p));
+  }
+}
+
 }  // namespace
 
 json model_identity_to_json(const ModelIdentity& m) {
@@ -103,6 +142,12 @@ std::string plan_to_json(const SparsePlan& plan) {
     json heads = json::array();
     for (const ElasticRule& r : layer) heads.push_back({{"alpha", r.alpha}, {"beta", r.beta}});
     j["rules"].push_back(heads);
+  }
+  if (plan.validation_length > 0) j["validation_length"] = plan.validation_length;
+  for (const ParetoPoint& p : plan.pareto) {
+    json point = {{"densities", p.densities}, {"losses", p.losses}, {"chosen", p.chosen}};
+    point["validation_loss"] = p.validation_loss >= 0.0 ? json(p.validation_loss) : json(nullptr);
+    j["pareto"].push_back(point);
   }
   return j.dump(1) + "\n";
 }
@@ -147,6 +192,7 @@ SparsePlan plan_from_json(const std::string& text, const std::string& name) {
     }
     plan.rules.push_back(std::move(heads));
   }
+  read_optimizer_fields(j, name, plan);
   validate_plan(plan, name);
   return plan;
 }

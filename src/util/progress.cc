@@ -42,7 +42,8 @@ std::string Progress::status() const {
   std::string line = fmt::format("{}: {}/{}", what_, done_, total_);
   const int64_t done_here = done_ - resumed_;
   if (done_here > 0 && elapsed > 0.0) {
-    line += fmt::format(", {:.0f} tok/s", static_cast<double>(tokens_) / elapsed);
+    // Items without tokens (optimizer solves) show no rate rather than "0 tok/s".
+    if (tokens_ > 0) line += fmt::format(", {:.0f} tok/s", static_cast<double>(tokens_) / elapsed);
     const double per_item = elapsed / static_cast<double>(done_here);
     if (done_ < total_) {
       line += ", ETA " + format_duration(per_item * static_cast<double>(total_ - done_));

@@ -127,6 +127,30 @@ TEST(PlanIo, RoundTripsThroughJson) {
   EXPECT_DOUBLE_EQ(back.density_budgets.at(0).density, 0.5);
 }
 
+TEST(PlanIo, RoundTripsTheOptimizersParetoFront) {
+  SparsePlan plan = uniform_plan(tiny_model(), 512, 32);
+  plan.profiled_lengths = {1024, 2048};
+  plan.density_budgets = {{2048, 0.5}};
+  plan.validation_length = 4096;
+  plan.pareto = {{{0.5}, {0.25, 0.75}, 1.5, true}, {{0.45}, {0.5, 0.5}, -1.0, false}};
+  const SparsePlan back = plan_from_json(plan_to_json(plan), "p.json");
+  EXPECT_EQ(back.validation_length, 4096);
+  ASSERT_EQ(back.pareto.size(), 2u);
+  EXPECT_EQ(back.pareto[0].losses, (std::vector<double>{0.25, 0.75}));
+  EXPECT_DOUBLE_EQ(back.pareto[0].validation_loss, 1.5);
+  EXPECT_TRUE(back.pareto[0].chosen);
+  EXPECT_LT(back.pareto[1].validation_loss, 0.0);  // written as null: not measured
+  EXPECT_NE(plan_to_json(plan).find("\"validation_loss\": null"), std::string::npos);
+  plan.pareto[1].losses = {0.5};
+  try {
+    plan_from_json(plan_to_json(plan), "p.json");
+    ADD_FAILURE() << "a front point with too few losses was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("pareto[1]: 1 densities and 1 losses"), std::string::npos)
+        << e.what();
+  }
+}
+
 std::string plan_error(const std::string& text) {
   try {
     plan_from_json(text, "p.json");

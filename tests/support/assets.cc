@@ -92,6 +92,15 @@ void expect_one_line_error(const CommandResult& r, const std::string& fragment) 
   EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << r.err;
 }
 
+std::string error_message(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
 namespace {
 // The integer (digits and thousands commas) right after `label` in the "kv cache:" line.
 long long number_after(const std::string& err, const std::string& label) {

@@ -1,0 +1,79 @@
+// The search space of the optimizer (METHOD.md s.1): elastic rules (alpha, beta) on a grid
+// scaled to the lengths the plan serves, kept only when valid at every length from N_min to
+// N_max, and the assignment problem they span: for each KV head and rule, the profiled loss at
+// every profiled length (a suffix sum of the head's influence histogram) and, for each budgeted
+// length, the keys the rule keeps (kept_keys, the figure kv_density averages).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "plan/plan.h"
+#include "profile/influence_profile.h"
+
+namespace moa {
+
+struct RuleGridOptions {
+  int64_t alpha_step = 0;  // 0: max profiled length / 8, rounded to a multiple of 16
+  int64_t betas = 9;       // beta in {0, 1/(betas-1), ..., 1}
+  int64_t min_length = 0;  // N_min; 0: the smallest profiled length
+  int64_t max_length = 0;  // N_max; 0: the model's context
+};
+
+struct RuleGrid {
+  int64_t alpha_step = 0;
+  int64_t min_length = 0;
+  int64_t max_length = 0;
+  int64_t profile_max = 0;
+  std::vector<ElasticRule> rules;
+};
+
+// alpha in {k * step : -N_min <= k * step <= N_profile_max} (always holding 0), beta on the
+// grid, kept iff alpha + beta*N_pmax <= N_pmax, alpha + beta*N_max <= N_max and
+// alpha + beta*N_min > 0. Throws when the options are out of range or no rule survives.
+RuleGrid candidate_rules(const RuleGridOptions& options, const std::vector<int64_t>& profiled,
+                         int64_t context_length);
+
+// One density constraint: sum over heads of kept[rule] <= floor(budget * length * heads)
+// (integer coefficients, so a solution meets kv_density <= budget exactly), and optionally
+// >= min_ratio * budget likewise.
+struct DensityRow {
+  int64_t length = 0;
+  double budget = 1.0;
+  std::vector<int64_t> kept;  // [rule]: kept_keys(length, span, sinks), the same for every head
+
+  int64_t max_keys(int64_t heads) const;
+  int64_t min_keys(int64_t heads, double min_ratio) const;
+};
+
+// Choose one rule per KV head (heads layer-major: head = layer * n_head_kv + kv_head).
+struct AssignmentProblem {
+  int64_t n_layer = 0;
+  int64_t n_head_kv = 0;
+  int64_t n_rules = 0;
+  std::vector<DensityRow> densities;
+  double min_density_ratio = 0.0;   // 0: no lower bound
+  int64_t max_rules_per_layer = 0;  // 0: no limit
+  std::vector<int64_t> objective_lengths;
+  std::vector<std::vector<double>> losses;  // [objective][head * n_rules + rule]
+
+  int64_t heads() const { return n_layer * n_head_kv; }
+  // Objective values of an assignment (rule index per head).
+  std::vector<double> objectives(const std::vector<int64_t>& rule_of_head) const;
+  // KV density of an assignment at densities[row].length.
+  double density(const std::vector<int64_t>& rule_of_head, size_t row) const;
+};
+
+// Prices every candidate rule of every KV head at each profiled length; budgets must be at
+// lengths within [grid.min_length, grid.max_length].
+AssignmentProblem assignment_problem(const InfluenceProfile& profile, const RuleGrid& grid,
+                                     const std::vector<DensityBudget>& budgets,
+                                     double min_density_ratio, int64_t max_rules_per_layer);
+
+// Empty when every budget is reachable on its own; otherwise names the first length whose budget
+// is below the smallest density the candidates reach there (or whose band [ratio*budget,
+// budget] holds no achievable density), and that density.
+std::string explain_infeasible(const AssignmentProblem& problem);
+
+}  // namespace moa
