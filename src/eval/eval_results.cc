@@ -49,7 +49,7 @@ json summary_json(const MethodSummary& s) {
 }  // namespace
 
 std::string file_hash(const std::string& path) {
-  const std::string bytes = read_file_text(path);
+  const std::string bytes = read_regular_file(path);
   uint64_t h = 0xcbf29ce484222325ULL;
   for (unsigned char c : bytes) h = (h ^ c) * 0x100000001b3ULL;
   return fmt::format("{:016x}", h);
@@ -138,7 +138,7 @@ json throughput_rows_json(const std::vector<ThroughputResult>& results) {
 }
 
 json read_results_file(const std::string& path) {
-  const json j = jf::parse(read_file_text(path), path, "a moa eval results file");
+  const json j = jf::parse(read_regular_file(path), path, "a moa eval results file");
   if (!j.is_object()) fail("{}: expected a JSON object (a moa eval results file)", path);
   const std::string kind = jf::string_field(j, "kind", path, "");
   if (kind != "retrieval" && kind != "perplexity" && kind != "speed") {

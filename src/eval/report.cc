@@ -77,7 +77,7 @@ void add_plan(Builder& b, const std::string& path, int64_t n, const std::string&
   json raw;
   try {
     plan = read_plan(path);
-    raw = json::parse(read_file_text(path));
+    raw = json::parse(read_regular_file(path));
   } catch (const std::exception& e) {
     b.notes.push_back(fmt::format("plan {} not drawn: {}", path, e.what()));
     return;

@@ -18,7 +18,7 @@
 namespace moa {
 namespace {
 
-using test::error_message;
+using test::error_of;
 
 // 2 layers x 2 KV heads, lengths 64 and 128, 4 sinks; influence decaying with distance at a
 // random rate per head (some heads look far, some near).
@@ -102,7 +102,7 @@ TEST(RuleMilp, OptimumEqualsBruteForceOnRandomInstances) {
           SCOPED_TRACE(testing::Message() << "seed " << seed << " ratio " << ratio << " K " << k
                                           << " objective " << obj);
           if (expected.feasible == 0) {
-            EXPECT_NE(error_message([&] { solve_min_loss(p, obj, kExact); }).find("budget"),
+            EXPECT_NE(error_of([&] { solve_min_loss(p, obj, kExact); }).find("budget"),
                       std::string::npos);
             continue;
           }
@@ -219,13 +219,13 @@ TEST(PlanOptimizer, InfeasibleBudgetNamesTheLengthAndTheLeastDensity) {
   o.grid = {32, 3, 0, 256};
   o.budgets = {{64, 0.6}, {128, 0.1}};
   // The shortest rule keeps 4 sinks + 32 keys at 128 (alpha 32, beta 0): 0.28125.
-  EXPECT_EQ(error_message([&] { optimize_plans(profile, 256, o, nullptr); }),
+  EXPECT_EQ(error_of([&] { optimize_plans(profile, 256, o, nullptr); }),
             "density budget 0.1 at length 128 is infeasible: the smallest KV density the candidate "
             "rules reach there is 0.2812 (sinks included)");
   o.shape = PlanShape::kBinary;
   o.window = 48;
   o.budgets = {{128, 0.1}};
-  const std::string binary = error_message([&] { optimize_plans(profile, 256, o, nullptr); });
+  const std::string binary = error_of([&] { optimize_plans(profile, 256, o, nullptr); });
   EXPECT_EQ(binary.rfind("no full-or-window plan meets the density budgets: density budget 0.1 "
                          "at length 128 is infeasible",
                          0),
@@ -246,11 +246,11 @@ TEST(CandidateRules, FollowTheGridAndTheValidityFilters) {
   }
   EXPECT_NE(std::find(g.rules.begin(), g.rules.end(), ElasticRule{0.0, 1.0}), g.rules.end());
   EXPECT_NE(std::find(g.rules.begin(), g.rules.end(), ElasticRule{-256.0, 1.0}), g.rules.end());
-  EXPECT_EQ(error_message([] {
+  EXPECT_EQ(error_of([] {
               candidate_rules({4096, 1, 0, 0}, {512}, 1024);
             }),
             "no candidate rule is valid from length 512 to 1024 (alpha step 4096, 1 betas)");
-  EXPECT_NE(error_message([] {
+  EXPECT_NE(error_of([] {
               candidate_rules({0, 9, 4096, 1024}, {512}, 1024);
             }).find("above"),
             std::string::npos);
@@ -267,7 +267,7 @@ TEST(RuleMilp, TimeOutWithoutAFeasiblePlanIsAClearError) {
   profile.lengths[0].samples = {0};
   const RuleGrid grid = candidate_rules({128, 9, 0, 2048}, {2048}, 2048);
   const AssignmentProblem p = assignment_problem(profile, grid, {{2048, 0.437}}, 0.9999, 1);
-  const std::string e = error_message([&] { solve_min_loss(p, 0, {1e-6, 0.0}); });
+  const std::string e = error_of([&] { solve_min_loss(p, 0, {1e-6, 0.0}); });
   EXPECT_NE(e.find("time limit"), std::string::npos) << e;
 }
 

@@ -13,8 +13,6 @@
 #include <fstream>
 #include <sstream>
 
-#include "util/error.h"
-
 namespace moa::test {
 
 namespace fs = std::filesystem;
@@ -92,15 +90,6 @@ void expect_one_line_error(const CommandResult& r, const std::string& fragment) 
   EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << r.err;
 }
 
-std::string error_message(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
 namespace {
 // The integer (digits and thousands commas) right after `label` in the "kv cache:" line.
 long long number_after(const std::string& err, const std::string& label) {
@@ -133,15 +122,6 @@ std::vector<std::vector<int32_t>> parse_expected_ids(const std::string& content)
     lines.push_back(std::move(ids));
   }
   return lines;
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 }  // namespace moa::test

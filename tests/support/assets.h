@@ -29,8 +29,6 @@ CommandResult run_moa(const std::string& args, const std::string& stdin_text = "
                       const std::string& prefix = "");
 // A failed command: non-zero exit, exactly one stderr line "error: ..." containing `fragment`.
 void expect_one_line_error(const CommandResult& result, const std::string& fragment);
-// The message of the moa::Error that `f` throws, or "(no error)".
-std::string error_message(const std::function<void()>& f);
 // The "kv cache: 12,345 B" figure `moa generate` prints on stderr, or -1 when absent.
 long long reported_kv_bytes(const std::string& err);
 // The N of "at N = 305" in that line, or -1 when absent.
