@@ -74,10 +74,8 @@ std::string accuracy_cell(const json& a) {
 void add_plan(Builder& b, const std::string& path, int64_t n, const std::string& tag) {
   if (!b.plans_drawn.insert(path + "@" + std::to_string(n)).second) return;
   SparsePlan plan;
-  json raw;
   try {
     plan = read_plan(path);
-    raw = json::parse(read_regular_file(path));
   } catch (const std::exception& e) {
     b.notes.push_back(fmt::format("plan {} not drawn: {}", path, e.what()));
     return;
@@ -96,20 +94,17 @@ void add_plan(Builder& b, const std::string& path, int64_t n, const std::string&
   }
   b.figure(tag + "-plan", fmt::format("Span S_h(N)/N of each layer and KV head of {}", path),
            svg::heat_map(m));
-  if (!raw.contains("pareto") || !raw["pareto"].is_array()) return;
+  if (plan.pareto.empty() || plan.density_budgets.empty() || plan.profiled_lengths.empty()) return;
+  // One point per Pareto plan: its KV density at the last budget length against its profiled
+  // loss at the longest profiled length (the plan file records both per point).
   svg::Series front{"Pareto front", {}};
-  for (const json& p : raw["pareto"]) {
-    if (!p.is_object()) continue;
-    const char* xk = p.contains("density") ? "density" : "kv_density";
-    const char* yk = p.contains("loss") ? "loss" : "objective";
-    if (p.contains(xk) && p.contains(yk) && p[xk].is_number() && p[yk].is_number()) {
-      front.points.emplace_back(p[xk].get<double>(), p[yk].get<double>());
-    }
-  }
-  if (front.points.empty()) return;
+  for (const ParetoPoint& p : plan.pareto)
+    front.points.emplace_back(p.densities.back(), p.losses.back());
   std::sort(front.points.begin(), front.points.end());
+  const std::string x = fmt::format("KV density at N = {}", plan.density_budgets.back().length);
+  const std::string y = fmt::format("profiled loss at N = {}", plan.profiled_lengths.back());
   b.figure(tag + "-pareto", fmt::format("Optimizer's Pareto front recorded in {}", path),
-           svg::line_chart({"Pareto front of " + path, "density", "loss", {front}, false, false}));
+           svg::line_chart({"Pareto front of " + path, x, y, {front}, false, false}));
 }
 
 void add_retrieval(Builder& b, const json& r, const std::string& name, const std::string& tag) {

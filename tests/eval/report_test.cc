@@ -24,11 +24,11 @@ std::string write_plan_with_pareto(const std::string& dir) {
   ModelIdentity id{"llama", 2, 4, 2, ""};
   SparsePlan plan = uniform_plan(id, 64, 4);
   plan.rules[1][0] = {0.0, 1.0};
+  plan.profiled_lengths = {256};
+  plan.density_budgets = {{512, 0.5}};
+  plan.pareto = {{{0.25}, {2.0}, -1.0, false}, {{0.5}, {1.0}, 0.7, true}};
   const std::string path = dir + "/plan.json";
-  json j = json::parse(plan_to_json(plan));
-  j["pareto"] =
-      json::array({{{"density", 0.25}, {"loss", 2.0}}, {{"density", 0.5}, {"loss", 1.0}}});
-  std::ofstream(path) << j.dump();
+  write_plan(plan, path);
   return path;
 }
 
