@@ -1,11 +1,12 @@
 // Attention through the KV caches at 16K context of a Llama-3-8B shape (32 layers, 32 query / 8
 // KV heads, head_dim 128, F16 cache, all cores), dense (KvCache) against StreamingLLM plans
-// (`--method streaming --density D`: 64 sinks + a window keeping density x N keys on every head) in the static ring cache
-// (StaticKvCache). Each layer has its own region of the cache and every step runs through all
-// 32 layers, as decode does, so the keys come from DRAM: one layer's 25% cache (~17 MiB) rerun
-// alone could stay in the CPU caches. Benchmarks: one decode step, one 256-token prefill chunk at
-// the end of the context, a whole 16K prefill in 256-token chunks (one layer of 8/2 heads, so it
-// finishes in seconds), and a TinyLlama-shaped dense decode step at several depths.
+// (`--method streaming --density D`: 64 sinks + a window keeping density x N keys on every head) in
+// the static ring cache (StaticKvCache). Each layer has its own region of the cache and every step
+// runs through all 32 layers, as decode does, so the keys come from DRAM: one layer's 25% cache
+// (~17 MiB) rerun alone could stay in the CPU caches. Benchmarks: one decode step, one 256-token
+// prefill chunk at the end of the context, a whole 16K prefill in 256-token chunks (one layer of
+// 8/2 heads, so it finishes in seconds), and a TinyLlama-shaped dense decode step at several
+// depths.
 #include <benchmark/benchmark.h>
 #include <omp.h>
 

@@ -70,9 +70,9 @@ StaticKvCache::StaticKvCache(const StaticKvCacheShape& shape, const SparsePlan& 
   keys_.assign(total, 0);
   values_.assign(total, 0);
   chunk_capacity_ = std::min(shape.prefill_chunk, shape.n_ctx);
-  const size_t chunk_bytes =
-      checked_product("static kv cache", {chunk_capacity_, shape.n_head_kv, shape.head_dim,
-                                          static_cast<int64_t>(element_bytes_)});
+  const size_t chunk_bytes = checked_product(
+      "static kv cache",
+      {chunk_capacity_, shape.n_head_kv, shape.head_dim, static_cast<int64_t>(element_bytes_)});
   chunk_keys_.assign(chunk_bytes, 0);
   chunk_values_.assign(chunk_bytes, 0);
   lengths_.assign(static_cast<size_t>(shape.n_seq), 0);
