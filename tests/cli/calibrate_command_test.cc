@@ -23,11 +23,7 @@ TEST(CalibrateCommand, ResumesAfterKillNineToTheSameFile) {
 
   // Kill the run as soon as its first sample is on disk, then finish it.
   const std::string killed = dir + "/killed.json";
-  const std::string script = fmt::format(
-      "sh -c \"'{}' {}'{}' >/dev/null 2>&1 & p=\\$!; for i in \\$(seq 400); do [ -f '{}' ] && "
-      "break; sleep 0.01; done; kill -9 \\$p; wait \\$p; exit 0\"",
-      test::moa_binary(), args, killed, killed);
-  ASSERT_EQ(std::system(script.c_str()), 0);
+  test::run_moa_killed_after_first_write(args, killed);
   ASSERT_TRUE(std::filesystem::exists(killed));
   const test::CommandResult resumed = test::run_moa(args + "'" + killed + "'");
   ASSERT_EQ(resumed.exit_code, 0) << resumed.err;

@@ -3,6 +3,7 @@
 
 #include "util/error.h"
 
+#include <fmt/format.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -81,6 +82,14 @@ CommandResult run_moa(const std::string& args, const std::string& stdin_text,
   result.out = read_file(out_path);
   result.err = read_file(err_path);
   return result;
+}
+
+void run_moa_killed_after_first_write(const std::string& args, const std::string& output) {
+  const std::string script = fmt::format(
+      "sh -c \"'{}' {}'{}' >/dev/null 2>&1 & p=\\$!; for i in \\$(seq 2000); do [ -f '{}' ] && "
+      "break; sleep 0.002; done; kill -9 \\$p; wait \\$p; exit 0\"",
+      moa_binary(), args, output, output);
+  ASSERT_EQ(std::system(script.c_str()), 0);
 }
 
 void expect_one_line_error(const CommandResult& r, const std::string& fragment) {

@@ -27,6 +27,9 @@ struct CommandResult {
 // `prefix` goes before the binary on the shell line (e.g. "timeout 20", "ulimit -v N; ").
 CommandResult run_moa(const std::string& args, const std::string& stdin_text = "",
                       const std::string& prefix = "");
+// Starts `moa ARGS OUTPUT` and kills it with SIGKILL as soon as OUTPUT exists (a job killed
+// after its first atomic write), then waits for it.
+void run_moa_killed_after_first_write(const std::string& args, const std::string& output);
 // A failed command: non-zero exit, exactly one stderr line "error: ..." containing `fragment`.
 void expect_one_line_error(const CommandResult& result, const std::string& fragment);
 // The "kv cache: 12,345 B" figure `moa generate` prints on stderr, or -1 when absent.
