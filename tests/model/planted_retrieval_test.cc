@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/generate.h"
 #include "kv/kv_cache.h"
 #include "kv/static_kv_cache.h"
 #include "model/forward.h"
@@ -48,22 +49,9 @@ std::vector<PlantedCase> read_cases(const std::string& path, size_t limit) {
 
 std::string greedy_answer(const Model& model, AttentionCache& cache,
                           const std::vector<TokenId>& ids) {
-  Logits logits;
-  const auto chunk = static_cast<size_t>(cache.max_chunk());
-  for (size_t start = 0; start < ids.size(); start += chunk) {
-    const size_t n = std::min(ids.size() - start, chunk);
-    logits = forward_tokens(model, cache, 0, std::span(ids).subspan(start, n), LogitsMode::kLast,
-                            kThreads);
-  }
-  std::vector<TokenId> answer;
-  for (int64_t i = 0; i < kAnswerTokens; ++i) {
-    const auto row = logits.row(0);
-    const auto next = static_cast<TokenId>(std::max_element(row.begin(), row.end()) - row.begin());
-    if (model.tokenizer().is_eog(next)) break;
-    answer.push_back(next);
-    logits = forward_tokens(model, cache, 0, std::span(&next, 1), LogitsMode::kLast, kThreads);
-  }
-  return model.tokenizer().decode(answer);
+  return generate(model, cache, 0, {ids, kAnswerTokens, greedy_sampling(), {}, false}, nullptr,
+                  kThreads)
+      .text;
 }
 
 // Every head's planted span from the heads map; the retrieval head sees everything.

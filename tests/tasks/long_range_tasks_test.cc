@@ -7,6 +7,7 @@
 
 #include <algorithm>
 
+#include "engine/generate.h"
 #include "kv/kv_cache.h"
 #include "model/forward.h"
 #include "support/assets.h"
@@ -106,22 +107,10 @@ TEST(LongRangeTasks, ThePlantedModelAnswersGeneratedPrompts) {
       const TaskPrompt p = make_task_prompt(kind, model.tokenizer(), {700, depth, true}, rng);
       const std::vector<TokenId> ids = model.tokenizer().encode(p.prompt, true, false);
       KvCache cache(kv_cache_shape(model.config(), p.n_tokens + 8, 1, kernels::KvType::kF16));
-      Logits logits;
-      for (size_t start = 0; start < ids.size(); start += 256) {
-        const size_t n = std::min<size_t>(256, ids.size() - start);
-        logits =
-            forward_tokens(model, cache, 0, std::span(ids).subspan(start, n), LogitsMode::kLast, 1);
-      }
-      std::vector<TokenId> answer;
-      for (int i = 0; i < 7; ++i) {
-        const auto row = logits.row(0);
-        answer.push_back(
-            static_cast<TokenId>(std::max_element(row.begin(), row.end()) - row.begin()));
-        logits =
-            forward_tokens(model, cache, 0, std::span(&answer.back(), 1), LogitsMode::kLast, 1);
-      }
-      EXPECT_EQ(first_number(model.tokenizer().decode(answer)), p.expected)
-          << task_kind_name(kind) << " depth " << depth << ": " << model.tokenizer().decode(answer);
+      const std::string answer =
+          generate(model, cache, 0, {ids, 7, greedy_sampling(), {}, false}, nullptr, 1).text;
+      EXPECT_EQ(first_number(answer), p.expected)
+          << task_kind_name(kind) << " depth " << depth << ": " << answer;
     }
   }
 }
