@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "calibrate/calibration_set.h"
-#include "model/forward.h"
+#include "engine/forward.h"
 #include "tasks/long_range_tasks.h"
 
 namespace moa {

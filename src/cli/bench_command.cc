@@ -12,7 +12,7 @@
 #include "eval/throughput.h"
 #include "gguf/quant.h"
 #include "kernels/bandwidth.h"
-#include "model/random_model.h"
+#include "engine/random_model.h"
 #include "util/error.h"
 
 namespace moa::cli {

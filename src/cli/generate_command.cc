@@ -19,9 +19,9 @@
 #include "kv/attention_method.h"
 #include "kv/kv_cache.h"
 #include "kv/static_kv_cache.h"
-#include "model/chat_template.h"
-#include "model/forward.h"
-#include "model/sampler.h"
+#include "engine/chat_template.h"
+#include "engine/forward.h"
+#include "engine/sampler.h"
 #include "util/error.h"
 
 namespace moa::cli {

@@ -6,7 +6,7 @@
 
 #include "cli/commands.h"
 #include "gguf/gguf_file.h"
-#include "model/model_config.h"
+#include "engine/model_config.h"
 #include "tokenizer/tokenizer.h"
 #include "util/checked_math.h"
 #include "util/error.h"

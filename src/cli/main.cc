@@ -10,7 +10,7 @@
 #include <sstream>
 
 #include "cli/commands.h"
-#include "model/forward.h"
+#include "engine/forward.h"
 #include "util/error.h"
 #include "util/printable.h"
 

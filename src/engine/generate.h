@@ -13,8 +13,8 @@
 #include <vector>
 
 #include "kv/attention_cache.h"
-#include "model/forward.h"
-#include "model/sampler.h"
+#include "engine/forward.h"
+#include "engine/sampler.h"
 
 namespace moa {
 

@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "kv/attention_method.h"
-#include "model/forward.h"
+#include "engine/forward.h"
 #include "tasks/long_range_tasks.h"
 
 namespace moa {

@@ -14,7 +14,7 @@
 
 #include "kernels/kernels.h"
 #include "kv/attention_method.h"
-#include "model/forward.h"
+#include "engine/forward.h"
 
 namespace moa {
 

@@ -16,7 +16,7 @@
 
 #include "kernels/kernels.h"
 #include "kv/attention_cache.h"
-#include "model/model_config.h"
+#include "engine/model_config.h"
 #include "util/huge_pages.h"
 
 namespace moa {

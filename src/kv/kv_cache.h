@@ -11,7 +11,7 @@
 
 #include "kernels/kernels.h"
 #include "kv/attention_cache.h"
-#include "model/model_config.h"
+#include "engine/model_config.h"
 #include "plan/plan.h"
 #include "util/huge_pages.h"
 

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "calibrate/calibration_set.h"
-#include "model/forward.h"
+#include "engine/forward.h"
 #include "plan/plan.h"
 
 namespace moa {

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "kernels/kernels.h"
-#include "model/model_config.h"
+#include "engine/model_config.h"
 
 namespace moa {
 

@@ -8,7 +8,7 @@
 #include <string>
 
 #include "calibrate/calibration_set.h"
-#include "model/forward.h"
+#include "engine/forward.h"
 #include "profile/influence_profile.h"
 
 namespace moa {

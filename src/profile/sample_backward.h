@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "kernels/attention_backward.h"
-#include "model/forward.h"
+#include "engine/forward.h"
 
 namespace moa {
 

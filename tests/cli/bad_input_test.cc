@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "gguf/gguf_file.h"
-#include "model/random_model.h"
+#include "engine/random_model.h"
 #include "support/assets.h"
 
 namespace moa {

@@ -5,7 +5,7 @@
 #include <fstream>
 #include <string>
 
-#include "model/random_model.h"
+#include "engine/random_model.h"
 #include "support/assets.h"
 
 namespace moa {

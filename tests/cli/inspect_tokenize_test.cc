@@ -6,7 +6,7 @@
 #include <fstream>
 
 #include "gguf/gguf_writer.h"
-#include "model/random_model.h"
+#include "engine/random_model.h"
 #include "support/assets.h"
 
 namespace moa {

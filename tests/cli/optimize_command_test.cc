@@ -7,7 +7,7 @@
 #include <cmath>
 
 #include "gguf/gguf_file.h"
-#include "model/model_config.h"
+#include "engine/model_config.h"
 #include "plan/plan_io.h"
 #include "profile/influence_profile.h"
 #include "support/assets.h"

@@ -5,7 +5,7 @@
 
 #include <fstream>
 
-#include "model/random_model.h"
+#include "engine/random_model.h"
 #include "plan/plan_io.h"
 #include "support/assets.h"
 

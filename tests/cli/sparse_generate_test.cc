@@ -9,7 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "model/random_model.h"
+#include "engine/random_model.h"
 #include "support/assets.h"
 
 namespace moa {

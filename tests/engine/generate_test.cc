@@ -6,7 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "kv/kv_cache.h"
-#include "model/random_model.h"
+#include "engine/random_model.h"
 #include "support/assets.h"
 #include "util/error.h"
 

@@ -5,7 +5,7 @@
 
 #include <gtest/gtest.h>
 
-#include "model/forward.h"
+#include "engine/forward.h"
 #include "support/assets.h"
 #include "util/error.h"
 

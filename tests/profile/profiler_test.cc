@@ -12,7 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "calibrate/calibrate.h"
-#include "model/random_model.h"
+#include "engine/random_model.h"
 #include "support/assets.h"
 #include "util/error.h"
 

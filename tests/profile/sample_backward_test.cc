@@ -12,8 +12,8 @@
 #include <numeric>
 #include <vector>
 
-#include "model/random_model.h"
-#include "model/reference_forward.h"
+#include "engine/random_model.h"
+#include "engine/reference_forward.h"
 #include "support/assets.h"
 
 namespace moa {

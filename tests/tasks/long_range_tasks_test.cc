@@ -9,7 +9,7 @@
 
 #include "engine/generate.h"
 #include "kv/kv_cache.h"
-#include "model/forward.h"
+#include "engine/forward.h"
 #include "support/assets.h"
 #include "util/error.h"
 

@@ -14,7 +14,7 @@
 #include "gguf/gguf_file.h"
 #include "gguf/quant.h"
 #include "kernels/reference.h"
-#include "model/model_config.h"
+#include "engine/model_config.h"
 
 namespace moa::test {
 

@@ -3,7 +3,7 @@
 // residual -> rmsnorm -> swiglu ffn -> residual, then final norm and logits. All tokens of the
 // batch go through the matrix products together (GEMM for prefill, one matvec per row block
 // for batch decode); only attention runs per sequence, against that sequence's cache.
-#include "model/forward.h"
+#include "engine/forward.h"
 
 #include <omp.h>
 

@@ -1,7 +1,7 @@
 // The optimised forward pass against the double-precision reference on random models of both
 // architectures and every weight type, and the cache-consistency properties: prefill equals
 // token-by-token decode, chunked prefill equals one prefill, batch decode equals single decode.
-#include "model/forward.h"
+#include "engine/forward.h"
 
 #include <gtest/gtest.h>
 
@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "gguf/quant.h"
-#include "model/random_model.h"
-#include "model/reference_forward.h"
+#include "engine/random_model.h"
+#include "engine/reference_forward.h"
 #include "util/error.h"
 
 namespace moa {

@@ -7,7 +7,7 @@
 #include <string>
 
 #include "gguf/gguf_writer.h"
-#include "model/model_config.h"
+#include "engine/model_config.h"
 
 namespace moa {
 

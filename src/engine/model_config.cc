@@ -1,6 +1,6 @@
 // Reads `<arch>.*` hyper-parameters from GGUF metadata with llama.cpp's defaults, validates them,
 // and checks the tensors against them so a malformed model fails at load, not mid-forward.
-#include "model/model_config.h"
+#include "engine/model_config.h"
 
 #include <charconv>
 #include <cmath>

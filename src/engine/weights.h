@@ -8,7 +8,7 @@
 
 #include "gguf/gguf_file.h"
 #include "kernels/kernels.h"
-#include "model/model_config.h"
+#include "engine/model_config.h"
 
 namespace moa {
 

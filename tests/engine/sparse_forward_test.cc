@@ -10,8 +10,8 @@
 #include "gguf/gguf_file.h"
 #include "kv/kv_cache.h"
 #include "kv/static_kv_cache.h"
-#include "model/forward.h"
-#include "model/random_model.h"
+#include "engine/forward.h"
+#include "engine/random_model.h"
 #include "plan/plan.h"
 #include "util/error.h"
 

@@ -5,8 +5,8 @@
 
 #include <vector>
 
-#include "model/forward.h"
-#include "model/random_model.h"
+#include "engine/forward.h"
+#include "engine/random_model.h"
 
 namespace moa {
 namespace {

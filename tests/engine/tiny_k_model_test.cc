@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "model/forward.h"
+#include "engine/forward.h"
 #include "support/assets.h"
 
 namespace moa {

@@ -1,7 +1,7 @@
 // Token sampling (see sampler.h). Candidates are filtered the way llama.cpp's default chain does
 // (top-k, top-p, min-p on temperature-1 probabilities, then temperature), so the same settings
 // keep the same meaning; the draw uses a seeded mt19937_64 so runs are reproducible.
-#include "model/sampler.h"
+#include "engine/sampler.h"
 
 #include <algorithm>
 #include <cmath>

@@ -11,8 +11,8 @@
 
 #include "kv/h2o_kv_cache.h"
 #include "kv/kv_cache.h"
-#include "model/forward.h"
-#include "model/random_model.h"
+#include "engine/forward.h"
+#include "engine/random_model.h"
 
 namespace moa {
 namespace {

@@ -13,7 +13,7 @@
 #include <sstream>
 #include <vector>
 
-#include "model/forward.h"
+#include "engine/forward.h"
 #include "support/assets.h"
 
 namespace moa {

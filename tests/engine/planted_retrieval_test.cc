@@ -16,7 +16,7 @@
 #include "engine/generate.h"
 #include "kv/kv_cache.h"
 #include "kv/static_kv_cache.h"
-#include "model/forward.h"
+#include "engine/forward.h"
 #include "plan/plan.h"
 #include "support/assets.h"
 #include "tasks/long_range_tasks.h"

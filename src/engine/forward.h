@@ -15,8 +15,8 @@
 #include "gguf/gguf_file.h"
 #include "kv/attention_cache.h"
 #include "kv/kv_cache.h"
-#include "model/model_config.h"
-#include "model/weights.h"
+#include "engine/model_config.h"
+#include "engine/weights.h"
 #include "tokenizer/tokenizer.h"
 
 namespace moa {

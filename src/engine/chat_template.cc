@@ -1,7 +1,7 @@
 // Chat templates (see chat_template.h), written to produce the same text as llama.cpp's built-in
 // templates of the same names for a system message and one user turn. BOS is not included: the
 // tokenizer adds it as the vocab says.
-#include "model/chat_template.h"
+#include "engine/chat_template.h"
 
 #include <fmt/format.h>
 

@@ -1,6 +1,6 @@
 // Random-weight model builder (see random_model.h). Weights are N(0, 1/fan_in) so activations
 // stay O(1) through the layers, which keeps optimised-vs-reference comparisons meaningful.
-#include "model/random_model.h"
+#include "engine/random_model.h"
 
 #include <cmath>
 #include <random>

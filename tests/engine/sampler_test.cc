@@ -1,12 +1,12 @@
 // Sampling (llama.cpp semantics), stop strings and chat templates.
-#include "model/sampler.h"
+#include "engine/sampler.h"
 
 #include <gtest/gtest.h>
 
 #include <map>
 #include <vector>
 
-#include "model/chat_template.h"
+#include "engine/chat_template.h"
 #include "util/error.h"
 
 namespace moa {

@@ -4,8 +4,8 @@
 
 #include "gguf/gguf_file.h"
 #include "gguf/quant.h"
-#include "model/model_config.h"
-#include "model/random_model.h"
+#include "engine/model_config.h"
+#include "engine/random_model.h"
 #include "support/assets.h"
 #include "util/error.h"
 

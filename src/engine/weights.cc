@@ -1,6 +1,6 @@
 // Binds GGUF tensors to the forward pass's weight structs (see weights.h). Shapes are checked
 // here too so that a forward pass never reads past a tensor, whoever built the config.
-#include "model/weights.h"
+#include "engine/weights.h"
 
 #include <fmt/format.h>
 
