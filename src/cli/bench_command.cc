@@ -8,11 +8,11 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "engine/random_model.h"
 #include "eval/eval_results.h"
 #include "eval/throughput.h"
 #include "gguf/quant.h"
 #include "kernels/bandwidth.h"
-#include "engine/random_model.h"
 #include "util/error.h"
 
 namespace moa::cli {

@@ -15,13 +15,13 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "engine/chat_template.h"
+#include "engine/forward.h"
 #include "engine/generate.h"
+#include "engine/sampler.h"
 #include "kv/attention_method.h"
 #include "kv/kv_cache.h"
 #include "kv/static_kv_cache.h"
-#include "engine/chat_template.h"
-#include "engine/forward.h"
-#include "engine/sampler.h"
 #include "util/error.h"
 
 namespace moa::cli {

@@ -5,8 +5,8 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
-#include "gguf/gguf_file.h"
 #include "engine/model_config.h"
+#include "gguf/gguf_file.h"
 #include "tokenizer/tokenizer.h"
 #include "util/checked_math.h"
 #include "util/error.h"

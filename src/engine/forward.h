@@ -12,11 +12,11 @@
 #include <string>
 #include <vector>
 
+#include "engine/model_config.h"
+#include "engine/weights.h"
 #include "gguf/gguf_file.h"
 #include "kv/attention_cache.h"
 #include "kv/kv_cache.h"
-#include "engine/model_config.h"
-#include "engine/weights.h"
 #include "tokenizer/tokenizer.h"
 
 namespace moa {

@@ -12,9 +12,9 @@
 #include <string_view>
 #include <vector>
 
-#include "kv/attention_cache.h"
 #include "engine/forward.h"
 #include "engine/sampler.h"
+#include "kv/attention_cache.h"
 
 namespace moa {
 

@@ -6,8 +6,8 @@
 #include <cstdint>
 #include <string>
 
-#include "gguf/gguf_writer.h"
 #include "engine/model_config.h"
+#include "gguf/gguf_writer.h"
 
 namespace moa {
 

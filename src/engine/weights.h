@@ -6,9 +6,9 @@
 #include <cstdint>
 #include <vector>
 
+#include "engine/model_config.h"
 #include "gguf/gguf_file.h"
 #include "kernels/kernels.h"
-#include "engine/model_config.h"
 
 namespace moa {
 

@@ -13,8 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "kv/attention_method.h"
 #include "engine/forward.h"
+#include "kv/attention_method.h"
 #include "tasks/long_range_tasks.h"
 
 namespace moa {

@@ -12,9 +12,9 @@
 #include <string>
 #include <vector>
 
+#include "engine/forward.h"
 #include "kernels/kernels.h"
 #include "kv/attention_method.h"
-#include "engine/forward.h"
 
 namespace moa {
 

@@ -11,9 +11,9 @@
 #include <optional>
 #include <string>
 
+#include "engine/model_config.h"
 #include "kernels/kernels.h"
 #include "kv/attention_cache.h"
-#include "engine/model_config.h"
 #include "plan/plan.h"
 
 namespace moa {

@@ -14,9 +14,9 @@
 #include <span>
 #include <vector>
 
+#include "engine/model_config.h"
 #include "kernels/kernels.h"
 #include "kv/attention_cache.h"
-#include "engine/model_config.h"
 #include "util/huge_pages.h"
 
 namespace moa {

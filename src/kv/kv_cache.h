@@ -9,9 +9,9 @@
 #include <string>
 #include <vector>
 
+#include "engine/model_config.h"
 #include "kernels/kernels.h"
 #include "kv/attention_cache.h"
-#include "engine/model_config.h"
 #include "plan/plan.h"
 #include "util/huge_pages.h"
 

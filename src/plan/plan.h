@@ -8,8 +8,8 @@
 #include <string_view>
 #include <vector>
 
-#include "kernels/kernels.h"
 #include "engine/model_config.h"
+#include "kernels/kernels.h"
 
 namespace moa {
 

@@ -10,8 +10,8 @@
 #include <span>
 #include <vector>
 
-#include "kernels/attention_backward.h"
 #include "engine/forward.h"
+#include "kernels/attention_backward.h"
 
 namespace moa {
 

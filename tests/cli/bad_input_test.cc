@@ -16,8 +16,8 @@
 #include <utility>
 #include <vector>
 
-#include "gguf/gguf_file.h"
 #include "engine/random_model.h"
+#include "gguf/gguf_file.h"
 #include "support/assets.h"
 
 namespace moa {

@@ -5,8 +5,8 @@
 
 #include <fstream>
 
-#include "gguf/gguf_writer.h"
 #include "engine/random_model.h"
+#include "gguf/gguf_writer.h"
 #include "support/assets.h"
 
 namespace moa {

@@ -6,8 +6,8 @@
 
 #include <cmath>
 
-#include "gguf/gguf_file.h"
 #include "engine/model_config.h"
+#include "gguf/gguf_file.h"
 #include "plan/plan_io.h"
 #include "profile/influence_profile.h"
 #include "support/assets.h"

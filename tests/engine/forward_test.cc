@@ -9,9 +9,9 @@
 #include <cmath>
 #include <vector>
 
-#include "gguf/quant.h"
 #include "engine/random_model.h"
 #include "engine/reference_forward.h"
+#include "gguf/quant.h"
 #include "util/error.h"
 
 namespace moa {

@@ -5,8 +5,8 @@
 
 #include <gtest/gtest.h>
 
-#include "kv/kv_cache.h"
 #include "engine/random_model.h"
+#include "kv/kv_cache.h"
 #include "support/assets.h"
 #include "util/error.h"
 

@@ -9,10 +9,10 @@
 #include <span>
 #include <vector>
 
-#include "kv/h2o_kv_cache.h"
-#include "kv/kv_cache.h"
 #include "engine/forward.h"
 #include "engine/random_model.h"
+#include "kv/h2o_kv_cache.h"
+#include "kv/kv_cache.h"
 
 namespace moa {
 namespace {

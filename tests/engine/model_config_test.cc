@@ -2,10 +2,10 @@
 // model builder, the shared real models, and a clear error per kind of bad metadata.
 #include <gtest/gtest.h>
 
-#include "gguf/gguf_file.h"
-#include "gguf/quant.h"
 #include "engine/model_config.h"
 #include "engine/random_model.h"
+#include "gguf/gguf_file.h"
+#include "gguf/quant.h"
 #include "support/assets.h"
 #include "util/error.h"
 

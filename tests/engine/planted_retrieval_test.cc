@@ -13,10 +13,10 @@
 #include <string>
 #include <vector>
 
+#include "engine/forward.h"
 #include "engine/generate.h"
 #include "kv/kv_cache.h"
 #include "kv/static_kv_cache.h"
-#include "engine/forward.h"
 #include "plan/plan.h"
 #include "support/assets.h"
 #include "tasks/long_range_tasks.h"

@@ -11,10 +11,10 @@
 #include <utility>
 #include <vector>
 
+#include "engine/model_config.h"
 #include "gguf/gguf_file.h"
 #include "gguf/quant.h"
 #include "kernels/reference.h"
-#include "engine/model_config.h"
 
 namespace moa::test {
 

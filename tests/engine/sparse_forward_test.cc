@@ -7,11 +7,11 @@
 #include <cmath>
 #include <vector>
 
+#include "engine/forward.h"
+#include "engine/random_model.h"
 #include "gguf/gguf_file.h"
 #include "kv/kv_cache.h"
 #include "kv/static_kv_cache.h"
-#include "engine/forward.h"
-#include "engine/random_model.h"
 #include "plan/plan.h"
 #include "util/error.h"
 

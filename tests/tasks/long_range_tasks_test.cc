@@ -7,9 +7,9 @@
 
 #include <algorithm>
 
+#include "engine/forward.h"
 #include "engine/generate.h"
 #include "kv/kv_cache.h"
-#include "engine/forward.h"
 #include "support/assets.h"
 #include "util/error.h"
 
