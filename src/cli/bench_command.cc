@@ -9,10 +9,12 @@
 
 #include "cli/commands.h"
 #include "engine/random_model.h"
+#include "eval/busy_neighbour.h"
 #include "eval/eval_results.h"
 #include "eval/throughput.h"
 #include "gguf/quant.h"
 #include "kernels/bandwidth.h"
+#include "kernels/peak_probe.h"
 #include "util/error.h"
 
 namespace moa::cli {
@@ -26,6 +28,7 @@ struct BenchOptions {
   std::string kv_type = "f16";
   bool json = false;
   bool map_model = false;  // --mmap
+  bool busy_neighbour = false;
   std::vector<std::string> methods = {"dense"};
   AttentionMethod sparse;  // --plan, --density, --sinks shared by the sparse methods
 };
@@ -94,28 +97,35 @@ double best_probe(const std::vector<ThroughputResult>& results, double Throughpu
   return best > 0.0 ? best : measure(n_threads);
 }
 
-void print_results(const Model& model, const std::string& model_name, const ThroughputConfig& cfg,
-                   const std::vector<ThroughputResult>& results, double bandwidth, double sgemm) {
+void print_model_line(const Model& model, const std::string& model_name,
+                      const ThroughputConfig& cfg) {
   fmt::print("model: {} ({}, {} layers, {} x {} heads)   threads: {}   kv: {}\n", model_name,
              type_summary(model), model.config().n_layer, model.config().n_head,
              model.config().n_head_kv, cfg.n_threads, kv_type_name(cfg.kv_type));
+}
+
+void print_results(const Model& model, const std::string& model_name, const ThroughputConfig& cfg,
+                   const std::vector<ThroughputResult>& results, double bandwidth, double sgemm,
+                   const kernels::Int8Peak& int8) {
+  print_model_line(model, model_name, cfg);
   fmt::print(
-      "machine: memory bandwidth up to {:.1f} GB/s, OpenBLAS sgemm peak up to {:.1f} GFLOP/s "
-      "(probed around every decode / prefill repeat; a row's bound and % are medians over its "
-      "repeats)\n",
-      bandwidth, sgemm);
+      "machine: memory bandwidth up to {:.1f} GB/s, OpenBLAS sgemm peak up to {:.1f} GFLOP/s, "
+      "int8 dot peak ({}) up to {:.1f} GOP/s (probed around every decode / prefill repeat, the "
+      "int8 peak around every prefill row; a row's bound and % are medians over its repeats)\n",
+      bandwidth, sgemm, kernels::int8_dot_isa_name(int8.isa), int8.gops);
   fmt::print(
       "each row is planned and its cache sized for N = depth + test tokens; decode GB/s counts "
       "the weights + the K/V a step attends (KV MiB read, mean per step), not the cache "
       "allocated (KV MiB)\n\n");
   fmt::print(
       "| {:<34} | {:>7} | {:>6} | {:>5} | {:>10} | {:>9} | {:>14} | {:>14} | {:>10} | {:>10} | "
-      "{:>11} |\n",
+      "{:>9} | {:>10} | {:>11} |\n",
       "method", "test", "depth", "batch", "t/s", "ms/tok", "GB/s, GFLOP/s", "bound", "% of bound",
-      "KV MiB", "KV MiB read");
+      "int8 peak", "% of int8", "KV MiB", "KV MiB read");
   fmt::print(
-      "|{:-<36}|{:-<9}|{:-<8}|{:-<7}|{:-<12}|{:-<11}|{:-<16}|{:-<16}|{:-<12}|{:-<12}|{:-<13}|\n",
-      "", "", "", "", "", "", "", "", "", "", "");
+      "|{:-<36}|{:-<9}|{:-<8}|{:-<7}|{:-<12}|{:-<11}|{:-<16}|{:-<16}|{:-<12}|{:-<12}|{:-<11}|{:-<"
+      "12}|{:-<13}|\n",
+      "", "", "", "", "", "", "", "", "", "", "", "", "");
   for (const ThroughputResult& r : results) {
     const bool decode = r.test.starts_with("tg");
     const double rate = decode ? r.gigabytes_per_second : r.gflops;
@@ -124,18 +134,24 @@ void print_results(const Model& model, const std::string& model_name, const Thro
     constexpr double kMiB = 1024.0 * 1024.0;
     const std::string kv_read =
         decode ? fmt::format("{:.2f}", r.kv_bytes_read_per_step / kMiB) : std::string("-");
+    // Prefill only: effective GFLOP/s over the int8 dot-product peak (decode is memory bound).
+    const std::string int8_peak =
+        decode ? std::string("-") : fmt::format("{:.1f}", r.int8_peak_gops);
+    const std::string int8_share =
+        decode ? std::string("-") : fmt::format("{:.0f}%", 100.0 * r.fraction_of_int8_peak);
     fmt::print(
         "| {:<34} | {:>7} | {:>6} | {:>5} | {:>10.2f} | {:>9.3f} | {:>14.1f} | {:>14.1f} | "
-        "{:>9.0f}% | {:>10.2f} | {:>11} |\n",
+        "{:>9.0f}% | {:>10} | {:>9} | {:>10.2f} | {:>11} |\n",
         r.method, r.test, r.depth, r.batch, r.tokens_per_second, 1000.0 / r.tokens_per_second, rate,
-        bound, 100.0 * fraction, static_cast<double>(r.kv_cache_bytes) / kMiB, kv_read);
+        bound, 100.0 * fraction, int8_peak, int8_share,
+        static_cast<double>(r.kv_cache_bytes) / kMiB, kv_read);
   }
 }
 
 nlohmann::json results_json(const Model& model, const std::string& model_name,
                             const ThroughputConfig& cfg,
                             const std::vector<ThroughputResult>& results, double bandwidth,
-                            double sgemm) {
+                            double sgemm, const kernels::Int8Peak& int8) {
   nlohmann::json j;
   j["model"] = model_name;
   j["weight_type"] = type_summary(model);
@@ -143,8 +159,48 @@ nlohmann::json results_json(const Model& model, const std::string& model_name,
   j["kv_type"] = kv_type_name(cfg.kv_type);
   j["memory_bandwidth_gbs"] = bandwidth;
   j["sgemm_peak_gflops"] = sgemm;
+  j["int8_peak_gops"] = int8.gops;
+  j["int8_peak_isa"] = kernels::int8_dot_isa_name(int8.isa);
   j["results"] = throughput_rows_json(results);
   return j;
+}
+
+void run_busy_neighbour(const Model& model, const std::string& name, const BenchOptions& o) {
+  const std::vector<BusyNeighbourRow> rows = measure_busy_neighbour(
+      model, o.throughput, [](const std::string& line) { spdlog::info("{}", line); });
+  if (o.json) {
+    nlohmann::json j;
+    j["model"] = name;
+    j["weight_type"] = type_summary(model);
+    j["threads"] = o.throughput.n_threads;
+    j["kv_type"] = kv_type_name(o.throughput.kv_type);
+    j["busy_neighbour"] = nlohmann::json::array();
+    for (const BusyNeighbourRow& r : rows) {
+      j["busy_neighbour"].push_back({{"method", r.quiet.method},
+                                     {"test", r.quiet.test},
+                                     {"depth", r.quiet.depth},
+                                     {"batch", r.quiet.batch},
+                                     {"quiet_tokens_per_second", r.quiet.tokens_per_second},
+                                     {"loaded_tokens_per_second", r.loaded.tokens_per_second},
+                                     {"loaded_over_quiet_time", r.slowdown()}});
+    }
+    fmt::print("{}\n", j.dump(1));
+    return;
+  }
+  print_model_line(model, name, o.throughput);
+  fmt::print(
+      "each row timed on the machine as it is (quiet), then with one process spinning on a core "
+      "(loaded); loaded/quiet is the ratio of median times (1.00 = unaffected)\n\n");
+  fmt::print("| {:<34} | {:>7} | {:>6} | {:>5} | {:>12} | {:>12} | {:>12} |\n", "method", "test",
+             "depth", "batch", "quiet ms/tok", "loaded ms/tok", "loaded/quiet");
+  fmt::print("|{:-<36}|{:-<9}|{:-<8}|{:-<7}|{:-<14}|{:-<14}|{:-<14}|\n", "", "", "", "", "", "",
+             "");
+  for (const BusyNeighbourRow& r : rows) {
+    fmt::print("| {:<34} | {:>7} | {:>6} | {:>5} | {:>12.3f} | {:>12.3f} | {:>12.2f} |\n",
+               r.quiet.method, r.quiet.test, r.quiet.depth, r.quiet.batch,
+               1000.0 / r.quiet.tokens_per_second, 1000.0 / r.loaded.tokens_per_second,
+               r.slowdown());
+  }
 }
 
 void run_bench(BenchOptions o) {
@@ -161,6 +217,11 @@ void run_bench(BenchOptions o) {
   }
   const std::string path = o.model_path.empty() ? random_model_path(o) : o.model_path;
   const Model model = Model::load(path, model_file_load(o.map_model));
+  const std::string name = std::filesystem::path(path).filename().string();
+  if (o.busy_neighbour) {
+    run_busy_neighbour(model, name, o);
+    return;
+  }
   o.throughput.probe_machine = true;
   auto results = measure_throughput(model, o.throughput,
                                     [](const std::string& line) { spdlog::info("{}", line); });
@@ -169,11 +230,14 @@ void run_bench(BenchOptions o) {
                  o.throughput.n_threads);
   const double sgemm = best_probe(results, &ThroughputResult::sgemm_gflops, measure_sgemm_gflops,
                                   o.throughput.n_threads);
-  const std::string name = std::filesystem::path(path).filename().string();
+  kernels::Int8Peak int8{0.0, kernels::best_int8_dot_isa()};
+  for (const ThroughputResult& r : results) int8.gops = std::max(int8.gops, r.int8_peak_gops);
+  if (int8.gops == 0.0) int8 = kernels::measure_int8_peak(o.throughput.n_threads);
   if (o.json) {
-    fmt::print("{}\n", results_json(model, name, o.throughput, results, bandwidth, sgemm).dump(1));
+    fmt::print("{}\n",
+               results_json(model, name, o.throughput, results, bandwidth, sgemm, int8).dump(1));
   } else {
-    print_results(model, name, o.throughput, results, bandwidth, sgemm);
+    print_results(model, name, o.throughput, results, bandwidth, sgemm, int8);
   }
 }
 
@@ -206,6 +270,9 @@ void register_bench(CLI::App& app) {
                   fmt::format("Threads, 1 .. {} (default: all cores)", kMaxThreads));
   cmd->add_option("--kv-type", o->kv_type, "KV cache storage: f32 or f16")->capture_default_str();
   cmd->add_flag("--json", o->json, "Print JSON instead of a table");
+  cmd->add_flag("--busy-neighbour", o->busy_neighbour,
+                "Time every row twice, the second time with a process spinning on one core, and "
+                "print loaded/quiet");
   add_mmap_flag(*cmd, o->map_model);
   cmd->add_option("--method", o->methods,
                   "Attention methods side by side, e.g. dense,streaming,moa,h2o")

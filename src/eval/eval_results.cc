@@ -131,6 +131,8 @@ json throughput_rows_json(const std::vector<ThroughputResult>& results) {
                     {"bandwidth_gbs", r.bandwidth_gbs},
                     {"sgemm_gflops", r.sgemm_gflops},
                     {"fraction_of_bound", r.fraction_of_bound},
+                    {"int8_peak_gops", r.int8_peak_gops},
+                    {"fraction_of_int8_peak", r.fraction_of_int8_peak},
                     {"kv_cache_bytes", r.kv_cache_bytes},
                     {"kv_density", r.kv_density}});
   }

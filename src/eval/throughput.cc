@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "kernels/bandwidth.h"
+#include "kernels/peak_probe.h"
 #include "kv/h2o_kv_cache.h"
 #include "kv/kv_cache.h"
 #include "kv/static_kv_cache.h"
@@ -284,9 +285,15 @@ std::vector<ThroughputResult> measure_throughput(
           make_attention_cache(c, method, plan, n_ctx, batch, cfg.kv_type, kDefaultRingChunk);
       const double kv_read =
           DecodeKvReads(c, method, plan, n_ctx, cfg.kv_type).mean_bytes(depth, cfg.n_gen) * batch;
+      const bool probe_int8 = !decode && cfg.probe_machine;
+      const double int8_before = probe_int8 ? kernels::measure_int8_peak(cfg.n_threads).gops : 0;
       ThroughputResult r =
           decode ? time_decode(model, *cache, cfg, {depth, batch, weight_bytes + kv_read}, rng)
                  : time_prefill(model, *cache, cfg, {depth, 1}, rng);
+      if (probe_int8) {
+        r.int8_peak_gops = std::max(int8_before, kernels::measure_int8_peak(cfg.n_threads).gops);
+        r.fraction_of_int8_peak = r.gflops / r.int8_peak_gops;
+      }
       r.method = method_label(method, plan);
       r.n_ctx = n_ctx;
       r.kv_cache_bytes = cache->bytes();

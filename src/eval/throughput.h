@@ -56,6 +56,10 @@ struct ThroughputResult {
   double bandwidth_gbs = 0.0;
   double sgemm_gflops = 0.0;
   double fraction_of_bound = 0.0;
+  // Prefill with probe_machine: the better of the int8 dot-product peaks probed just before and
+  // after the row (kernels/peak_probe.h), in 1e9 ops/s, and gflops / that peak.
+  double int8_peak_gops = 0.0;
+  double fraction_of_int8_peak = 0.0;
   uint64_t kv_cache_bytes = 0;  // allocated by the row's cache (all its sequences)
   double kv_density = 1.0;      // keys kept per KV head / N, sinks included (method_kv_density)
 };

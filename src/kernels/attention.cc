@@ -15,6 +15,7 @@
 
 #include "kernels/attention_tile.h"
 #include "kernels/kernels.h"
+#include "kernels/parallel.h"
 #include "util/error.h"
 
 namespace moa::kernels {
@@ -101,6 +102,17 @@ void plan_blocks(const AttentionShape& shape, int64_t n_query, int64_t q_pos0,
       plan->blocks.push_back(block);
     }
   }
+}
+
+// Multiply-adds of Q.K and P.V over every visible key tile, the measure of whether a thread
+// team pays (kernels/parallel.h).
+int64_t visible_macs(const AttentionShape& shape, const Plan& plan) {
+  const int64_t group = shape.n_head / shape.n_head_kv;
+  int64_t macs = 0;
+  for (const Block& b : plan.blocks) {
+    macs += 2 * b.n_tiles * kKeyTile * (b.query.q_end - b.query.q_begin) * group * shape.head_dim;
+  }
+  return macs;
 }
 
 // Splits blocks with many key tiles so that every thread gets several similar-sized tasks.
@@ -201,13 +213,14 @@ void run_attention(const AttentionShape& shape, const float* q, int64_t n_query,
                    Target target, int n_threads) {
   validate(shape, runs, masks);
   if (n_query <= 0) return;
-  const int threads = std::max(1, n_threads);
   Plan plan;
   plan_blocks(shape, n_query, q_pos0, runs, masks, &plan);
+  const int threads =
+      threads_for_work(n_threads, visible_macs(shape, plan), kMinAttentionMacsPerThread);
   plan_tasks(threads, &plan);
   std::vector<PartialResult> slots(static_cast<size_t>(plan.n_slots));
   int64_t stride = 0;
-#pragma omp parallel num_threads(threads)
+#pragma omp parallel num_threads(threads) if (threads > 1)
   {
     thread_local TileWorker worker;
     worker.reset(shape, type, q, q_pos0);

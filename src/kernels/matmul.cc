@@ -9,6 +9,7 @@
 
 #include "gguf/quant.h"
 #include "kernels/kernels.h"
+#include "kernels/parallel.h"
 #include "kernels/q8_activation.h"
 #include "kernels/row_dot.h"
 
@@ -40,9 +41,11 @@ void matmul_by_rows(const WeightMatrix& w, const float* x, int64_t n_tokens, flo
   std::vector<RowDot> dots;
   dots.reserve(static_cast<size_t>(n_tokens));
   for (int64_t t = 0; t < n_tokens; ++t) dots.emplace_back(w, x + t * w.cols);
-  const bool parallel = n_threads > 1 && w.rows * w.cols >= (int64_t{1} << 16);
-  const int64_t chunk = std::max<int64_t>(16, w.rows / (16 * std::max(1, n_threads)));
-#pragma omp parallel for num_threads(n_threads) schedule(dynamic, chunk) if (parallel)
+  const int threads =
+      threads_for_work(n_threads, w.rows * w.cols * n_tokens, kMinMatvecWeightsPerThread);
+  const bool parallel = threads > 1;
+  const int64_t chunk = std::max<int64_t>(16, w.rows / (16 * threads));
+#pragma omp parallel for num_threads(threads) schedule(dynamic, chunk) if (parallel)
   for (int64_t r = 0; r < w.rows; ++r) {
     if (batch_row_dot(dots, r, y + r, w.rows)) continue;
     for (int64_t t = 0; t < n_tokens; ++t) y[t * w.rows + r] = dots[static_cast<size_t>(t)](r);
@@ -69,7 +72,11 @@ void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, i
   const size_t row_bytes = gguf::row_bytes(w.type, w.cols);
   const auto* bytes = static_cast<const uint8_t*>(w.data);
   const int64_t n_panels = (w.rows + kPanelRows - 1) / kPanelRows;
-#pragma omp parallel num_threads(n_threads)
+  // No more threads than panels, nor than the multiply-adds are worth.
+  const int threads =
+      std::min<int>(threads_for_work(n_threads, w.rows * w.cols * n_tokens, kMinGemmMacsPerThread),
+                    static_cast<int>(std::min<int64_t>(n_panels, n_threads)));
+#pragma omp parallel num_threads(threads) if (threads > 1)
   {
     std::vector<float> panel;
 #pragma omp for schedule(dynamic, 1)

@@ -11,6 +11,7 @@
 #include "hwy/highway.h"
 #include "kernels/half.h"
 #include "kernels/kernels.h"
+#include "kernels/parallel.h"
 #include "kernels/q8_activation.h"
 #include "kernels/row_dot.h"
 #include "util/error.h"
@@ -152,11 +153,11 @@ void matvec_projections(std::span<const Projection> projections, const float* x,
     total_rows += p.w.rows;
     total_weights += p.w.rows * p.w.cols;
   }
-  // Below ~64K weights a thread team costs more than it saves.
-  const bool parallel = n_threads > 1 && total_weights >= (int64_t{1} << 16);
+  const int threads = threads_for_work(n_threads, total_weights, kMinMatvecWeightsPerThread);
+  const bool parallel = threads > 1;
   // Dynamic chunks: a thread delayed by another process does not hold up the whole product.
   const int64_t chunk = std::max<int64_t>(16, total_rows / (16 * std::max(1, n_threads)));
-#pragma omp parallel for num_threads(n_threads) schedule(dynamic, chunk) if (parallel)
+#pragma omp parallel for num_threads(threads) schedule(dynamic, chunk) if (parallel)
   for (int64_t g = 0; g < total_rows; ++g) {
     size_t i = 0;
     while (i + 1 < first_row.size() && g >= first_row[i + 1]) ++i;

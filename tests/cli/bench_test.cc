@@ -1,7 +1,11 @@
 // `moa bench` end to end: the table and JSON carry every (depth, batch) case with sane numbers,
 // and bad options give one-line errors. (Speed itself is never asserted.)
 #include <gtest/gtest.h>
+#include <signal.h>
+
+#include <cerrno>
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "eval/throughput.h"
 #include "support/assets.h"
@@ -21,6 +25,8 @@ TEST(BenchCommand, ReportsEveryDepthAndBatchAsJson) {
   EXPECT_EQ(j["weight_type"], "Q8_0");
   EXPECT_GT(j["memory_bandwidth_gbs"].get<double>(), 0.0);
   EXPECT_GT(j["sgemm_peak_gflops"].get<double>(), 0.0);
+  EXPECT_GT(j["int8_peak_gops"].get<double>(), 0.0);
+  EXPECT_FALSE(j["int8_peak_isa"].get<std::string>().empty());
   const auto& results = j["results"];
   ASSERT_EQ(results.size(), 6u);  // per depth: pp16, tg4 x batch 1, tg4 x batch 2
   EXPECT_EQ(results[0]["test"], "pp16");
@@ -43,6 +49,11 @@ TEST(BenchCommand, ReportsEveryDepthAndBatchAsJson) {
     EXPECT_GT(fraction, 0.0);
     EXPECT_GT(achieved, 0.0);
     EXPECT_LT(fraction, 5.0);
+    // Prefill rows also carry the int8 dot-product peak probed around them and their share.
+    if (!decode) {
+      EXPECT_GT(row["int8_peak_gops"].get<double>(), 0.0);
+      EXPECT_GT(row["fraction_of_int8_peak"].get<double>(), 0.0);
+    }
   }
   // Deeper caches mean more bytes read per decode step.
   EXPECT_GT(results[4]["bytes_per_step"].get<double>(), results[1]["bytes_per_step"].get<double>());
@@ -65,6 +76,38 @@ TEST(BenchCommand, PrintsATable) {
   EXPECT_NE(r.out.find("|     tg2 |      0 |     1 |"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("memory bandwidth"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("KV MiB read"), std::string::npos) << r.out;
+}
+
+TEST(BenchCommand, BusyNeighbourReportsLoadedOverQuietAndLeavesNoSpinner) {
+  MOA_REQUIRE_ASSET(path, "models/stories260K.gguf");
+  test::CommandResult r =
+      run_moa("bench -m '" + path + "' -p 8 -n 4 -r 1 -t 2 --ctx 0,64 --busy-neighbour --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  nlohmann::json j = nlohmann::json::parse(r.out);
+  const auto& rows = j["busy_neighbour"];
+  ASSERT_EQ(rows.size(), 4u);  // pp8 and tg4 at depths 0 and 64
+  for (const auto& row : rows) {
+    EXPECT_GT(row["quiet_tokens_per_second"].get<double>(), 0.0);
+    EXPECT_GT(row["loaded_tokens_per_second"].get<double>(), 0.0);
+    EXPECT_GT(row["loaded_over_quiet_time"].get<double>(), 0.0);
+  }
+  // The spinner's pid is logged; it must be gone once moa has exited.
+  const std::string marker = "spinning process ";
+  const size_t at = r.err.find(marker);
+  ASSERT_NE(at, std::string::npos) << r.err;
+  const pid_t spinner = static_cast<pid_t>(std::stol(r.err.substr(at + marker.size())));
+  EXPECT_TRUE(kill(spinner, 0) != 0 && errno == ESRCH) << "spinner " << spinner << " survived";
+}
+
+// moa caps libgomp's spin-wait before the runtime starts, unless the user chose a policy.
+TEST(BenchCommand, CapsTheOpenMpSpinUnlessTheUserSetAPolicy) {
+  const std::string display = "OMP_DISPLAY_ENV=verbose ";
+  test::CommandResult capped =
+      run_moa("--help", "", "env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT " + display);
+  EXPECT_NE(capped.err.find("GOMP_SPINCOUNT = '10000'"), std::string::npos) << capped.err;
+  test::CommandResult passive =
+      run_moa("--help", "", "env -u GOMP_SPINCOUNT OMP_WAIT_POLICY=passive " + display);
+  EXPECT_NE(passive.err.find("GOMP_SPINCOUNT = '0'"), std::string::npos) << passive.err;
 }
 
 TEST(BenchCommand, BadOptions) {
