@@ -46,3 +46,9 @@ run sparse-2k-16k "$MOA" bench "${L1B[@]}" --random-type q8_0 -p 256 -n 16 -r 2 
   --ctx 2048,16384 -b 1,4 --method dense,streaming,h2o --density 0.5
 run sparse-32k "$MOA" bench "${L1B[@]}" --random-type q8_0 -p 0 -n 16 -r 2 --ctx 32768 \
   --method dense,streaming,h2o --density 0.25
+# docs/threads.md: slowdown with one core loaded by a spinning process (loaded/quiet per row).
+STORIES="${STORIES:-../shared/models/stories260K.gguf}"
+run busy-stories "$MOA" bench -m "$STORIES" -p 128 -n 64 -r 3 --ctx 50,1920 -t "$THREADS" \
+  --busy-neighbour
+run busy-small-q8_0 "$MOA" bench --random small --random-type q8_0 -p 64 -n 16 -r 3 --ctx 512 \
+  -t "$THREADS" --busy-neighbour
