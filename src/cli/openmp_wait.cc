@@ -9,16 +9,20 @@
 // function re-executes moa once with GOMP_SPINCOUNT added, before any library has started.
 #include <unistd.h>
 
-#include <cstring>
+#include <cstddef>
 
 namespace {
 
 constexpr const char* kSpinCountEntry = "GOMP_SPINCOUNT=10000";
 
+// Plain loops rather than libc string functions, which sanitizers intercept and which may not
+// be ready this early.
 bool has_variable(char** envp, const char* name) {
-  const size_t len = std::strlen(name);
   for (char** e = envp; *e != nullptr; ++e) {
-    if (std::strncmp(*e, name, len) == 0 && (*e)[len] == '=') return true;
+    const char* entry = *e;
+    const char* n = name;
+    while (*n != '\0' && *entry == *n) ++entry, ++n;
+    if (*n == '\0' && *entry == '=') return true;
   }
   return false;
 }
