@@ -121,13 +121,17 @@ void run_compress(CompressCliOptions& o) {
   } catch (const Error& e) {
     fail("--density/--lengths/--validate-length/--max-length/--sinks: {}", e.what());
   }
-  fmt::print(stderr, "compressing {} (context {}): plan for inputs up to {} tokens, work in {}\n",
-             o.model_path, s.context_length, s.max_length, work_dir);
-  const CompressResult r =
-      compress_model(model, s, work_dir, o.n_threads, isatty(STDERR_FILENO) != 0,
-                     [](int stage, int stages, const std::string& what) {
-                       fmt::print(stderr, "[{}/{}] {}\n", stage, stages, what);
-                     });
+  const CompressResult r = compress_model(
+      model, s, work_dir, o.n_threads, isatty(STDERR_FILENO) != 0,
+      [&](int stage, int stages, const std::string& what) {
+        if (stage == 1) {  // after the work folder was accepted: errors stay one line
+          fmt::print(stderr,
+                     "compressing {} (context {}): plan for inputs up to {} tokens, "
+                     "work in {}\n",
+                     o.model_path, s.context_length, s.max_length, work_dir);
+        }
+        fmt::print(stderr, "[{}/{}] {}\n", stage, stages, what);
+      });
   write_plan(r.plan, o.output);
   print_candidates(r, s);
   print_plan(r.plan, s);

@@ -54,7 +54,7 @@ TEST(CompressCommand, WritesAPlanMeetingTheBudgetOnStories260K) {
   ASSERT_EQ(plan.density_budgets.size(), 3u);
   for (const DensityBudget& b : plan.density_budgets) {
     EXPECT_EQ(b.density, 0.5);
-    EXPECT_LE(kv_density(plan, b.length), 0.5) << b.length;
+    EXPECT_LE(kv_density(plan, b.length), 0.5 + 1e-12) << b.length;  // a mean of doubles
   }
   ASSERT_FALSE(plan.pareto.empty());
   for (const ParetoPoint& p : plan.pareto) EXPECT_GT(p.validation_loss, 0.0);
