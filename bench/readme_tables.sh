@@ -46,3 +46,8 @@ run sparse-2k-16k "$MOA" bench "${L1B[@]}" --random-type q8_0 -p 256 -n 16 -r 2 
   --ctx 2048,16384 -b 1,4 --method dense,streaming,h2o --density 0.5
 run sparse-32k "$MOA" bench "${L1B[@]}" --random-type q8_0 -p 0 -n 16 -r 2 --ctx 32768 \
   --method dense,streaming,h2o --density 0.25
+
+# "Quality" (plan quality, not speed): MoA vs StreamingLLM vs full-or-window plans on held-back
+# answers; and the optimizer's CBC solve times quoted in docs/optimizer.md.
+run quality-bar env MOA="$MOA" OUT="$OUT/quality" scripts/quality_bar.sh
+run milp-bench build/bench/milp_bench
