@@ -52,3 +52,8 @@ run busy-stories "$MOA" bench -m "$STORIES" -p 128 -n 64 -r 3 --ctx 50,1920 -t "
   --busy-neighbour
 run busy-small-q8_0 "$MOA" bench --random small --random-type q8_0 -p 64 -n 16 -r 3 --ctx 512 \
   -t "$THREADS" --busy-neighbour
+
+# "Quality" (plan quality, not speed): MoA vs StreamingLLM vs full-or-window plans on held-back
+# answers; and the optimizer's CBC solve times quoted in docs/optimizer.md.
+run quality-bar env MOA="$MOA" OUT="$OUT/quality" scripts/quality_bar.sh
+run milp-bench build/bench/milp_bench

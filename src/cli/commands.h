@@ -18,6 +18,8 @@ void register_profile(CLI::App& app);
 void register_eval(CLI::App& app);
 void register_report(CLI::App& app);
 void register_optimize(CLI::App& app);
+void register_compress(CLI::App& app);
+void register_answer_loss(CLI::App& app);
 
 // `--mmap`: map the model file instead of reading it into huge pages.
 void add_mmap_flag(CLI::App& cmd, bool& map_model);

@@ -83,6 +83,8 @@ int main(int argc, char** argv) {
   moa::cli::register_eval(app);
   moa::cli::register_report(app);
   moa::cli::register_optimize(app);
+  moa::cli::register_compress(app);
+  moa::cli::register_answer_loss(app);
 
   try {
     app.parse(argc, argv);

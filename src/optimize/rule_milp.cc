@@ -118,6 +118,170 @@ std::vector<int64_t> read_rules(const AssignmentProblem& p, const double* x) {
   return rule_of_head;
 }
 
+// An upper-bound row sum_h coef[h * rules + rule_of_head[h]] <= rhs: a density row or a box, as
+// the pruning and the greedy start see them.
+struct UpperRow {
+  std::vector<double> coef;  // [head * rules + rule]
+  double rhs = 0.0;
+};
+
+std::vector<UpperRow> upper_rows(const AssignmentProblem& p,
+                                 std::span<const ObjectiveBound> boxes) {
+  const int64_t heads = p.heads(), rules = p.n_rules;
+  std::vector<UpperRow> rows;
+  for (const DensityRow& d : p.densities) {
+    UpperRow row{std::vector<double>(static_cast<size_t>(heads * rules)),
+                 static_cast<double>(d.max_keys(heads))};
+    for (int64_t i = 0; i < heads * rules; ++i)
+      row.coef[static_cast<size_t>(i)] =
+          static_cast<double>(d.kept[static_cast<size_t>(i % rules)]);
+    rows.push_back(std::move(row));
+  }
+  for (const ObjectiveBound& b : boxes) {
+    const double s = scale_of(p.losses.at(b.objective));
+    UpperRow row{p.losses.at(b.objective), b.upper / s + 1e-9};
+    for (double& c : row.coef) c /= s;
+    rows.push_back(std::move(row));
+  }
+  return rows;
+}
+
+// Per head, the rules another rule of that head beats or ties on the objective and on every
+// row (ties keep the lowest index): dropping them leaves the optimum unchanged.
+std::vector<char> dominated_rules(const AssignmentProblem& p, size_t objective,
+                                  const std::vector<UpperRow>& rows) {
+  const int64_t heads = p.heads(), rules = p.n_rules;
+  const std::vector<double>& loss = p.losses.at(objective);
+  std::vector<char> dropped(static_cast<size_t>(heads * rules), 0);
+  for (int64_t h = 0; h < heads; ++h) {
+    for (int64_t r = 0; r < rules; ++r) {
+      const auto i = static_cast<size_t>(h * rules + r);
+      for (int64_t other = 0; other < rules && !dropped[i]; ++other) {
+        if (other == r) continue;
+        const auto j = static_cast<size_t>(h * rules + other);
+        bool no_worse = loss[j] <= loss[i], better = loss[j] < loss[i];
+        for (const UpperRow& row : rows) {
+          no_worse = no_worse && row.coef[j] <= row.coef[i];
+          better = better || row.coef[j] < row.coef[i];
+        }
+        dropped[i] = no_worse && (better || other < r);
+      }
+    }
+  }
+  return dropped;
+}
+
+// A feasible start: each head's rule minimising loss + lambda * (its share of every row), the
+// least lambda that meets every row found by bisection, then single-head switches that lower
+// the loss most while staying feasible. Empty when no lambda meets the rows.
+std::vector<int64_t> greedy_start(const AssignmentProblem& p, size_t objective,
+                                  const std::vector<UpperRow>& rows,
+                                  const std::vector<char>& dropped) {
+  const int64_t heads = p.heads(), rules = p.n_rules;
+  const std::vector<double>& loss = p.losses.at(objective);
+  const double scale = scale_of(loss);
+  std::vector<double> weight(static_cast<size_t>(heads * rules), 0.0);
+  for (const UpperRow& row : rows) {
+    for (size_t i = 0; i < weight.size(); ++i) weight[i] += row.coef[i] / std::max(row.rhs, 1e-12);
+  }
+  auto pick = [&](double lambda) {
+    std::vector<int64_t> rule_of_head(static_cast<size_t>(heads), -1);
+    for (int64_t h = 0; h < heads; ++h) {
+      double best = 0.0;
+      for (int64_t r = 0; r < rules; ++r) {
+        const auto i = static_cast<size_t>(h * rules + r);
+        const double cost = loss[i] / scale + lambda * weight[i];
+        if (!dropped[i] && (rule_of_head[static_cast<size_t>(h)] < 0 || cost < best)) {
+          best = cost;
+          rule_of_head[static_cast<size_t>(h)] = r;
+        }
+      }
+    }
+    return rule_of_head;
+  };
+  auto usage = [&](const std::vector<int64_t>& rule_of_head) {
+    std::vector<double> used(rows.size(), 0.0);
+    for (size_t k = 0; k < rows.size(); ++k) {
+      for (int64_t h = 0; h < heads; ++h)
+        used[k] +=
+            rows[k].coef[static_cast<size_t>(h * rules + rule_of_head[static_cast<size_t>(h)])];
+    }
+    return used;
+  };
+  auto feasible = [&](const std::vector<int64_t>& rule_of_head) {
+    const std::vector<double> used = usage(rule_of_head);
+    for (size_t k = 0; k < rows.size(); ++k) {
+      if (used[k] > rows[k].rhs) return false;
+    }
+    return true;
+  };
+  double lo = 0.0, hi = 1.0;
+  if (!feasible(pick(lo))) {
+    while (!feasible(pick(hi))) {
+      hi *= 4.0;
+      if (hi > 1e12) return {};
+    }
+    for (int i = 0; i < 50; ++i) {
+      const double mid = 0.5 * (lo + hi);
+      (feasible(pick(mid)) ? hi : lo) = mid;
+    }
+    lo = hi;
+  }
+  std::vector<int64_t> rule_of_head = pick(lo);
+  std::vector<double> used = usage(rule_of_head);
+  for (int64_t pass = 0; pass < heads * rules; ++pass) {
+    double best_gain = 0.0;
+    int64_t best_h = -1, best_r = -1;
+    for (int64_t h = 0; h < heads; ++h) {
+      const auto cur = static_cast<size_t>(h * rules + rule_of_head[static_cast<size_t>(h)]);
+      for (int64_t r = 0; r < rules; ++r) {
+        const auto i = static_cast<size_t>(h * rules + r);
+        if (dropped[i] || loss[cur] - loss[i] <= best_gain) continue;
+        bool fits = true;
+        for (size_t k = 0; k < rows.size() && fits; ++k)
+          fits = used[k] - rows[k].coef[cur] + rows[k].coef[i] <= rows[k].rhs;
+        if (fits) {
+          best_gain = loss[cur] - loss[i];
+          best_h = h;
+          best_r = r;
+        }
+      }
+    }
+    if (best_h < 0) break;
+    const auto cur =
+        static_cast<size_t>(best_h * rules + rule_of_head[static_cast<size_t>(best_h)]);
+    const auto next = static_cast<size_t>(best_h * rules + best_r);
+    for (size_t k = 0; k < rows.size(); ++k) used[k] += rows[k].coef[next] - rows[k].coef[cur];
+    rule_of_head[static_cast<size_t>(best_h)] = best_r;
+  }
+  return rule_of_head;
+}
+
+// Pruning and the greedy start, where they are safe: neither a lower density bound nor a rule
+// limit (the greedy ignores both, and pruning could break either).
+void tune_model(Cbc_Model* m, const AssignmentProblem& p, size_t objective,
+                std::span<const ObjectiveBound> boxes, const MilpSettings& settings) {
+  if (p.min_density_ratio > 0.0 || p.max_rules_per_layer > 0) return;
+  if (!settings.warm_start && !settings.prune_dominated) return;
+  const std::vector<UpperRow> rows = upper_rows(p, boxes);
+  std::vector<char> dropped(static_cast<size_t>(p.heads() * p.n_rules), 0);
+  if (settings.prune_dominated) {
+    dropped = dominated_rules(p, objective, rows);
+    for (size_t i = 0; i < dropped.size(); ++i) {
+      if (dropped[i]) Cbc_setColUpper(m, static_cast<int>(i), 0.0);
+    }
+  }
+  if (!settings.warm_start) return;
+  const std::vector<int64_t> start = greedy_start(p, objective, rows, dropped);
+  if (start.empty()) return;
+  std::vector<int> cols(dropped.size());
+  std::vector<double> values(dropped.size(), 0.0);
+  for (size_t i = 0; i < cols.size(); ++i) cols[i] = static_cast<int>(i);
+  for (int64_t h = 0; h < p.heads(); ++h)
+    values[static_cast<size_t>(h * p.n_rules + start[static_cast<size_t>(h)])] = 1.0;
+  Cbc_setMIPStartI(m, static_cast<int>(cols.size()), cols.data(), values.data());
+}
+
 }  // namespace
 
 std::optional<Assignment> solve_assignment(const AssignmentProblem& p, size_t objective,
@@ -129,6 +293,7 @@ std::optional<Assignment> solve_assignment(const AssignmentProblem& p, size_t ob
   if (!(settings.gap >= 0.0 && settings.gap < 1.0))
     fail("gap {}: expected a fraction in [0, 1)", settings.gap);
   CbcModel m = build_model(p, objective, boxes);
+  tune_model(m.get(), p, objective, boxes, settings);
   Cbc_setLogLevel(m.get(), 0);
   Cbc_setParameter(m.get(), "log", "0");
   Cbc_setMaximumSeconds(m.get(), settings.time_limit_s);

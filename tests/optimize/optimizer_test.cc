@@ -116,6 +116,38 @@ TEST(RuleMilp, OptimumEqualsBruteForceOnRandomInstances) {
   }
 }
 
+// The warm start and the dropped dominated rules change how CBC gets there, never where: with
+// an epsilon box on the other length's loss, tuned and plain solves both equal brute force.
+TEST(RuleMilp, TunedSolveEqualsBruteForceUnderEpsilonBoxes) {
+  for (uint32_t seed = 1; seed <= 6; ++seed) {
+    const InfluenceProfile profile = random_profile(seed);
+    const double budget = 0.3 + 0.1 * seed;
+    const AssignmentProblem p =
+        assignment_problem(profile, small_grid(), {{64, budget}, {128, budget}}, 0.0, 0);
+    const BruteForce free_best = brute_force(p, 1);
+    if (free_best.feasible == 0) continue;
+    // Box loss@64 to the middle of its range over the assignments loss@128 likes.
+    const Assignment unboxed = solve_min_loss(p, 1, kExact);
+    const double upper = 0.5 * (unboxed.objectives[0] + brute_force(p, 0).best);
+    const std::vector<ObjectiveBound> box = {{0, upper}};
+    double expected = std::numeric_limits<double>::infinity();
+    for_each_assignment(p, [&](const std::vector<int64_t>& a) {
+      const std::vector<double> o = p.objectives(a);
+      if (meets_constraints(p, a) && o[0] <= upper) expected = std::min(expected, o[1]);
+    });
+    for (bool tuned : {false, true}) {
+      SCOPED_TRACE(testing::Message() << "seed " << seed << " tuned " << tuned);
+      MilpSettings settings = kExact;
+      settings.warm_start = settings.prune_dominated = tuned;
+      const std::optional<Assignment> a = solve_assignment(p, 1, box, settings);
+      ASSERT_TRUE(a.has_value());
+      EXPECT_TRUE(meets_constraints(p, a->rule_of_head));
+      EXPECT_LE(a->objectives[0], upper * (1 + 1e-9));
+      EXPECT_NEAR(a->objectives[1], expected, 1e-9 * std::max(1.0, expected));
+    }
+  }
+}
+
 TEST(PlanOptimizer, PlansMeetTheirBudgetsExactly) {
   const InfluenceProfile profile = random_profile(7);
   OptimizeOptions o;
