@@ -46,3 +46,9 @@ run sparse-2k-16k "$MOA" bench "${L1B[@]}" --random-type q8_0 -p 256 -n 16 -r 2 
   --ctx 2048,16384 -b 1,4 --method dense,streaming,h2o --density 0.5
 run sparse-32k "$MOA" bench "${L1B[@]}" --random-type q8_0 -p 0 -n 16 -r 2 --ctx 32768 \
   --method dense,streaming,h2o --density 0.25
+
+# "Profiling cost" (docs/profile.md): one sample's profile vs the dense forward at 1K/2K/4K and
+# the profiling pass's peak RSS up to 8K, llama-1b's layer shape (4 of its 22 layers: the ratio
+# is per layer, the embedding and head are the same in both).
+run profile-cost "$MOA" profile bench "${L1B[@]}" --random-type q8_0 --layers 4 \
+  --lengths 1024,2048,4096,8192 -r 1

@@ -92,7 +92,8 @@ double answer_cross_entropy(const Logits& logits, std::span<const TokenId> targe
 }
 
 SampleInfluence backward_sample(const Model& model, std::span<const TokenId> prompt,
-                                std::span<const TokenId> answer, int64_t sinks, int n_threads) {
+                                std::span<const TokenId> answer, int64_t sinks, int n_threads,
+                                std::vector<std::vector<float>>* d_block_inputs) {
   const ModelConfig& c = model.config();
   if (answer.empty()) fail("profile: the sample has no answer tokens (nothing to take a loss of)");
   if (prompt.empty()) fail("profile: the sample has no prompt tokens");
@@ -136,6 +137,7 @@ SampleInfluence backward_sample(const Model& model, std::span<const TokenId> pro
   std::vector<float> dq(a.q.size()), dk(a.k.size()), dv(a.v.size()), ffn_input;
   const kernels::RopeParams rope = rope_params(c);
   result.layers.resize(static_cast<size_t>(c.n_layer));
+  if (d_block_inputs != nullptr) d_block_inputs->assign(static_cast<size_t>(2 * c.n_layer), {});
   for (int64_t layer = c.n_layer - 1; layer >= 0; --layer) {
     const LayerWeights& w = model.weights().layers[static_cast<size_t>(layer)];
     a.x = layer_input[static_cast<size_t>(layer)];
@@ -151,6 +153,7 @@ SampleInfluence backward_sample(const Model& model, std::span<const TokenId> pro
     const float* d_gate_up[] = {d_gate.data(), d_up.data()};
     project_back(gate_up, d_gate_up, n, c.n_embd, d_xb.data(), n_threads);
     add_norm_backward(ffn_input.data(), w.ffn_norm, d_xb.data(), n, c.n_embd, c.rms_eps, dx.data());
+    if (d_block_inputs != nullptr) (*d_block_inputs)[static_cast<size_t>(2 * layer + 1)] = dx;
 
     // Attention, with the influence histogram.
     kernels::matmul_transposed(w.attn_output, dx.data(), n, d_att.data(), n_threads);
@@ -166,6 +169,7 @@ SampleInfluence backward_sample(const Model& model, std::span<const TokenId> pro
     project_back(qkv, d_qkv, n, c.n_embd, d_xb.data(), n_threads);
     add_norm_backward(layer_input[static_cast<size_t>(layer)].data(), w.attn_norm, d_xb.data(), n,
                       c.n_embd, c.rms_eps, dx.data());
+    if (d_block_inputs != nullptr) (*d_block_inputs)[static_cast<size_t>(2 * layer)] = dx;
   }
   result.d_input = std::move(dx);
   return result;
