@@ -30,7 +30,7 @@ TEST(ProfileMpi, TwoRanksWriteTheSingleProcessProfileAndResume) {
   const std::string dir = test::temp_dir();
   const std::string calib = dir + "/calib.json";
   const test::CommandResult made = test::run_moa(
-      "calibrate -m '" + model + "' --lengths 600,700 -n 3 --max-answer 6 -t 1 -o '" + calib + "'");
+      "calibrate -m '" + model + "' --lengths 600,700 -n 2 --max-answer 6 -t 1 -o '" + calib + "'");
   ASSERT_EQ(made.exit_code, 0) << made.err;
   const std::string args = "profile -m '" + model + "' --calib '" + calib + "' --sinks 4 -t 1 -o ";
   const test::CommandResult single = test::run_moa(args + "'" + dir + "/single.profile'");
