@@ -45,6 +45,36 @@ std::string random_model_path(const ProfileBenchOptions& o) {
   return path.string();
 }
 
+void print_header(const Model& model, const std::string& name, int n_threads, int repeats) {
+  fmt::print("model: {} ({} layers, {} x {} heads)   threads: {}   best of {} run(s)\n", name,
+             model.config().n_layer, model.config().n_head, model.config().n_head_kv, n_threads,
+             repeats);
+  fmt::print(
+      "profile = one sample's forward (layer inputs kept) + backward with influence histograms; "
+      "forward = the engine's dense prefill of the same tokens; peak RSS of the profiling pass "
+      "(above = minus the resident size before it)\n\n");
+  fmt::print("| {:>6} | {:>10} | {:>10} | {:>8} | {:>12} | {:>14} | {:>11} | {:>13} |\n", "N",
+             "forward s", "profile s", "ratio", "profile t/s", "peak RSS MiB", "above MiB",
+             "above KiB/tok");
+  fmt::print("|{:-<8}|{:-<12}|{:-<12}|{:-<10}|{:-<14}|{:-<16}|{:-<13}|{:-<15}|\n", "", "", "", "",
+             "", "", "", "");
+  std::fflush(stdout);
+}
+
+void print_row(const ProfileCost& r) {
+  constexpr double kMiB = 1024.0 * 1024.0;
+  const double above = static_cast<double>(r.peak_rss - r.rss_before);
+  const bool known = r.peak_rss >= 0;
+  fmt::print(
+      "| {:>6} | {:>10.3f} | {:>10.3f} | {:>7.2f}x | {:>12.1f} | {:>14} | {:>11} | {:>13} |\n",
+      r.n_tokens, r.forward_seconds, r.profile_seconds, r.ratio(),
+      static_cast<double>(r.n_tokens) / r.profile_seconds,
+      known ? fmt::format("{:.0f}", static_cast<double>(r.peak_rss) / kMiB) : "-",
+      known ? fmt::format("{:.0f}", above / kMiB) : "-",
+      known ? fmt::format("{:.1f}", above / 1024.0 / static_cast<double>(r.n_tokens)) : "-");
+  std::fflush(stdout);
+}
+
 void run_profile_bench(ProfileBenchOptions o) {
   if (o.model_path.empty() == o.random_shape.empty())
     fail("give a model with -m or a shape with --random, not both or neither");
@@ -53,13 +83,14 @@ void run_profile_bench(ProfileBenchOptions o) {
   const int n_threads = thread_count(o.n_threads);
   const std::string path = o.model_path.empty() ? random_model_path(o) : o.model_path;
   const Model model = Model::load(path, model_file_load(o.map_model));
+  const std::string name = std::filesystem::path(path).filename().string();
   std::vector<ProfileCost> rows;
+  if (!o.json) print_header(model, name, n_threads, o.repeats);
   for (int64_t n : o.lengths) {
     spdlog::info("length {}: dense forward, then profiling one sample", n);
     rows.push_back(measure_profile_cost(model, n, o.repeats, n_threads));
+    if (!o.json) print_row(rows.back());  // rows as they come: long lengths take minutes
   }
-  constexpr double kMiB = 1024.0 * 1024.0;
-  const std::string name = std::filesystem::path(path).filename().string();
   if (o.json) {
     nlohmann::json j;
     j["model"] = name;
@@ -74,29 +105,6 @@ void run_profile_bench(ProfileBenchOptions o) {
                               {"peak_rss_bytes", r.peak_rss}});
     }
     fmt::print("{}\n", j.dump(1));
-    return;
-  }
-  fmt::print("model: {} ({} layers, {} x {} heads)   threads: {}   best of {} run(s)\n", name,
-             model.config().n_layer, model.config().n_head, model.config().n_head_kv, n_threads,
-             o.repeats);
-  fmt::print(
-      "profile = one sample's forward (layer inputs kept) + backward with influence histograms; "
-      "forward = the engine's dense prefill of the same tokens; peak RSS of the profiling pass "
-      "(above = minus the resident size before it)\n\n");
-  fmt::print("| {:>6} | {:>10} | {:>10} | {:>8} | {:>12} | {:>14} | {:>11} | {:>12} |\n", "N",
-             "forward s", "profile s", "ratio", "profile t/s", "peak RSS MiB", "above MiB",
-             "above KiB/tok");
-  fmt::print("|{:-<8}|{:-<12}|{:-<12}|{:-<10}|{:-<14}|{:-<16}|{:-<13}|{:-<14}|\n", "", "", "", "",
-             "", "", "", "");
-  for (const ProfileCost& r : rows) {
-    const double above = static_cast<double>(r.peak_rss - r.rss_before);
-    const bool known = r.peak_rss >= 0;
-    fmt::print(
-        "| {:>6} | {:>10.3f} | {:>10.3f} | {:>7.2f}x | {:>12.1f} | {:>14} | {:>11} | {:>12} |\n",
-        r.n_tokens, r.forward_seconds, r.profile_seconds, r.ratio(), r.n_tokens / r.profile_seconds,
-        known ? fmt::format("{:.0f}", r.peak_rss / kMiB) : "-",
-        known ? fmt::format("{:.0f}", above / kMiB) : "-",
-        known ? fmt::format("{:.1f}", above / 1024.0 / r.n_tokens) : "-");
   }
 }
 
