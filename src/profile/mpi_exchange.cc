@@ -8,6 +8,9 @@
 #include "util/error.h"
 
 #ifdef MOA_WITH_MPI
+// The C API only: OpenMPI's deprecated C++ bindings do not compile warning-free.
+#define OMPI_SKIP_MPICXX 1
+#define MPICH_SKIP_MPICXX 1
 #include <mpi.h>
 
 #include <algorithm>
