@@ -83,6 +83,12 @@ void run_profile_bench(ProfileBenchOptions o) {
   const int n_threads = thread_count(o.n_threads);
   const std::string path = o.model_path.empty() ? random_model_path(o) : o.model_path;
   const Model model = Model::load(path, model_file_load(o.map_model));
+  for (int64_t n : o.lengths) {
+    if (n < 16 || n > model.config().n_ctx_train) {
+      fail("--lengths: {} is outside 16 .. {} (the model's context)", n,
+           model.config().n_ctx_train);
+    }
+  }
   const std::string name = std::filesystem::path(path).filename().string();
   std::vector<ProfileCost> rows;
   if (!o.json) print_header(model, name, n_threads, o.repeats);
