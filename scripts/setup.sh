@@ -8,6 +8,7 @@ PACKAGES=(
   build-essential cmake pkg-config git clang-format
   libopenblas-dev libhwy-dev libfmt-dev libspdlog-dev libcli11-dev nlohmann-json3-dev libpcre2-dev
   coinor-libcbc-dev
+  libopenmpi-dev openmpi-bin  # MPI scale-out of moa profile (mpirun -np K; optional: MOA_MPI)
   libgtest-dev libgmock-dev libbenchmark-dev
   chromium  # the report test renders report.html headless (skipped when absent)
 )

@@ -33,6 +33,8 @@ struct BenchOptions {
   AttentionMethod sparse;  // --plan, --density, --sinks shared by the sparse methods
 };
 
+}  // namespace
+
 // Random-weight models with the shapes of real ones, for contexts no shared model reaches.
 RandomModelSpec random_shape(const std::string& name) {
   RandomModelSpec s;
@@ -68,6 +70,8 @@ gguf::TensorType parse_weight_type(const std::string& name) {
       "q4_k)",
       name);
 }
+
+namespace {
 
 // Builds (once) and returns the path of a random model in the system temp folder.
 std::string random_model_path(const BenchOptions& o) {

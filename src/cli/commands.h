@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "engine/random_model.h"
 #include "util/mapped_file.h"
 
 namespace moa::cli {
@@ -15,11 +16,17 @@ void register_bench(CLI::App& app);
 void register_generate(CLI::App& app);
 void register_calibrate(CLI::App& app);
 void register_profile(CLI::App& app);
+void register_profile_bench(CLI::App& profile);  // `moa profile bench`
 void register_eval(CLI::App& app);
 void register_report(CLI::App& app);
 void register_optimize(CLI::App& app);
 void register_compress(CLI::App& app);
 void register_answer_loss(CLI::App& app);
+
+// `--random NAME` of moa bench and moa profile bench: random-weight models with the shapes of
+// real ones (small, llama-1b, qwen2-0.5b), and `--random-type`; both throw naming the flag.
+RandomModelSpec random_shape(const std::string& name);
+gguf::TensorType parse_weight_type(const std::string& name);
 
 // `--mmap`: map the model file instead of reading it into huge pages.
 void add_mmap_flag(CLI::App& cmd, bool& map_model);

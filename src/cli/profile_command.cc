@@ -1,13 +1,16 @@
 // `moa profile`: profiles a calibration set's attention influence (METHOD.md s.3) into a profile
 // file, resuming a killed run; `moa profile show` prints, per length, layer and KV head, the
 // distances within which 50/90/99% of the head's (non-sink) influence lies, and the sinks' share.
+// Under `mpirun -np K` (a build with MPI) the K ranks share the samples; rank 0 writes the file.
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <memory>
 
 #include "cli/commands.h"
 #include "plan/plan.h"
+#include "profile/mpi_exchange.h"
 #include "profile/profiler.h"
 #include "util/error.h"
 
@@ -57,26 +60,38 @@ void show_profile(const std::string& path) {
   }
 }
 
+void report_written(const InfluenceProfile& p, const std::string& output) {
+  int64_t samples = 0;
+  for (const ProfiledLength& l : p.lengths) samples += l.sample_count();
+  fmt::print(stderr, "wrote {} ({} samples over {} lengths)\n", output, samples, p.lengths.size());
+}
+
 void run_profile(ProfileCliOptions& o) {
   if (o.model_path.empty()) fail("-m: give the model the calibration set was made for");
   if (o.calibration_path.empty()) fail("--calib: give the calibration set (moa calibrate)");
   if (o.output.empty()) fail("-o: give the profile's output path");
   if (o.n_threads < 0) fail("-t: {} is not a valid thread count", o.n_threads);
   if (o.run.sinks < 0) fail("--sinks: {} is negative (expected >= 0)", o.run.sinks);
-  o.run.n_threads = o.n_threads > 0 ? o.n_threads : default_thread_count();
-  const CalibrationSet set = read_calibration(o.calibration_path);
-  const Model model = Model::load(o.model_path, model_file_load(o.map_model));
+  const std::unique_ptr<MpiExchange> mpi = mpi_exchange_if_launched();
   try {
-    check_profile_inputs(set, o.calibration_path, model, o.run);
+    // Ranks on one machine share its cores.
+    const int ranks_here = mpi != nullptr ? mpi->local_size() : 1;
+    o.run.n_threads =
+        o.n_threads > 0 ? o.n_threads : std::max(1, default_thread_count() / ranks_here);
+    const CalibrationSet set = read_calibration(o.calibration_path);
+    const Model model = Model::load(o.model_path, model_file_load(o.map_model));
+    try {
+      check_profile_inputs(set, o.calibration_path, model, o.run);
+    } catch (const Error& e) {
+      fail("--calib/--sinks: {}", e.what());
+    }
+    const InfluenceProfile p = profile_calibration(model, set, o.calibration_path, o.run, o.output,
+                                                   isatty(STDERR_FILENO) != 0, mpi.get());
+    if (mpi == nullptr || mpi->rank() == 0) report_written(p, o.output);
   } catch (const Error& e) {
-    fail("--calib/--sinks: {}", e.what());
+    if (mpi != nullptr && mpi->size() > 1) mpi->abort_with_error(e.what());
+    throw;
   }
-  const InfluenceProfile p = profile_calibration(model, set, o.calibration_path, o.run, o.output,
-                                                 isatty(STDERR_FILENO) != 0);
-  int64_t samples = 0;
-  for (const ProfiledLength& l : p.lengths) samples += l.sample_count();
-  fmt::print(stderr, "wrote {} ({} samples over {} lengths)\n", o.output, samples,
-             p.lengths.size());
 }
 
 }  // namespace
@@ -96,8 +111,9 @@ void register_profile(CLI::App& app) {
       cmd->add_subcommand("show", "Spans holding 50/90/99% of each head's influence, per length");
   show->add_option("profile", o->show_path, "Profile file")->required();
   show->callback([o] { show_profile(o->show_path); });
-  cmd->callback([o, show] {
-    if (show->parsed()) return;
+  register_profile_bench(*cmd);
+  cmd->callback([o, show, cmd] {
+    if (show->parsed() || cmd->get_subcommand("bench")->parsed()) return;
     run_profile(*o);
   });
 }

@@ -150,12 +150,13 @@ void key_tile_grads(const Problem& p, Tile& tile, int64_t g, int64_t kt, float* 
 }
 
 // Influence of the rows of one query tile, added to hist ([g][distance], n distances per head)
-// and sink ([g]). A key with A_ij > 1/2 (at most one per row) waits for the end of the row:
-// there 1 - A_ij and D_i - A_ij g_ij cancel, so its E is taken from the other keys' sums.
+// and sink ([g]) as |E|, and as E to the same layout `signed_size` doubles further on. A key with
+// A_ij > 1/2 (at most one per row) waits for the end of the row: there 1 - A_ij and D_i - A_ij g_ij
+// cancel, so its E is taken from the other keys' sums.
 class RowInfluence {
  public:
-  RowInfluence(const Problem& p, int64_t sinks, double* hist, double* sink)
-      : p_(p), sinks_(sinks), hist_(hist), sink_(sink) {}
+  RowInfluence(const Problem& p, int64_t sinks, double* hist, double* sink, size_t signed_offset)
+      : p_(p), sinks_(sinks), hist_(hist), sink_(sink), signed_offset_(signed_offset) {}
 
   void start(int64_t g, int64_t q0, int64_t rows) {
     g_ = g;
@@ -184,7 +185,7 @@ class RowInfluence {
         }
         rest_a += a[j];
         rest_ag += static_cast<double>(a[j]) * dp[j];
-        add(query, k0 + j, ds[j] / (1.0f - a[j]));  // E = -A (g - D) / (1 - A) = -dS / (1 - A)
+        add(query, k0 + j, -ds[j] / (1.0f - a[j]));  // E = -A (g - D) / (1 - A) = -dS / (1 - A)
       }
       rest_a_[ri] += rest_a;
       rest_ag_[ri] += rest_ag;
@@ -197,23 +198,22 @@ class RowInfluence {
     for (size_t r = 0; r < key_.size(); ++r) {
       if (key_[r] < 0) continue;
       const double mean = rest_a_[r] > 0.0 ? rest_ag_[r] / rest_a_[r] : 0.0;
-      add(q0_ + static_cast<int64_t>(r) / p_.group, key_[r], a_[r] * (grad_[r] - mean));
+      add(q0_ + static_cast<int64_t>(r) / p_.group, key_[r], -a_[r] * (grad_[r] - mean));
     }
   }
 
  private:
   void add(int64_t query, int64_t key, double e) {
-    if (key < sinks_) {
-      sink_[g_] += std::fabs(e);
-    } else {
-      hist_[g_ * p_.n + query - key] += std::fabs(e);
-    }
+    double* at = key < sinks_ ? sink_ + g_ : hist_ + g_ * p_.n + query - key;
+    at[0] += std::fabs(e);
+    at[signed_offset_] += e;
   }
 
   const Problem& p_;
   int64_t sinks_;
   double* hist_;
   double* sink_;
+  size_t signed_offset_;
   int64_t g_ = 0, q0_ = 0;
   std::vector<int64_t> key_;  // per row: the key with A > 1/2, or -1
   std::vector<double> a_, grad_, rest_a_, rest_ag_;
@@ -227,6 +227,8 @@ void InfluenceHistogram::reset(int64_t kv_heads, int64_t distances) {
   samples = 1;
   by_distance.assign(static_cast<size_t>(kv_heads * distances), 0.0);
   sink.assign(static_cast<size_t>(kv_heads), 0.0);
+  signed_by_distance = by_distance;
+  signed_sink = sink;
 }
 
 void InfluenceHistogram::add(const InfluenceHistogram& other) {
@@ -245,8 +247,14 @@ void InfluenceHistogram::add(const InfluenceHistogram& other) {
     *this = std::move(grown);
   }
   for (int64_t g = 0; g < n_head_kv; ++g) {
-    for (int64_t d = 0; d < other.max_distance; ++d) at(g, d) += other.at(g, d);
+    for (int64_t d = 0; d < other.max_distance; ++d) {
+      const auto to = static_cast<size_t>(g * max_distance + d);
+      const auto from = static_cast<size_t>(g * other.max_distance + d);
+      by_distance[to] += other.by_distance[from];
+      signed_by_distance[to] += other.signed_by_distance[from];
+    }
     sink[static_cast<size_t>(g)] += other.sink[static_cast<size_t>(g)];
+    signed_sink[static_cast<size_t>(g)] += other.signed_sink[static_cast<size_t>(g)];
   }
   samples += other.samples;
 }
@@ -254,6 +262,14 @@ void InfluenceHistogram::add(const InfluenceHistogram& other) {
 double InfluenceHistogram::tail_sum(int64_t kv_head, int64_t first) const {
   double sum = 0.0;
   for (int64_t d = std::max<int64_t>(first, 0); d < max_distance; ++d) sum += at(kv_head, d);
+  return sum;
+}
+
+double InfluenceHistogram::signed_tail_sum(int64_t kv_head, int64_t first) const {
+  double sum = 0.0;
+  for (int64_t d = std::max<int64_t>(first, 0); d < max_distance; ++d) {
+    sum += signed_by_distance[static_cast<size_t>(kv_head * max_distance + d)];
+  }
   return sum;
 }
 
@@ -325,9 +341,11 @@ void attention_backward(const AttentionShape& shape, const AttentionSequence& se
   {
     Tile tile(p);
     std::vector<double>& hist = hists[static_cast<size_t>(omp_get_thread_num())];
-    if (grads.influence != nullptr) hist.assign(hist_size + static_cast<size_t>(n_kv), 0.0);
+    // [|E| by distance][|E| sinks][E by distance][E sinks]
+    const size_t signed_offset = hist_size + static_cast<size_t>(n_kv);
+    if (grads.influence != nullptr) hist.assign(2 * signed_offset, 0.0);
     RowInfluence influence(p, grads.sinks, hist.data(),
-                           hist.empty() ? nullptr : hist.data() + hist_size);
+                           hist.empty() ? nullptr : hist.data() + hist_size, signed_offset);
     // Static round-robin (late queries, which see most keys, first): which thread sums which
     // tile, and so the sums, are fixed.
 #pragma omp for schedule(static, 1)
@@ -349,10 +367,16 @@ void attention_backward(const AttentionShape& shape, const AttentionSequence& se
   if (grads.dq != nullptr) regroup(dq.data(), grads.dq, n, n_kv, p.group * hd, false);
   if (grads.influence == nullptr) return;
   InfluenceHistogram& out_hist = *grads.influence;
+  const size_t signed_offset = hist_size + static_cast<size_t>(n_kv);
   for (const std::vector<double>& hist : hists) {
-    for (size_t i = 0; i < hist.size() && i < hist_size; ++i) out_hist.by_distance[i] += hist[i];
-    for (size_t g = 0; g < out_hist.sink.size() && !hist.empty(); ++g) {
+    if (hist.empty()) continue;
+    for (size_t i = 0; i < hist_size; ++i) {
+      out_hist.by_distance[i] += hist[i];
+      out_hist.signed_by_distance[i] += hist[signed_offset + i];
+    }
+    for (size_t g = 0; g < out_hist.sink.size(); ++g) {
       out_hist.sink[g] += hist[hist_size + g];
+      out_hist.signed_sink[g] += hist[signed_offset + hist_size + g];
     }
   }
 }

@@ -21,13 +21,17 @@ namespace moa::kernels {
 // query) keeps E = -A g, as there.
 
 // Sum of |E_ij| per KV head (over the query heads sharing it): by distance d = i - j for keys
-// j >= sinks, and the sinks' part separately. Accumulated in double; `add` sums samples.
+// j >= sinks, and the sinks' part separately; beside it the same sums of the signed E_ij (the
+// first-order loss change itself, which a real mask of many entries adds up to, where |E| is
+// what the optimizer prices). Accumulated in double; `add` sums samples.
 struct InfluenceHistogram {
   int64_t n_head_kv = 0;
-  int64_t max_distance = 0;         // distances 0 .. max_distance - 1
-  int64_t samples = 0;              // sequences summed in
-  std::vector<double> by_distance;  // [kv_head][distance]
-  std::vector<double> sink;         // [kv_head]
+  int64_t max_distance = 0;                // distances 0 .. max_distance - 1
+  int64_t samples = 0;                     // sequences summed in
+  std::vector<double> by_distance;         // [kv_head][distance]: sum of |E|
+  std::vector<double> sink;                // [kv_head]: sum of |E|
+  std::vector<double> signed_by_distance;  // [kv_head][distance]: sum of E
+  std::vector<double> signed_sink;         // [kv_head]: sum of E
 
   // Sizes the histogram for one sample and zeroes it.
   void reset(int64_t kv_heads, int64_t distances);
@@ -42,6 +46,9 @@ struct InfluenceHistogram {
   // sum of by_distance[kv_head][d] over d >= first: the influence of every non-sink entry a
   // band of span `first` masks.
   double tail_sum(int64_t kv_head, int64_t first) const;
+  // sum of signed_by_distance[kv_head][d] over d >= first: the first-order loss change of that
+  // band's mask.
+  double signed_tail_sum(int64_t kv_head, int64_t first) const;
 };
 
 // One sequence's attention inputs at positions 0 .. n-1: q [n][n_head][head_dim] (after RoPE),
@@ -60,7 +67,7 @@ void attention_forward_with_stats(const AttentionShape& shape, const AttentionSe
                                   float* out, float* lse, int n_threads);
 
 // What attention_backward writes: gradients laid out like their inputs (any may be null to skip
-// it) and, when `influence` is set, the histogram of |E| (reset to n_head_kv x n first).
+// it) and, when `influence` is set, the histograms of |E| and E (reset to n_head_kv x n first).
 struct AttentionGradients {
   float* dq = nullptr;  // [n][n_head][head_dim]
   float* dk = nullptr;  // [n][n_head_kv * head_dim]

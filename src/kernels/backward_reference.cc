@@ -247,11 +247,14 @@ InfluenceHistogram influence_histogram(const AttentionShape& shape, int64_t n,
   for (int64_t h = 0; h < shape.n_head; ++h) {
     for (int64_t i = 0; i < n; ++i) {
       for (int64_t j = 0; j <= i; ++j) {
-        const double e = std::fabs(influence[static_cast<size_t>((h * n + i) * n + j)]);
+        const double e = influence[static_cast<size_t>((h * n + i) * n + j)];
+        const auto g = static_cast<size_t>(h / group);
         if (j < sinks) {
-          hist.sink[static_cast<size_t>(h / group)] += e;
+          hist.sink[g] += std::fabs(e);
+          hist.signed_sink[g] += e;
         } else {
-          hist.at(h / group, i - j) += e;
+          hist.at(h / group, i - j) += std::fabs(e);
+          hist.signed_by_distance[g * static_cast<size_t>(n) + static_cast<size_t>(i - j)] += e;
         }
       }
     }

@@ -60,7 +60,7 @@ void attention_backward(const AttentionShape& shape, const AttentionInputs& in, 
 std::vector<double> attention_influence(const AttentionShape& shape, const AttentionInputs& in,
                                         const double* d_out);
 
-// |E| summed per KV head by distance i - j (keys j >= sinks) and over the sinks.
+// |E| and E summed per KV head by distance i - j (keys j >= sinks) and over the sinks.
 InfluenceHistogram influence_histogram(const AttentionShape& shape, int64_t n,
                                        const std::vector<double>& influence, int64_t sinks);
 

@@ -1,6 +1,7 @@
 // Influence profile file (see influence_profile.h). Payload order: for each length (header
-// order), each layer, the head-major [n_head_kv][N] distance sums, then the [n_head_kv] sink
-// sums; float64 little-endian (x86-64's order, checked at compile time).
+// order), each layer, the head-major [n_head_kv][N] distance sums of |E|, the [n_head_kv] sink
+// sums of |E|, then the same two of the signed E (version 2); float64 little-endian (x86-64's
+// order, checked at compile time).
 #include "profile/influence_profile.h"
 
 #include <algorithm>
@@ -58,6 +59,12 @@ double InfluenceProfile::total_influence(int64_t n, int64_t layer, int64_t kv_he
   return masked_influence(n, layer, kv_head, 0);
 }
 
+double InfluenceProfile::masked_loss_change(int64_t n, int64_t layer, int64_t kv_head,
+                                            int64_t span) const {
+  const ProfiledLength& l = at_length(n);
+  return per_sample(l, layer_of(l, layer).signed_tail_sum(kv_head, std::max<int64_t>(span, 0)));
+}
+
 double InfluenceProfile::sink_influence(int64_t n, int64_t layer, int64_t kv_head) const {
   const ProfiledLength& l = at_length(n);
   return per_sample(l, layer_of(l, layer).sink.at(static_cast<size_t>(kv_head)));
@@ -102,10 +109,11 @@ void write_profile(const InfluenceProfile& p, const std::string& path) {
     out << header.dump() << '\n';
     for (const ProfiledLength& l : p.lengths) {
       for (const kernels::InfluenceHistogram& h : l.layers) {
-        out.write(reinterpret_cast<const char*>(h.by_distance.data()),
-                  static_cast<std::streamsize>(h.by_distance.size() * sizeof(double)));
-        out.write(reinterpret_cast<const char*>(h.sink.data()),
-                  static_cast<std::streamsize>(h.sink.size() * sizeof(double)));
+        for (const std::vector<double>* v :
+             {&h.by_distance, &h.sink, &h.signed_by_distance, &h.signed_sink}) {
+          out.write(reinterpret_cast<const char*>(v->data()),
+                    static_cast<std::streamsize>(v->size() * sizeof(double)));
+        }
       }
     }
   });
@@ -145,7 +153,7 @@ InfluenceProfile read_profile(const std::string& path) {
   size_t expected = 0;
   for (const ProfiledLength& l : p.lengths) {
     expected +=
-        static_cast<size_t>(model.n_layer * model.n_head_kv * (l.length + 1)) * sizeof(double);
+        static_cast<size_t>(2 * model.n_layer * model.n_head_kv * (l.length + 1)) * sizeof(double);
   }
   const size_t payload = bytes.size() - eol - 1;
   if (payload != expected) {
@@ -159,13 +167,15 @@ InfluenceProfile read_profile(const std::string& path) {
     p.lengths[i].samples = samples[i];
     for (kernels::InfluenceHistogram& layer : p.lengths[i].layers) {
       layer.samples = static_cast<int64_t>(samples[i].size());
-      for (std::vector<double>* v : {&layer.by_distance, &layer.sink}) {
+      for (std::vector<double>* v :
+           {&layer.by_distance, &layer.sink, &layer.signed_by_distance, &layer.signed_sink}) {
         std::memcpy(v->data(), at, v->size() * sizeof(double));
         at += v->size() * sizeof(double);
+        const bool magnitudes = v == &layer.by_distance || v == &layer.sink;
         for (double x : *v) {
-          if (!(x >= 0.0) || !std::isfinite(x)) {
-            fail("{}: histogram data of length {}: {} is not a finite non-negative influence", path,
-                 p.lengths[i].length, x);
+          if (!std::isfinite(x) || (magnitudes && x < 0.0)) {
+            fail("{}: histogram data of length {}: {} is not a finite{} influence", path,
+                 p.lengths[i].length, x, magnitudes ? " non-negative" : "");
           }
         }
       }

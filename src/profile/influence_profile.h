@@ -1,6 +1,7 @@
 // The influence profile (METHOD.md s.3): for each profiled length N, layer and KV head, the
 // attention influence |E| summed over calibration samples by distance i - j (keys j >= G),
-// plus the sink keys' share. The loss of masking a head beyond span S at N is a suffix sum of
+// plus the sink keys' share (and beside them the signed E: the first-order loss change
+// itself, version 2). The loss of masking a head beyond span S at N is a suffix sum of
 // its histogram, so one profile prices every candidate rule at every profiled length: the
 // optimizer's only input besides the model's shape. The file is one JSON header line followed
 // by the histograms as little-endian float64 (docs/profile.md); it also records which
@@ -26,7 +27,7 @@ struct ProfiledLength {
 };
 
 struct InfluenceProfile {
-  static constexpr int kFormatVersion = 1;
+  static constexpr int kFormatVersion = 2;  // 2: signed histograms added
   ModelIdentity model;
   int64_t n_vocab = 0;
   int64_t sinks = 0;        // G: keys j < G were counted as sinks (a plan never masks them)
@@ -41,6 +42,9 @@ struct InfluenceProfile {
   // Mean over samples of the influence a band of `span` hides on (layer, kv_head) at length n:
   // the suffix sum of the head's histogram from distance `span` (0 when span >= n).
   double masked_influence(int64_t n, int64_t layer, int64_t kv_head, int64_t span) const;
+  // Mean over samples of the first-order loss change of that mask (the signed E's suffix sum):
+  // negative where the band on balance misleads the answer.
+  double masked_loss_change(int64_t n, int64_t layer, int64_t kv_head, int64_t span) const;
   // Mean influence of every non-sink key of the head (what span 0 would hide), and of its sinks.
   double total_influence(int64_t n, int64_t layer, int64_t kv_head) const;
   double sink_influence(int64_t n, int64_t layer, int64_t kv_head) const;

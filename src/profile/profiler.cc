@@ -1,5 +1,7 @@
 // The profiling loop (see profiler.h): resume from the profile file when it exists and was made
-// with the same model, sinks and lengths; otherwise start from zeroed histograms.
+// with the same model, sinks and lengths; otherwise start from zeroed histograms. Samples still
+// to do are dealt in rounds, one per rank; after each round rank 0 adds the round's histograms
+// in sample order and rewrites the file, so a kill loses at most one round.
 #include "profile/profiler.h"
 
 #include <spdlog/spdlog.h>
@@ -46,6 +48,52 @@ bool has_sample(const ProfiledLength& l, int64_t index) {
   return std::find(l.samples.begin(), l.samples.end(), index) != l.samples.end();
 }
 
+// This process alone: rank 0 of 1.
+class SingleProcess final : public SampleExchange {
+ public:
+  int rank() const override { return 0; }
+  int size() const override { return 1; }
+  void broadcast(std::vector<int64_t>&) override {}
+  void send_to_root(std::span<const double>) override { fail("profile: no other process"); }
+  void receive(int, std::span<double>) override { fail("profile: no other process"); }
+};
+
+int64_t positions_of(const CalibrationSample& s) {
+  return static_cast<int64_t>(s.prompt.size() + s.answer.size()) - 1;
+}
+
+// A sample's histograms as the doubles sent between ranks: per layer |E| by distance, |E| of
+// the sinks, E by distance, E of the sinks (n_head_kv x n distances each).
+size_t packed_size(int64_t n_layer, int64_t n_head_kv, int64_t n) {
+  return static_cast<size_t>(n_layer * 2 * n_head_kv * (n + 1));
+}
+
+std::vector<double> pack(const std::vector<kernels::InfluenceHistogram>& layers) {
+  std::vector<double> out;
+  for (const kernels::InfluenceHistogram& h : layers) {
+    for (const std::vector<double>* v :
+         {&h.by_distance, &h.sink, &h.signed_by_distance, &h.signed_sink}) {
+      out.insert(out.end(), v->begin(), v->end());
+    }
+  }
+  return out;
+}
+
+std::vector<kernels::InfluenceHistogram> unpack(std::span<const double> data, int64_t n_layer,
+                                                int64_t n_head_kv, int64_t n) {
+  std::vector<kernels::InfluenceHistogram> layers(static_cast<size_t>(n_layer));
+  size_t at = 0;
+  for (kernels::InfluenceHistogram& h : layers) {
+    h.reset(n_head_kv, n);
+    for (std::vector<double>* v :
+         {&h.by_distance, &h.sink, &h.signed_by_distance, &h.signed_sink}) {
+      std::copy_n(data.begin() + static_cast<ptrdiff_t>(at), v->size(), v->begin());
+      at += v->size();
+    }
+  }
+  return layers;
+}
+
 }  // namespace
 
 void check_profile_inputs(const CalibrationSet& set, const std::string& calibration_path,
@@ -73,34 +121,77 @@ void check_profile_inputs(const CalibrationSet& set, const std::string& calibrat
 InfluenceProfile profile_calibration(const Model& model, const CalibrationSet& set,
                                      const std::string& calibration_path,
                                      const ProfileOptions& options, const std::string& output_path,
-                                     bool show_progress) {
+                                     bool show_progress, SampleExchange* exchange) {
+  SingleProcess alone;
+  SampleExchange& ranks = exchange != nullptr ? *exchange : alone;
+  const bool root = ranks.rank() == 0;
   check_profile_inputs(set, calibration_path, model, options);
-  InfluenceProfile profile = resume_or_start(model, set, calibration_path, options, output_path);
-  int64_t usable = 0, done = 0;
+  int64_t usable = 0;
   for (const CalibrationSample& s : set.samples) {
-    if (s.answer.empty()) {
+    if (!s.answer.empty()) {
+      ++usable;
+    } else if (root) {
       spdlog::warn("calibration sample {} of length {} has an empty answer; skipped", s.index,
                    s.length);
-      continue;
     }
-    ++usable;
-    if (has_sample(profile.at_length(s.length), s.index)) ++done;
   }
   if (usable == 0) fail("{}: no sample has answer tokens (nothing to profile)", calibration_path);
-  Progress progress("samples", usable, done, show_progress);
-  for (const CalibrationSample& s : set.samples) {
-    ProfiledLength& entry = profile.at_length(s.length);
-    if (s.answer.empty() || has_sample(entry, s.index)) continue;
-    const SampleInfluence influence =
-        backward_sample(model, s.prompt, s.answer, options.sinks, options.n_threads);
-    for (size_t layer = 0; layer < entry.layers.size(); ++layer) {
-      entry.layers[layer].add(influence.layers[layer]);
+
+  // Rank 0 resumes the file and tells every rank which samples (positions in the set) remain;
+  // {-1} when it could not, so that no rank waits for it.
+  InfluenceProfile profile;
+  std::vector<int64_t> pending;
+  if (root) {
+    try {
+      profile = resume_or_start(model, set, calibration_path, options, output_path);
+    } catch (const Error&) {
+      pending = {-1};
+      ranks.broadcast(pending);
+      throw;
     }
-    entry.samples.push_back(s.index);
-    write_profile(profile, output_path);
-    progress.step(influence.n_tokens);
+    for (size_t i = 0; i < set.samples.size(); ++i) {
+      const CalibrationSample& s = set.samples[i];
+      if (!s.answer.empty() && !has_sample(profile.at_length(s.length), s.index)) {
+        pending.push_back(static_cast<int64_t>(i));
+      }
+    }
   }
-  if (!std::filesystem::exists(output_path)) write_profile(profile, output_path);
+  ranks.broadcast(pending);
+  if (pending == std::vector<int64_t>{-1}) fail("profile: rank 0 could not resume {}", output_path);
+
+  const ModelConfig& c = model.config();
+  Progress progress("samples", usable, usable - static_cast<int64_t>(pending.size()),
+                    show_progress && root);
+  const auto n_ranks = static_cast<size_t>(ranks.size());
+  for (size_t round = 0; round < pending.size(); round += n_ranks) {
+    const size_t mine = round + static_cast<size_t>(ranks.rank());
+    std::vector<kernels::InfluenceHistogram> own;
+    if (mine < pending.size()) {
+      const CalibrationSample& s = set.samples[static_cast<size_t>(pending[mine])];
+      own = backward_sample(model, s.prompt, s.answer, options.sinks, options.n_threads).layers;
+      if (!root) ranks.send_to_root(pack(own));
+    }
+    if (!root) continue;
+    for (size_t r = 0; r < n_ranks && round + r < pending.size(); ++r) {
+      const CalibrationSample& s = set.samples[static_cast<size_t>(pending[round + r])];
+      const int64_t n = positions_of(s);
+      std::vector<kernels::InfluenceHistogram> theirs;
+      if (r > 0) {
+        std::vector<double> data(packed_size(c.n_layer, c.n_head_kv, n));
+        ranks.receive(static_cast<int>(r), data);
+        theirs = unpack(data, c.n_layer, c.n_head_kv, n);
+      }
+      const std::vector<kernels::InfluenceHistogram>& layers = r == 0 ? own : theirs;
+      ProfiledLength& entry = profile.at_length(s.length);
+      for (size_t layer = 0; layer < entry.layers.size(); ++layer) {
+        entry.layers[layer].add(layers[layer]);
+      }
+      entry.samples.push_back(s.index);
+      progress.step(n);
+    }
+    write_profile(profile, output_path);
+  }
+  if (root && !std::filesystem::exists(output_path)) write_profile(profile, output_path);
   return profile;
 }
 

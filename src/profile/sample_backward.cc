@@ -1,8 +1,8 @@
 // The profiler's backward pass (see sample_backward.h), in the order of docs/backward-kernels.md:
 // output head on the answer rows only, final norm, then per layer top down the FFN and the
 // attention block's gradients with residuals. Each layer's forward is recomputed from its saved
-// input through model/forward.h's blocks, with attention run by a cache that keeps the row
-// statistics (lse) attention_backward needs.
+// input through engine/forward.h's attention_block (attention run by a cache that keeps the row
+// statistics, lse, attention_backward needs) and, of the FFN, only gate and up.
 #include "profile/sample_backward.h"
 
 #include <algorithm>
@@ -41,6 +41,17 @@ class StatsAttention final : public AttentionCache {
   int64_t n_ctx_;
   std::vector<float> lse_;
 };
+
+// The part of ffn_block (engine/forward.cc) the backward reads: gate and up of the normed input.
+// Its ffn_down product and residual add, a quarter of a layer's matmul work, are not redone.
+void recompute_gate_up(const Model& model, int64_t layer, ForwardActivations& a, int n_threads) {
+  const ModelConfig& c = model.config();
+  const LayerWeights& w = model.weights().layers[static_cast<size_t>(layer)];
+  const int64_t n = a.n_rows();
+  kernels::rms_norm(a.x.data(), w.ffn_norm.data(), c.n_embd, n, c.rms_eps, a.xb.data());
+  const kernels::Projection gate_up[] = {{w.ffn_gate, a.gate.data()}, {w.ffn_up, a.up.data()}};
+  kernels::matmul_shared_input(gate_up, a.xb.data(), n, n_threads);
+}
 
 // dx = W^T dy for several projections sharing one input, summed.
 void project_back(std::span<const kernels::WeightMatrix* const> w, std::span<const float* const> dy,
@@ -92,7 +103,8 @@ double answer_cross_entropy(const Logits& logits, std::span<const TokenId> targe
 }
 
 SampleInfluence backward_sample(const Model& model, std::span<const TokenId> prompt,
-                                std::span<const TokenId> answer, int64_t sinks, int n_threads) {
+                                std::span<const TokenId> answer, int64_t sinks, int n_threads,
+                                std::vector<std::vector<float>>* d_block_inputs) {
   const ModelConfig& c = model.config();
   if (answer.empty()) fail("profile: the sample has no answer tokens (nothing to take a loss of)");
   if (prompt.empty()) fail("profile: the sample has no prompt tokens");
@@ -136,12 +148,13 @@ SampleInfluence backward_sample(const Model& model, std::span<const TokenId> pro
   std::vector<float> dq(a.q.size()), dk(a.k.size()), dv(a.v.size()), ffn_input;
   const kernels::RopeParams rope = rope_params(c);
   result.layers.resize(static_cast<size_t>(c.n_layer));
+  if (d_block_inputs != nullptr) d_block_inputs->assign(static_cast<size_t>(2 * c.n_layer), {});
   for (int64_t layer = c.n_layer - 1; layer >= 0; --layer) {
     const LayerWeights& w = model.weights().layers[static_cast<size_t>(layer)];
     a.x = layer_input[static_cast<size_t>(layer)];
     attention_block(model, layer, attention, a, n_threads);
     ffn_input = a.x;
-    ffn_block(model, layer, a, n_threads);
+    recompute_gate_up(model, layer, a, n_threads);
 
     // FFN: dx is dL/d(layer output); the residual passes it to the FFN input unchanged.
     kernels::matmul_transposed(w.ffn_down, dx.data(), n, d_hidden.data(), n_threads);
@@ -151,6 +164,7 @@ SampleInfluence backward_sample(const Model& model, std::span<const TokenId> pro
     const float* d_gate_up[] = {d_gate.data(), d_up.data()};
     project_back(gate_up, d_gate_up, n, c.n_embd, d_xb.data(), n_threads);
     add_norm_backward(ffn_input.data(), w.ffn_norm, d_xb.data(), n, c.n_embd, c.rms_eps, dx.data());
+    if (d_block_inputs != nullptr) (*d_block_inputs)[static_cast<size_t>(2 * layer + 1)] = dx;
 
     // Attention, with the influence histogram.
     kernels::matmul_transposed(w.attn_output, dx.data(), n, d_att.data(), n_threads);
@@ -166,6 +180,7 @@ SampleInfluence backward_sample(const Model& model, std::span<const TokenId> pro
     project_back(qkv, d_qkv, n, c.n_embd, d_xb.data(), n_threads);
     add_norm_backward(layer_input[static_cast<size_t>(layer)].data(), w.attn_norm, d_xb.data(), n,
                       c.n_embd, c.rms_eps, dx.data());
+    if (d_block_inputs != nullptr) (*d_block_inputs)[static_cast<size_t>(2 * layer)] = dx;
   }
   result.d_input = std::move(dx);
   return result;

@@ -29,8 +29,11 @@ double answer_cross_entropy(const Logits& logits, std::span<const TokenId> targe
 
 // Runs the forward and backward of one sample. The answer's last token is only a target, so
 // n_tokens = prompt + answer - 1 positions are run. Throws when the answer is empty, the tokens
-// do not fit the model's context, or `sinks` is negative.
+// do not fit the model's context, or `sinks` is negative. When `d_block_inputs` is given it
+// receives dL/d(residual stream) entering every block, [2 * layer] before the layer's
+// attention and [2 * layer + 1] before its FFN (gradient checks block by block).
 SampleInfluence backward_sample(const Model& model, std::span<const TokenId> prompt,
-                                std::span<const TokenId> answer, int64_t sinks, int n_threads);
+                                std::span<const TokenId> answer, int64_t sinks, int n_threads,
+                                std::vector<std::vector<float>>* d_block_inputs = nullptr);
 
 }  // namespace moa

@@ -67,5 +67,19 @@ TEST(ProfileCommand, BadInputGivesOneErrorLine) {
       test::run_moa("profile -m '" + model + "' --calib '" + calib + "'" + out), "p.profile");
 }
 
+// `moa profile bench` prints a row per length (timings are not compared: ratios are for
+// benchmarks) and refuses a length the model cannot profile.
+TEST(ProfileCommand, BenchPrintsARowPerLengthAndRefusesShortLengths) {
+  MOA_REQUIRE_ASSET(model, "models/stories260K.gguf");
+  const test::CommandResult r =
+      test::run_moa("profile bench -m '" + model + "' --lengths 32,64 -t 1");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("|     32 |"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("|     64 |"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("x |"), std::string::npos) << r.out;  // the ratio column
+  test::expect_one_line_error(test::run_moa("profile bench -m '" + model + "' --lengths 8"),
+                              "--lengths: 8 is outside 16 ..");
+}
+
 }  // namespace
 }  // namespace moa

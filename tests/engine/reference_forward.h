@@ -43,10 +43,12 @@ inline RefMatrix ref_tensor(const gguf::GgufFile& file, const std::string& name)
   return m;
 }
 
-// y = W x, with x rounded as the kernels round it for W's storage type
-inline std::vector<double> ref_matvec(const RefMatrix& w, const std::vector<double>& x_in) {
+// y = W x, with x rounded as the kernels round it for W's storage type (unless `round` is off:
+// gradient checks need the smooth function of the dequantized weights)
+inline std::vector<double> ref_matvec(const RefMatrix& w, const std::vector<double>& x_in,
+                                      bool round = true) {
   std::vector<double> x = x_in;
-  if (kernels::reference::activation_is_rounded(w.type)) {
+  if (round && kernels::reference::activation_is_rounded(w.type)) {
     const std::vector<float> x_float(x_in.begin(), x_in.end());
     const std::vector<float> seen =
         kernels::reference::activation_for(w.type, x_float.data(), w.cols);
@@ -98,13 +100,19 @@ struct RefLayer {
 };
 
 // Logits [n_tokens][n_vocab] for every position, starting at position 0, from the embedded
-// input rows x [n_tokens][n_embd] (gradient checks perturb them).
+// input rows x [n_tokens][n_embd] (gradient checks perturb them). With first_block > 0, x is the
+// residual stream entering block first_block instead (block 2l: layer l's attention, 2l + 1:
+// its FFN) and the blocks before it are skipped; round_activations = false leaves out the
+// kernels' activation rounding for quantized weights.
 inline std::vector<std::vector<double>> reference_forward_embedded(
-    const gguf::GgufFile& file, const ModelConfig& c, std::vector<std::vector<double>> x) {
+    const gguf::GgufFile& file, const ModelConfig& c, std::vector<std::vector<double>> x,
+    int64_t first_block = 0, bool round_activations = true) {
+  const bool r = round_activations;
   const RefMatrix out_norm = ref_tensor(file, "output_norm.weight");
   const RefMatrix output = ref_tensor(file, c.tied_output ? "token_embd.weight" : "output.weight");
   const auto n = static_cast<int64_t>(x.size());
-  for (int64_t l = 0; l < c.n_layer; ++l) {
+  for (int64_t l = first_block / 2; l < c.n_layer; ++l) {
+    const bool attention = 2 * l >= first_block;
     const std::string p = fmt::format("blk.{}.", l);
     RefLayer w{ref_tensor(file, p + "attn_norm.weight"),
                ref_tensor(file, p + "attn_q.weight"),
@@ -124,12 +132,12 @@ inline std::vector<std::vector<double>> reference_forward_embedded(
       w.bv = ref_tensor(file, p + "attn_v.bias");
     }
     std::vector<std::vector<double>> q(x.size()), k(x.size()), v(x.size());
-    for (int64_t t = 0; t < n; ++t) {
+    for (int64_t t = 0; t < n && attention; ++t) {
       const auto i = static_cast<size_t>(t);
       const std::vector<double> xn = ref_rms_norm(x[i], w.attn_norm, c.rms_eps);
-      q[i] = ref_matvec(w.wq, xn);
-      k[i] = ref_matvec(w.wk, xn);
-      v[i] = ref_matvec(w.wv, xn);
+      q[i] = ref_matvec(w.wq, xn, r);
+      k[i] = ref_matvec(w.wk, xn, r);
+      v[i] = ref_matvec(w.wv, xn, r);
       if (c.has_qkv_bias) {
         for (size_t j = 0; j < q[i].size(); ++j) q[i][j] += w.bq.values[j];
         for (size_t j = 0; j < k[i].size(); ++j) k[i][j] += w.bk.values[j];
@@ -141,7 +149,7 @@ inline std::vector<std::vector<double>> reference_forward_embedded(
     const double scale = 1.0 / std::sqrt(static_cast<double>(c.head_dim));
     for (int64_t t = 0; t < n; ++t) {
       std::vector<double> att(static_cast<size_t>(c.q_dim()), 0.0);
-      for (int64_t h = 0; h < c.n_head; ++h) {
+      for (int64_t h = 0; h < c.n_head && attention; ++h) {
         const int64_t kv_h = h / c.n_group();
         std::vector<double> scores(static_cast<size_t>(t + 1));
         double max_score = -INFINITY;
@@ -165,19 +173,21 @@ inline std::vector<std::vector<double>> reference_forward_embedded(
         }
       }
       std::vector<double>& xt = x[static_cast<size_t>(t)];
-      const std::vector<double> o = ref_matvec(w.wo, att);
-      for (size_t j = 0; j < xt.size(); ++j) xt[j] += o[j];
+      if (attention) {
+        const std::vector<double> o = ref_matvec(w.wo, att, r);
+        for (size_t j = 0; j < xt.size(); ++j) xt[j] += o[j];
+      }
       const std::vector<double> xn = ref_rms_norm(xt, w.ffn_norm, c.rms_eps);
-      const std::vector<double> g = ref_matvec(w.gate, xn), u = ref_matvec(w.up, xn);
+      const std::vector<double> g = ref_matvec(w.gate, xn, r), u = ref_matvec(w.up, xn, r);
       std::vector<double> hidden(g.size());
       for (size_t j = 0; j < g.size(); ++j) hidden[j] = g[j] / (1.0 + std::exp(-g[j])) * u[j];
-      const std::vector<double> down = ref_matvec(w.down, hidden);
+      const std::vector<double> down = ref_matvec(w.down, hidden, r);
       for (size_t j = 0; j < xt.size(); ++j) xt[j] += down[j];
     }
   }
   std::vector<std::vector<double>> logits;
   for (const std::vector<double>& xt : x) {
-    logits.push_back(ref_matvec(output, ref_rms_norm(xt, out_norm, c.rms_eps)));
+    logits.push_back(ref_matvec(output, ref_rms_norm(xt, out_norm, c.rms_eps), r));
   }
   return logits;
 }

@@ -212,11 +212,15 @@ TEST(AttentionInfluence, HistogramMatchesReference) {
       double worst = 0.0;
       for (size_t i = 0; i < want.by_distance.size(); ++i) {
         worst = std::max(worst, std::fabs(got.by_distance[i] - want.by_distance[i]));
+        worst = std::max(worst, std::fabs(got.signed_by_distance[i] - want.signed_by_distance[i]));
       }
       for (size_t g = 0; g < want.sink.size(); ++g) {
         worst = std::max(worst, std::fabs(got.sink[g] - want.sink[g]));
+        worst = std::max(worst, std::fabs(got.signed_sink[g] - want.signed_sink[g]));
       }
       EXPECT_LE(worst, 2e-5 * scale) << label(c) << " sinks " << sinks;
+      EXPECT_GT(std::max(max_abs(want.signed_by_distance), max_abs(want.signed_sink)), 0.0)
+          << label(c);
     }
   }
 }
@@ -240,6 +244,7 @@ TEST(AttentionInfluence, KeepsTheInfluenceOfAKeyHoldingTheWholeRow) {
   EXPECT_NEAR(e[2 * 3 + 0], -0.5, 1e-12);
   const KernelRun run = run_kernels(p, 0, 1);
   EXPECT_NEAR(run.influence.at(0, 2), 0.5, 1e-6);
+  EXPECT_NEAR(run.influence.signed_by_distance[2], -0.5, 1e-6);
 }
 
 TEST(AttentionInfluence, TailSumIsTheInfluenceABandMasks) {
@@ -250,16 +255,18 @@ TEST(AttentionInfluence, TailSumIsTheInfluenceABandMasks) {
   const InfluenceHistogram hist = reference::influence_histogram(p.shape, p.n, e, sinks);
   for (int64_t span : {1, 10, 64, 89, 90}) {
     for (int64_t g = 0; g < 2; ++g) {
-      double masked = 0.0;  // sum of |E| over the entries the band hides
+      double masked = 0.0, masked_signed = 0.0;  // sums of |E| and E over the entries hidden
       for (int64_t h = 2 * g; h < 2 * g + 2; ++h) {
         for (int64_t i = 0; i < p.n; ++i) {
           for (int64_t j = 0; j <= i; ++j) {
             if (reference::key_visible({sinks, span}, i, j)) continue;
             masked += std::fabs(e[static_cast<size_t>((h * p.n + i) * p.n + j)]);
+            masked_signed += e[static_cast<size_t>((h * p.n + i) * p.n + j)];
           }
         }
       }
       EXPECT_NEAR(hist.tail_sum(g, span), masked, 1e-12 * (1.0 + masked)) << span;
+      EXPECT_NEAR(hist.signed_tail_sum(g, span), masked_signed, 1e-12 * (1.0 + masked)) << span;
     }
   }
 }
@@ -271,6 +278,8 @@ TEST(InfluenceHistogram, AddSumsSamplesAndKeepsTheLongerRange) {
   for (int64_t d = 0; d < 3; ++d) a.at(1, d) = 1.0;
   for (int64_t d = 0; d < 5; ++d) b.at(1, d) = 2.0;
   a.sink = {0.5, 0.25};
+  a.signed_by_distance[1 * 3 + 2] = -1.0;
+  b.signed_by_distance[1 * 5 + 2] = 0.25;
   total.add(a);
   total.add(b);
   EXPECT_EQ(total.samples, 2);
@@ -280,6 +289,7 @@ TEST(InfluenceHistogram, AddSumsSamplesAndKeepsTheLongerRange) {
   EXPECT_EQ(total.at(0, 0), 0.0);
   EXPECT_EQ(total.sink[0], 0.5);
   EXPECT_EQ(total.tail_sum(1, 3), 4.0);
+  EXPECT_EQ(total.signed_tail_sum(1, 2), -0.75);
   InfluenceHistogram other;
   other.reset(3, 5);
   EXPECT_THROW(total.add(other), Error);

@@ -21,8 +21,12 @@ InfluenceProfile sample_profile() {
     for (int64_t layer = 0; layer < 2; ++layer) {
       kernels::InfluenceHistogram& h = l.layers[static_cast<size_t>(layer)];
       for (int64_t kv = 0; kv < 2; ++kv) {
-        for (int64_t d = 0; d < l.length; ++d) h.at(kv, d) = 1.0 + d + 10.0 * kv + 100.0 * layer;
+        for (int64_t d = 0; d < l.length; ++d) {
+          h.at(kv, d) = 1.0 + d + 10.0 * kv + 100.0 * layer;
+          h.signed_by_distance[static_cast<size_t>(kv * l.length + d)] = d % 2 == 0 ? -1.0 : 0.5;
+        }
         h.sink[static_cast<size_t>(kv)] = 7.0 + kv;
+        h.signed_sink[static_cast<size_t>(kv)] = -3.0;
       }
     }
   }
@@ -44,6 +48,10 @@ TEST(InfluenceProfile, RoundTripsAndPricesSpansBySuffixSums) {
   EXPECT_DOUBLE_EQ(p.masked_influence(8, 0, 0, 100), 0.0);
   EXPECT_DOUBLE_EQ(p.total_influence(16, 0, 0), (16.0 * 17.0 / 2.0) / 2.0);
   EXPECT_DOUBLE_EQ(p.sink_influence(16, 0, 1), 8.0 / 2.0);
+  // Signed: d = 5, 6, 7 -> 0.5 - 1 + 0.5, over 2 samples.
+  EXPECT_DOUBLE_EQ(p.masked_loss_change(8, 1, 1, 5), 0.0);
+  EXPECT_DOUBLE_EQ(p.masked_loss_change(8, 1, 1, 4), -0.5);
+  EXPECT_EQ(p.lengths[0].layers[1].signed_sink[1], -3.0);
   EXPECT_NE(error_of([&] {
               p.masked_influence(12, 0, 0, 1);
             }).find("length 12 was not profiled (profiled: 8, 16)"),
@@ -71,6 +79,12 @@ TEST(InfluenceProfile, RejectsTruncatedCorruptAndMismatchedFiles) {
   write_file_atomically(dir + "/text.profile", "hello");
   EXPECT_NE(error_of([&] { read_profile(dir + "/text.profile"); }).find("no header line"),
             std::string::npos);
+  std::string old = bytes;  // version 1 had no signed histograms
+  old.replace(old.find("\"version\":2"), 11, "\"version\":1");
+  write_file_atomically(dir + "/v1.profile", old);
+  EXPECT_NE(
+      error_of([&] { read_profile(dir + "/v1.profile"); }).find("version: 1 is not supported"),
+      std::string::npos);
   const InfluenceProfile p = read_profile(dir + "/p.profile");
   EXPECT_NE(error_of([&] {
               check_profile_matches(p, {"llama", 3, 4, 2, "h"}, "p");
