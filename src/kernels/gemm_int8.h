@@ -18,9 +18,12 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
+#include <vector>
 
 #include "gguf/types.h"
 #include "kernels/kernels.h"
+#include "kernels/q8_activation.h"
 
 namespace moa::kernels {
 
@@ -36,12 +39,20 @@ struct Int8GemmFormat {
   int64_t group_bytes = 0;  // bytes of one super-block of one 16-row group
 };
 
+// Batches from this many tokens up take the int8 GEMM (matmul's GEMM threshold); smaller ones
+// (batch decode) stay on row dots.
+inline constexpr int64_t kMinInt8GemmTokens = 8;
+
 // True for the weight types the int8 GEMM multiplies (Q8_0, Q5_0, Q4_0, Q4_K, Q5_K, Q6_K).
 bool int8_gemm_supports(gguf::TensorType type);
 // True when this build has the AVX-512 VNNI micro-kernels; otherwise gemm_int8 runs a portable
 // integer loop (same sums, slower than OpenBLAS), so matmul only prefers it when this is true.
 bool int8_gemm_is_vectorized();
 Int8GemmFormat int8_gemm_format(gguf::TensorType type);
+// True when matmul takes the int8 GEMM for this type and batch (vectorized builds only).
+inline bool uses_int8_gemm(gguf::TensorType type, int64_t n_tokens) {
+  return n_tokens >= kMinInt8GemmTokens && int8_gemm_is_vectorized() && int8_gemm_supports(type);
+}
 
 // Packs rows r0 .. r0 + 16 * n_groups - 1 of w (rows past w.rows become zeros) into `out`, group
 // after group, each group n_super * group_bytes bytes.
@@ -77,10 +88,34 @@ struct Int8Tile {
 // plain loops with the same integer sums.
 void run_int8_tile(const Int8GemmFormat& f, const Int8Tile& tile, bool portable);
 
-// Y[t] = W X[t] for t < n_tokens through the int8 path (x: [n_tokens][cols], y: [n_tokens][rows]).
-// Throws moa::Error for an unsupported type or a row length that is not a block multiple.
-// `portable` forces the plain-loop micro-kernel (tests run both on every CPU).
+// A batch of activations rounded once for one partner format (Q8_0 blocks for the *_0 types, Q8_K
+// blocks for the K-quants), shared by every matrix of that format that multiplies it.
+struct Int8Batch {
+  bool k_blocks = false;  // Q8_K rather than Q8_0 blocks
+  int64_t n_tokens = 0;
+  int64_t cols = 0;
+  Q8Activation q8;              // tokens one after another, as one long row
+  Q8KActivation q8k;            // the same, natural order
+  std::vector<int32_t> sums32;  // Q8_0 blocks: the sum of each block's 32 bytes
+};
+
+// Rounds x ([n_tokens][cols]) as matvec rounds it for weights of `type`, tokens split over threads.
+void round_int8_batch(gguf::TensorType type, const float* x, int64_t n_tokens, int64_t cols,
+                      Int8Batch& out, int n_threads);
+
+// Y[t] = W X[t] for the batch's tokens through the int8 path (y: [n_tokens][rows]); the batch
+// must be rounded for w's partner format. Throws moa::Error for an unsupported type, a row length
+// that is not a block multiple or a batch of another format or width. `portable` forces the
+// plain-loop micro-kernel (tests run both on every CPU).
+void gemm_int8(const WeightMatrix& w, const Int8Batch& batch, float* y, int n_threads,
+               bool portable = false);
+// The same from F32 activations x: [n_tokens][cols].
 void gemm_int8(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, int n_threads,
                bool portable = false);
+
+// matmul_shared_input's batch path: each projection through matmul, except that block-quantized
+// ones (int8 GEMM) round the shared input once per partner format.
+void matmul_projections(std::span<const Projection> projections, const float* x, int64_t n_tokens,
+                        int n_threads);
 
 }  // namespace moa::kernels

@@ -60,7 +60,7 @@ void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, i
   }
   const RowDot validate(w, x);  // same type and shape checks as matvec
   (void)validate;
-  if (int8_gemm_is_vectorized() && int8_gemm_supports(w.type)) {
+  if (uses_int8_gemm(w.type, n_tokens)) {
     gemm_int8(w, x, n_tokens, y, n_threads);
     return;
   }

@@ -102,6 +102,10 @@ TEST(GemmInt8, RejectsUnsupportedTypesAndPartialBlocks) {
                Error);
   EXPECT_THROW(gemm_int8({TensorType::kQ4_K, bytes.data(), 2, 160}, x.data(), 2, y.data(), 1),
                Error);
+  Int8Batch q8_0_batch;
+  round_int8_batch(TensorType::kQ8_0, x.data(), 2, 256, q8_0_batch, 1);
+  EXPECT_THROW(gemm_int8({TensorType::kQ4_K, bytes.data(), 2, 256}, q8_0_batch, y.data(), 1),
+               Error);
   EXPECT_FALSE(int8_gemm_supports(TensorType::kBF16));
   EXPECT_TRUE(int8_gemm_supports(TensorType::kQ6_K));
 }
