@@ -29,13 +29,13 @@ struct Shape {
   static constexpr int64_t kGroupBytes = kMins ? kDminAt + kGemmLanes * 4 : kMinsAt;
 };
 
+#if defined(MOA_GEMM_VNNI)
 int32_t load_i32(const void* p) {
   int32_t v;
   std::memcpy(&v, p, sizeof v);
   return v;
 }
 
-#if defined(MOA_GEMM_VNNI)
 // vcvtdq2ps; the masked form because GCC 12 flags the plain intrinsic's undefined source as
 // maybe-uninitialized once inlined here.
 __m512 to_float(__m512i v) { return _mm512_maskz_cvtepi32_ps(0xFFFF, v); }
