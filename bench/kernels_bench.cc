@@ -75,9 +75,12 @@ BENCHMARK(BM_Matvec)
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
 
+// Args: type code, n (an n x n matrix times 512 tokens). Block-quantized types take the int8
+// GEMM where the CPU has AVX-512 VNNI (kernels/gemm_int8.h); compare with BM_SgemmPeak512 of the
+// same n in the same run.
 void BM_Matmul512(benchmark::State& state) {
   const auto type = static_cast<TensorType>(state.range(0));
-  const int64_t n = 4096, tokens = 512;
+  const int64_t n = state.range(1), tokens = 512;
   const auto bytes = stored_matrix(type, n, n);
   const auto x = random_floats(tokens * n, 2);
   std::vector<float> y(static_cast<size_t>(tokens * n));
@@ -91,30 +94,37 @@ void BM_Matmul512(benchmark::State& state) {
       benchmark::Counter(2.0 * tokens * n * n * static_cast<double>(state.iterations()) / 1e9,
                          benchmark::Counter::kIsRate);
 }
+// F32, F16, Q8_0, Q4_0, Q4_K, Q6_K at 4096; the int8 types also at 2048 (llama-1b's width).
 BENCHMARK(BM_Matmul512)
-    ->Arg(0)
-    ->Arg(1)
-    ->Arg(8)
-    ->Arg(12)
+    ->Args({0, 4096})
+    ->Args({1, 4096})
+    ->Args({8, 4096})
+    ->Args({12, 4096})
+    ->Args({8, 2048})
+    ->Args({2, 2048})
+    ->Args({12, 2048})
+    ->Args({14, 2048})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 
-// The ceiling for BM_Matmul512: OpenBLAS sgemm on F32 with its own threads.
+// The ceiling for BM_Matmul512: OpenBLAS sgemm on F32 with its own threads. Arg: n.
 void BM_SgemmPeak512(benchmark::State& state) {
-  const int64_t n = 4096, tokens = 512;
+  const int64_t n = state.range(0), tokens = 512;
   const auto w = random_floats(n * n, 1), x = random_floats(tokens * n, 2);
   std::vector<float> y(static_cast<size_t>(tokens * n));
   openblas_set_num_threads(threads());
   for (auto _ : state) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, tokens, n, n, 1.0f, x.data(), n, w.data(),
-                n, 0.0f, y.data(), n);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(tokens),
+                static_cast<blasint>(n), static_cast<blasint>(n), 1.0f, x.data(),
+                static_cast<blasint>(n), w.data(), static_cast<blasint>(n), 0.0f, y.data(),
+                static_cast<blasint>(n));
     benchmark::DoNotOptimize(y.data());
   }
   state.counters["GFLOP/s"] =
       benchmark::Counter(2.0 * tokens * n * n * static_cast<double>(state.iterations()) / 1e9,
                          benchmark::Counter::kIsRate);
 }
-BENCHMARK(BM_SgemmPeak512)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_SgemmPeak512)->Arg(4096)->Arg(2048)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 // Llama-3-8B-like layer: 32 query heads, 8 KV heads, head_dim 128, F16 cache.
 // Args: context length, density percent (span = density * context, 4 sinks), queries.

@@ -15,6 +15,7 @@
 #include <cstring>
 #include <string>
 
+#include "gguf/k_quant_scales.h"
 #include "util/error.h"
 
 namespace moa::gguf {
@@ -92,20 +93,6 @@ void dequantize_q5_0(const uint8_t* block, float* y) {
   split_nibbles(block + offsetof(BlockQ5_0, qs), q);
   for (int j = 0; j < kQK5_0; ++j) q[j] = static_cast<uint8_t>(q[j] | (((qh >> j) & 1u) << 4));
   for (int j = 0; j < kQK5_0; ++j) y[j] = static_cast<float>(q[j] - 16) * d;
-}
-
-// Unpacks sub-block j's 6-bit scale and min from Q4_K's 12 bytes (ggml's get_scale_min_k4):
-// bytes 0..3 hold scales 0..3, bytes 4..7 mins 0..3 (low 6 bits each); bytes 8..11 hold the low
-// nibbles of scales 4..7 and high nibbles of mins 4..7, whose top 2 bits sit in bits 6..7 of
-// bytes 0..3 (scales) and 4..7 (mins).
-void q4_k_scale_min(const uint8_t* scales, int j, int* scale, int* min) {
-  if (j < 4) {
-    *scale = scales[j] & 63;
-    *min = scales[j + 4] & 63;
-  } else {
-    *scale = (scales[j + 4] & 0x0F) | ((scales[j - 4] >> 6) << 4);
-    *min = (scales[j + 4] >> 4) | ((scales[j] >> 6) << 4);
-  }
 }
 
 // Q4_K and Q5_K: each 32 bytes of qs hold two sub-blocks of 32, low nibbles first, then high
@@ -372,6 +359,20 @@ void check_row(const char* what, TensorType type, int64_t n) {
 }
 
 }  // namespace
+
+// Unpacks sub-block j's 6-bit scale and min from Q4_K's 12 bytes (ggml's get_scale_min_k4):
+// bytes 0..3 hold scales 0..3, bytes 4..7 mins 0..3 (low 6 bits each); bytes 8..11 hold the low
+// nibbles of scales 4..7 and high nibbles of mins 4..7, whose top 2 bits sit in bits 6..7 of
+// bytes 0..3 (scales) and 4..7 (mins).
+void q4_k_scale_min(const uint8_t* scales, int j, int* scale, int* min) {
+  if (j < 4) {
+    *scale = scales[j] & 63;
+    *min = scales[j + 4] & 63;
+  } else {
+    *scale = (scales[j + 4] & 0x0F) | ((scales[j - 4] >> 6) << 4);
+    *min = (scales[j + 4] >> 4) | ((scales[j] >> 6) << 4);
+  }
+}
 
 float fp16_to_fp32(uint16_t h) { return half_to_float(h); }
 

@@ -1,6 +1,7 @@
 // Batched weight x activation products. A batch of tokens turns matvec's memory-bound stream
-// into compute-bound GEMM: each OpenMP thread dequantizes a panel of weight rows into a
-// thread-local F32 tile (kept in L2/L3) and multiplies the whole batch with it through a
+// into compute-bound GEMM. Block-quantized weights go to the int8 GEMM (kernels/gemm_int8.h)
+// where the CPU has AVX-512 VNNI; otherwise each OpenMP thread dequantizes a panel of weight rows
+// into a thread-local F32 tile (kept in L2/L3) and multiplies the whole batch with it through a
 // single-threaded OpenBLAS sgemm, so OpenBLAS's own thread pool never competes with OpenMP.
 #include <cblas.h>
 
@@ -8,6 +9,7 @@
 #include <vector>
 
 #include "gguf/quant.h"
+#include "kernels/gemm_int8.h"
 #include "kernels/kernels.h"
 #include "kernels/parallel.h"
 #include "kernels/q8_activation.h"
@@ -61,6 +63,10 @@ void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, i
   }
   const RowDot validate(w, x);  // same type and shape checks as matvec
   (void)validate;
+  if (uses_int8_gemm(w.type, n_tokens)) {
+    gemm_int8(w, x, n_tokens, y, n_threads);
+    return;
+  }
   std::vector<float> rounded;  // the activations the row dots see (all but F32 weights)
   if (rounds_activation(w.type)) {
     rounded.assign(x, x + n_tokens * w.cols);

@@ -9,6 +9,7 @@
 
 #include "gguf/quant.h"
 #include "hwy/highway.h"
+#include "kernels/gemm_int8.h"
 #include "kernels/half.h"
 #include "kernels/kernels.h"
 #include "kernels/parallel.h"
@@ -180,7 +181,7 @@ void matmul_shared_input(std::span<const Projection> projections, const float* x
     matvec_projections(projections, x, n_threads);
     return;
   }
-  for (const Projection& p : projections) matmul(p.w, x, n_tokens, p.y, n_threads);
+  matmul_projections(projections, x, n_tokens, n_threads);
 }
 
 }  // namespace moa::kernels

@@ -28,16 +28,30 @@ using DI8 = hn::Rebind<int8_t, DF>;
 constexpr int64_t kBlock = gguf::kQK_K;
 constexpr int64_t kGroups = kBlock / 16;  // sums16 entries per block
 
-// The first value of largest magnitude (ggml keeps the first on ties).
+// The first value of largest magnitude (ggml keeps the first on ties): the magnitude by a vector
+// max, then the first lane that reaches it. Prefill rounds every token this way, so it is on the
+// GEMM's critical path.
 float signed_max(const float* x) {
-  float max = 0.0f, amax = 0.0f;
-  for (int64_t j = 0; j < kBlock; ++j) {
-    if (std::fabs(x[j]) > amax) {
-      amax = std::fabs(x[j]);
-      max = x[j];
-    }
+  const DF d;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
+  auto m = hn::Zero(d);
+  for (int64_t j = 0; j < kBlock; j += lanes) m = hn::Max(m, hn::Abs(hn::LoadU(d, x + j)));
+  const auto amax = hn::Set(d, hn::GetLane(hn::MaxOfLanes(d, m)));
+  for (int64_t j = 0; j < kBlock; j += lanes) {
+    const intptr_t first = hn::FindFirstTrue(d, hn::Eq(hn::Abs(hn::LoadU(d, x + j)), amax));
+    if (first >= 0) return x[j + first];
   }
-  return max;
+  return 0.0f;  // NaNs only
+}
+
+// Sum of 16 int8 values.
+int sum16(const int8_t* q) {
+  const hn::RebindToSigned<DF> di;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(di));
+  auto acc = hn::Zero(di);
+  for (int64_t i = 0; i < 16; i += lanes)
+    acc = hn::Add(acc, hn::PromoteTo(di, hn::LoadU(DI8(), q + i)));
+  return hn::GetLane(hn::SumOfLanes(di, acc));
 }
 
 // Q4_K's 12 packed bytes as 16 bytes in 4 words: 8 scales (bytes 0-7) then 8 mins (bytes
@@ -244,11 +258,8 @@ void quantize_activation_q8_k(const float* x, int64_t n, Q8KActivation& out) {
       }
       out.scales[static_cast<size_t>(b)] = 1.0f / iscale;
     }
-    for (int64_t g = 0; g < kGroups; ++g) {
-      int sum = 0;
-      for (int64_t i = 0; i < 16; ++i) sum += q[16 * g + i];
-      out.sums16[static_cast<size_t>(b * kGroups + g)] = static_cast<int16_t>(sum);
-    }
+    for (int64_t g = 0; g < kGroups; ++g)
+      out.sums16[static_cast<size_t>(b * kGroups + g)] = static_cast<int16_t>(sum16(q + 16 * g));
   }
 }
 

@@ -107,19 +107,23 @@ TEST(Matmul, MatchesReferenceForBatches) {
 }
 
 // Q/K/V-like projections of one input, of different types and sizes, in one call: each equals
-// its own matmul, for one token (one shared thread team) and for a batch.
+// its own matmul, for one token (one shared thread team), a small batch (row dots) and a GEMM
+// batch (the int8 GEMM rounds the input once for Q4_K and Q6_K alike).
 TEST(Matmul, SharedInputProjectionsEqualSeparateProducts) {
   const StoredMatrix a = make_matrix(TensorType::kQ8_0, 100, 256, 1);
   const StoredMatrix b = make_matrix(TensorType::kF16, 17, 256, 2);
   const StoredMatrix c = make_matrix(TensorType::kQ4_K, 300, 256, 3);
-  for (int64_t n_tokens : {1, 3}) {
+  const StoredMatrix d = make_matrix(TensorType::kQ6_K, 40, 256, 4);
+  for (int64_t n_tokens : {1, 3, 9}) {
     const std::vector<float> x = random_floats(n_tokens * 256, 4);
     std::vector<float> ya(static_cast<size_t>(n_tokens * 100)),
-        yb(static_cast<size_t>(n_tokens * 17)), yc(static_cast<size_t>(n_tokens * 300));
+        yb(static_cast<size_t>(n_tokens * 17)), yc(static_cast<size_t>(n_tokens * 300)),
+        yd(static_cast<size_t>(n_tokens * 40));
     const Projection projections[] = {
-        {a.view, ya.data()}, {b.view, yb.data()}, {c.view, yc.data()}};
+        {a.view, ya.data()}, {b.view, yb.data()}, {c.view, yc.data()}, {d.view, yd.data()}};
     matmul_shared_input(projections, x.data(), n_tokens, 2);
-    for (const auto& [m, got] : {std::pair{&a, &ya}, std::pair{&b, &yb}, std::pair{&c, &yc}}) {
+    for (const auto& [m, got] :
+         {std::pair{&a, &ya}, std::pair{&b, &yb}, std::pair{&c, &yc}, std::pair{&d, &yd}}) {
       std::vector<float> want(got->size());
       matmul(m->view, x.data(), n_tokens, want.data(), 1);
       EXPECT_EQ(*got, want) << gguf::tensor_type_name(static_cast<uint32_t>(m->view.type))
