@@ -46,3 +46,9 @@ run sparse-2k-16k "$MOA" bench "${L1B[@]}" --random-type q8_0 -p 256 -n 16 -r 2 
   --ctx 2048,16384 -b 1,4 --method dense,streaming,h2o --density 0.5
 run sparse-32k "$MOA" bench "${L1B[@]}" --random-type q8_0 -p 0 -n 16 -r 2 --ctx 32768 \
   --method dense,streaming,h2o --density 0.25
+
+# "Quality" (accuracy and perplexity, not speed; most of an hour on 2 cores): the quality table
+# of dense, StreamingLLM, H2O, MoA and binary plans from the real pipeline. Opt in: QUALITY=1.
+if [[ "${QUALITY:-0}" == 1 ]]; then
+  run quality env MOA="$MOA" OUT="$OUT/quality" scripts/quality_table.sh
+fi
