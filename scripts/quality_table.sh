@@ -185,7 +185,7 @@ lengths = sorted({l for row in rows.values() for l in row["by_length"]})
 threshold = 0.9
 print("| method | KV budget | " + " | ".join(f"{l // 1024}K" for l in lengths) +
       f" | effective length | effective / mean span | KV density at {n_max // 1024}K"
-      " | PPL, chunks | PPL, stride |")
+      " | PPL stories260K (chunks) | PPL stories260K (stride) |")
 print("|---|---|" + "---|" * len(lengths) + "---|---|---|---|---|")
 order = ["dense", "streaming", "h2o", "binary", "moa", "moa, α step 64"]
 for (kind, budget), row in sorted(rows.items(),
