@@ -55,13 +55,20 @@ run busy-small-q8_0 "$MOA" bench --random small --random-type q8_0 -p 64 -n 16 -
 
 # "Quality" (plan quality, not speed): MoA vs StreamingLLM vs full-or-window plans on held-back
 # answers; and the optimizer's CBC solve times quoted in docs/optimizer.md.
-run quality-bar env MOA="$MOA" OUT="$OUT/quality" scripts/quality_bar.sh
+if [[ "${QUALITY:-0}" == 1 ]]; then
+  run quality-bar env MOA="$MOA" OUT="$OUT/quality" scripts/quality_bar.sh
+fi
 run milp-bench build/bench/milp_bench
 
 # "Profiling cost" (docs/profile.md): one sample's profile vs the dense forward at 1K/2K/4K and
 # the profiling pass's peak RSS up to 8K, llama-1b's layer shape (4 of its 22 layers: the ratio
-# is per layer, the embedding and head are the same in both). The README's rows ran with
-# OPENBLAS_CORETYPE=SkylakeX exported (its VM's CPU is unknown to OpenBLAS 0.3.21, which then
-# uses SSE3 kernels); set it only on a CPU with AVX-512.
+# is per layer, the embedding and head are the same in both). moa itself selects OpenBLAS's
+# SkylakeX kernels on AVX-512 CPUs (src/cli/runtime_env.cc).
 run profile-cost "$MOA" profile bench "${L1B[@]}" --random-type q8_0 --layers 4 \
   --lengths 1024,2048,4096,8192 -r 1
+
+# "Quality" (accuracy and perplexity, not speed; most of an hour on 2 cores): the quality table
+# of dense, StreamingLLM, H2O, MoA and binary plans from the real pipeline. Opt in: QUALITY=1.
+if [[ "${QUALITY:-0}" == 1 ]]; then
+  run quality env MOA="$MOA" OUT="$OUT/quality-table" scripts/quality_table.sh
+fi

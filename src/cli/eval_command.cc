@@ -168,6 +168,7 @@ struct PplOptions {
   CommonOptions common;
   std::string text_file;
   int64_t n_ctx = 512;
+  int64_t stride = 0;
 };
 
 void run_eval_ppl(const PplOptions& o) {
@@ -179,8 +180,14 @@ void run_eval_ppl(const PplOptions& o) {
     fail("--ctx: {} is not a context for this model (expected 4 .. {})", o.n_ctx,
          model.config().n_ctx_train);
   }
+  if (o.stride < 0 || o.stride >= o.n_ctx) {
+    fail("--stride: {} is not a stride for --ctx {} (expected 1 .. {}, or 0 for chunks)", o.stride,
+         o.n_ctx, o.n_ctx - 1);
+  }
   const std::vector<TokenId> tokens = model.tokenizer().encode(text, true, false);
-  perplexity_chunks(static_cast<int64_t>(tokens.size()), o.n_ctx);  // too short: fail first
+  // Too short a text or a bad stride fails before any work.
+  const int64_t n_chunks = static_cast<int64_t>(
+      perplexity_chunks(static_cast<int64_t>(tokens.size()), o.n_ctx, o.stride).size());
   RetrievalSettings described;
   describe_methods(model, methods, o.n_ctx, described);
   json results = json::array();
@@ -188,9 +195,8 @@ void run_eval_ppl(const PplOptions& o) {
              "scored");
   fmt::print("|{:-<30}|{:-<12}|{:-<11}|{:-<8}|{:-<9}|\n", "", "", "", "", "");
   for (const EvalMethod& m : methods) {
-    const int64_t n_chunks = static_cast<int64_t>(tokens.size()) / o.n_ctx;
     Progress progress(m.name + " chunks", n_chunks);
-    const PerplexityResult r = measure_perplexity(model, m, tokens, o.n_ctx, config,
+    const PerplexityResult r = measure_perplexity(model, m, tokens, o.n_ctx, o.stride, config,
                                                   [&](int64_t) { progress.step(o.n_ctx); });
     fmt::print("| {:<28} | {:>10.4f} | {:>9.5f} | {:>6} | {:>7} |\n", m.name, r.ppl, r.ppl_error,
                r.n_chunks, r.n_scored);
@@ -205,11 +211,17 @@ void run_eval_ppl(const PplOptions& o) {
   }
   if (o.common.output.empty()) return;
   json settings = settings_json(described);
-  json out{{"kind", "perplexity"},           {"moa_version", kMoaVersion},
-           {"model", o.common.model_path},   {"model_hash", model.file().metadata_hash()},
-           {"text_file", o.text_file},       {"text_hash", file_hash(o.text_file)},
-           {"n_tokens", tokens.size()},      {"n_ctx", o.n_ctx},
-           {"methods", settings["methods"]}, {"results", results}};
+  json out{{"kind", "perplexity"},
+           {"moa_version", kMoaVersion},
+           {"model", o.common.model_path},
+           {"model_hash", model.file().metadata_hash()},
+           {"text_file", o.text_file},
+           {"text_hash", file_hash(o.text_file)},
+           {"n_tokens", tokens.size()},
+           {"n_ctx", o.n_ctx},
+           {"stride", o.stride},
+           {"methods", settings["methods"]},
+           {"results", results}};
   write_file_atomically(o.common.output, out.dump(1) + "\n");
 }
 
@@ -288,6 +300,10 @@ void register_eval(CLI::App& app) {
   add_common(*ppl, p->common);
   ppl->add_option("-f,--file", p->text_file, "Text file")->required();
   ppl->add_option("-c,--ctx", p->n_ctx, "Chunk size n_ctx (llama-perplexity -c)")
+      ->capture_default_str();
+  ppl->add_option("--stride,--ppl-stride", p->stride,
+                  "Overlapping windows of n_ctx advancing by S, the last S tokens of each scored "
+                  "(llama-perplexity --ppl-stride); 0 = chunks, second half scored")
       ->capture_default_str();
   ppl->callback([p] { run_eval_ppl(*p); });
 

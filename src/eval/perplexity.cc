@@ -10,16 +10,29 @@
 
 namespace moa {
 
-std::vector<PerplexityChunk> perplexity_chunks(int64_t n_tokens, int64_t n_ctx) {
+std::vector<PerplexityChunk> perplexity_chunks(int64_t n_tokens, int64_t n_ctx, int64_t stride) {
   if (n_ctx < 4) fail("perplexity context {}: expected at least 4 tokens", n_ctx);
   if (n_tokens < 2 * n_ctx) {
     fail("perplexity: the text has {} tokens; a context of {} needs at least {} (2 x context)",
          n_tokens, n_ctx, 2 * n_ctx);
   }
   std::vector<PerplexityChunk> chunks;
+  if (stride != 0) {
+    if (stride < 1 || stride >= n_ctx) {
+      fail("perplexity stride {}: expected 1 .. {} (below the context of {})", stride, n_ctx - 1,
+           n_ctx);
+    }
+    // llama.cpp's n_chunk_max = ceil((n_tokens - n_ctx) / stride): the window ending exactly at
+    // the last token is left out when the stride divides n_tokens - n_ctx.
+    const int64_t n_windows = (n_tokens - n_ctx + stride - 1) / stride;
+    for (int64_t i = 0; i < n_windows; ++i) {
+      chunks.push_back({i * stride, n_ctx - stride - 1, stride, false});
+    }
+    return chunks;
+  }
   const int64_t first = n_ctx / 2;
   for (int64_t i = 0; i < n_tokens / n_ctx; ++i) {
-    chunks.push_back({i * n_ctx, first, n_ctx - 1 - first});
+    chunks.push_back({i * n_ctx, first, n_ctx - 1 - first, true});
   }
   return chunks;
 }
@@ -32,7 +45,7 @@ double token_nll(std::span<const float> logits, TokenId target) {
 }
 
 PerplexityResult measure_perplexity(const Model& model, const EvalMethod& method,
-                                    std::span<const TokenId> tokens, int64_t n_ctx,
+                                    std::span<const TokenId> tokens, int64_t n_ctx, int64_t stride,
                                     const RetrievalConfig& config,
                                     const std::function<void(int64_t chunk)>& on_chunk) {
   if (n_ctx > model.config().n_ctx_train) {
@@ -40,7 +53,7 @@ PerplexityResult measure_perplexity(const Model& model, const EvalMethod& method
          model.config().n_ctx_train);
   }
   const std::vector<PerplexityChunk> chunks =
-      perplexity_chunks(static_cast<int64_t>(tokens.size()), n_ctx);
+      perplexity_chunks(static_cast<int64_t>(tokens.size()), n_ctx, stride);
   check_attention_method(method.attention, n_ctx);
   const std::optional<SparsePlan> plan = method_plan(
       method.attention, identity_of(model.config(), model.file().metadata_hash()), n_ctx);
@@ -48,11 +61,12 @@ PerplexityResult measure_perplexity(const Model& model, const EvalMethod& method
   const bool add_bos = model.tokenizer().add_bos() && bos >= 0;
   PerplexityResult result;
   result.n_ctx = n_ctx;
+  result.stride = stride;
   result.kv_density = method_kv_density(method.attention, plan, n_ctx);
   double nll = 0.0, nll2 = 0.0;
   for (const PerplexityChunk& chunk : chunks) {
     std::vector<TokenId> ids(tokens.begin() + chunk.start, tokens.begin() + chunk.start + n_ctx);
-    if (add_bos) ids[0] = bos;
+    if (add_bos && chunk.bos_first) ids[0] = bos;
     const auto cache = make_attention_cache(model.config(), method.attention, plan, n_ctx, 1,
                                             config.kv_type, kDefaultRingChunk);
     const int64_t step = prefill_chunk_size(*cache);
@@ -62,7 +76,7 @@ PerplexityResult measure_perplexity(const Model& model, const EvalMethod& method
                                            LogitsMode::kAll, config.n_threads);
       for (int64_t r = 0; r < n; ++r) {
         const int64_t pos = begin + r;
-        if (pos < chunk.first || pos > n_ctx - 2) continue;
+        if (pos < chunk.first || pos >= chunk.first + chunk.n_scored) continue;
         const double v = token_nll(logits.row(r), ids[pos + 1]);
         nll += v;
         nll2 += v * v;

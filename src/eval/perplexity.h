@@ -5,6 +5,11 @@
 // adds one, each chunk starts from an empty cache, and only the logits at positions
 // first = n_ctx / 2 .. n_ctx - 2 are scored (n_ctx - 1 - n_ctx / 2 tokens per chunk).
 // PPL = exp(mean NLL); its error is llama.cpp's sqrt(var(NLL) / (count - 1)) * PPL.
+// With a stride S (llama-perplexity --ppl-stride, its perplexity_v2()): windows of n_ctx tokens
+// start at i * S for i < ceil((n_tokens - n_ctx) / S), each is decoded as the text has it (v2
+// swaps BOS in only after the decode, so only window 0 starts with BOS, from the tokenizer), and
+// the logits at n_ctx - S - 1 .. n_ctx - 2 are scored: S tokens, exactly those no earlier window
+// scored.
 #pragma once
 
 #include <cstdint>
@@ -19,14 +24,18 @@ struct PerplexityChunk {
   int64_t start = 0;  // index of the chunk's first token in the text's tokens
   int64_t first = 0;  // first scored logit position inside the chunk
   int64_t n_scored = 0;
+  bool bos_first = true;  // the chunk's first token is replaced by BOS (when the vocab adds one)
 };
 
-// The chunks llama-perplexity scores for n_tokens tokens at context n_ctx; throws when
-// n_ctx < 4 or n_tokens < 2 * n_ctx (llama.cpp refuses that too).
-std::vector<PerplexityChunk> perplexity_chunks(int64_t n_tokens, int64_t n_ctx);
+// The chunks llama-perplexity scores for n_tokens tokens at context n_ctx; stride 0 is its
+// default windowing, stride S > 0 its --ppl-stride S. Throws when n_ctx < 4, n_tokens <
+// 2 * n_ctx (llama.cpp refuses that too) or the stride is not in 1 .. n_ctx - 1 (llama.cpp
+// would read logits before the window).
+std::vector<PerplexityChunk> perplexity_chunks(int64_t n_tokens, int64_t n_ctx, int64_t stride = 0);
 
 struct PerplexityResult {
   int64_t n_ctx = 0;
+  int64_t stride = 0;  // 0: llama-perplexity's default windowing
   int64_t n_chunks = 0;
   int64_t n_scored = 0;
   double mean_nll = 0.0;
@@ -37,9 +46,10 @@ struct PerplexityResult {
 };
 
 // Scores `tokens` (BOS first, as tokenized for llama-perplexity) with the method's cache sized
-// for n_ctx. `on_chunk` (may be empty) is called after each chunk.
+// for n_ctx, in the windows of perplexity_chunks(n_tokens, n_ctx, stride). `on_chunk` (may be
+// empty) is called after each chunk.
 PerplexityResult measure_perplexity(const Model& model, const EvalMethod& method,
-                                    std::span<const TokenId> tokens, int64_t n_ctx,
+                                    std::span<const TokenId> tokens, int64_t n_ctx, int64_t stride,
                                     const RetrievalConfig& config,
                                     const std::function<void(int64_t chunk)>& on_chunk);
 

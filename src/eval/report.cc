@@ -197,7 +197,9 @@ void add_retrieval(Builder& b, const json& r, const std::string& name, const std
 }
 
 void add_perplexity(Builder& b, const json& r, const std::string& name, const std::string& tag) {
-  Table t{fmt::format("Perplexity — {} (n_ctx {})", name, r.value("n_ctx", 0)),
+  const int64_t stride = r.value("stride", int64_t{0});
+  const std::string windows = stride > 0 ? fmt::format(", stride {}", stride) : "";
+  Table t{fmt::format("Perplexity — {} (n_ctx {}{})", name, r.value("n_ctx", 0), windows),
           {"method", "PPL", "± error", "chunks", "scored tokens", "KV density"},
           {}};
   svg::BarChart chart{fmt::format("Perplexity per method ({})", name), "PPL", {}, {}};

@@ -110,6 +110,20 @@ TEST(BenchCommand, CapsTheOpenMpSpinUnlessTheUserSetAPolicy) {
   EXPECT_NE(passive.err.find("GOMP_SPINCOUNT = '0'"), std::string::npos) << passive.err;
 }
 
+// On an AVX-512 CPU moa hands OpenBLAS its SkylakeX kernels (Debian's 0.3.21 misdetects newer
+// CPUs and falls back to SSE3); a user's OPENBLAS_CORETYPE wins.
+TEST(BenchCommand, PicksOpenBlasAvx512KernelsUnlessTheUserChoseACore) {
+  const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512cd") &&
+                      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+                      __builtin_cpu_supports("avx512vl");
+  test::CommandResult chosen =
+      run_moa("--help", "", "env -u OPENBLAS_CORETYPE OPENBLAS_VERBOSE=2 ");
+  if (avx512) EXPECT_NE(chosen.err.find("Core: SkylakeX"), std::string::npos) << chosen.err;
+  test::CommandResult user =
+      run_moa("--help", "", "env OPENBLAS_CORETYPE=Prescott OPENBLAS_VERBOSE=2 ");
+  EXPECT_NE(user.err.find("Core: Prescott"), std::string::npos) << user.err;
+}
+
 TEST(BenchCommand, BadOptions) {
   MOA_REQUIRE_ASSET(path, "models/stories260K.gguf");
   const std::string m = "bench -m '" + path + "' ";

@@ -99,6 +99,25 @@ TEST(EvalCommand, PerplexityScoresTheSecondHalfOfEachChunk) {
   }
 }
 
+TEST(EvalCommand, PerplexityStrideScoresTheLastStrideTokensOfEachWindow) {
+  MOA_REQUIRE_ASSET(model, "models/stories260K.gguf");
+  const std::string dir = test::temp_dir();
+  std::string text;
+  for (int i = 0; i < 6; ++i) text += "Lily went to the park with her mom. She saw a big dog. ";
+  std::ofstream(dir + "/t.txt") << text;
+  const std::string args = "eval ppl -t 1 -c 32 --methods dense -m '" + model + "' -f " + dir +
+                           "/t.txt -o " + dir + "/ppl.json --stride ";
+  const test::CommandResult r = run_moa(args + "16");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json j = read_json(dir + "/ppl.json");
+  EXPECT_EQ(j["stride"], 16);
+  const int64_t n_windows = (j["n_tokens"].get<int64_t>() - 32 + 15) / 16;
+  EXPECT_EQ(j["results"][0]["n_chunks"].get<int64_t>(), n_windows);
+  EXPECT_EQ(j["results"][0]["n_scored"].get<int64_t>(), n_windows * 16);
+  expect_one_line_error(run_moa(args + "32"), "--stride");
+  expect_one_line_error(run_moa(args + "-1"), "--stride");
+}
+
 // The page a report writes renders in headless Chromium: the DOM holds every figure.
 TEST(ReportCommand, RendersInHeadlessChromiumWithEveryFigure) {
   MOA_REQUIRE_ASSET(model, "models/stories260K.gguf");
