@@ -115,7 +115,9 @@ kernels::RopeParams rope_params(const ModelConfig& c) {
 }
 
 kernels::AttentionShape attention_shape(const ModelConfig& c) {
-  return {c.n_head, c.n_head_kv, c.head_dim, 1.0f / std::sqrt(static_cast<float>(c.head_dim))};
+  // BF16 products only where the cache is F16 and the CPU has AVX512-BF16 (kernels decide).
+  return {c.n_head, c.n_head_kv, c.head_dim, 1.0f / std::sqrt(static_cast<float>(c.head_dim)),
+          true};
 }
 
 void attention_block(const Model& model, int64_t layer, AttentionCache& cache,

@@ -85,6 +85,9 @@ struct AttentionShape {
   int64_t n_head_kv = 0;
   int64_t head_dim = 0;
   float scale = 1.0f;  // usually 1/sqrt(head_dim)
+  // Decode-shaped tiles over an F16 cache may multiply in BF16 (vdpbf16ps, F32 sums) where the
+  // CPU has AVX512-BF16 and MOA_F32_KERNELS is not 1; false keeps F32 products everywhere.
+  bool bf16_products = false;
 };
 
 // Causal attention, flash style (block-wise online softmax, never an N x N matrix): queries at
