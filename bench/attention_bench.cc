@@ -62,8 +62,10 @@ FilledCache filled_cache(const ModelConfig& c, const AttentionMethod& m, int64_t
   return f;
 }
 
+// BF16 products where the CPU allows, as the engine runs them; MOA_F32_KERNELS=1 times F32.
 kernels::AttentionShape shape_of(const ModelConfig& c) {
-  return {c.n_head, c.n_head_kv, c.head_dim, 1.0f / std::sqrt(static_cast<float>(c.head_dim))};
+  return {c.n_head, c.n_head_kv, c.head_dim, 1.0f / std::sqrt(static_cast<float>(c.head_dim)),
+          true};
 }
 
 double dense_bytes(const ModelConfig& c, int64_t n_ctx) {

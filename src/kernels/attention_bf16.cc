@@ -81,6 +81,23 @@ MOA_BF16_TARGET __m512bh interleave_pairs(__m512 a, __m512 b) {
   return (__m512bh)_mm512_permutexvar_epi16(order, halves);
 }
 
+// p_pairs[m][r] = (p[2m][r], p[2m + 1][r]) in BF16 for the kKeyTile probabilities of a tile
+// (s laid out [key][width]); for width 8 two keys' rows are one 16-float vector.
+MOA_BF16_TARGET void probability_pairs(const float* s, int64_t width, uint32_t* p_pairs) {
+  const __m256i order8 = _mm256_set_epi16(15, 7, 14, 6, 13, 5, 12, 4, 11, 3, 10, 2, 9, 1, 8, 0);
+  for (int64_t j = 0; j < kKeyTile; j += 2) {
+    const float* a = s + j * width;
+    if (width == 16) {
+      _mm512_storeu_si512(p_pairs + j * 8,
+                          (__m512i)interleave_pairs(_mm512_loadu_ps(a), _mm512_loadu_ps(a + 16)));
+    } else {
+      const __m256i halves = (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(a));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(p_pairs + j * 4),
+                          _mm256_permutexvar_epi16(order8, halves));
+    }
+  }
+}
+
 MOA_BF16_TARGET __m512 load_f16(const uint16_t* src) {
   return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src)));
 }
@@ -174,12 +191,7 @@ void lane_tile_scores_bf16(int64_t width, int64_t head_dim, const uint32_t* q_pa
 
 void lane_tile_values_bf16(int64_t width, const LaneTile& tile, const LaneBuffers& buffers,
                            const float* correction, uint32_t* p_pairs) {
-  for (int64_t j = 0; j < kKeyTile; j += 2) {  // masked keys are exactly 0 after the softmax
-    for (int64_t r = 0; r < width; ++r) {
-      p_pairs[(j / 2) * width + r] = bf16_bits(buffers.scores[j * width + r]) |
-                                     bf16_bits(buffers.scores[(j + 1) * width + r]) << 16;
-    }
-  }
+  probability_pairs(buffers.scores, width, p_pairs);  // masked keys are exactly 0 here
   if (buffers.rows <= 4) {
     values_rows<4, 4>(tile, p_pairs, width, correction, 0, buffers.o, buffers.o_stride);
     return;
