@@ -121,7 +121,7 @@ BENCHMARK(BM_SgemmPeak512)->UseRealTime()->Unit(benchmark::kMillisecond);
 // Args: context length, density percent (span = density * context, 4 sinks), queries.
 void BM_Attention(benchmark::State& state) {
   const int64_t n_keys = state.range(0), density = state.range(1), n_query = state.range(2);
-  const AttentionShape shape{32, 8, 128, 1.0f / std::sqrt(128.0f), true};  // as the engine
+  const AttentionShape shape{32, 8, 128, 1.0f / std::sqrt(128.0f)};
   const auto kv32 = random_floats(8 * n_keys * 128, 3);
   std::vector<uint16_t> kv16(kv32.size());
   for (size_t i = 0; i < kv32.size(); ++i) kv16[i] = gguf::fp32_to_fp16(kv32[i]);

@@ -13,7 +13,6 @@
 #endif
 
 #include "kernels/attention_tile.h"
-#include "kernels/gemm_half.h"
 
 namespace moa::kernels {
 
@@ -154,7 +153,7 @@ bool cpu_has_avx512_bf16() {
 
 }  // namespace
 
-bool bf16_attention_available() { return low_precision_kernels_enabled() && cpu_has_avx512_bf16(); }
+bool bf16_attention_available() { return cpu_has_avx512_bf16(); }
 
 void bf16_query_pairs(const float* q_lanes, int64_t head_dim, int64_t width, uint32_t* out) {
   for (int64_t i = 0; i < head_dim; i += 2) {

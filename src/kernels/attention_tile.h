@@ -95,8 +95,8 @@ void lane_tile_update(int64_t width, const LaneTile& tile, LaneBuffers& buffers)
 // correction[0 .. width) gets the factor each row's o must be scaled by.
 void lane_tile_softmax(int64_t width, LaneBuffers& buffers, float* correction);
 
-// BF16 products for the lanes path over an F16 cache (attention_bf16.cc). True where the CPU
-// has AVX512-BF16 and MOA_F32_KERNELS is not 1.
+// BF16 products for the lanes path over an F16 cache (attention_bf16.cc), used when the
+// caller asks (AttentionShape::bf16_products). True where the CPU has AVX512-BF16.
 bool bf16_attention_available();
 // q_lanes [head_dim][width] F32 -> [head_dim / 2][width] BF16 pairs (head_dim even).
 void bf16_query_pairs(const float* q_lanes, int64_t head_dim, int64_t width, uint32_t* out);
