@@ -24,7 +24,7 @@ HalfGemm half_gemm_kind(gguf::TensorType type);
 void matmul_half(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, int n_threads);
 
 // True unless MOA_F32_KERNELS=1 in the environment (read once): the switch that keeps the
-// F32 paths (sgemm prefill, F32 attention products) for comparisons such as `moa bench`.
+// dequantize + sgemm prefill path for comparisons such as `moa bench`.
 bool low_precision_kernels_enabled();
 
 }  // namespace moa::kernels
