@@ -11,9 +11,11 @@
 #include <omp.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <memory>
 #include <optional>
 #include <random>
+#include <string_view>
 #include <vector>
 
 #include "bench_support.h"
@@ -62,8 +64,11 @@ FilledCache filled_cache(const ModelConfig& c, const AttentionMethod& m, int64_t
   return f;
 }
 
+// MOA_BF16_ATTENTION=1 times BF16 products (F16 cache, AVX512-BF16), as the engine would run.
 kernels::AttentionShape shape_of(const ModelConfig& c) {
-  return {c.n_head, c.n_head_kv, c.head_dim, 1.0f / std::sqrt(static_cast<float>(c.head_dim))};
+  const char* bf16 = std::getenv("MOA_BF16_ATTENTION");
+  return {c.n_head, c.n_head_kv, c.head_dim, 1.0f / std::sqrt(static_cast<float>(c.head_dim)),
+          bf16 != nullptr && std::string_view(bf16) == "1"};
 }
 
 double dense_bytes(const ModelConfig& c, int64_t n_ctx) {

@@ -94,7 +94,7 @@ void BM_Matmul512(benchmark::State& state) {
       benchmark::Counter(2.0 * tokens * n * n * static_cast<double>(state.iterations()) / 1e9,
                          benchmark::Counter::kIsRate);
 }
-// F32, F16, Q8_0, Q4_0, Q4_K, Q6_K at 4096; the int8 types also at 2048 (llama-1b's width).
+// F32, F16, Q8_0, Q4_0, Q4_K, Q6_K, BF16 at 4096; the int8 types also at 2048 (llama-1b's width).
 BENCHMARK(BM_Matmul512)
     ->Args({0, 4096})
     ->Args({1, 4096})
@@ -104,6 +104,7 @@ BENCHMARK(BM_Matmul512)
     ->Args({2, 2048})
     ->Args({12, 2048})
     ->Args({14, 2048})
+    ->Args({30, 4096})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 

@@ -9,7 +9,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <set>
+#include <string_view>
 #include <utility>
 
 #include "kernels/kernels.h"
@@ -115,7 +117,14 @@ kernels::RopeParams rope_params(const ModelConfig& c) {
 }
 
 kernels::AttentionShape attention_shape(const ModelConfig& c) {
-  return {c.n_head, c.n_head_kv, c.head_dim, 1.0f / std::sqrt(static_cast<float>(c.head_dim))};
+  // Opt-in: on the Sapphire Rapids VM measured, BF16 products ran decode attention slower than
+  // F32 (docs/dense-engine.md); the kernels use them only over F16 caches with AVX512-BF16.
+  static const bool bf16 = [] {
+    const char* value = std::getenv("MOA_BF16_ATTENTION");
+    return value != nullptr && std::string_view(value) == "1";
+  }();
+  return {c.n_head, c.n_head_kv, c.head_dim, 1.0f / std::sqrt(static_cast<float>(c.head_dim)),
+          bf16};
 }
 
 void attention_block(const Model& model, int64_t layer, AttentionCache& cache,

@@ -129,7 +129,7 @@ template <class D>
 void lane_update(D d, const LaneTile& tile, LaneBuffers& buffers) {
   const auto width = static_cast<int64_t>(hn::Lanes(d));
   float correction[kMaxLaneRows] = {};  // only W lanes are stored; zeroed for narrow targets
-  hn::StoreU(lane_softmax(d, buffers.scores, buffers.m, buffers.l), d, correction);
+  lane_tile_softmax(width, buffers, correction);
   if (buffers.rows <= 4) {  // small GQA groups: skip the padding lanes' values
     lane_values<4, 4>(tile, buffers, width, correction, 0);
     return;
@@ -155,6 +155,16 @@ void lane_tile_scores(int64_t width, int64_t head_dim, const LaneBuffers& buffer
   } else {
     lane_scores(hn::CappedTag<float, 16>(), buffers.q_lanes, head_dim, buffers.k_tile,
                 buffers.k_stride, buffers.scores);
+  }
+}
+
+void lane_tile_softmax(int64_t width, LaneBuffers& buffers, float* correction) {
+  if (width == 8) {
+    const hn::CappedTag<float, 8> d;
+    hn::StoreU(lane_softmax(d, buffers.scores, buffers.m, buffers.l), d, correction);
+  } else {
+    const hn::CappedTag<float, 16> d;
+    hn::StoreU(lane_softmax(d, buffers.scores, buffers.m, buffers.l), d, correction);
   }
 }
 

@@ -236,6 +236,12 @@ void TileWorker::reset(const AttentionShape& shape, KvType type, const float* q,
   grow(acc_.m, max_rows);
   grow(acc_.l, max_rows);
   grow(acc_.o, max_rows * hp);
+  bf16_ = shape.bf16_products && type == KvType::kF16 && bf16_attention_available();
+  if (bf16_) {
+    q_pairs_.resize(static_cast<size_t>(shape.head_dim / 2 * kMaxLaneRows));
+    p_pairs_.resize(static_cast<size_t>(kKeyTile / 2 * kMaxLaneRows));
+    k_bf16_.resize(static_cast<size_t>(kKeyTile * shape.head_dim));
+  }
 }
 
 void TileWorker::load_queries(const QueryBlock& block) {
@@ -253,6 +259,7 @@ void TileWorker::load_queries(const QueryBlock& block) {
     std::fill(dst + hd, dst + head_pad_, 0.0f);
     for (int64_t i = 0; i < hd && lane_width_ > 0; ++i) q_lanes_[i * lane_width_ + r] = dst[i];
   }
+  if (bf16_ && lane_width_ > 0) bf16_query_pairs(q_lanes_.data(), hd, lane_width_, q_pairs_.data());
   const int64_t live_rows = std::max(rows_, lane_width_);  // lane padding rows are computed too
   std::fill_n(acc_.m.begin(), live_rows, kNegInf);
   std::fill_n(acc_.l.begin(), live_rows, 0.0f);
@@ -372,7 +379,8 @@ void TileWorker::run_lane_tile(const KeyRun& run, const QueryBlock& block, const
   for (int64_t j = 0; j < kKeyTile; ++j) {
     float* k_row = k_tile_.data() + j * head_pad_;
     if (j >= n_keys_tile) {
-      std::fill_n(k_row, head_pad_, 0.0f);
+      if (bf16_) std::fill_n(k_bf16_.data() + j * hd, hd, uint16_t{0});
+      if (!bf16_) std::fill_n(k_row, head_pad_, 0.0f);
       continue;
     }
     const auto* v_row = static_cast<const char*>(row_address(type_, run.v, (first_slot + j) * hd));
@@ -382,14 +390,27 @@ void TileWorker::run_lane_tile(const KeyRun& run, const QueryBlock& block, const
       __builtin_prefetch(v_row + b, 0, 2);
       if (next_tile) __builtin_prefetch(next_k + b, 0, 2);
     }
-    load_row(type_, row_address(type_, run.k, (first_slot + j) * hd), hd, head_pad_, k_row);
+    const void* k_src = row_address(type_, run.k, (first_slot + j) * hd);
+    if (bf16_) {
+      bf16_key_row(static_cast<const uint16_t*>(k_src), hd, k_bf16_.data() + j * hd);
+    } else {
+      load_row(type_, k_src, hd, head_pad_, k_row);
+    }
   }
   LaneBuffers buffers{q_lanes_.data(), k_tile_.data(), head_pad_, scores_.data(), acc_.m.data(),
                       acc_.l.data(),   acc_.o.data(),  head_pad_, rows_};
-  lane_tile_scores(lane_width_, hd, buffers);
+  const LaneTile tile{type_, row_address(type_, run.v, first_slot * hd), n_keys_tile, hd};
+  if (!bf16_) {
+    lane_tile_scores(lane_width_, hd, buffers);
+    mask_scores(block, mask, run.key_pos0 + first_slot, n_keys_tile, 1, lane_width_);
+    lane_tile_update(lane_width_, tile, buffers);
+    return;
+  }
+  lane_tile_scores_bf16(lane_width_, hd, q_pairs_.data(), k_bf16_.data(), scores_.data());
   mask_scores(block, mask, run.key_pos0 + first_slot, n_keys_tile, 1, lane_width_);
-  lane_tile_update(lane_width_,
-                   {type_, row_address(type_, run.v, first_slot * hd), n_keys_tile, hd}, buffers);
+  float correction[kMaxLaneRows] = {};
+  lane_tile_softmax(lane_width_, buffers, correction);
+  lane_tile_values_bf16(lane_width_, tile, buffers, correction, p_pairs_.data());
 }
 
 void TileWorker::run(const QueryBlock& block, const BandMask& mask, std::span<const KeyRun> runs,

@@ -91,6 +91,23 @@ struct LaneTile {
 void lane_tile_scores(int64_t width, int64_t head_dim, const LaneBuffers& buffers);
 // Online-softmax update of m, l and o with the (masked) scores and the tile's values.
 void lane_tile_update(int64_t width, const LaneTile& tile, LaneBuffers& buffers);
+// The softmax half of lane_tile_update: scores become probabilities, m and l are updated, and
+// correction[0 .. width) gets the factor each row's o must be scaled by.
+void lane_tile_softmax(int64_t width, LaneBuffers& buffers, float* correction);
+
+// BF16 products for the lanes path over an F16 cache (attention_bf16.cc), used when the
+// caller asks (AttentionShape::bf16_products). True where the CPU has AVX512-BF16.
+bool bf16_attention_available();
+// q_lanes [head_dim][width] F32 -> [head_dim / 2][width] BF16 pairs (head_dim even).
+void bf16_query_pairs(const float* q_lanes, int64_t head_dim, int64_t width, uint32_t* out);
+// One F16 key row -> BF16 (head_dim a multiple of 16).
+void bf16_key_row(const uint16_t* f16_row, int64_t head_dim, uint16_t* dst);
+// scores = Q K^T for a tile of kKeyTile BF16 key rows (head_dim apart).
+void lane_tile_scores_bf16(int64_t width, int64_t head_dim, const uint32_t* q_pairs,
+                           const uint16_t* k_tile, float* scores);
+// o = o * correction + P V with the F16 values of `tile`; p_pairs holds kKeyTile / 2 x width.
+void lane_tile_values_bf16(int64_t width, const LaneTile& tile, const LaneBuffers& buffers,
+                           const float* correction, uint32_t* p_pairs);
 
 // Per-thread buffers, sized once per attention call for the largest block.
 class TileWorker {
@@ -127,7 +144,10 @@ class TileWorker {
   int64_t rows_ = 0;         // rows of the current block
   bool transposed_ = false;  // many rows: scores via K^T, vectorised over keys
   int64_t lane_width_ = 0;   // few rows: rows in SIMD lanes (0 = not used)
+  bool bf16_ = false;        // lanes tiles multiply in BF16 (F16 cache, AVX512-BF16)
   std::vector<float> q_tile_, q_lanes_, k_tile_, k_transposed_, v_tile_, scores_;
+  std::vector<uint32_t> q_pairs_, p_pairs_;
+  std::vector<uint16_t> k_bf16_;
   PartialResult acc_;
 };
 

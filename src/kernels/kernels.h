@@ -24,7 +24,8 @@ struct WeightMatrix {
 // y[r] = sum_c W[r][c] * x[c], directly on the stored format (SIMD, no full dequantization).
 void matvec(const WeightMatrix& w, const float* x, float* y, int n_threads);
 // Y[t] = W X[t] for t < n_tokens; x is [n_tokens][cols], y is [n_tokens][rows]. Batches use
-// GEMM (OpenBLAS sgemm on row blocks dequantized on the fly); a single token uses matvec.
+// GEMM (OpenBLAS sgemm on row blocks dequantized on the fly; F16/BF16 weights on AVX-512 take
+// gemm_f16.cc's packed micro-kernel instead); a single token uses matvec.
 void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, int n_threads);
 // One of several products with the same input (Q/K/V, or gate/up): y = W x.
 struct Projection {
@@ -85,6 +86,9 @@ struct AttentionShape {
   int64_t n_head_kv = 0;
   int64_t head_dim = 0;
   float scale = 1.0f;  // usually 1/sqrt(head_dim)
+  // Decode-shaped tiles over an F16 cache may multiply in BF16 (vdpbf16ps, F32 sums) where the
+  // CPU has AVX512-BF16; false keeps F32 products everywhere (the engine's default).
+  bool bf16_products = false;
 };
 
 // Causal attention, flash style (block-wise online softmax, never an N x N matrix): queries at

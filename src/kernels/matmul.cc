@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "gguf/quant.h"
+#include "kernels/gemm_half.h"
 #include "kernels/gemm_int8.h"
 #include "kernels/kernels.h"
 #include "kernels/parallel.h"
@@ -72,6 +73,10 @@ void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, i
     rounded.assign(x, x + n_tokens * w.cols);
     round_activation_grid(w.type, rounded.data(), w.cols, n_tokens);
     x = rounded.data();
+  }
+  if (half_gemm_kind(w.type) != HalfGemm::kNone) {  // F16/BF16 on AVX-512: no F32 panels
+    matmul_half(w, x, n_tokens, y, n_threads);
+    return;
   }
   // OpenBLAS keeps a process-wide thread count; parallelism here comes from OpenMP panels.
   if (openblas_get_num_threads() != 1) openblas_set_num_threads(1);

@@ -118,7 +118,9 @@ TEST(BenchCommand, PicksOpenBlasAvx512KernelsUnlessTheUserChoseACore) {
                       __builtin_cpu_supports("avx512vl");
   test::CommandResult chosen =
       run_moa("--help", "", "env -u OPENBLAS_CORETYPE OPENBLAS_VERBOSE=2 ");
-  if (avx512) EXPECT_NE(chosen.err.find("Core: SkylakeX"), std::string::npos) << chosen.err;
+  if (avx512) {
+    EXPECT_NE(chosen.err.find("Core: SkylakeX"), std::string::npos) << chosen.err;
+  }
   test::CommandResult user =
       run_moa("--help", "", "env OPENBLAS_CORETYPE=Prescott OPENBLAS_VERBOSE=2 ");
   EXPECT_NE(user.err.find("Core: Prescott"), std::string::npos) << user.err;

@@ -1,0 +1,248 @@
+// Prefill GEMM for F16 and BF16 weights with AVX-512, compiled for that target whatever -march
+// says and chosen at run time. Each thread takes a panel of 128 weight rows and packs it, one
+// K block at a time, into 32-row strips laid out step-major (for each k: 32 consecutive row
+// values; a BF16 step is a pair of k), converting F16 to F32 on the way with a 16x16 transpose.
+// A micro-kernel then holds 12 tokens x 32 rows of F32 sums in 24 registers: per step it loads
+// two strip vectors and broadcasts one activation (F32, or a BF16 pair for vdpbf16ps) per
+// token, so every load feeds 12 or 24 multiply-adds and no horizontal sum is ever needed.
+// Products are exact in both formats (F16 x F16-rounded activation fits F32; vdpbf16ps
+// multiplies BF16 pairs exactly), so results differ from sgemm only in summation order.
+#include <algorithm>
+#include <array>
+#include <cstdlib>
+#include <cstring>
+#include <utility>
+#include <vector>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+#include "kernels/gemm_half.h"
+
+namespace moa::kernels {
+
+bool low_precision_kernels_enabled() {
+  static const bool enabled = [] {
+    const char* value = std::getenv("MOA_F32_KERNELS");
+    return value == nullptr || std::strcmp(value, "1") != 0;
+  }();
+  return enabled;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+
+namespace {
+
+#define MOA_AVX512_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,f16c,fma")))
+
+constexpr int64_t kPanelRows = 128;   // weight rows per thread task: 4 strips
+constexpr int64_t kStripRows = 32;    // rows per micro-kernel: two 16-lane vectors
+constexpr int64_t kBlockSteps = 256;  // k steps per packed block: 4 strips x 32 KiB, in L2
+constexpr int64_t kTokenTile = 12;    // tokens per micro-kernel: 24 accumulators
+
+enum class Format { kF32, kBf16Pairs };
+
+// GCC 12 flags the intrinsics' own "undefined" placeholder registers as uninitialised.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+// In place: r[i] lane j becomes r[j] lane i, for 32-bit lanes (three rounds of shuffles).
+MOA_AVX512_TARGET void transpose_16x16(__m512i* r) {
+  __m512i t[16];
+  for (int k = 0; k < 8; ++k) {
+    t[2 * k] = _mm512_unpacklo_epi32(r[2 * k], r[2 * k + 1]);
+    t[2 * k + 1] = _mm512_unpackhi_epi32(r[2 * k], r[2 * k + 1]);
+  }
+  for (int k = 0; k < 4; ++k) {
+    r[4 * k] = _mm512_unpacklo_epi64(t[4 * k], t[4 * k + 2]);
+    r[4 * k + 1] = _mm512_unpackhi_epi64(t[4 * k], t[4 * k + 2]);
+    r[4 * k + 2] = _mm512_unpacklo_epi64(t[4 * k + 1], t[4 * k + 3]);
+    r[4 * k + 3] = _mm512_unpackhi_epi64(t[4 * k + 1], t[4 * k + 3]);
+  }
+  for (int m = 0; m < 4; ++m) {
+    const __m512i x0 = _mm512_shuffle_i32x4(r[m], r[4 + m], 0x44);
+    const __m512i x1 = _mm512_shuffle_i32x4(r[m], r[4 + m], 0xEE);
+    const __m512i y0 = _mm512_shuffle_i32x4(r[8 + m], r[12 + m], 0x44);
+    const __m512i y1 = _mm512_shuffle_i32x4(r[8 + m], r[12 + m], 0xEE);
+    t[0 + m] = _mm512_shuffle_i32x4(x0, y0, 0x88);
+    t[4 + m] = _mm512_shuffle_i32x4(x0, y0, 0xDD);
+    t[8 + m] = _mm512_shuffle_i32x4(x1, y1, 0x88);
+    t[12 + m] = _mm512_shuffle_i32x4(x1, y1, 0xDD);
+  }
+  for (int k = 0; k < 16; ++k) r[k] = t[k];
+}
+
+// Packs rows [r0, r0 + n_rows) x steps [s0, s0 + n_steps) of the weights into strips:
+// packed[(strip * n_steps + step) * 32 + row % 32]. Rows past n_rows pack as zeros, and so
+// do the columns past `cols` (the odd half of a BF16 pair), so padding adds nothing.
+template <Format kFormat>
+MOA_AVX512_TARGET void pack_block(const uint16_t* w, int64_t cols, int64_t r0, int64_t n_rows,
+                                  int64_t s0, int64_t n_steps, uint32_t* packed) {
+  constexpr int64_t kColsPerStep = kFormat == Format::kF32 ? 1 : 2;
+  const int64_t n_strips = (n_rows + kStripRows - 1) / kStripRows;
+  for (int64_t row0 = 0; row0 < n_strips * kStripRows; row0 += 16) {
+    uint32_t* strip = packed + (row0 / kStripRows) * n_steps * kStripRows + row0 % kStripRows;
+    for (int64_t step = 0; step < n_steps; step += 16) {
+      const int64_t c = (s0 + step) * kColsPerStep;
+      const int64_t valid = std::clamp<int64_t>(cols - c, 0, 16 * kColsPerStep);
+      __m512i r[16];
+      for (int i = 0; i < 16; ++i) {
+        if (row0 + i >= n_rows) {
+          r[i] = _mm512_setzero_si512();
+          continue;
+        }
+        const uint16_t* src = w + (r0 + row0 + i) * cols + c;
+        if constexpr (kFormat == Format::kF32) {
+          const __m256i h =
+              _mm256_maskz_loadu_epi16(static_cast<__mmask16>((1u << valid) - 1), src);
+          r[i] = _mm512_castps_si512(_mm512_cvtph_ps(h));
+        } else {
+          const auto mask = static_cast<__mmask32>(valid == 32 ? ~0u : (1u << valid) - 1);
+          r[i] = _mm512_maskz_loadu_epi16(mask, src);
+        }
+      }
+      transpose_16x16(r);
+      const int64_t steps_here = std::min<int64_t>(16, n_steps - step);
+      for (int64_t k = 0; k < steps_here; ++k)
+        _mm512_storeu_si512(strip + (step + k) * kStripRows, r[k]);
+    }
+  }
+}
+
+// y[t][0..32) (+)= sum over steps of x[t][step] * strip[step][0..32) for kTokens tokens; lanes
+// outside the masks (rows past the matrix) are neither read nor written.
+template <Format kFormat, int kTokens>
+MOA_AVX512_TARGET void micro_kernel(const uint32_t* strip, int64_t n_steps, const uint32_t* x,
+                                    int64_t x_stride, float* y, int64_t y_stride, __mmask16 mask0,
+                                    __mmask16 mask1, bool accumulate) {
+  __m512 acc[kTokens][2];
+#pragma GCC unroll 16
+  for (int t = 0; t < kTokens; ++t) {
+    acc[t][0] = accumulate ? _mm512_maskz_loadu_ps(mask0, y + t * y_stride) : _mm512_setzero_ps();
+    acc[t][1] =
+        accumulate ? _mm512_maskz_loadu_ps(mask1, y + t * y_stride + 16) : _mm512_setzero_ps();
+  }
+  for (int64_t k = 0; k < n_steps; ++k) {
+    const __m512i w0 = _mm512_loadu_si512(strip + k * kStripRows);
+    const __m512i w1 = _mm512_loadu_si512(strip + k * kStripRows + 16);
+#pragma GCC unroll 16
+    for (int t = 0; t < kTokens; ++t) {
+      const __m512i xv = _mm512_set1_epi32(static_cast<int>(x[t * x_stride + k]));
+      if constexpr (kFormat == Format::kF32) {
+        const __m512 xf = _mm512_castsi512_ps(xv);
+        acc[t][0] = _mm512_fmadd_ps(xf, _mm512_castsi512_ps(w0), acc[t][0]);
+        acc[t][1] = _mm512_fmadd_ps(xf, _mm512_castsi512_ps(w1), acc[t][1]);
+      } else {
+        acc[t][0] = _mm512_dpbf16_ps(acc[t][0], (__m512bh)xv, (__m512bh)w0);
+        acc[t][1] = _mm512_dpbf16_ps(acc[t][1], (__m512bh)xv, (__m512bh)w1);
+      }
+    }
+  }
+#pragma GCC unroll 16
+  for (int t = 0; t < kTokens; ++t) {
+    _mm512_mask_storeu_ps(y + t * y_stride, mask0, acc[t][0]);
+    _mm512_mask_storeu_ps(y + t * y_stride + 16, mask1, acc[t][1]);
+  }
+}
+
+#pragma GCC diagnostic pop
+
+template <Format kFormat>
+using MicroKernel = void (*)(const uint32_t*, int64_t, const uint32_t*, int64_t, float*, int64_t,
+                             __mmask16, __mmask16, bool);
+
+template <Format kFormat, int... kTokens>
+constexpr auto micro_kernels(std::integer_sequence<int, kTokens...>) {
+  return std::array<MicroKernel<kFormat>, sizeof...(kTokens)>{
+      &micro_kernel<kFormat, kTokens + 1>...};
+}
+
+__mmask16 row_mask(int64_t valid) {
+  return static_cast<__mmask16>(valid >= 16 ? 0xFFFF : valid <= 0 ? 0 : (1u << valid) - 1);
+}
+
+// x as 32-bit steps: the F32 activations themselves, or BF16 pairs (the high halves of the
+// BF16-rounded F32 values, odd column counts padded with a zero).
+template <Format kFormat>
+MOA_AVX512_TARGET void run_gemm(const WeightMatrix& w, const uint32_t* x, int64_t x_stride,
+                                int64_t n_tokens, float* y, int n_threads) {
+  static constexpr auto kernels =
+      micro_kernels<kFormat>(std::make_integer_sequence<int, kTokenTile>());
+  const int64_t n_steps = x_stride;
+  const int64_t n_panels = (w.rows + kPanelRows - 1) / kPanelRows;
+  const auto* weights = static_cast<const uint16_t*>(w.data);
+#pragma omp parallel num_threads(n_threads)
+  {
+    std::vector<uint32_t> packed(static_cast<size_t>(kPanelRows * kBlockSteps));
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t p = 0; p < n_panels; ++p) {
+      const int64_t r0 = p * kPanelRows;
+      const int64_t n_rows = std::min(kPanelRows, w.rows - r0);
+      const int64_t n_strips = (n_rows + kStripRows - 1) / kStripRows;
+      for (int64_t s0 = 0; s0 < n_steps; s0 += kBlockSteps) {
+        const int64_t steps = std::min(kBlockSteps, n_steps - s0);
+        pack_block<kFormat>(weights, w.cols, r0, n_rows, s0, steps, packed.data());
+        for (int64_t t0 = 0; t0 < n_tokens; t0 += kTokenTile) {
+          const int64_t tokens = std::min(kTokenTile, n_tokens - t0);
+          const auto kernel = kernels[static_cast<size_t>(tokens - 1)];
+          for (int64_t strip = 0; strip < n_strips; ++strip) {
+            const int64_t row = r0 + strip * kStripRows;
+            kernel(packed.data() + strip * steps * kStripRows, steps, x + t0 * x_stride + s0,
+                   x_stride, y + t0 * w.rows + row, w.rows, row_mask(w.rows - row),
+                   row_mask(w.rows - row - 16), s0 > 0);
+          }
+        }
+      }
+    }
+  }
+}
+
+// High halves of BF16-rounded floats, two per 32-bit step.
+MOA_AVX512_TARGET void bf16_pairs(const float* x, int64_t n_tokens, int64_t cols, int64_t stride,
+                                  std::vector<uint32_t>& out) {
+  out.assign(static_cast<size_t>(n_tokens * stride), 0u);
+  auto* halves = reinterpret_cast<uint16_t*>(out.data());
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    const auto* src = reinterpret_cast<const uint32_t*>(x + t * cols);
+    uint16_t* dst = halves + t * 2 * stride;
+    for (int64_t c = 0; c < cols; ++c) dst[c] = static_cast<uint16_t>(src[c] >> 16);
+  }
+}
+
+bool cpu_has_avx512() {
+  static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("f16c") &&
+                          __builtin_cpu_supports("fma");
+  return has;
+}
+
+}  // namespace
+
+HalfGemm half_gemm_kind(gguf::TensorType type) {
+  if (!low_precision_kernels_enabled() || !cpu_has_avx512()) return HalfGemm::kNone;
+  if (type == gguf::TensorType::kF16) return HalfGemm::kF16Fma;
+  if (type == gguf::TensorType::kBF16 && __builtin_cpu_supports("avx512bf16"))
+    return HalfGemm::kBf16Dot;
+  return HalfGemm::kNone;
+}
+
+void matmul_half(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, int n_threads) {
+  if (half_gemm_kind(w.type) == HalfGemm::kF16Fma) {
+    run_gemm<Format::kF32>(w, reinterpret_cast<const uint32_t*>(x), w.cols, n_tokens, y, n_threads);
+    return;
+  }
+  const int64_t pairs = (w.cols + 1) / 2;
+  std::vector<uint32_t> packed_x;
+  bf16_pairs(x, n_tokens, w.cols, pairs, packed_x);
+  run_gemm<Format::kBf16Pairs>(w, packed_x.data(), pairs, n_tokens, y, n_threads);
+}
+
+#else  // not x86-64 GCC/Clang: always the sgemm path
+
+HalfGemm half_gemm_kind(gguf::TensorType) { return HalfGemm::kNone; }
+void matmul_half(const WeightMatrix&, const float*, int64_t, float*, int) {}
+
+#endif
+
+}  // namespace moa::kernels
