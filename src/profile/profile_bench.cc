@@ -61,7 +61,7 @@ ProfileCost measure_profile_cost(const Model& model, int64_t n, int repeats, int
   cost.forward_seconds = cost.profile_seconds = std::numeric_limits<double>::infinity();
   for (int r = 0; r < std::max(1, repeats); ++r) {
     {
-      KvCache cache(kv_cache_shape(c, n, 1, kernels::KvType::kF32));
+      KvCache cache(kv_shape(c, n, 1, kernels::KvType::kF32));
       const auto start = std::chrono::steady_clock::now();
       forward_tokens(model, cache, 0, all.first(static_cast<size_t>(n)), LogitsMode::kLast,
                      n_threads);

@@ -146,7 +146,7 @@ TEST(Perplexity, StrideMatchesADirectComputationOfTheOverlappingWindows) {
     const std::vector<TokenId> ids(tokens.begin() + w * stride,
                                    tokens.begin() + w * stride + n_ctx);
     EXPECT_EQ(ids[0] == model.tokenizer().bos(), w == 0);
-    KvCache cache(kv_cache_shape(model.config(), n_ctx, 1, kernels::KvType::kF32));
+    KvCache cache(kv_shape(model.config(), n_ctx, 1, kernels::KvType::kF32));
     const Logits logits = forward_tokens(model, cache, 0, ids, LogitsMode::kAll, 1);
     for (int64_t p = n_ctx - stride - 1; p <= n_ctx - 2; ++p) {
       nll += token_nll(logits.row(p), ids[p + 1]);
