@@ -1,5 +1,5 @@
-// Flash attention against the full-softmax reference over GQA groups, head sizes, F32/F16
-// caches, chunked and single-token queries, and band masks including their edge cases.
+// Flash attention against the full-softmax reference over GQA groups, head sizes, F32, F16
+// and Q8_0 caches, chunked and single-token queries, and band masks including their edge cases.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -24,6 +24,7 @@ using Case = testing::AttentionCase;
 struct Cache {
   std::vector<float> k32, v32;
   std::vector<uint16_t> k16, v16;
+  std::vector<uint8_t> k8, v8;
   KvView view;
 };
 
@@ -39,6 +40,18 @@ Cache make_cache(const Case& c) {
     for (float f : cache.v32) cache.v16.push_back(gguf::fp32_to_fp16(f));
     cache.view.k = cache.k16.data();
     cache.view.v = cache.v16.data();
+  } else if (c.kv_type == KvType::kQ8_0) {
+    const size_t row = kv_bytes(KvType::kQ8_0, c.head_dim, c.head_dim);
+    cache.k8.resize(kv_bytes(KvType::kQ8_0, n, c.head_dim));
+    cache.v8.resize(cache.k8.size());
+    for (int64_t r = 0; r < n / c.head_dim; ++r) {
+      quantize_kv_row_q8_0(cache.k32.data() + r * c.head_dim, c.head_dim,
+                           cache.k8.data() + r * row);
+      quantize_kv_row_q8_0(cache.v32.data() + r * c.head_dim, c.head_dim,
+                           cache.v8.data() + r * row);
+    }
+    cache.view.k = cache.k8.data();
+    cache.view.v = cache.v8.data();
   } else {
     cache.view.k = cache.k32.data();
     cache.view.v = cache.v32.data();
@@ -83,7 +96,7 @@ TEST(Attention, SingleQueryDecodeMatchesReference) {
 
 // Blocks of 4..16 rows (decode of a GQA group, or a few queries) take the rows-in-lanes path:
 // 8 and 16 lanes, padding lanes, value passes of 4 and 8 rows, head sizes that leave a single
-// 16-wide slice, masks with sinks and bands, F32 and F16, one and two threads.
+// 16-wide slice, masks with sinks and bands, F32, F16 and Q8_0, one and two threads.
 TEST(Attention, FewRowBlocksInLanesMatchReference) {
   struct Rows {
     int64_t group, n_query;
@@ -93,7 +106,7 @@ TEST(Attention, FewRowBlocksInLanesMatchReference) {
   for (const Rows& r : shapes) {
     for (int64_t head_dim : {16, 48, 80, 128}) {
       for (const auto& m : masks) {
-        for (KvType type : {KvType::kF32, KvType::kF16}) {
+        for (KvType type : {KvType::kF32, KvType::kF16, KvType::kQ8_0}) {
           Case c{2 * r.group, 2, head_dim, r.n_query, 1001 - r.n_query, 1001, m, type};
           c.threads = head_dim == 80 ? 1 : 2;
           expect_matches_reference(c);
@@ -123,6 +136,21 @@ TEST(Attention, F16CacheMatchesReference) {
   expect_matches_reference(decode);
   Case odd{2, 1, 4, 5, 9, 14, {}, KvType::kF16};
   expect_matches_reference(odd);
+}
+
+// Q8_0 keys/values (the reference decodes the same blocks): prefill tiles via K^T, decode rows
+// in lanes, split keys, band masks, and head sizes of one whole-row block (8, 16).
+TEST(Attention, Q8_0CacheMatchesReference) {
+  const int64_t group_sizes[] = {1, 4, 8};
+  for (int64_t group : group_sizes) {
+    for (int64_t head_dim : {8, 16, 64, 128}) {
+      expect_matches_reference({2 * group, 2, head_dim, 100, 0, 100, {}, KvType::kQ8_0});
+      expect_matches_reference(
+          {2 * group, 2, head_dim, 1, 1500, 1501, same_mask(2, {4, 300}), KvType::kQ8_0});
+    }
+  }
+  expect_matches_reference({4, 1, 64, 1, 3999, 4000, {}, KvType::kQ8_0});
+  expect_matches_reference({4, 2, 32, 37, 100, 137, {{16, 40}, {0, 5}}, KvType::kQ8_0});
 }
 
 TEST(Attention, BandMasksMatchReference) {
