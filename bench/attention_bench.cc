@@ -41,7 +41,7 @@ ModelConfig attention_shape(int64_t n_layer, int64_t n_head, int64_t n_head_kv, 
 AttentionMethod method_at(int64_t density_percent) {
   AttentionMethod m;
   if (density_percent < 100) {
-    m.method = "streaming";
+    m.kind = AttentionKind::kStreaming;
     m.density = static_cast<double>(density_percent) / 100.0;
   }
   return m;
@@ -56,7 +56,8 @@ struct FilledCache {
 FilledCache filled_cache(const ModelConfig& c, const AttentionMethod& m, int64_t length) {
   FilledCache f;
   f.plan = method_plan(m, identity_of(c, ""), kContext);
-  f.cache = make_attention_cache(c, m, f.plan, kContext, 1, kernels::KvType::kF16, kChunk);
+  f.cache =
+      make_attention_cache(kv_shape(c, kContext, 1, kernels::KvType::kF16), m, f.plan, kChunk);
   std::mt19937_64 rng(1);
   fill_synthetic(*f.cache, c, 0, length, rng);
   return f;
@@ -122,8 +123,8 @@ BENCHMARK(BM_AttentionAt16K)
 void BM_DecodeAllLayers(benchmark::State& state) {
   const int64_t depth = state.range(0);
   const ModelConfig c = attention_shape(22, 32, 4, 64);
-  auto cache = make_attention_cache(c, AttentionMethod{}, std::nullopt, depth + 1, 1,
-                                    kernels::KvType::kF16, kChunk);
+  auto cache = make_attention_cache(kv_shape(c, depth + 1, 1, kernels::KvType::kF16),
+                                    AttentionMethod{}, std::nullopt, kChunk);
   std::mt19937_64 rng(1);
   fill_synthetic(*cache, c, 0, depth, rng);
   const auto q = random_floats(c.q_dim(), 3);

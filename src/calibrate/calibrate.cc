@@ -212,9 +212,9 @@ CalibrationSet calibrate(const Model& model, const CalibrateOptions& options,
         sample.task = records[r].question.empty() ? "text" : "jsonl";
         sample.prompt = user_prompt(model.tokenizer(), records, r, target);
       }
-      KvCache cache(kv_cache_shape(model.config(),
-                                   static_cast<int64_t>(sample.prompt.size()) + options.max_answer,
-                                   1, kernels::KvType::kF32));
+      KvCache cache(kv_shape(model.config(),
+                             static_cast<int64_t>(sample.prompt.size()) + options.max_answer, 1,
+                             kernels::KvType::kF32));
       const GenerateResult answer = generate(
           model, cache, 0, {sample.prompt, options.max_answer, greedy, {}, options.stop_at_newline},
           nullptr, options.n_threads);

@@ -155,8 +155,8 @@ void run_bench(BenchOptions o) {
   o.throughput.methods.clear();
   for (const std::string& name : o.methods) {
     AttentionMethod m = o.sparse;
-    m.method = name;
-    if (name != "moa") m.plan_path.clear();
+    m.kind = parse_attention_kind(name);
+    if (m.kind != AttentionKind::kMoa) m.plan_path.clear();
     o.throughput.methods.push_back(m);
   }
   const std::string path = o.model_path.empty() ? random_model_path(o) : o.model_path;

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <string>
+#include <string_view>
 
 #include "util/mapped_file.h"
 
@@ -28,6 +30,10 @@ FileLoad model_file_load(bool map_model);
 inline constexpr int kMaxThreads = 512;
 // `-t` checked: 1 .. kMaxThreads, or 0 for every core; throws naming -t otherwise.
 int thread_count(int requested);
+
+// The flag of `command` (e.g. "bench") that carries a library InputError's field (e.g.
+// "density" -> "--density"); the field itself when no flag carries it.
+std::string flag_for_field(std::string_view command, std::string_view field);
 
 // Reads all of standard input (used when no -p/-f is given).
 std::string read_stdin();

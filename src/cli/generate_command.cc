@@ -44,6 +44,7 @@ struct GenerateOptions {
   std::string chat_template = "raw";
   std::string system;
   std::string kv_type = "f16";
+  std::string method = "dense";  // --method, parsed into attention.kind
   AttentionMethod attention;
 };
 
@@ -137,6 +138,7 @@ void run_generate(GenerateOptions options) {
   const int64_t n_ctx = context_size(options, model.config());
   std::vector<TokenId> history = tokenize_prompt(model, options, text, n_ctx);
   const int64_t n_planned = planned_length(options, n_ctx, history.size());
+  options.attention.kind = parse_attention_kind(options.method);
   check_attention_method(options.attention, n_planned);
   const std::optional<SparsePlan> plan = method_plan(
       options.attention, identity_of(model.config(), model.file().metadata_hash()), n_planned);
@@ -149,14 +151,14 @@ void run_generate(GenerateOptions options) {
   const int64_t chunk = std::min<int64_t>(kDefaultRingChunk, static_cast<int64_t>(history.size()));
   std::unique_ptr<AttentionCache> owned_cache;
   try {
-    owned_cache =
-        make_attention_cache(model.config(), options.attention, plan, n_planned, 1, kv_type, chunk);
+    owned_cache = make_attention_cache(kv_shape(model.config(), n_planned, 1, kv_type),
+                                       options.attention, plan, chunk);
   } catch (const std::bad_alloc&) {
     fail("-c {}: not enough memory for a KV cache of {} tokens (lower -c)", n_ctx, n_planned);
   }
   AttentionCache& cache = *owned_cache;
   std::fprintf(stderr, "attention: %s, KV density %.4f at N = %lld\n",
-               method_label(options.attention, plan).c_str(),
+               method_label(options.attention, n_planned).c_str(),
                method_kv_density(options.attention, plan, n_planned),
                static_cast<long long>(n_planned));
 
@@ -181,11 +183,11 @@ void run_generate(GenerateOptions options) {
   const Timing prefill_time{static_cast<int64_t>(history.size()), result.prefill_seconds};
   const Timing decode_time{result.decoded_tokens, result.decode_seconds};
   emit("\n");
-  const uint64_t dense_bytes =
-      KvCache::bytes_for(kv_cache_shape(model.config(), n_planned, 1, kv_type));
-  std::fprintf(stderr, "%s\n%s\n%s\n",
-               kv_cache_line(cache, dense_bytes, options.attention.method == "dense").c_str(),
-               prefill_time.line("prefill").c_str(), decode_time.line("decode").c_str());
+  const uint64_t dense_bytes = KvCache::bytes_for(kv_shape(model.config(), n_planned, 1, kv_type));
+  std::fprintf(
+      stderr, "%s\n%s\n%s\n",
+      kv_cache_line(cache, dense_bytes, options.attention.kind == AttentionKind::kDense).c_str(),
+      prefill_time.line("prefill").c_str(), decode_time.line("decode").c_str());
 }
 
 }  // namespace
@@ -224,7 +226,7 @@ void register_generate(CLI::App& app) {
   cmd->add_option("--kv-type", options->kv_type, "KV cache storage: f32 or f16")
       ->capture_default_str();
   cmd->add_option("--plan", options->attention.plan_path, "Sparse-attention plan (MoA) to run");
-  cmd->add_option("--method", options->attention.method, "Attention: dense, streaming, moa or h2o")
+  cmd->add_option("--method", options->method, "Attention: dense, streaming, moa or h2o")
       ->capture_default_str();
   cmd->add_option("--density", options->attention.density,
                   "streaming, h2o: KV density (0, 1], sinks included, at N (-c, else prompt + -n)")
@@ -233,8 +235,8 @@ void register_generate(CLI::App& app) {
                   "streaming: sink tokens G (counted in --density)")
       ->capture_default_str();
   cmd->callback([options] {
-    if (!options->attention.plan_path.empty() && options->attention.method == "dense") {
-      options->attention.method = "moa";
+    if (!options->attention.plan_path.empty() && options->method == "dense") {
+      options->method = "moa";
     }
     run_generate(*options);
   });

@@ -1,5 +1,6 @@
 // Entry point of the `moa` binary: global flags, subcommand registration, and the one place
 // where errors become a one-line message and a non-zero exit code.
+#include <fmt/format.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -12,6 +13,7 @@
 #include "cli/commands.h"
 #include "engine/forward.h"
 #include "util/error.h"
+#include "util/input_error.h"
 #include "util/printable.h"
 
 namespace moa::cli {
@@ -90,6 +92,12 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     return print_error(e.what());  // CLI11's own two-line report and exit codes break the rule
+  } catch (const moa::InputError& e) {
+    // Library code names the value and what was expected; the flag that carried it is added here.
+    const std::string command =
+        app.get_subcommands().empty() ? "" : app.get_subcommands().front()->get_name();
+    return print_error(
+        fmt::format("{}: {}", moa::cli::flag_for_field(command, e.field()), e.what()));
   } catch (const std::bad_alloc&) {
     return print_error("out of memory");
   } catch (const std::exception& e) {

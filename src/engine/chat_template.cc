@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "util/error.h"
+#include "util/input_error.h"
 
 namespace moa {
 
@@ -44,10 +45,8 @@ std::string apply_chat_template(const std::string& name, const std::string& syst
   if (name == "llama2") return llama2(system, user);
   if (name == "llama3") return llama3(system, user);
   if (name == "chatml") return chatml(system, user);
-  fail(
-      "--chat-template: '{}' is not a known template (expected one of: raw, llama2, llama3, "
-      "chatml)",
-      name);
+  fail_input("chat template",
+             "'{}' is not a known template (expected one of: raw, llama2, llama3, chatml)", name);
 }
 
 std::vector<std::string> chat_template_stops(const std::string& name) {

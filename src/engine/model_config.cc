@@ -85,6 +85,14 @@ int64_t read_vocab_size(const gguf::GgufFile& f, const std::string& p) {
 
 }  // namespace
 
+KvShape kv_shape(const ModelConfig& config, int64_t n_ctx, int n_seq, kernels::KvType type) {
+  return {config.n_layer, config.n_head_kv, config.head_dim, n_ctx, n_seq, type};
+}
+
+ModelIdentity identity_of(const ModelConfig& config, const std::string& hash) {
+  return {config.arch_name, config.n_layer, config.n_head, config.n_head_kv, hash};
+}
+
 const char* architecture_name(Architecture arch) {
   return arch == Architecture::kQwen2 ? "qwen2" : "llama";
 }

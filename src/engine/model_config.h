@@ -7,6 +7,9 @@
 #include <vector>
 
 #include "gguf/gguf_file.h"
+#include "kernels/kernels.h"
+#include "kv/kv_shape.h"
+#include "plan/plan.h"
 
 namespace moa {
 
@@ -52,6 +55,12 @@ void check_model_tensors(const gguf::GgufFile& file, const ModelConfig& config);
 // Parameter count (sum of all tensor elements) and bytes of all tensor data.
 int64_t count_parameters(const gguf::GgufFile& file);
 uint64_t weight_bytes(const gguf::GgufFile& file);
+
+// The KV cache shape of this model for n_seq sequences of n_ctx positions stored as `type`.
+KvShape kv_shape(const ModelConfig& config, int64_t n_ctx, int n_seq, kernels::KvType type);
+
+// What a plan or profile records of the model it was made for (hash: GgufFile::metadata_hash()).
+ModelIdentity identity_of(const ModelConfig& config, const std::string& hash);
 
 const char* architecture_name(Architecture arch);
 const char* rope_type_name(RopeType type);

@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "util/error.h"
+#include "util/input_error.h"
 
 namespace moa {
 
@@ -69,20 +70,21 @@ SamplingParams greedy_sampling() {
 
 void validate_sampling(const SamplingParams& p) {
   if (!std::isfinite(p.temperature) || p.temperature < 0.0f) {
-    fail("--temp: {} is not a valid temperature (expected a number >= 0; 0 = greedy)",
-         p.temperature);
+    fail_input("temperature", "{} is not a valid temperature (expected a number >= 0; 0 = greedy)",
+               p.temperature);
   }
-  if (p.top_k < 0) fail("--top-k: {} is negative (expected >= 0; 0 = off)", p.top_k);
+  if (p.top_k < 0) fail_input("top-k", "{} is negative (expected >= 0; 0 = off)", p.top_k);
   if (!(p.top_p >= 0.0f && p.top_p <= 1.0f)) {
-    fail("--top-p: {} is outside [0, 1] (1 = off)", p.top_p);
+    fail_input("top-p", "{} is outside [0, 1] (1 = off)", p.top_p);
   }
   if (!(p.min_p >= 0.0f && p.min_p <= 1.0f)) {
-    fail("--min-p: {} is outside [0, 1] (0 = off)", p.min_p);
+    fail_input("min-p", "{} is outside [0, 1] (0 = off)", p.min_p);
   }
   if (!std::isfinite(p.repeat_penalty) || p.repeat_penalty <= 0.0f) {
-    fail("--repeat-penalty: {} is not positive (1 = off)", p.repeat_penalty);
+    fail_input("repeat penalty", "{} is not positive (1 = off)", p.repeat_penalty);
   }
-  if (p.repeat_last_n < 0) fail("--repeat-last-n: {} is negative", p.repeat_last_n);
+  if (p.repeat_last_n < 0)
+    fail_input("repeat window", "{} is negative (expected >= 0 tokens)", p.repeat_last_n);
 }
 
 TokenId argmax(std::span<const float> logits) {

@@ -53,8 +53,8 @@ PerplexityResult measure_perplexity(const Model& model, const EvalMethod& method
   for (const PerplexityChunk& chunk : chunks) {
     std::vector<TokenId> ids(tokens.begin() + chunk.start, tokens.begin() + chunk.start + n_ctx);
     if (add_bos) ids[0] = bos;
-    const auto cache = make_attention_cache(model.config(), method.attention, plan, n_ctx, 1,
-                                            config.kv_type, kDefaultRingChunk);
+    const auto cache = make_attention_cache(kv_shape(model.config(), n_ctx, 1, config.kv_type),
+                                            method.attention, plan, kDefaultRingChunk);
     const int64_t step = prefill_chunk_size(*cache);
     for (int64_t begin = 0; begin < n_ctx; begin += step) {
       const int64_t n = std::min(step, n_ctx - begin);

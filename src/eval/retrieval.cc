@@ -146,9 +146,9 @@ EvalMethod parse_eval_method(const std::string& spec, double density, int64_t si
   if (!plan_method && colon != std::string::npos) {
     fail("method '{}': {} takes no plan file", spec, m.kind);
   }
-  m.attention.method = plan_method ? "moa" : m.kind;
+  m.attention.kind = plan_method ? AttentionKind::kMoa : parse_attention_kind(m.kind);
   m.attention.plan_path = plan;
-  if (m.kind == "dense") m.attention.density = 1.0;
+  if (m.attention.kind == AttentionKind::kDense) m.attention.density = 1.0;
   return m;
 }
 
@@ -178,8 +178,8 @@ CaseAnswer answer_case(const Model& model, const EvalMethod& method, TaskKind ki
   check_attention_method(method.attention, a.n_ctx);
   const std::optional<SparsePlan> plan = method_plan(
       method.attention, identity_of(model.config(), model.file().metadata_hash()), a.n_ctx);
-  const auto cache = make_attention_cache(model.config(), method.attention, plan, a.n_ctx, 1,
-                                          config.kv_type, kDefaultRingChunk);
+  const auto cache = make_attention_cache(kv_shape(model.config(), a.n_ctx, 1, config.kv_type),
+                                          method.attention, plan, kDefaultRingChunk);
   GenerateRequest request;
   request.prompt = ids;
   request.max_new_tokens = config.answer_tokens;

@@ -8,15 +8,16 @@
 #include <limits>
 #include <optional>
 #include <random>
-#include <span>
 #include <tuple>
 #include <utility>
 
+#include "engine/generate.h"
 #include "kernels/bandwidth.h"
 #include "kv/h2o_kv_cache.h"
-#include "kv/kv_cache.h"
+#include "kv/plan_masks.h"
 #include "kv/static_kv_cache.h"
 #include "util/error.h"
+#include "util/input_error.h"
 
 namespace moa {
 namespace {
@@ -38,41 +39,21 @@ std::vector<TokenId> random_tokens(std::mt19937_64& rng, int64_t n, int64_t n_vo
 
 void fill_synthetic(AttentionCache& cache, const ModelConfig& c, int seq, int64_t depth,
                     std::mt19937_64& rng) {
-  constexpr int64_t kChunk = kDefaultRingChunk;
+  constexpr int64_t kRows = 256;  // distinct synthetic rows, reused cyclically
   std::normal_distribution<float> dist(0.0f, 1.0f);
-  std::vector<float> k(static_cast<size_t>(kChunk * c.kv_dim())), v(k.size());
+  std::vector<float> k(static_cast<size_t>(kRows * c.kv_dim())), v(k.size());
   for (float& x : k) x = dist(rng);
   for (float& x : v) x = dist(rng);
-  if (auto* h2o = dynamic_cast<H2oKvCache*>(&cache)) {
-    h2o->fill_synthetic(seq, depth, k, v);
-    return;
-  }
-  for (int64_t layer = 0; layer < c.n_layer; ++layer) {
-    for (int64_t pos = 0; pos < depth; pos += kChunk) {
-      const int64_t n = std::min(kChunk, depth - pos);
-      if (auto* dense = dynamic_cast<KvCache*>(&cache)) {
-        dense->store(layer, seq, pos, n, k.data(), v.data());
-      } else if (auto* rings = dynamic_cast<StaticKvCache*>(&cache)) {
-        rings->store(layer, seq, pos, n, k.data(), v.data());
-      } else {
-        fail("bench: cannot fill this cache type synthetically");
-      }
-    }
-  }
-  cache.set_length(seq, depth);
+  cache.fill(seq, depth, k, v);
 }
 
 namespace {
 
 // Rewinds a sequence to `depth` between repeats. Dense and ring caches keep their synthetic
-// keys; an H2O cache cannot bring back what it evicted, so it is refilled.
+// keys; a cache that cannot rewind (H2O evicted keys) is refilled.
 void rewind(AttentionCache& cache, const ModelConfig& c, int seq, int64_t depth,
             std::mt19937_64& rng) {
-  if (dynamic_cast<H2oKvCache*>(&cache) != nullptr) {
-    fill_synthetic(cache, c, seq, depth, rng);
-  } else {
-    cache.set_length(seq, depth);
-  }
+  if (!cache.rewind(seq, depth)) fill_synthetic(cache, c, seq, depth, rng);
 }
 
 // FLOPs of the weight matmuls for one token (2 per multiply-add).
@@ -135,11 +116,7 @@ ThroughputResult time_prefill(const Model& model, AttentionCache& cache,
     if (rep == 1 && cfg.probe_machine) probes.push_back(measure_sgemm_gflops(cfg.n_threads));
     std::vector<TokenId> ids = random_tokens(rng, cfg.n_prompt, c.n_vocab);
     auto start = Clock::now();
-    for (int64_t pos = 0; pos < cfg.n_prompt; pos += cache.max_chunk()) {
-      const auto n = static_cast<size_t>(std::min(cache.max_chunk(), cfg.n_prompt - pos));
-      forward_tokens(model, cache, 0, std::span(ids).subspan(static_cast<size_t>(pos), n),
-                     LogitsMode::kLast, cfg.n_threads);
-    }
+    prefill(model, cache, 0, ids, cfg.n_threads);  // the engine's chunking, as generate runs it
     if (rep == 0) continue;
     r.seconds.push_back(elapsed(start));
     if (cfg.probe_machine) probes.push_back(measure_sgemm_gflops(cfg.n_threads));
@@ -196,21 +173,25 @@ ThroughputResult time_decode(const Model& model, AttentionCache& cache, const Th
 
 void check_config(const ThroughputConfig& cfg) {
   if (cfg.n_prompt < 0 || cfg.n_gen < 0 || (cfg.n_prompt == 0 && cfg.n_gen == 0)) {
-    fail("-p/-n: {} / {}: give a positive prompt or generation size", cfg.n_prompt, cfg.n_gen);
+    fail_input("test size",
+               "{} prompt / {} generated tokens: expected sizes >= 0, at least one positive",
+               cfg.n_prompt, cfg.n_gen);
   }
-  if (cfg.repeats < 1) fail("-r: {} repeats; need at least 1", cfg.repeats);
+  if (cfg.repeats < 1) fail_input("repeats", "{} repeats: expected at least 1", cfg.repeats);
   // Positions are 32-bit in the caches; the bound also keeps depth + test size from overflowing.
   constexpr int64_t kMaxPositions = std::numeric_limits<int32_t>::max();
   const int64_t test = std::max(cfg.n_prompt, cfg.n_gen);
-  if (test > kMaxPositions) fail("-p/-n: test size {} exceeds {} positions", test, kMaxPositions);
+  if (test > kMaxPositions) {
+    fail_input("test size", "test size {} exceeds {} positions", test, kMaxPositions);
+  }
   for (int64_t d : cfg.depths) {
-    if (d < 0) fail("--ctx: depth {} is negative", d);
+    if (d < 0) fail_input("depth", "depth {} is negative (expected >= 0 tokens)", d);
     if (d > kMaxPositions - test) {
-      fail("--ctx: depth {} + test size {} exceeds {} positions", d, test, kMaxPositions);
+      fail_input("depth", "depth {} + test size {} exceeds {} positions", d, test, kMaxPositions);
     }
   }
   for (int b : cfg.batches) {
-    if (b < 1) fail("--batch: {} is not a positive batch size", b);
+    if (b < 1) fail_input("batch", "{} is not a batch size (expected >= 1 sequences)", b);
   }
 }
 
@@ -228,11 +209,11 @@ DecodeKvReads::DecodeKvReads(const ModelConfig& config, const AttentionMethod& m
                              kernels::KvType kv_type)
     : key_value_bytes_(2 * kernels::kv_bytes(kv_type, config.head_dim, config.head_dim)) {
   for (int64_t layer = 0; layer < config.n_layer; ++layer) {
-    if (method.method == "h2o") {
+    if (method.kind == AttentionKind::kH2o) {
       most_keys_.insert(most_keys_.end(), static_cast<size_t>(config.n_head_kv),
                         h2o_budget(method.density, n_ctx) + 1);
     } else if (plan) {
-      for (const kernels::BandMask& mask : plan->band_masks(layer, n_ctx))
+      for (const kernels::BandMask& mask : band_masks(*plan, layer, n_ctx))
         most_keys_.push_back(mask.sinks + mask.span);
     } else {
       most_keys_.insert(most_keys_.end(), static_cast<size_t>(config.n_head_kv), n_ctx);
@@ -279,14 +260,14 @@ std::vector<ThroughputResult> measure_throughput(
       const int64_t n_ctx = depth + (decode ? cfg.n_gen : cfg.n_prompt);
       const std::optional<SparsePlan> plan =
           file_plan ? file_plan : method_plan(method, identity, n_ctx);
-      auto cache =
-          make_attention_cache(c, method, plan, n_ctx, batch, cfg.kv_type, kDefaultRingChunk);
+      auto cache = make_attention_cache(kv_shape(c, n_ctx, batch, cfg.kv_type), method, plan,
+                                        kDefaultRingChunk);
       const double kv_read =
           DecodeKvReads(c, method, plan, n_ctx, cfg.kv_type).mean_bytes(depth, cfg.n_gen) * batch;
       ThroughputResult r =
           decode ? time_decode(model, *cache, cfg, {depth, batch, weight_bytes + kv_read}, rng)
                  : time_prefill(model, *cache, cfg, {depth, 1}, rng);
-      r.method = method_label(method, plan);
+      r.method = method_label(method, n_ctx);
       r.n_ctx = n_ctx;
       r.kv_cache_bytes = cache->bytes();
       r.kv_density = method_kv_density(method, plan, n_ctx);

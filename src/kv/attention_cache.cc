@@ -1,9 +1,6 @@
 // Shared checks of the AttentionCache implementations.
 #include "kv/attention_cache.h"
 
-#include <algorithm>
-
-#include "gguf/quant.h"
 #include "util/error.h"
 
 namespace moa {
@@ -17,23 +14,24 @@ void check_context_room(int seq, int64_t used, int64_t n_new, int64_t n_ctx, con
   }
 }
 
-void check_cache_dimensions(const char* what, int64_t n_layer, int64_t n_head_kv, int64_t head_dim,
-                            int64_t n_ctx, int n_seq) {
-  if (n_ctx <= 0) fail("{}: context size must be positive (got {})", what, n_ctx);
-  if (n_seq <= 0) fail("{}: number of sequences must be positive (got {})", what, n_seq);
-  if (n_layer <= 0 || n_head_kv <= 0 || head_dim <= 0) {
-    fail("{}: invalid shape (layers {}, kv heads {}, head dim {})", what, n_layer, n_head_kv,
-         head_dim);
-  }
+void AttentionCache::fill(int, int64_t, std::span<const float>, std::span<const float>) {
+  fail("this attention cache stores no keys and cannot be filled");
 }
 
-void store_kv_row(const float* src, int64_t n, kernels::KvType type, void* dst) {
-  if (type == kernels::KvType::kF32) {
-    std::copy_n(src, n, static_cast<float*>(dst));
-    return;
+bool AttentionCache::rewind(int, int64_t) { return false; }
+
+int64_t fill_rows(const char* what, const KvShape& shape, int64_t length, std::span<const float> k,
+                  std::span<const float> v) {
+  const auto kv_dim = static_cast<size_t>(shape.kv_dim());
+  if (k.empty() || k.size() != v.size() || k.size() % kv_dim != 0) {
+    fail("{}: fill takes keys and values of equally many rows of {} floats (got {} and {} floats)",
+         what, kv_dim, k.size(), v.size());
   }
-  auto* half = static_cast<uint16_t*>(dst);
-  for (int64_t i = 0; i < n; ++i) half[i] = gguf::fp32_to_fp16(src[i]);
+  if (length < 0 || length > shape.n_ctx) {
+    fail("{}: cannot fill {} positions: expected 0 .. the context of {}", what, length,
+         shape.n_ctx);
+  }
+  return static_cast<int64_t>(k.size() / kv_dim);
 }
 
 }  // namespace moa

@@ -7,9 +7,11 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "kernels/kernels.h"
+#include "kv/kv_shape.h"
 
 namespace moa {
 
@@ -17,13 +19,10 @@ namespace moa {
 // `hint` tells the user which option raises the limit.
 void check_context_room(int seq, int64_t used, int64_t n_new, int64_t n_ctx, const char* hint);
 
-// Throws "<what>: ..." unless every dimension of a cache (layers, KV heads, head size, context,
-// sequences) is positive.
-void check_cache_dimensions(const char* what, int64_t n_layer, int64_t n_head_kv, int64_t head_dim,
-                            int64_t n_ctx, int n_seq);
-
-// Writes one key or value row of n floats as the cache stores it (F32 copy or F16 rounding).
-void store_kv_row(const float* src, int64_t n, kernels::KvType type, void* dst);
+// Checks the rows handed to AttentionCache::fill (k and v of the same whole number of
+// [kv_dim] rows, at least one; length within 0 .. n_ctx) and returns how many rows there are.
+int64_t fill_rows(const char* what, const KvShape& shape, int64_t length, std::span<const float> k,
+                  std::span<const float> v);
 
 // Heap bytes a vector holds, so bytes() can count a cache's bookkeeping beside its keys.
 template <class T, class Alloc>
@@ -61,6 +60,17 @@ class AttentionCache {
                       const float* v, float* out, int n_threads) = 0;
   // Advances the length after every layer attended (or clears with 0).
   virtual void set_length(int seq, int64_t length) = 0;
+
+  // Makes `seq` hold `length` positions in every layer as if they had been attended, position p
+  // taking row p % n_rows of k and v ([n_rows][n_head_kv * head_dim]); H2O keeps the newest
+  // min(length, budget) with zero scores. Lets a benchmark or test start at any depth without a
+  // prefill. Throws when length exceeds the context or no rows are given; a cache that stores
+  // no keys (the profiler's one-pass attention) keeps this default, which throws.
+  virtual void fill(int seq, int64_t length, std::span<const float> k, std::span<const float> v);
+  // Shortens `seq` to `length` positions so the ones after it can be attended again (the keys a
+  // ring overwrote stay overwritten); returns false, changing nothing, when the cache cannot
+  // (H2O has evicted keys for good: fill it again instead). The default cannot.
+  virtual bool rewind(int seq, int64_t length);
 };
 
 }  // namespace moa

@@ -17,6 +17,7 @@
 #include "kernels/attention_weights.h"
 #include "util/checked_math.h"
 #include "util/error.h"
+#include "util/input_error.h"
 
 namespace moa {
 
@@ -59,23 +60,10 @@ bool ranks_higher(float score_a, int32_t pos_a, float score_b, int32_t pos_b) {
 
 int64_t h2o_budget(double density, int64_t n_ctx) {
   if (!std::isfinite(density) || density <= 0.0 || density > 1.0) {
-    fail("--density {}: expected a number in (0, 1]", density);
+    fail_input("density", "{} is not a KV density: expected a number in (0, 1]", density);
   }
   if (n_ctx <= 0) fail("h2o: context size {}: expected > 0", n_ctx);
   return std::clamp<int64_t>(std::llround(density * static_cast<double>(n_ctx)), 1, n_ctx);
-}
-
-H2oCacheShape h2o_cache_shape(const ModelConfig& config, int64_t n_ctx, int64_t budget, int n_seq,
-                              kernels::KvType type) {
-  H2oCacheShape shape;
-  shape.n_layer = config.n_layer;
-  shape.n_head_kv = config.n_head_kv;
-  shape.head_dim = config.head_dim;
-  shape.n_ctx = n_ctx;
-  shape.budget = budget;
-  shape.n_seq = n_seq;
-  shape.type = type;
-  return shape;
 }
 
 std::vector<uint8_t> h2o_keep_set(std::span<const int32_t> positions, std::span<const float> scores,
@@ -105,15 +93,13 @@ std::vector<uint8_t> h2o_keep_set(std::span<const int32_t> positions, std::span<
   return keep;
 }
 
-H2oKvCache::H2oKvCache(const H2oCacheShape& shape)
-    : shape_(shape), scratch_(std::make_unique<Scratch>()) {
-  check_cache_dimensions("h2o cache", shape.n_layer, shape.n_head_kv, shape.head_dim, shape.n_ctx,
-                         shape.n_seq);
-  if (shape.budget < 1 || shape.budget > shape.n_ctx) {
-    fail("h2o cache: budget {} keys per head: expected 1 .. context size {}", shape.budget,
-         shape.n_ctx);
+H2oKvCache::H2oKvCache(const KvShape& shape, int64_t budget)
+    : shape_(shape), budget_(budget), scratch_(std::make_unique<Scratch>()) {
+  check_kv_shape("h2o cache", shape);
+  if (budget < 1 || budget > shape.n_ctx) {
+    fail("h2o cache: budget {} keys per head: expected 1 .. context size {}", budget, shape.n_ctx);
   }
-  capacity_ = std::min(shape.budget + 1, shape.n_ctx);
+  capacity_ = std::min(budget + 1, shape.n_ctx);
   element_bytes_ = kernels::kv_element_bytes(shape.type);
   const size_t slots =
       checked_product("h2o cache", {shape.n_layer, shape.n_seq, shape.n_head_kv, capacity_});
@@ -138,10 +124,10 @@ int64_t H2oKvCache::length(int seq) const {
   return lengths_[static_cast<size_t>(seq)];
 }
 
-int64_t H2oKvCache::n_kept(int seq) const { return std::min(length(seq), shape_.budget); }
+int64_t H2oKvCache::n_kept(int seq) const { return std::min(length(seq), budget_); }
 
 void H2oKvCache::check_room(int seq, int64_t n_new) const {
-  check_context_room(seq, length(seq), n_new, shape_.n_ctx, "raise -c");
+  check_context_room(seq, length(seq), n_new, shape_.n_ctx, "the context the cache was sized for");
 }
 
 void H2oKvCache::check_layer_seq(int64_t layer, int seq) const {
@@ -180,7 +166,7 @@ void H2oKvCache::attend(int64_t layer, int seq, int64_t pos, int64_t n_tokens,
   if (n_tokens <= 0) return;
   const int64_t hd = shape_.head_dim;
   const size_t row_bytes = static_cast<size_t>(hd) * element_bytes_;
-  const int64_t kept = std::min(pos, shape_.budget);
+  const int64_t kept = std::min(pos, budget_);
   const int64_t total = kept + n_tokens;
   Slots cache = slab(layer, seq);
   Slots candidates = cache;
@@ -197,14 +183,15 @@ void H2oKvCache::attend(int64_t layer, int seq, int64_t pos, int64_t n_tokens,
       std::copy_n(cache.score + from, kept, candidates.score + to);
     }
   }
-  for (int64_t t = 0; t < n_tokens; ++t) {
-    for (int64_t h = 0; h < shape_.n_head_kv; ++h) {
-      const auto slot = static_cast<size_t>(h * candidates.capacity + kept + t);
-      const int64_t src = (t * shape_.n_head_kv + h) * hd;
-      store_kv_row(k + src, hd, shape_.type, candidates.k + slot * row_bytes);
-      store_kv_row(v + src, hd, shape_.type, candidates.v + slot * row_bytes);
-      candidates.pos[slot] = static_cast<int32_t>(pos + t);
-      candidates.score[slot] = 0.0f;
+  for (int64_t h = 0; h < shape_.n_head_kv; ++h) {
+    const auto slot = static_cast<size_t>(h * candidates.capacity + kept);
+    store_kv_rows(k + h * hd, shape_.kv_dim(), n_tokens, hd, shape_.type,
+                  candidates.k + slot * row_bytes);
+    store_kv_rows(v + h * hd, shape_.kv_dim(), n_tokens, hd, shape_.type,
+                  candidates.v + slot * row_bytes);
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      candidates.pos[slot + static_cast<size_t>(t)] = static_cast<int32_t>(pos + t);
+      candidates.score[slot + static_cast<size_t>(t)] = 0.0f;
     }
   }
   // Query t sits at slot position kept + t of the view: it sees every kept key and the new
@@ -224,7 +211,7 @@ void H2oKvCache::attend(int64_t layer, int seq, int64_t pos, int64_t n_tokens,
   }
   kernels::accumulate_attention_weights(shape, q, n_tokens, kept, view, {}, row_lse.data(),
                                         candidates.score, candidates.capacity, n_threads);
-  if (total > shape_.budget) evict(candidates, cache, total);
+  if (total > budget_) evict(candidates, cache, total);
 }
 
 void H2oKvCache::evict(Slots& candidates, Slots& kept, int64_t n_candidates) {
@@ -242,11 +229,11 @@ void H2oKvCache::evict(Slots& candidates, Slots& kept, int64_t n_candidates) {
     const auto base = static_cast<size_t>(h * candidates.capacity);
     const auto n = static_cast<size_t>(n_candidates);
     const std::vector<uint8_t> keep = h2o_keep_set(
-        {candidates.pos + base, n}, {candidates.score + base, n}, shape_.budget, recent_window());
+        {candidates.pos + base, n}, {candidates.score + base, n}, budget_, recent_window());
     if (in_place) {
       // Survivors beyond the budget fill the holes below it: one move per evicted key.
       int64_t hole = 0;
-      for (int64_t from = shape_.budget; from < n_candidates; ++from) {
+      for (int64_t from = budget_; from < n_candidates; ++from) {
         if (!keep[static_cast<size_t>(from)]) continue;
         while (keep[static_cast<size_t>(hole)]) ++hole;
         move(h, from, hole++);
@@ -264,7 +251,7 @@ void H2oKvCache::set_length(int seq, int64_t length) {
   check_layer_seq(0, seq);
   const int64_t current = lengths_[static_cast<size_t>(seq)];
   if (length < 0 || length > shape_.n_ctx) {
-    fail("context is full: length {} exceeds the context of {} (raise -c)", length, shape_.n_ctx);
+    fail("context is full: length {} exceeds the context of {}", length, shape_.n_ctx);
   }
   if (length != 0 && length < current) {
     fail(
@@ -275,28 +262,34 @@ void H2oKvCache::set_length(int seq, int64_t length) {
   lengths_[static_cast<size_t>(seq)] = length;
 }
 
-void H2oKvCache::clear_all() { std::fill(lengths_.begin(), lengths_.end(), 0); }
+bool H2oKvCache::rewind(int seq, int64_t length) {
+  if (length != 0 && length != this->length(seq)) return false;
+  set_length(seq, length);
+  return true;
+}
 
-void H2oKvCache::fill_synthetic(int seq, int64_t length, std::span<const float> k,
-                                std::span<const float> v) {
+void H2oKvCache::fill(int seq, int64_t length, std::span<const float> k, std::span<const float> v) {
   check_layer_seq(0, seq);
-  const int64_t kv_dim = shape_.n_head_kv * shape_.head_dim;
-  const auto n_rows = static_cast<int64_t>(k.size()) / kv_dim;
-  if (length < 0 || length > shape_.n_ctx || n_rows == 0 || k.size() != v.size()) {
-    fail("h2o cache: cannot fill {} synthetic tokens from {} key rows", length, n_rows);
-  }
-  const int64_t kept = std::min(length, shape_.budget);
-  const size_t row_bytes = static_cast<size_t>(shape_.head_dim) * element_bytes_;
+  const int64_t n_rows = fill_rows("h2o cache", shape_, length, k, v);
+  const int64_t kept = std::min(length, budget_), first = length - kept;
+  const int64_t hd = shape_.head_dim, kv_dim = shape_.kv_dim();
+  const size_t row_bytes = static_cast<size_t>(hd) * element_bytes_;
   for (int64_t layer = 0; layer < shape_.n_layer; ++layer) {
     Slots slots = slab(layer, seq);
     for (int64_t h = 0; h < shape_.n_head_kv; ++h) {
-      for (int64_t s = 0; s < kept; ++s) {
+      // Slot s holds position first + s, from row (first + s) % n_rows: runs up to a wrap.
+      for (int64_t s = 0; s < kept;) {
+        const int64_t row = (first + s) % n_rows;
+        const int64_t n = std::min(kept - s, n_rows - row);
         const auto slot = static_cast<size_t>(h * capacity_ + s);
-        const int64_t src = (s % n_rows) * kv_dim + h * shape_.head_dim;
-        store_kv_row(k.data() + src, shape_.head_dim, shape_.type, slots.k + slot * row_bytes);
-        store_kv_row(v.data() + src, shape_.head_dim, shape_.type, slots.v + slot * row_bytes);
-        slots.pos[slot] = static_cast<int32_t>(length - kept + s);
-        slots.score[slot] = 0.0f;
+        const int64_t src = row * kv_dim + h * hd;
+        store_kv_rows(k.data() + src, kv_dim, n, hd, shape_.type, slots.k + slot * row_bytes);
+        store_kv_rows(v.data() + src, kv_dim, n, hd, shape_.type, slots.v + slot * row_bytes);
+        for (int64_t i = 0; i < n; ++i) {
+          slots.pos[slot + static_cast<size_t>(i)] = static_cast<int32_t>(first + s + i);
+          slots.score[slot + static_cast<size_t>(i)] = 0.0f;
+        }
+        s += n;
       }
     }
   }

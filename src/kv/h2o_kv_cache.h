@@ -14,29 +14,16 @@
 #include <span>
 #include <vector>
 
-#include "engine/model_config.h"
 #include "kernels/kernels.h"
 #include "kv/attention_cache.h"
+#include "kv/kv_shape.h"
 #include "util/huge_pages.h"
 
 namespace moa {
 
-struct H2oCacheShape {
-  int64_t n_layer = 0;
-  int64_t n_head_kv = 0;
-  int64_t head_dim = 0;
-  int64_t n_ctx = 0;   // positions per sequence (prompt + new tokens)
-  int64_t budget = 0;  // keys kept per KV head, 1 .. n_ctx
-  int n_seq = 1;
-  kernels::KvType type = kernels::KvType::kF32;
-};
-
 // The per-head budget at a KV density: round(density * n_ctx), at least 1. Throws unless
 // density is finite and in (0, 1].
 int64_t h2o_budget(double density, int64_t n_ctx);
-
-H2oCacheShape h2o_cache_shape(const ModelConfig& config, int64_t n_ctx, int64_t budget, int n_seq,
-                              kernels::KvType type);
 
 // The H2O policy on one head's candidate keys: keep[i] = 1 for the `recent` newest positions
 // and for the (budget - those) best of the others by accumulated score (ties: the newer key
@@ -46,16 +33,16 @@ std::vector<uint8_t> h2o_keep_set(std::span<const int32_t> positions, std::span<
 
 class H2oKvCache final : public AttentionCache {
  public:
-  // Allocates every slot up front; throws moa::Error on a non-positive size or a budget
-  // outside 1 .. n_ctx.
-  explicit H2oKvCache(const H2oCacheShape& shape);
+  // Allocates every slot up front for `budget` keys per KV head; throws moa::Error on a
+  // non-positive size or a budget outside 1 .. n_ctx.
+  H2oKvCache(const KvShape& shape, int64_t budget);
   ~H2oKvCache() override;
 
-  const H2oCacheShape& shape() const { return shape_; }
+  const KvShape& shape() const { return shape_; }
   int64_t n_ctx() const override { return shape_.n_ctx; }
   int n_seq() const override { return shape_.n_seq; }
-  int64_t budget() const { return shape_.budget; }
-  int64_t recent_window() const { return shape_.budget / 2; }
+  int64_t budget() const { return budget_; }
+  int64_t recent_window() const { return budget_ / 2; }
   // Keys, values, positions and scores of every slot, and the scratch of the largest chunk that
   // did not fit the slots so far (kept for reuse: bytes() grows once per larger such chunk).
   uint64_t bytes() const override;
@@ -78,13 +65,10 @@ class H2oKvCache final : public AttentionCache {
   // Advances the length after every layer attended, or clears with 0; evicted keys are gone,
   // so any other truncation is an error.
   void set_length(int seq, int64_t length) override;
-  void clear(int seq) { set_length(seq, 0); }
-  void clear_all();
-  // Benchmarks (which rewind between repeats): makes `seq` look as if `length` tokens had been
-  // processed, every head of every layer keeping the newest min(length, budget) positions with
-  // zero scores; keys/values come from the rows of k and v ([n_rows][n_head_kv * head_dim]),
-  // reused cyclically.
-  void fill_synthetic(int seq, int64_t length, std::span<const float> k, std::span<const float> v);
+  // Every head of every layer keeps the newest min(length, budget) positions, scores zero.
+  void fill(int seq, int64_t length, std::span<const float> k, std::span<const float> v) override;
+  // Only to 0 or the current length: evicted keys are gone.
+  bool rewind(int seq, int64_t length) override;
 
   // The kept keys of one layer and sequence in slot order (n_keys = n_kept), with their absolute
   // positions and accumulated scores per head.
@@ -100,7 +84,8 @@ class H2oKvCache final : public AttentionCache {
   void check_layer_seq(int64_t layer, int seq) const;
   void evict(Slots& candidates, Slots& kept, int64_t n_candidates);
 
-  H2oCacheShape shape_;
+  KvShape shape_;
+  int64_t budget_ = 0;    // keys kept per KV head, 1 .. n_ctx
   int64_t capacity_ = 0;  // slots per head: budget + 1, at most n_ctx
   size_t element_bytes_ = 4;
   HugePageVector<uint8_t> keys_;  // huge pages: decode streams the whole cache

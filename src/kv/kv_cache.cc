@@ -8,26 +8,15 @@
 #include <string>
 #include <utility>
 
+#include "kv/plan_masks.h"
 #include "util/checked_math.h"
 #include "util/error.h"
+#include "util/input_error.h"
 
 namespace moa {
 
-KvCacheShape kv_cache_shape(const ModelConfig& config, int64_t n_ctx, int n_seq,
-                            kernels::KvType type) {
-  KvCacheShape shape;
-  shape.n_layer = config.n_layer;
-  shape.n_head_kv = config.n_head_kv;
-  shape.head_dim = config.head_dim;
-  shape.n_ctx = n_ctx;
-  shape.n_seq = n_seq;
-  shape.type = type;
-  return shape;
-}
-
-KvCache::KvCache(const KvCacheShape& shape) : shape_(shape) {
-  check_cache_dimensions("kv cache", shape.n_layer, shape.n_head_kv, shape.head_dim, shape.n_ctx,
-                         shape.n_seq);
+KvCache::KvCache(const KvShape& shape) : shape_(shape) {
+  check_kv_shape("kv cache", shape);
   element_bytes_ = kernels::kv_element_bytes(shape.type);
   const uint64_t bytes =
       checked_product("kv cache", {shape.n_layer, shape.n_seq, shape.n_head_kv, shape.n_ctx,
@@ -37,7 +26,7 @@ KvCache::KvCache(const KvCacheShape& shape) : shape_(shape) {
   lengths_.assign(static_cast<size_t>(shape.n_seq), 0);
 }
 
-uint64_t KvCache::bytes_for(const KvCacheShape& shape) {
+uint64_t KvCache::bytes_for(const KvShape& shape) {
   const auto elements = static_cast<uint64_t>(shape.n_layer) * static_cast<uint64_t>(shape.n_seq) *
                         static_cast<uint64_t>(shape.n_head_kv * shape.n_ctx * shape.head_dim);
   return 2 * elements * kernels::kv_element_bytes(shape.type) +
@@ -60,7 +49,7 @@ int64_t KvCache::length(int seq) const {
 }
 
 void KvCache::check_room(int seq, int64_t n_new) const {
-  check_context_room(seq, length(seq), n_new, shape_.n_ctx, "raise -c");
+  check_context_room(seq, length(seq), n_new, shape_.n_ctx, "the context the cache was sized for");
 }
 
 size_t KvCache::slab_offset(int64_t layer, int seq) const {
@@ -75,27 +64,25 @@ void KvCache::store(int64_t layer, int seq, int64_t pos, int64_t n_tokens, const
   check_seq(seq);
   if (layer < 0 || layer >= shape_.n_layer) fail("kv cache: layer {} does not exist", layer);
   if (pos < 0 || pos + n_tokens > shape_.n_ctx) {
-    fail("context is full: positions {} .. {} do not fit in the context of {} (raise -c)", pos,
+    fail("context is full: positions {} .. {} do not fit in the context of {}", pos,
          pos + n_tokens - 1, shape_.n_ctx);
   }
   const int64_t head_dim = shape_.head_dim;
-  const int64_t kv_dim = shape_.n_head_kv * head_dim;
   const size_t base = slab_offset(layer, seq);
-  for (int64_t t = 0; t < n_tokens; ++t) {
-    for (int64_t h = 0; h < shape_.n_head_kv; ++h) {
-      const size_t dst = base + static_cast<size_t>((h * shape_.n_ctx + pos + t) * head_dim);
-      store_kv_row(k + t * kv_dim + h * head_dim, head_dim, shape_.type,
-                   keys_.data() + dst * element_bytes_);
-      store_kv_row(v + t * kv_dim + h * head_dim, head_dim, shape_.type,
-                   values_.data() + dst * element_bytes_);
-    }
+  for (int64_t h = 0; h < shape_.n_head_kv; ++h) {
+    const size_t dst =
+        (base + static_cast<size_t>((h * shape_.n_ctx + pos) * head_dim)) * element_bytes_;
+    store_kv_rows(k + h * head_dim, shape_.kv_dim(), n_tokens, head_dim, shape_.type,
+                  keys_.data() + dst);
+    store_kv_rows(v + h * head_dim, shape_.kv_dim(), n_tokens, head_dim, shape_.type,
+                  values_.data() + dst);
   }
 }
 
 void KvCache::set_length(int seq, int64_t length) {
   check_seq(seq);
   if (length < 0 || length > shape_.n_ctx) {
-    fail("context is full: length {} exceeds the context of {} (raise -c)", length, shape_.n_ctx);
+    fail("context is full: length {} exceeds the context of {}", length, shape_.n_ctx);
   }
   lengths_[static_cast<size_t>(seq)] = length;
 }
@@ -106,7 +93,7 @@ void KvCache::use_plan(const SparsePlan& plan, int64_t span_length) {
   }
   std::vector<std::vector<kernels::BandMask>> masks;
   for (int64_t layer = 0; layer < shape_.n_layer; ++layer) {
-    masks.push_back(plan.band_masks(layer, span_length));
+    masks.push_back(band_masks(plan, layer, span_length));
     if (static_cast<int64_t>(masks.back().size()) != shape_.n_head_kv) {
       fail("kv cache: plan has {} KV heads per layer, the model has {}", masks.back().size(),
            shape_.n_head_kv);
@@ -125,7 +112,24 @@ void KvCache::attend(int64_t layer, int seq, int64_t pos, int64_t n_tokens,
                      n_threads);
 }
 
-void KvCache::clear_all() { std::fill(lengths_.begin(), lengths_.end(), 0); }
+void KvCache::fill(int seq, int64_t length, std::span<const float> k, std::span<const float> v) {
+  check_seq(seq);
+  const int64_t n_rows = fill_rows("kv cache", shape_, length, k, v);
+  for (int64_t layer = 0; layer < shape_.n_layer; ++layer) {
+    for (int64_t pos = 0; pos < length;) {
+      const int64_t row = pos % n_rows;
+      const int64_t n = std::min(length - pos, n_rows - row);
+      store(layer, seq, pos, n, k.data() + row * shape_.kv_dim(), v.data() + row * shape_.kv_dim());
+      pos += n;
+    }
+  }
+  set_length(seq, length);
+}
+
+bool KvCache::rewind(int seq, int64_t length) {
+  set_length(seq, length);
+  return true;
+}
 
 kernels::KvView KvCache::view(int64_t layer, int seq, int64_t n_keys) const {
   check_seq(seq);
@@ -153,7 +157,7 @@ kernels::KvType parse_kv_type(const std::string& name) {
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   if (lower == "f32") return kernels::KvType::kF32;
   if (lower == "f16") return kernels::KvType::kF16;
-  fail("--kv-type: '{}' is not a KV cache type (expected f32 or f16)", name);
+  fail_input("kv type", "'{}' is not a KV cache type (expected f32 or f16)", name);
 }
 
 }  // namespace moa

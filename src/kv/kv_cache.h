@@ -9,37 +9,25 @@
 #include <string>
 #include <vector>
 
-#include "engine/model_config.h"
 #include "kernels/kernels.h"
 #include "kv/attention_cache.h"
+#include "kv/kv_shape.h"
 #include "plan/plan.h"
 #include "util/huge_pages.h"
 
 namespace moa {
 
-struct KvCacheShape {
-  int64_t n_layer = 0;
-  int64_t n_head_kv = 0;
-  int64_t head_dim = 0;
-  int64_t n_ctx = 0;  // positions per sequence
-  int n_seq = 1;
-  kernels::KvType type = kernels::KvType::kF32;
-};
-
-KvCacheShape kv_cache_shape(const ModelConfig& config, int64_t n_ctx, int n_seq,
-                            kernels::KvType type);
-
 class KvCache final : public AttentionCache {
  public:
   // Allocates the whole cache up front; throws moa::Error on a non-positive size.
-  explicit KvCache(const KvCacheShape& shape);
+  explicit KvCache(const KvShape& shape);
 
-  const KvCacheShape& shape() const { return shape_; }
+  const KvShape& shape() const { return shape_; }
   int64_t n_ctx() const override { return shape_.n_ctx; }
   int n_seq() const override { return shape_.n_seq; }
   uint64_t bytes() const override;  // bytes_for(shape) plus the plan's masks
   // What a dense cache of this shape allocates (keys, values, lengths), without building one.
-  static uint64_t bytes_for(const KvCacheShape& shape);
+  static uint64_t bytes_for(const KvShape& shape);
   int64_t max_chunk() const override { return shape_.n_ctx; }
 
   // Positions 0 .. length(seq)-1 hold valid keys and values.
@@ -51,8 +39,8 @@ class KvCache final : public AttentionCache {
   void store(int64_t layer, int seq, int64_t pos, int64_t n_tokens, const float* k, const float* v);
   // Marks positions up to `length` valid (after all layers stored them), or truncates.
   void set_length(int seq, int64_t length) override;
-  void clear(int seq) { set_length(seq, 0); }
-  void clear_all();
+  void fill(int seq, int64_t length, std::span<const float> k, std::span<const float> v) override;
+  bool rewind(int seq, int64_t length) override;  // always possible: every key stays
 
   // Attention from now on uses the plan's masks with spans at span_length (the planned
   // prompt + new tokens); throws if the plan's layer/KV-head counts differ from the cache's.
@@ -69,7 +57,7 @@ class KvCache final : public AttentionCache {
   size_t slab_offset(int64_t layer, int seq) const;  // element offset of a (layer, seq) slab
   void check_seq(int seq) const;
 
-  KvCacheShape shape_;
+  KvShape shape_;
   size_t element_bytes_ = 4;
   HugePageVector<uint8_t> keys_;  // huge pages: decode streams the whole cache
   HugePageVector<uint8_t> values_;

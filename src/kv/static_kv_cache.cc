@@ -8,21 +8,16 @@
 #include <algorithm>
 #include <cstring>
 
+#include "kv/plan_masks.h"
 #include "util/checked_math.h"
 #include "util/error.h"
 
 namespace moa {
 namespace {
 
-void check_shape(const StaticKvCacheShape& s, const SparsePlan& plan) {
-  if (s.n_layer <= 0 || s.n_head_kv <= 0 || s.head_dim <= 0 || s.n_ctx <= 0 || s.n_seq <= 0) {
-    fail(
-        "static kv cache: layers {}, kv heads {}, head dim {}, context {}, sequences {}: "
-        "expected positive values",
-        s.n_layer, s.n_head_kv, s.head_dim, s.n_ctx, s.n_seq);
-  }
-  if (s.prefill_chunk <= 0)
-    fail("static kv cache: prefill chunk {}: expected > 0", s.prefill_chunk);
+void check_shape(const KvShape& s, const SparsePlan& plan, int64_t prefill_chunk) {
+  check_kv_shape("static kv cache", s);
+  if (prefill_chunk <= 0) fail("static kv cache: prefill chunk {}: expected > 0", prefill_chunk);
   if (static_cast<int64_t>(plan.rules.size()) != s.n_layer) {
     fail("static kv cache: plan has {} layers, the model has {}", plan.rules.size(), s.n_layer);
   }
@@ -37,18 +32,13 @@ void check_shape(const StaticKvCacheShape& s, const SparsePlan& plan) {
 
 }  // namespace
 
-StaticKvCacheShape static_kv_cache_shape(const ModelConfig& config, int64_t n_ctx,
-                                         int64_t prefill_chunk, int n_seq, kernels::KvType type) {
-  return {config.n_layer, config.n_head_kv, config.head_dim, n_ctx, prefill_chunk, n_seq, type};
-}
-
 int64_t ring_slots(int64_t span, int64_t sinks, int64_t n_ctx) {
   return std::min(span, std::max<int64_t>(0, n_ctx - sinks));
 }
 
-StaticKvCache::StaticKvCache(const StaticKvCacheShape& shape, const SparsePlan& plan)
-    : shape_(shape) {
-  check_shape(shape, plan);
+StaticKvCache::StaticKvCache(const KvShape& shape, const SparsePlan& plan, int64_t prefill_chunk)
+    : shape_(shape), prefill_chunk_(prefill_chunk) {
+  check_shape(shape, plan, prefill_chunk);
   sinks_ = std::min(plan.sinks, shape.n_ctx);  // sink slots; the masks keep the plan's G
   element_bytes_ = kernels::kv_element_bytes(shape.type);
   size_t offset = 0;
@@ -56,7 +46,7 @@ StaticKvCache::StaticKvCache(const StaticKvCacheShape& shape, const SparsePlan& 
   ring_.reserve(static_cast<size_t>(shape.n_layer * shape.n_head_kv));
   offsets_.reserve(ring_.capacity());
   for (int64_t layer = 0; layer < shape.n_layer; ++layer) {
-    masks_.push_back(plan.band_masks(layer, shape.n_ctx));
+    masks_.push_back(band_masks(plan, layer, shape.n_ctx));
     for (const kernels::BandMask& mask : masks_.back()) {
       ring_.push_back(ring_slots(mask.span, sinks_, shape.n_ctx));
       offsets_.push_back(offset);
@@ -69,7 +59,7 @@ StaticKvCache::StaticKvCache(const StaticKvCacheShape& shape, const SparsePlan& 
       {static_cast<int64_t>(seq_elements_), shape.n_seq, static_cast<int64_t>(element_bytes_)});
   keys_.assign(total, 0);
   values_.assign(total, 0);
-  chunk_capacity_ = std::min(shape.prefill_chunk, shape.n_ctx);
+  chunk_capacity_ = std::min(prefill_chunk, shape.n_ctx);
   const size_t chunk_bytes = checked_product(
       "static kv cache",
       {chunk_capacity_, shape.n_head_kv, shape.head_dim, static_cast<int64_t>(element_bytes_)});
@@ -98,7 +88,7 @@ int64_t StaticKvCache::length(int seq) const {
 
 void StaticKvCache::check_room(int seq, int64_t n_new) const {
   check_context_room(seq, length(seq), n_new, shape_.n_ctx,
-                     "the cache was planned for prompt + -n tokens: raise -c or -n");
+                     "the cache was planned for prompt + new tokens");
 }
 
 int64_t StaticKvCache::span(int64_t layer, int64_t kv_head) const {
@@ -127,9 +117,9 @@ const void* StaticKvCache::element_address(const HugePageVector<uint8_t>& buffer
 
 void StaticKvCache::check_chunk(int64_t layer, int seq, int64_t pos, int64_t n_tokens) const {
   check_layer_seq(layer, seq);
-  if (n_tokens < 0 || n_tokens > shape_.prefill_chunk) {
+  if (n_tokens < 0 || n_tokens > prefill_chunk_) {
     fail("static kv cache: {} tokens in one call; the cache takes chunks of at most {}", n_tokens,
-         shape_.prefill_chunk);
+         prefill_chunk_);
   }
   if (pos < 0 || pos + n_tokens > shape_.n_ctx) {
     fail("context is full: positions {} .. {} do not fit in the {} the cache was planned for", pos,
@@ -137,24 +127,22 @@ void StaticKvCache::check_chunk(int64_t layer, int seq, int64_t pos, int64_t n_t
   }
 }
 
-int64_t StaticKvCache::slot_of(int64_t layer, int64_t kv_head, int64_t p) const {
-  return p < sinks_ ? p : sinks_ + (p - sinks_) % ring_size(layer, kv_head);
-}
-
 template <class Write>
-void StaticKvCache::write_kept_rows(int64_t layer, int seq, int64_t pos, int64_t n_tokens,
+void StaticKvCache::write_kept_runs(int64_t layer, int seq, int64_t pos, int64_t n_tokens,
                                     Write write) {
-  const int64_t hd = shape_.head_dim;
+  const int64_t hd = shape_.head_dim, end = pos + n_tokens;
   for (int64_t h = 0; h < shape_.n_head_kv; ++h) {
     const size_t base = head_offset(layer, seq, h);
-    // Older positions of the chunk would be overwritten by newer ones within this call.
-    const int64_t first_ring = std::max(sinks_, pos + n_tokens - ring_size(layer, h));
-    for (int64_t t = 0; t < n_tokens; ++t) {
-      const int64_t p = pos + t;
-      if (p >= sinks_ && p < first_ring) continue;
-      const size_t element = base + static_cast<size_t>(slot_of(layer, h, p) * hd);
-      write(h, t, keys_.data() + element * element_bytes_,
-            values_.data() + element * element_bytes_);
+    const int64_t ring = ring_size(layer, h);
+    const int64_t sink_end = std::min(end, sinks_);
+    if (pos < sink_end) write(h, 0, sink_end - pos, base + static_cast<size_t>(pos * hd));
+    // Older positions of the chunk would be overwritten by newer ones within this call; the
+    // rest run in slot order up to the ring's end, then wrap once.
+    for (int64_t p = std::max({pos, sinks_, end - ring}); p < end;) {
+      const int64_t slot = (p - sinks_) % ring;
+      const int64_t n = std::min(end - p, ring - slot);
+      write(h, p - pos, n, base + static_cast<size_t>((sinks_ + slot) * hd));
+      p += n;
     }
   }
 }
@@ -162,21 +150,20 @@ void StaticKvCache::write_kept_rows(int64_t layer, int seq, int64_t pos, int64_t
 void StaticKvCache::store(int64_t layer, int seq, int64_t pos, int64_t n_tokens, const float* k,
                           const float* v) {
   check_chunk(layer, seq, pos, n_tokens);
-  const int64_t hd = shape_.head_dim, kv_dim = shape_.n_head_kv * hd;
-  write_kept_rows(layer, seq, pos, n_tokens, [&](int64_t h, int64_t t, void* k_dst, void* v_dst) {
-    store_kv_row(k + t * kv_dim + h * hd, hd, shape_.type, k_dst);
-    store_kv_row(v + t * kv_dim + h * hd, hd, shape_.type, v_dst);
+  const int64_t hd = shape_.head_dim, kv_dim = shape_.kv_dim();
+  write_kept_runs(layer, seq, pos, n_tokens, [&](int64_t h, int64_t t0, int64_t n, size_t at) {
+    const int64_t src = t0 * kv_dim + h * hd;
+    store_kv_rows(k + src, kv_dim, n, hd, shape_.type, keys_.data() + at * element_bytes_);
+    store_kv_rows(v + src, kv_dim, n, hd, shape_.type, values_.data() + at * element_bytes_);
   });
 }
 
 void StaticKvCache::stage_chunk(int64_t n_tokens, const float* k, const float* v) {
-  const int64_t hd = shape_.head_dim, kv_dim = shape_.n_head_kv * hd;
+  const int64_t hd = shape_.head_dim, kv_dim = shape_.kv_dim();
   for (int64_t h = 0; h < shape_.n_head_kv; ++h) {
-    for (int64_t t = 0; t < n_tokens; ++t) {
-      const auto at = static_cast<size_t>((h * chunk_capacity_ + t) * hd) * element_bytes_;
-      store_kv_row(k + t * kv_dim + h * hd, hd, shape_.type, chunk_keys_.data() + at);
-      store_kv_row(v + t * kv_dim + h * hd, hd, shape_.type, chunk_values_.data() + at);
-    }
+    const auto at = static_cast<size_t>(h * chunk_capacity_ * hd) * element_bytes_;
+    store_kv_rows(k + h * hd, kv_dim, n_tokens, hd, shape_.type, chunk_keys_.data() + at);
+    store_kv_rows(v + h * hd, kv_dim, n_tokens, hd, shape_.type, chunk_values_.data() + at);
   }
 }
 
@@ -243,11 +230,12 @@ void StaticKvCache::attend(int64_t layer, int seq, int64_t pos, int64_t n_tokens
   kernels::attention_finish(state, out);
   if (in_place) return;
   const size_t row_bytes = static_cast<size_t>(shape_.head_dim) * element_bytes_;
-  write_kept_rows(layer, seq, pos, n_tokens, [&](int64_t h, int64_t t, void* k_dst, void* v_dst) {
-    const size_t at =
-        static_cast<size_t>(h) * head_chunk_bytes + static_cast<size_t>(t) * row_bytes;
-    std::memcpy(k_dst, chunk_keys_.data() + at, row_bytes);
-    std::memcpy(v_dst, chunk_values_.data() + at, row_bytes);
+  write_kept_runs(layer, seq, pos, n_tokens, [&](int64_t h, int64_t t0, int64_t n, size_t at) {
+    const size_t from =
+        static_cast<size_t>(h) * head_chunk_bytes + static_cast<size_t>(t0) * row_bytes;
+    const size_t bytes = static_cast<size_t>(n) * row_bytes;
+    std::memcpy(keys_.data() + at * element_bytes_, chunk_keys_.data() + from, bytes);
+    std::memcpy(values_.data() + at * element_bytes_, chunk_values_.data() + from, bytes);
   });
 }
 
@@ -258,6 +246,27 @@ void StaticKvCache::set_length(int seq, int64_t length) {
          shape_.n_ctx);
   }
   lengths_[static_cast<size_t>(seq)] = length;
+}
+
+void StaticKvCache::fill(int seq, int64_t length, std::span<const float> k,
+                         std::span<const float> v) {
+  check_layer_seq(0, seq);
+  const int64_t n_rows = fill_rows("static kv cache", shape_, length, k, v);
+  const int64_t kv_dim = shape_.kv_dim();
+  for (int64_t layer = 0; layer < shape_.n_layer; ++layer) {
+    for (int64_t pos = 0; pos < length;) {
+      const int64_t row = pos % n_rows;
+      const int64_t n = std::min({length - pos, n_rows - row, prefill_chunk_});
+      store(layer, seq, pos, n, k.data() + row * kv_dim, v.data() + row * kv_dim);
+      pos += n;
+    }
+  }
+  set_length(seq, length);
+}
+
+bool StaticKvCache::rewind(int seq, int64_t length) {
+  set_length(seq, length);
+  return true;
 }
 
 }  // namespace moa

@@ -12,9 +12,9 @@
 #include <cstdint>
 #include <vector>
 
-#include "engine/model_config.h"
 #include "kernels/kernels.h"
 #include "kv/attention_cache.h"
+#include "kv/kv_shape.h"
 #include "plan/plan.h"
 #include "util/huge_pages.h"
 
@@ -22,37 +22,26 @@ namespace moa {
 
 inline constexpr int64_t kDefaultRingChunk = 256;  // tokens per prefill call (chunk buffer size)
 
-struct StaticKvCacheShape {
-  int64_t n_layer = 0;
-  int64_t n_head_kv = 0;
-  int64_t head_dim = 0;
-  int64_t n_ctx = 0;                          // N: prompt + max new tokens, spans use S_h(N)
-  int64_t prefill_chunk = kDefaultRingChunk;  // most tokens one attend call may bring
-  int n_seq = 1;
-  kernels::KvType type = kernels::KvType::kF16;
-};
-
-StaticKvCacheShape static_kv_cache_shape(const ModelConfig& config, int64_t n_ctx,
-                                         int64_t prefill_chunk, int n_seq, kernels::KvType type);
-
 // Ring slots of a head: its span (the newest query's band), but no more than the positions >=
 // sinks that a sequence of n_ctx tokens has. Sinks + ring = min(n_ctx, sinks + span) keys.
 int64_t ring_slots(int64_t span, int64_t sinks, int64_t n_ctx);
 
 class StaticKvCache final : public AttentionCache {
  public:
-  // Allocates every ring once. Throws moa::Error when the shape is not positive, the plan's
-  // layer/KV-head counts differ from the shape, or a rule gives an invalid span at n_ctx.
-  // Sinks beyond n_ctx are allowed (every key is then a sink).
-  StaticKvCache(const StaticKvCacheShape& shape, const SparsePlan& plan);
+  // Allocates every ring once; shape.n_ctx is the planned N (prompt + max new tokens: spans are
+  // S_h(N)) and one attend call brings at most prefill_chunk tokens. Throws moa::Error when the
+  // shape or chunk is not positive, the plan's layer/KV-head counts differ from the shape, or a
+  // rule gives an invalid span at n_ctx. Sinks beyond n_ctx are allowed (every key is a sink).
+  StaticKvCache(const KvShape& shape, const SparsePlan& plan,
+                int64_t prefill_chunk = kDefaultRingChunk);
 
-  const StaticKvCacheShape& shape() const { return shape_; }
+  const KvShape& shape() const { return shape_; }
   int n_seq() const override { return shape_.n_seq; }
   int64_t n_ctx() const override { return shape_.n_ctx; }
   uint64_t bytes() const override;  // slots, the chunk buffer and the per-head bookkeeping
   int64_t length(int seq) const override;
   void check_room(int seq, int64_t n_new) const override;
-  int64_t max_chunk() const override { return shape_.prefill_chunk; }
+  int64_t max_chunk() const override { return prefill_chunk_; }
 
   int64_t sink_slots() const { return sinks_; }  // min(plan sinks, n_ctx)
   int64_t span(int64_t layer, int64_t kv_head) const;
@@ -72,22 +61,24 @@ class StaticKvCache final : public AttentionCache {
               float* out, int n_threads) override;
   // Any length up to n_ctx; a shorter length does not restore keys a ring has overwritten.
   void set_length(int seq, int64_t length) override;
+  void fill(int seq, int64_t length, std::span<const float> k, std::span<const float> v) override;
+  bool rewind(int seq, int64_t length) override;  // always possible (set_length)
 
  private:
   void check_layer_seq(int64_t layer, int seq) const;
   void check_chunk(int64_t layer, int seq, int64_t pos, int64_t n_tokens) const;
   // True when writing the chunk first overwrites no key its queries need (always for one token).
   bool rings_hold_chunk(int64_t layer, int64_t pos, int64_t n_tokens) const;
-  // Slot of position p of a head (a sink slot or a ring slot).
-  int64_t slot_of(int64_t layer, int64_t kv_head, int64_t p) const;
-  // Calls write(h, t, key_slot, value_slot) for every row of the chunk the slots keep.
+  // Calls write(h, t0, n, element) for every run of chunk rows t0 .. t0+n-1 of head h the slots
+  // keep, which go to consecutive slots from element offset `element` on.
   template <class Write>
-  void write_kept_rows(int64_t layer, int seq, int64_t pos, int64_t n_tokens, Write write);
+  void write_kept_runs(int64_t layer, int seq, int64_t pos, int64_t n_tokens, Write write);
   void stage_chunk(int64_t n_tokens, const float* k, const float* v);
   size_t head_offset(int64_t layer, int seq, int64_t kv_head) const;  // elements
   const void* element_address(const HugePageVector<uint8_t>& buffer, size_t element) const;
 
-  StaticKvCacheShape shape_;
+  KvShape shape_;
+  int64_t prefill_chunk_ = kDefaultRingChunk;
   int64_t sinks_ = 0;
   size_t element_bytes_ = 2;
   std::vector<std::vector<kernels::BandMask>> masks_;  // [layer][kv_head]

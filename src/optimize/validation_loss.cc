@@ -25,8 +25,7 @@ double plan_answer_loss(const Model& model, const SparsePlan& plan,
                         const std::vector<const CalibrationSample*>& samples, int64_t length,
                         int n_threads) {
   if (samples.empty()) fail("validation: no calibration samples at length {}", length);
-  const StaticKvCacheShape shape =
-      static_kv_cache_shape(model.config(), length, kDefaultRingChunk, 1, kernels::KvType::kF16);
+  const KvShape shape = kv_shape(model.config(), length, 1, kernels::KvType::kF16);
   double total = 0.0;
   for (const CalibrationSample* s : samples) {
     const auto tokens = static_cast<int64_t>(s->prompt.size() + s->answer.size());

@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "util/error.h"
+#include "util/input_error.h"
 
 namespace moa {
 
@@ -18,17 +19,6 @@ int64_t ElasticRule::span(int64_t n) const {
   const double rounded = std::floor(raw + 1e-9);
   if (rounded >= static_cast<double>(n)) return std::max<int64_t>(n, kMinSpan);
   return std::max<int64_t>(static_cast<int64_t>(rounded), kMinSpan);
-}
-
-std::vector<kernels::BandMask> SparsePlan::band_masks(int64_t layer, int64_t n) const {
-  std::vector<kernels::BandMask> masks;
-  masks.reserve(rules.at(layer).size());
-  for (const ElasticRule& r : rules.at(layer)) masks.push_back({sinks, r.span(n)});
-  return masks;
-}
-
-ModelIdentity identity_of(const ModelConfig& config, const std::string& hash) {
-  return {config.arch_name, config.n_layer, config.n_head, config.n_head_kv, hash};
 }
 
 namespace {
@@ -44,8 +34,8 @@ SparsePlan plan_with_rule(const ModelIdentity& model, const ElasticRule& rule, i
 }  // namespace
 
 SparsePlan uniform_plan(const ModelIdentity& model, int64_t window, int64_t sinks) {
-  if (window < 1) fail("--window: {} must be at least 1", window);
-  if (sinks < 0) fail("--sinks: {} must not be negative", sinks);
+  if (window < 1) fail_input("window", "{} tokens: expected a window of at least 1", window);
+  if (sinks < 0) fail_input("sinks", "{} sinks: expected 0 or more", sinks);
   return plan_with_rule(model, {static_cast<double>(window), 0.0}, sinks, "uniform");
 }
 

@@ -8,9 +8,6 @@
 #include <string_view>
 #include <vector>
 
-#include "engine/model_config.h"
-#include "kernels/kernels.h"
-
 namespace moa {
 
 inline constexpr int64_t kDefaultSinks = 64;
@@ -62,11 +59,7 @@ struct SparsePlan {
   int64_t validation_length = 0;
 
   const ElasticRule& rule(int64_t layer, int64_t kv_head) const { return rules[layer][kv_head]; }
-  // Visible-key masks of one layer's KV heads at input length n.
-  std::vector<kernels::BandMask> band_masks(int64_t layer, int64_t n) const;
 };
-
-ModelIdentity identity_of(const ModelConfig& config, const std::string& hash);
 
 // A plan where every head has the same window (StreamingLLM) or sees everything.
 SparsePlan uniform_plan(const ModelIdentity& model, int64_t window, int64_t sinks);

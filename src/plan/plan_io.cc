@@ -229,8 +229,8 @@ ElasticRule fold_group(const std::vector<ElasticRule>& group, GqaFold fold, cons
   for (const ElasticRule& r : group) {
     if (fold == GqaFold::kReject && !(r == group.front())) {
       fail(
-          "{}: layer {} KV head {}: its query heads have different rules; pass --gqa widest to "
-          "fold them",
+          "{}: layer {} KV head {}: its query heads have different rules (expected one rule per "
+          "group unless the import folds each group to its widest rule)",
           name, layer, kv_head);
     }
     widest.alpha = std::max(widest.alpha, r.alpha);

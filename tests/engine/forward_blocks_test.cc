@@ -21,10 +21,10 @@ TEST(ForwardBlocks, BlockByBlockEqualsForwardBitForBit) {
   for (int i = 0; i < 40; ++i) tokens.push_back(static_cast<TokenId>((i * 53 + 7) % 300));
   const SequenceBatch batch{0, tokens};
 
-  KvCache whole(kv_cache_shape(model.config(), 64, 1, kernels::KvType::kF32));
+  KvCache whole(kv_shape(model.config(), 64, 1, kernels::KvType::kF32));
   const Logits expected = forward(model, whole, std::span(&batch, 1), LogitsMode::kAll, 2);
 
-  KvCache blocks(kv_cache_shape(model.config(), 64, 1, kernels::KvType::kF32));
+  KvCache blocks(kv_shape(model.config(), 64, 1, kernels::KvType::kF32));
   ForwardActivations a = embed_batch(model, blocks, std::span(&batch, 1));
   for (int64_t layer = 0; layer < model.config().n_layer; ++layer) {
     attention_block(model, layer, blocks, a, 2);

@@ -27,7 +27,7 @@ Model random_model(const RandomModelSpec& spec) {
 
 KvCache make_cache(const Model& model, int64_t n_ctx = 64, int n_seq = 1,
                    kernels::KvType type = kernels::KvType::kF32) {
-  return KvCache(kv_cache_shape(model.config(), n_ctx, n_seq, type));
+  return KvCache(kv_shape(model.config(), n_ctx, n_seq, type));
 }
 
 std::vector<TokenId> some_tokens(int64_t n, int64_t n_vocab, int salt = 0) {

@@ -18,7 +18,7 @@ SamplingParams greedy() { return greedy_sampling(); }
 Model stories(const std::string& path) { return Model::load(path, FileLoad::kMap); }
 
 KvCache cache_for(const Model& model, int64_t n_ctx) {
-  return KvCache(kv_cache_shape(model.config(), n_ctx, 1, kernels::KvType::kF32));
+  return KvCache(kv_shape(model.config(), n_ctx, 1, kernels::KvType::kF32));
 }
 
 TEST(Generate, GreedyEqualsAnArgmaxLoopOverForward) {

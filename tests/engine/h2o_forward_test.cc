@@ -42,13 +42,13 @@ double max_abs_diff(std::span<const float> a, std::span<const float> b) {
 }
 
 H2oKvCache h2o_cache(const Model& model, int64_t n_ctx, int64_t budget, int n_seq = 1) {
-  return H2oKvCache(h2o_cache_shape(model.config(), n_ctx, budget, n_seq, kernels::KvType::kF32));
+  return H2oKvCache(kv_shape(model.config(), n_ctx, n_seq, kernels::KvType::kF32), budget);
 }
 
 TEST(H2oForward, FullBudgetIsTheDenseModel) {
   const Model model = random_model();
   const std::vector<TokenId> tokens = some_tokens(30, model.config().n_vocab);
-  KvCache dense(kv_cache_shape(model.config(), 64, 1, kernels::KvType::kF32));
+  KvCache dense(kv_shape(model.config(), 64, 1, kernels::KvType::kF32));
   H2oKvCache h2o = h2o_cache(model, 64, 64);
   auto expect_same_logits = [&](size_t first, size_t n) {
     const auto chunk = std::span(tokens).subspan(first, n);
@@ -64,7 +64,7 @@ TEST(H2oForward, FullBudgetIsTheDenseModel) {
 TEST(H2oForward, PrefillIsDenseThenDecodingKeepsTheBudget) {
   const Model model = random_model();
   const std::vector<TokenId> prompt = some_tokens(40, model.config().n_vocab);
-  KvCache dense(kv_cache_shape(model.config(), 64, 1, kernels::KvType::kF32));
+  KvCache dense(kv_shape(model.config(), 64, 1, kernels::KvType::kF32));
   H2oKvCache h2o = h2o_cache(model, 64, 16);
   const Logits a = forward_tokens(model, dense, 0, prompt, LogitsMode::kAll, kThreads);
   const Logits b = forward_tokens(model, h2o, 0, prompt, LogitsMode::kAll, kThreads);

@@ -83,12 +83,10 @@ double accuracy(const Model& model, const std::vector<PlantedCase>& cases, Atten
     }
     std::string answer;
     if (plan) {
-      StaticKvCache cache(
-          static_kv_cache_shape(model.config(), n_ctx, kDefaultRingChunk, 1, kernels::KvType::kF16),
-          *plan);
+      StaticKvCache cache(kv_shape(model.config(), n_ctx, 1, kernels::KvType::kF16), *plan);
       answer = greedy_answer(model, cache, ids);
     } else {
-      KvCache cache(kv_cache_shape(model.config(), n_ctx, 1, kernels::KvType::kF16));
+      KvCache cache(kv_shape(model.config(), n_ctx, 1, kernels::KvType::kF16));
       answer = greedy_answer(model, cache, ids);
     }
     if (first_number(answer) == c.expected) {

@@ -92,7 +92,7 @@ TEST_P(GoldenLogits, MatchLlamaCppWithinTolerance) {
   const auto prompt = once.at("prompt_ids").get<std::vector<TokenId>>();
   EXPECT_EQ(model.tokenizer().encode("Once upon a time", true, false), prompt);
 
-  KvCache cache(kv_cache_shape(model.config(), 64, 1, kernels::KvType::kF32));
+  KvCache cache(kv_shape(model.config(), 64, 1, kernels::KvType::kF32));
   Logits got = forward_tokens(model, cache, 0, prompt, LogitsMode::kAll, kThreads);
   const std::vector<TokenId> greedy = greedy_ids(once);
   for (int64_t step = 0; got.n_rows() < n_rows; ++step) {
@@ -121,7 +121,7 @@ TEST_P(GoldenLogits, GreedyIdsMatchUpToFragileSteps) {
     const auto prompt = line.at("prompt_ids").get<std::vector<TokenId>>();
     const std::vector<TokenId> want = greedy_ids(line);
     const auto margins = line.at("greedy_top1_minus_top2").get<std::vector<double>>();
-    KvCache cache(kv_cache_shape(model.config(), 512, 1, kernels::KvType::kF32));
+    KvCache cache(kv_shape(model.config(), 512, 1, kernels::KvType::kF32));
     Logits logits = forward_tokens(model, cache, 0, prompt, LogitsMode::kLast, kThreads);
     size_t compared = 0;
     for (size_t step = 0; step < want.size(); ++step) {
@@ -157,7 +157,7 @@ TEST(Stories260K, GreedyContinuationNamesLily) {
   MOA_REQUIRE_ASSET(model_path, "models/stories260K.gguf");
   const Model model = Model::load(model_path);
   std::vector<TokenId> ids = model.tokenizer().encode("Once upon a time", true, false);
-  KvCache cache(kv_cache_shape(model.config(), 64, 1, kernels::KvType::kF16));
+  KvCache cache(kv_shape(model.config(), 64, 1, kernels::KvType::kF16));
   Logits logits = forward_tokens(model, cache, 0, ids, LogitsMode::kLast, kThreads);
   std::vector<TokenId> generated;
   for (int i = 0; i < 16; ++i) {

@@ -8,6 +8,7 @@
 
 #include "engine/chat_template.h"
 #include "util/error.h"
+#include "util/input_error.h"
 
 namespace moa {
 namespace {
@@ -94,21 +95,24 @@ TEST(Sampler, SameSeedSameTokensDifferentSeedDifferentTokens) {
 }
 
 TEST(Sampler, RejectsInvalidValues) {
-  auto rejects = [](auto change, const char* flag) {
+  // The error names the field (the CLI turns it into the flag) and the value.
+  auto rejects = [](auto change, const char* field, const char* value) {
     SamplingParams p;
     change(p);
     try {
       validate_sampling(p);
-      ADD_FAILURE() << "accepted an invalid " << flag;
-    } catch (const Error& e) {
-      EXPECT_NE(std::string(e.what()).find(flag), std::string::npos) << e.what();
+      ADD_FAILURE() << "accepted an invalid " << field;
+    } catch (const InputError& e) {
+      EXPECT_EQ(e.field(), field);
+      EXPECT_NE(std::string(e.what()).find(value), std::string::npos) << e.what();
     }
   };
-  rejects([](SamplingParams& p) { p.temperature = -1.0f; }, "--temp");
-  rejects([](SamplingParams& p) { p.top_k = -3; }, "--top-k");
-  rejects([](SamplingParams& p) { p.top_p = 1.5f; }, "--top-p");
-  rejects([](SamplingParams& p) { p.min_p = -0.1f; }, "--min-p");
-  rejects([](SamplingParams& p) { p.repeat_penalty = 0.0f; }, "--repeat-penalty");
+  rejects([](SamplingParams& p) { p.temperature = -1.0f; }, "temperature", "-1");
+  rejects([](SamplingParams& p) { p.top_k = -3; }, "top-k", "-3");
+  rejects([](SamplingParams& p) { p.top_p = 1.5f; }, "top-p", "1.5");
+  rejects([](SamplingParams& p) { p.min_p = -0.1f; }, "min-p", "-0.1");
+  rejects([](SamplingParams& p) { p.repeat_penalty = 0.0f; }, "repeat penalty", "0");
+  rejects([](SamplingParams& p) { p.repeat_last_n = -2; }, "repeat window", "-2");
   EXPECT_THROW(Sampler{SamplingParams{.temperature = -2.0f}}, Error);
 }
 

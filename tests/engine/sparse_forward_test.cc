@@ -70,9 +70,8 @@ TEST(SparseForward, StaticRingCacheMatchesDenseCacheWithTheSamePlan) {
   const int64_t total = 330;  // rings of 10..82 slots wrap; 24-token chunks overflow some
   for (int64_t sinks : {0, 4}) {
     const SparsePlan plan = mixed_plan(model, sinks);
-    StaticKvCache rings(static_kv_cache_shape(model.config(), total, 24, 1, kernels::KvType::kF32),
-                        plan);
-    KvCache dense(kv_cache_shape(model.config(), total, 1, kernels::KvType::kF32));
+    StaticKvCache rings(kv_shape(model.config(), total, 1, kernels::KvType::kF32), plan, 24);
+    KvCache dense(kv_shape(model.config(), total, 1, kernels::KvType::kF32));
     dense.use_plan(plan, total);
     EXPECT_LE(generation_difference(model, rings, dense, 100, total, 24), 1e-4)
         << "sinks " << sinks;
@@ -82,8 +81,8 @@ TEST(SparseForward, StaticRingCacheMatchesDenseCacheWithTheSamePlan) {
 
 TEST(SparseForward, DensePlanOnTheDenseCacheGivesDenseLogits) {
   const Model model = small_model();
-  KvCache plain(kv_cache_shape(model.config(), 200, 1, kernels::KvType::kF32));
-  KvCache planned(kv_cache_shape(model.config(), 200, 1, kernels::KvType::kF32));
+  KvCache plain(kv_shape(model.config(), 200, 1, kernels::KvType::kF32));
+  KvCache planned(kv_shape(model.config(), 200, 1, kernels::KvType::kF32));
   planned.use_plan(dense_plan(identity_of(model.config(), "")), 200);
   EXPECT_LE(generation_difference(model, plain, planned, 150, 200, 64), 1e-5);
 }
@@ -91,16 +90,16 @@ TEST(SparseForward, DensePlanOnTheDenseCacheGivesDenseLogits) {
 TEST(SparseForward, ANarrowWindowChangesTheLogits) {
   // The masks are really applied: a window of 8 tokens changes logits once the text is longer.
   const Model model = small_model();
-  KvCache plain(kv_cache_shape(model.config(), 100, 1, kernels::KvType::kF32));
-  KvCache narrow(kv_cache_shape(model.config(), 100, 1, kernels::KvType::kF32));
+  KvCache plain(kv_shape(model.config(), 100, 1, kernels::KvType::kF32));
+  KvCache narrow(kv_shape(model.config(), 100, 1, kernels::KvType::kF32));
   narrow.use_plan(uniform_plan(identity_of(model.config(), ""), 8, 0), 100);
   EXPECT_GT(generation_difference(model, plain, narrow, 100, 100, 100), 1e-3);
 }
 
 TEST(SparseForward, RejectsChunksLargerThanTheCacheTakes) {
   const Model model = small_model();
-  StaticKvCache rings(static_kv_cache_shape(model.config(), 100, 16, 1, kernels::KvType::kF32),
-                      mixed_plan(model, 4));
+  StaticKvCache rings(kv_shape(model.config(), 100, 1, kernels::KvType::kF32), mixed_plan(model, 4),
+                      16);
   const std::vector<TokenId> ids = tokens(17);
   EXPECT_THROW(forward_tokens(model, rings, 0, ids, LogitsMode::kLast, 1), Error);
   EXPECT_EQ(rings.length(0), 0);
@@ -110,11 +109,10 @@ TEST(SparseForward, RejectsAPlanWithTheWrongShape) {
   const Model model = small_model();
   SparsePlan plan = mixed_plan(model, 4);
   plan.rules.pop_back();
-  KvCache dense(kv_cache_shape(model.config(), 100, 1, kernels::KvType::kF32));
+  KvCache dense(kv_shape(model.config(), 100, 1, kernels::KvType::kF32));
   EXPECT_THROW(dense.use_plan(plan, 100), Error);
-  EXPECT_THROW(
-      StaticKvCache(static_kv_cache_shape(model.config(), 100, 16, 1, kernels::KvType::kF32), plan),
-      Error);
+  EXPECT_THROW(StaticKvCache(kv_shape(model.config(), 100, 1, kernels::KvType::kF32), plan, 16),
+               Error);
 }
 
 }  // namespace

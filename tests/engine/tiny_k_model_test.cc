@@ -85,7 +85,7 @@ TEST_P(TinyModel, PrefillLogitsMatchLlamaCpp) {
   const std::vector<float> want = read_f32(logits_path);
   const int64_t n_vocab = model.config().n_vocab;
   ASSERT_EQ(want.size(), ids.size() * static_cast<size_t>(n_vocab));
-  KvCache cache(kv_cache_shape(model.config(), 64, 1, kernels::KvType::kF32));
+  KvCache cache(kv_shape(model.config(), 64, 1, kernels::KvType::kF32));
   const Logits got = forward_tokens(model, cache, 0, ids, LogitsMode::kAll, kThreads);
   ASSERT_EQ(got.data.size(), want.size());
   double max_diff = 0.0;

@@ -60,7 +60,7 @@ TEST(Perplexity, MatchesADirectComputationOfTheSameWindows) {
   for (int64_t c = 0; c < n_chunks; ++c) {
     std::vector<TokenId> ids(tokens.begin() + c * n_ctx, tokens.begin() + (c + 1) * n_ctx);
     ids[0] = model.tokenizer().bos();
-    KvCache cache(kv_cache_shape(model.config(), n_ctx, 1, kernels::KvType::kF32));
+    KvCache cache(kv_shape(model.config(), n_ctx, 1, kernels::KvType::kF32));
     const Logits logits = forward_tokens(model, cache, 0, ids, LogitsMode::kAll, 1);
     for (int64_t p = 16; p <= 30; ++p) nll += token_nll(logits.row(p), ids[p + 1]);
   }

@@ -100,11 +100,11 @@ TEST(RetrievalCases, GeneratesCasesAtTheLengthWithDepthsSpreadEvenly) {
 TEST(EvalMethods, ParsesSpecsAndRejectsUnknownOnes) {
   EXPECT_EQ(parse_eval_method("dense", 0.5, 4).attention.density, 1.0);
   const EvalMethod s = parse_eval_method("streaming", 0.25, 4);
-  EXPECT_EQ(s.attention.method, "streaming");
+  EXPECT_EQ(s.attention.kind, AttentionKind::kStreaming);
   EXPECT_EQ(s.attention.density, 0.25);
   const EvalMethod b = parse_eval_method("binary:p.json", 0.5, 4);
   EXPECT_EQ(b.kind, "binary");
-  EXPECT_EQ(b.attention.method, "moa");
+  EXPECT_EQ(b.attention.kind, AttentionKind::kMoa);
   EXPECT_EQ(b.attention.plan_path, "p.json");
   EXPECT_NE(error_of([] { parse_eval_method("flash", 0.5, 4); }).find("method 'flash'"),
             std::string::npos);

@@ -19,7 +19,7 @@ ModelConfig tiny_config() {
 
 AttentionMethod method_named(const std::string& name, double density) {
   AttentionMethod m;
-  m.method = name;
+  m.kind = parse_attention_kind(name);
   m.density = density;
   m.sinks = 4;
   return m;
@@ -76,9 +76,10 @@ TEST(MeasureThroughput, PlansEveryDepthForItsOwnLength) {
     const int64_t n = r.depth + cfg.n_gen;
     EXPECT_EQ(r.n_ctx, n);
     const auto plan = method_plan(m, id, n);
-    EXPECT_EQ(r.method, method_label(m, plan));
-    EXPECT_EQ(r.kv_cache_bytes,
-              make_attention_cache(c, m, plan, n, 1, cfg.kv_type, kDefaultRingChunk)->bytes());
+    EXPECT_EQ(r.method, method_label(m, n));
+    EXPECT_EQ(
+        r.kv_cache_bytes,
+        make_attention_cache(kv_shape(c, n, 1, cfg.kv_type), m, plan, kDefaultRingChunk)->bytes());
     const double kv_read = DecodeKvReads(c, m, plan, n, cfg.kv_type).mean_bytes(r.depth, 4);
     EXPECT_DOUBLE_EQ(r.kv_bytes_read_per_step, kv_read);
     EXPECT_NEAR(r.bytes_per_step - kv_read,

@@ -28,13 +28,12 @@ kernels::AttentionShape attention_shape(const Dims& d) {
   return {d.n_head, d.n_head_kv, d.head_dim, 1.0f / std::sqrt(static_cast<float>(d.head_dim))};
 }
 
-H2oCacheShape cache_shape(const Dims& d, int64_t n_ctx, int64_t budget, int n_seq = 1) {
-  H2oCacheShape s;
+KvShape cache_shape(const Dims& d, int64_t n_ctx, int n_seq = 1) {
+  KvShape s;
   s.n_layer = 2;
   s.n_head_kv = d.n_head_kv;
   s.head_dim = d.head_dim;
   s.n_ctx = n_ctx;
-  s.budget = budget;
   s.n_seq = n_seq;
   return s;
 }
@@ -153,7 +152,7 @@ void expect_cache_follows_naive_policy(const Dims& d, int64_t budget,
                                        const std::vector<int64_t>& chunks, uint32_t seed) {
   int64_t n_ctx = 0;
   for (int64_t c : chunks) n_ctx += c;
-  H2oKvCache cache(cache_shape(d, n_ctx, budget, 2));
+  H2oKvCache cache(cache_shape(d, n_ctx, 2), budget);
   NaiveH2o naive(d, budget);
   std::mt19937 rng(seed);
   int64_t pos = 0;
@@ -214,7 +213,7 @@ TEST(H2oKvCache, EvictsTheOlderKeyOnEqualScores) {
 // budget/2 tokens and the recent window, at the end of the prompt and while decoding.
 TEST(H2oKvCache, UniformAttentionKeepsTheOldestAndTheNewest) {
   const Dims d;
-  H2oKvCache cache(cache_shape(d, 64, 10));
+  H2oKvCache cache(cache_shape(d, 64), 10);
   std::mt19937 rng(3);
   auto run = [&](int64_t pos, int64_t n) {
     const std::vector<float> q(static_cast<size_t>(n * d.n_head * d.head_dim), 0.0f);
@@ -232,7 +231,7 @@ TEST(H2oKvCache, UniformAttentionKeepsTheOldestAndTheNewest) {
 // Every query points at key 3 (one large component), so it is a heavy hitter for ever.
 TEST(H2oKvCache, AHeavyHitterSurvivesLongDecoding) {
   const Dims d{2, 1, 4};
-  H2oKvCache cache(cache_shape(d, 200, 6));
+  H2oKvCache cache(cache_shape(d, 200), 6);
   std::mt19937 rng(4);
   for (int64_t p = 0; p < 200; ++p) {
     std::vector<float> q = {4.0f, 0.0f, 0.0f, 0.0f, 4.0f, 0.0f, 0.0f, 0.0f};
@@ -250,16 +249,16 @@ TEST(H2oKvCache, AHeavyHitterSurvivesLongDecoding) {
 
 TEST(H2oKvCache, UsesDensityTimesTheDenseBytes) {
   for (double density : {0.5, 0.25}) {
-    KvCacheShape dense_shape;
+    KvShape dense_shape;
     dense_shape.n_layer = 2;
     dense_shape.n_head_kv = 4;
     dense_shape.head_dim = 64;
     dense_shape.n_ctx = 4096;
     dense_shape.type = kernels::KvType::kF16;
     const KvCache dense(dense_shape);
-    H2oCacheShape shape = cache_shape(Dims{8, 4, 64}, 4096, h2o_budget(density, 4096));
+    KvShape shape = cache_shape(Dims{8, 4, 64}, 4096);
     shape.type = kernels::KvType::kF16;
-    const H2oKvCache h2o(shape);
+    const H2oKvCache h2o(shape, h2o_budget(density, 4096));
     const double ratio = static_cast<double>(h2o.bytes()) / static_cast<double>(dense.bytes());
     EXPECT_GE(ratio, density);
     EXPECT_LE(ratio, density * 1.04);
@@ -268,7 +267,7 @@ TEST(H2oKvCache, UsesDensityTimesTheDenseBytes) {
 
 TEST(H2oKvCache, NeverReallocatesWhileDecoding) {
   const Dims d;
-  H2oKvCache cache(cache_shape(d, 40, 8));
+  H2oKvCache cache(cache_shape(d, 40), 8);
   const uint64_t slots_bytes = cache.bytes();
   const void* keys = cache.view(0, 0).k;
   std::mt19937 rng(5);
@@ -292,21 +291,27 @@ TEST(H2oKvCache, NeverReallocatesWhileDecoding) {
   EXPECT_EQ(cache.view(0, 0).k, keys);
 }
 
-TEST(H2oKvCache, SyntheticFillKeepsTheNewestPositionsThenDecodes) {
+TEST(H2oKvCache, FillKeepsTheNewestPositionsThenDecodes) {
   const Dims d;
-  H2oKvCache cache(cache_shape(d, 64, 10, 2));
+  H2oKvCache cache(cache_shape(d, 64, 2), 10);
   std::vector<float> k(static_cast<size_t>(3 * d.n_head_kv * d.head_dim), 0.25f);
-  cache.fill_synthetic(1, 40, k, k);
+  AttentionCache& any = cache;
+  any.fill(1, 40, k, k);
   EXPECT_EQ(cache.length(1), 40);
   std::set<int64_t> want;
   for (int64_t p = 30; p < 40; ++p) want.insert(p);
   EXPECT_EQ(kept_positions(cache, 1, 1, 1), want);
-  cache.fill_synthetic(1, 6, k, k);  // rewinding refills
+  EXPECT_FALSE(any.rewind(1, 6));  // evicted keys are gone: nothing changes
+  EXPECT_EQ(cache.length(1), 40);
+  any.fill(1, 6, k, k);  // rewinding refills
   EXPECT_EQ(kept_positions(cache, 0, 1, 0), (std::set<int64_t>{0, 1, 2, 3, 4, 5}));
   std::vector<float> q(static_cast<size_t>(d.n_head * d.head_dim), 0.5f), out(q.size());
   cache.attend(0, 1, 6, 1, attention_shape(d), q.data(), k.data(), k.data(), out.data(), 1);
   for (float x : out) EXPECT_NEAR(x, 0.25f, 1e-6);  // every value row is 0.25
-  EXPECT_THROW(cache.fill_synthetic(1, 65, k, k), Error);
+  EXPECT_THROW(any.fill(1, 65, k, k), Error);
+  EXPECT_THROW(any.fill(1, 4, std::span(k).first(5), std::span(k).first(5)), Error);
+  EXPECT_TRUE(any.rewind(1, 0));
+  EXPECT_EQ(cache.length(1), 0);
 }
 
 TEST(H2oKvCache, BudgetFromDensityRejectsBadValues) {
@@ -320,9 +325,9 @@ TEST(H2oKvCache, BudgetFromDensityRejectsBadValues) {
 
 TEST(H2oKvCache, RejectsBadShapesPositionsAndTruncation) {
   const Dims d;
-  EXPECT_THROW(H2oKvCache(cache_shape(d, 16, 17)), Error);
-  EXPECT_THROW(H2oKvCache(cache_shape(d, 16, 0)), Error);
-  H2oKvCache cache(cache_shape(d, 16, 4));
+  EXPECT_THROW(H2oKvCache(cache_shape(d, 16), 17), Error);
+  EXPECT_THROW(H2oKvCache(cache_shape(d, 16), 0), Error);
+  H2oKvCache cache(cache_shape(d, 16), 4);
   std::vector<float> q(static_cast<size_t>(20 * d.n_head * d.head_dim), 0.1f);
   std::vector<float> k(static_cast<size_t>(20 * d.n_head_kv * d.head_dim), 0.1f);
   std::vector<float> out(q.size());
@@ -336,7 +341,7 @@ TEST(H2oKvCache, RejectsBadShapesPositionsAndTruncation) {
   cache.set_length(0, 10);
   EXPECT_THROW(cache.set_length(0, 5), Error);
   EXPECT_THROW(cache.check_room(0, 7), Error);
-  cache.clear(0);
+  cache.set_length(0, 0);
   EXPECT_EQ(cache.length(0), 0);
   cache.attend(0, 0, 0, 16, shape, q.data(), k.data(), k.data(), out.data(), 1);
 }

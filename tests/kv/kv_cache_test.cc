@@ -12,8 +12,8 @@
 namespace moa {
 namespace {
 
-KvCacheShape small_shape(kernels::KvType type, int n_seq = 2) {
-  KvCacheShape shape;
+KvShape small_shape(kernels::KvType type, int n_seq = 2) {
+  KvShape shape;
   shape.n_layer = 2;
   shape.n_head_kv = 3;
   shape.head_dim = 4;
@@ -82,7 +82,7 @@ TEST(KvCache, TracksLengthsPerSequence) {
   EXPECT_EQ(cache.length(1), 0);
   cache.check_room(0, 2);
   EXPECT_THROW(cache.check_room(0, 3), Error);
-  cache.clear(0);
+  cache.set_length(0, 0);
   EXPECT_EQ(cache.length(0), 0);
 }
 
@@ -102,7 +102,7 @@ TEST(KvCache, RejectsWritesPastTheContextAndUnknownSequences) {
 }
 
 TEST(KvCache, RejectsEmptyShapes) {
-  KvCacheShape shape = small_shape(kernels::KvType::kF32);
+  KvShape shape = small_shape(kernels::KvType::kF32);
   shape.n_ctx = 0;
   EXPECT_THROW(KvCache{shape}, Error);
   shape = small_shape(kernels::KvType::kF32, 0);

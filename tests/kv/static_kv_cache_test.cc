@@ -36,8 +36,8 @@ SparsePlan plan_of(std::vector<std::vector<ElasticRule>> rules, int64_t sinks) {
   return plan;
 }
 
-StaticKvCacheShape shape_for(const SparsePlan& plan, int64_t n_ctx, int64_t chunk, KvType type) {
-  return {plan.model.n_layer, plan.model.n_head_kv, kHeadDim, n_ctx, chunk, 1, type};
+KvShape shape_for(const SparsePlan& plan, int64_t n_ctx, KvType type) {
+  return {plan.model.n_layer, plan.model.n_head_kv, kHeadDim, n_ctx, 1, type};
 }
 
 std::vector<float> random_floats(std::mt19937& rng, int64_t n, float scale) {
@@ -78,7 +78,7 @@ struct History {
 // call and layer the cache's output must equal the reference over the whole history.
 void expect_generation_matches_reference(const SparsePlan& plan, int64_t n_ctx, int64_t chunk,
                                          int64_t prompt, KvType type) {
-  StaticKvCache cache(shape_for(plan, n_ctx, chunk, type), plan);
+  StaticKvCache cache(shape_for(plan, n_ctx, type), plan, chunk);
   const int64_t n_kv = plan.model.n_head_kv, n_head = plan.model.n_head;
   const kernels::AttentionShape shape{n_head, n_kv, kHeadDim, 1.0f / std::sqrt(float(kHeadDim))};
   std::vector<History> history(static_cast<size_t>(plan.model.n_layer));
@@ -132,7 +132,7 @@ TEST(StaticKvCache, ContextShorterThanSinksAndMinimumRingMatchReference) {
 
 TEST(StaticKvCache, RunsCoverSinksAndTheTwoRingPieces) {
   const SparsePlan plan = plan_of({{{100, 0}}}, 4);
-  StaticKvCache cache(shape_for(plan, 1000, 28, KvType::kF32), plan);
+  StaticKvCache cache(shape_for(plan, 1000, KvType::kF32), plan, 28);
   ASSERT_EQ(cache.ring_size(0, 0), 100);  // the span: nothing for the chunk
   // Query at 300: band 201..300 = ring slots (197..296) % 100 = 97..99, then 0..96.
   const auto runs = cache.key_runs(0, 0, 300, 301);
@@ -158,7 +158,7 @@ TEST(StaticKvCache, RingSizesFollowTheSpanAndContext) {
 
 TEST(StaticKvCache, BytesCountEverySlotTheChunkBufferAndTheBookkeeping) {
   const SparsePlan plan = plan_of({{{20, 0}, {100, 0}}}, 4);
-  const StaticKvCache cache(shape_for(plan, 1000, 32, KvType::kF16), plan);
+  const StaticKvCache cache(shape_for(plan, 1000, KvType::kF16), plan, 32);
   const uint64_t row = kHeadDim * 2;                        // one F16 key (or value)
   const uint64_t slots = 2 * ((4 + 20) + (4 + 100)) * row;  // keys and values of both heads
   const uint64_t chunk = 2 * 2 * 32 * row;                  // 32 tokens x 2 heads, keys and values
@@ -170,12 +170,12 @@ TEST(StaticKvCache, BytesCountEverySlotTheChunkBufferAndTheBookkeeping) {
 // that shape allocates; KvCache.F16StorageRoundsToHalfPrecision checks bytes_for against one).
 double dense_bytes(const SparsePlan& plan, int64_t n) {
   return static_cast<double>(KvCache::bytes_for(
-      KvCacheShape{plan.model.n_layer, plan.model.n_head_kv, kHeadDim, n, 1, KvType::kF16}));
+      KvShape{plan.model.n_layer, plan.model.n_head_kv, kHeadDim, n, 1, KvType::kF16}));
 }
 
 // Every byte the cache allocates (slots, chunk buffer, bookkeeping) over a dense cache at N.
 double bytes_ratio(const SparsePlan& plan, int64_t n, int64_t chunk) {
-  const StaticKvCache cache(shape_for(plan, n, chunk, KvType::kF16), plan);
+  const StaticKvCache cache(shape_for(plan, n, KvType::kF16), plan, chunk);
   return static_cast<double>(cache.bytes()) / dense_bytes(plan, n);
 }
 
@@ -185,7 +185,8 @@ TEST(StaticKvCache, BytesFollowKvDensityAtEveryLength) {
   for (int64_t n : {1024, 2048, 4096, 16384}) {
     for (double density : {0.25, 0.5}) {
       // StreamingLLM: 64 sinks + a window keep round(D x N) keys per head.
-      const SparsePlan streaming = *method_plan({"streaming", "", density, 64}, model, n);
+      const SparsePlan streaming =
+          *method_plan({AttentionKind::kStreaming, "", density, 64}, model, n);
       // Mixed spans: the heads keep D/2 and 3D/2 of N, each with 64 sinks inside.
       SparsePlan mixed = streaming;
       for (auto& layer : mixed.rules) {
@@ -207,23 +208,24 @@ TEST(StaticKvCache, BytesFollowKvDensityAtEveryLength) {
 TEST(StaticKvCache, ShortGenerationsStaySmallerThanDense) {
   // The old rings (at least 128 slots plus a 256-token chunk per head) made a 47% plan at
   // N = 305 larger than dense; a chunk buffer sized to a short prompt keeps it at 47%.
-  const SparsePlan plan = *method_plan({"streaming", "", 0.47, 4}, {"llama", 5, 8, 4, ""}, 305);
+  const SparsePlan plan =
+      *method_plan({AttentionKind::kStreaming, "", 0.47, 4}, {"llama", 5, 8, 4, ""}, 305);
   EXPECT_LE(bytes_ratio(plan, 305, 8), 0.47 + 0.02);
 }
 
 TEST(StaticKvCache, RejectsPlansThatDoNotFit) {
   const SparsePlan plan = plan_of({{{16, 0}, {16, 0}}}, 4);
-  StaticKvCacheShape shape = shape_for(plan, 100, 8, KvType::kF32);
+  KvShape shape = shape_for(plan, 100, KvType::kF32);
   shape.n_layer = 2;
-  EXPECT_THROW(StaticKvCache(shape, plan), Error);
-  EXPECT_THROW(StaticKvCache(shape_for(plan, 100, 0, KvType::kF32), plan), Error);  // no chunk
+  EXPECT_THROW(StaticKvCache(shape, plan, 8), Error);
+  EXPECT_THROW(StaticKvCache(shape_for(plan, 100, KvType::kF32), plan, 0), Error);  // no chunk
   const SparsePlan negative = plan_of({{{-500, 0.0}, {16, 0}}}, 4);
-  EXPECT_THROW(StaticKvCache(shape_for(negative, 100, 8, KvType::kF32), negative), Error);
+  EXPECT_THROW(StaticKvCache(shape_for(negative, 100, KvType::kF32), negative, 8), Error);
 }
 
 TEST(StaticKvCache, RejectsChunksLargerThanPlannedAndFullContexts) {
   const SparsePlan plan = plan_of({{{16, 0}}}, 4);
-  StaticKvCache cache(shape_for(plan, 100, 8, KvType::kF32), plan);
+  StaticKvCache cache(shape_for(plan, 100, KvType::kF32), plan, 8);
   const std::vector<float> kv(20 * kHeadDim);
   EXPECT_THROW(cache.store(0, 0, 0, 9, kv.data(), kv.data()), Error);
   EXPECT_THROW(cache.store(0, 0, -1, 1, kv.data(), kv.data()), Error);

@@ -104,7 +104,7 @@ TEST(Plan, KeptKeysAreSinksPlusBandCappedAtTheLength) {
 TEST(Plan, BandMasksCarrySinksAndSpans) {
   SparsePlan plan = uniform_plan(tiny_model(), 256, 16);
   plan.rules[0][1] = {128, 0.5};
-  auto masks = plan.band_masks(0, 1000);
+  auto masks = band_masks(plan, 0, 1000);
   ASSERT_EQ(masks.size(), 2u);
   EXPECT_EQ(masks[0].sinks, 16);
   EXPECT_EQ(masks[0].span, 256);

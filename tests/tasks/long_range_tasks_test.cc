@@ -106,7 +106,7 @@ TEST(LongRangeTasks, ThePlantedModelAnswersGeneratedPrompts) {
     for (double depth : {0.1, 0.6}) {
       const TaskPrompt p = make_task_prompt(kind, model.tokenizer(), {700, depth, true}, rng);
       const std::vector<TokenId> ids = model.tokenizer().encode(p.prompt, true, false);
-      KvCache cache(kv_cache_shape(model.config(), p.n_tokens + 8, 1, kernels::KvType::kF16));
+      KvCache cache(kv_shape(model.config(), p.n_tokens + 8, 1, kernels::KvType::kF16));
       const std::string answer =
           generate(model, cache, 0, {ids, 7, greedy_sampling(), {}, false}, nullptr, 1).text;
       EXPECT_EQ(first_number(answer), p.expected)

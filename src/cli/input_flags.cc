@@ -1,0 +1,52 @@
+// The one table from the fields library errors name (moa::InputError: "density", "plan", ...)
+// to the flags that carry them, so only cli/ knows flag names and every `error:` line still
+// names the flag the user typed.
+#include <array>
+#include <string>
+#include <string_view>
+
+#include "cli/commands.h"
+
+namespace moa::cli {
+namespace {
+
+struct FieldFlag {
+  std::string_view command;  // empty: every command
+  std::string_view field;
+  std::string_view flag;
+};
+
+constexpr std::array kFieldFlags = {
+    FieldFlag{"", "method", "--method"},
+    FieldFlag{"", "plan", "--plan"},
+    FieldFlag{"", "density", "--density"},
+    FieldFlag{"", "sinks", "--sinks"},
+    FieldFlag{"", "kv type", "--kv-type"},
+    FieldFlag{"", "window", "--window"},
+    FieldFlag{"", "temperature", "--temp"},
+    FieldFlag{"", "top-k", "--top-k"},
+    FieldFlag{"", "top-p", "--top-p"},
+    FieldFlag{"", "min-p", "--min-p"},
+    FieldFlag{"", "repeat penalty", "--repeat-penalty"},
+    FieldFlag{"", "repeat window", "--repeat-last-n"},
+    FieldFlag{"", "chat template", "--chat-template"},
+    FieldFlag{"", "test size", "-p/-n"},
+    FieldFlag{"", "repeats", "-r"},
+    FieldFlag{"", "depth", "--ctx"},
+    FieldFlag{"eval", "depth", "--lengths"},
+    FieldFlag{"", "batch", "--batch"},
+};
+
+}  // namespace
+
+std::string flag_for_field(std::string_view command, std::string_view field) {
+  for (const FieldFlag& f : kFieldFlags) {
+    if (f.field == field && f.command == command) return std::string(f.flag);
+  }
+  for (const FieldFlag& f : kFieldFlags) {
+    if (f.field == field && f.command.empty()) return std::string(f.flag);
+  }
+  return std::string(field);
+}
+
+}  // namespace moa::cli
