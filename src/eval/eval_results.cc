@@ -3,6 +3,7 @@
 
 #include <filesystem>
 
+#include "kv/kv_cache.h"
 #include "util/error.h"
 #include "util/json_fields.h"
 #include "util/mapped_file.h"
@@ -131,6 +132,7 @@ json throughput_rows_json(const std::vector<ThroughputResult>& results) {
                     {"bandwidth_gbs", r.bandwidth_gbs},
                     {"sgemm_gflops", r.sgemm_gflops},
                     {"fraction_of_bound", r.fraction_of_bound},
+                    {"kv_type", kv_type_name(r.kv_type)},
                     {"kv_cache_bytes", r.kv_cache_bytes},
                     {"kv_density", r.kv_density}});
   }

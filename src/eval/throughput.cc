@@ -269,6 +269,7 @@ std::vector<ThroughputResult> measure_throughput(
                  : time_prefill(model, *cache, cfg, {depth, 1}, rng);
       r.method = method_label(method, n_ctx);
       r.n_ctx = n_ctx;
+      r.kv_type = cfg.kv_type;
       r.kv_cache_bytes = cache->bytes();
       r.kv_density = method_kv_density(method, plan, n_ctx);
       if (decode) r.kv_bytes_read_per_step = kv_read;

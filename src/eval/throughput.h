@@ -56,6 +56,7 @@ struct ThroughputResult {
   double bandwidth_gbs = 0.0;
   double sgemm_gflops = 0.0;
   double fraction_of_bound = 0.0;
+  kernels::KvType kv_type = kernels::KvType::kF16;  // how the row's cache stores K/V
   uint64_t kv_cache_bytes = 0;  // allocated by the row's cache (all its sequences)
   double kv_density = 1.0;      // keys kept per KV head / N, sinks included (method_kv_density)
 };

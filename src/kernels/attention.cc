@@ -200,6 +200,7 @@ void run_attention(const AttentionShape& shape, const float* q, int64_t n_query,
                    KvType type, std::span<const KeyRun> runs, std::span<const BandMask> masks,
                    Target target, int n_threads) {
   validate(shape, runs, masks);
+  check_kv_head_dim(type, shape.head_dim, "attention");
   if (n_query <= 0) return;
   const int threads = std::max(1, n_threads);
   Plan plan;

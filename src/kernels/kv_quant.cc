@@ -53,6 +53,7 @@ void check_kv_head_dim(KvType type, int64_t head_dim, const char* what) {
 }
 
 void quantize_kv_row_q8_0(const float* src, int64_t n, void* dst) {
+  check_kv_head_dim(KvType::kQ8_0, n, "quantize_kv_row_q8_0");
   if (n % kBlock == 0) {
     gguf::quantize_row(gguf::TensorType::kQ8_0, src, dst, n);
     return;

@@ -46,7 +46,8 @@ TEST(KvQuant, ShortRowsAreOneBlockWithinHalfAStep) {
       std::vector<float> widened(static_cast<size_t>(head_dim));
       dequantize_kv_row_q8_0(stored.data() + r * row, head_dim, widened.data());
       double amax = 0.0;
-      for (int64_t i = 0; i < head_dim; ++i) amax = std::max(amax, std::fabs(x[r * head_dim + i]));
+      for (int64_t i = 0; i < head_dim; ++i)
+        amax = std::max(amax, std::fabs(double{x[r * head_dim + i]}));
       for (int64_t i = 0; i < head_dim; ++i) {
         const int64_t index = r * head_dim + i;
         EXPECT_EQ(widened[i], reference::q8_0_kv_value(stored.data(), index, head_dim));
@@ -79,6 +80,13 @@ TEST(KvQuant, HeadSizesThatFitNoBlockAreRefused) {
   EXPECT_THROW(check_kv_head_dim(KvType::kQ8_0, 80, "kv cache"), Error);
   EXPECT_NO_THROW(check_kv_head_dim(KvType::kQ8_0, 96, "kv cache"));
   EXPECT_NO_THROW(check_kv_head_dim(KvType::kF16, 24, "kv cache"));
+  const std::vector<float> row(48, 1.0f);
+  std::vector<uint8_t> stored(64);
+  EXPECT_THROW(quantize_kv_row_q8_0(row.data(), 48, stored.data()), Error);
+  const AttentionShape shape{2, 1, 48, 1.0f};
+  const KvView view{KvType::kQ8_0, stored.data(), stored.data(), 48, 1};
+  std::vector<float> out(96);
+  EXPECT_THROW(attention(shape, row.data(), 1, 0, view, {}, out.data(), 1), Error);
 }
 
 }  // namespace
