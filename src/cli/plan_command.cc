@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "engine/model_config.h"
 #include "gguf/gguf_file.h"
 #include "plan/plan_io.h"
 #include "util/error.h"
