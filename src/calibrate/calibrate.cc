@@ -11,6 +11,7 @@
 #include "engine/generate.h"
 #include "kv/kv_cache.h"
 #include "util/error.h"
+#include "util/input_error.h"
 #include "util/json_fields.h"
 #include "util/mapped_file.h"
 #include "util/progress.h"
@@ -132,20 +133,26 @@ CalibrationSet empty_set(const Model& model, const CalibrateOptions& o) {
 }  // namespace
 
 void check_calibrate_options(const CalibrateOptions& o, const Model& model) {
-  if (o.lengths.empty()) fail("calibrate: no lengths given");
+  if (o.lengths.empty()) fail_input("lengths", "none given: expected at least one length");
   if (o.samples_per_length <= 0) {
-    fail("calibrate: {} samples per length; expected a positive number", o.samples_per_length);
+    fail_input("samples", "{} samples per length: expected a positive number",
+               o.samples_per_length);
   }
-  if (o.max_answer <= 0) fail("calibrate: answer budget {}: expected > 0 tokens", o.max_answer);
-  if (o.source == "builtin" && o.tasks.empty()) fail("calibrate: no built-in tasks selected");
+  if (o.max_answer <= 0) {
+    fail_input("max answer", "answer budget {}: expected > 0 tokens", o.max_answer);
+  }
+  if (o.source == "builtin" && o.tasks.empty()) {
+    fail_input("tasks", "no built-in tasks selected: expected at least one");
+  }
   const int64_t n_ctx = model.config().n_ctx_train;
   for (int64_t length : o.lengths) {
     if (n_ctx > 0 && length > n_ctx) {
-      fail("length {} exceeds the model's context of {} tokens", length, n_ctx);
+      fail_input("lengths", "length {} exceeds the model's context of {} tokens", length, n_ctx);
     }
     if (length < o.max_answer + kMinContextTokens) {
-      fail("length {} leaves no room for a prompt beside a {}-token answer (expected >= {})",
-           length, o.max_answer, o.max_answer + kMinContextTokens);
+      fail_input("lengths",
+                 "length {} leaves no room for a prompt beside a {}-token answer (expected >= {})",
+                 length, o.max_answer, o.max_answer + kMinContextTokens);
     }
   }
   if (o.source == "builtin") {  // the shortest length must hold every task's frame
@@ -156,8 +163,10 @@ void check_calibrate_options(const CalibrateOptions& o, const Model& model) {
     }
   }
   if (o.source != "builtin" && !std::filesystem::exists(o.source)) {
-    fail("{}: no such file or folder (expected builtin, a .jsonl file, a text file or a folder)",
-         o.source);
+    fail_input("source",
+               "{}: no such file or folder (expected builtin, a .jsonl file, a text file or a "
+               "folder)",
+               o.source);
   }
 }
 

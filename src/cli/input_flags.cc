@@ -35,6 +35,12 @@ constexpr std::array kFieldFlags = {
     FieldFlag{"", "depth", "--ctx"},
     FieldFlag{"eval", "depth", "--lengths"},
     FieldFlag{"", "batch", "--batch"},
+    FieldFlag{"", "lengths", "--lengths"},
+    FieldFlag{"calibrate", "samples", "-n"},
+    FieldFlag{"", "max answer", "--max-answer"},
+    FieldFlag{"", "tasks", "--tasks"},
+    FieldFlag{"eval", "tasks", "--task"},
+    FieldFlag{"", "source", "--source"},
 };
 
 }  // namespace

@@ -174,7 +174,7 @@ ThroughputResult time_decode(const Model& model, AttentionCache& cache, const Th
 void check_config(const ThroughputConfig& cfg) {
   if (cfg.n_prompt < 0 || cfg.n_gen < 0 || (cfg.n_prompt == 0 && cfg.n_gen == 0)) {
     fail_input("test size",
-               "{} prompt / {} generated tokens: expected sizes >= 0, at least one positive",
+               "{} prompt / {} generated tokens: give a positive prompt or generation size",
                cfg.n_prompt, cfg.n_gen);
   }
   if (cfg.repeats < 1) fail_input("repeats", "{} repeats: expected at least 1", cfg.repeats);

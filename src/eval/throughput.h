@@ -86,8 +86,8 @@ std::vector<ThroughputResult> measure_throughput(
     const Model& model, const ThroughputConfig& config,
     const std::function<void(const std::string&)>& progress);
 
-// Writes random keys and values for positions [0, depth) of every layer of sequence `seq` of a
-// dense, static plan or H2O cache and sets its length (timing does not depend on the values).
+// Fills sequence `seq` of any cache to `depth` with random keys and values (AttentionCache::fill;
+// timing does not depend on the values).
 void fill_synthetic(AttentionCache& cache, const ModelConfig& config, int seq, int64_t depth,
                     std::mt19937_64& rng);
 

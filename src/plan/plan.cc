@@ -68,7 +68,6 @@ void check_plan_matches(const SparsePlan& plan, const ModelIdentity& model,
 
 void validate_plan(const SparsePlan& plan, const std::string& name) {
   if (plan.sinks < 0) fail("{}: sinks: {} must not be negative", name, plan.sinks);
-  if (plan.block_size < 1) fail("{}: block_size: {} must be positive", name, plan.block_size);
   if (static_cast<int64_t>(plan.rules.size()) != plan.model.n_layer) {
     fail("{}: rules: {} layers, but model.n_layer is {}", name, plan.rules.size(),
          plan.model.n_layer);

@@ -49,7 +49,6 @@ struct SparsePlan {
   std::string method = "moa";  // moa | uniform | dense | imported
   ModelIdentity model;
   int64_t sinks = kDefaultSinks;
-  int64_t block_size = 64;
   std::vector<int64_t> profiled_lengths;
   std::vector<DensityBudget> density_budgets;
   std::vector<std::vector<ElasticRule>> rules;  // [layer][kv_head]

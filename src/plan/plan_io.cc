@@ -132,7 +132,6 @@ std::string plan_to_json(const SparsePlan& plan) {
   j["method"] = plan.method;
   j["model"] = model_identity_to_json(plan.model);
   j["sinks"] = plan.sinks;
-  j["block_size"] = plan.block_size;
   j["profiled_lengths"] = plan.profiled_lengths;
   j["density_budgets"] = json::array();
   for (const DensityBudget& b : plan.density_budgets)
@@ -173,7 +172,6 @@ SparsePlan plan_from_json(const std::string& text, const std::string& name) {
                 field<int64_t>(m, "n_head_kv", name, "model."),
                 field<std::string>(m, "hash", name, "model.")};
   plan.sinks = field<int64_t>(j, "sinks", name, "");
-  plan.block_size = field<int64_t>(j, "block_size", name, "");
   for (const json& n : array_field(j, "profiled_lengths", name)) {
     plan.profiled_lengths.push_back(integer<int64_t>(n, name, "profiled_lengths[]"));
   }

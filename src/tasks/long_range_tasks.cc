@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "util/error.h"
+#include "util/input_error.h"
 
 namespace moa {
 namespace {
@@ -183,7 +184,7 @@ TaskKind parse_task_kind(std::string_view name) {
   for (TaskKind kind : {TaskKind::kLines, TaskKind::kPasskey, TaskKind::kKeyValue}) {
     if (name == task_kind_name(kind)) return kind;
   }
-  fail("task '{}' is not known (expected lines, passkey or kv)", name);
+  fail_input("tasks", "task '{}' is not known (expected lines, passkey or kv)", name);
 }
 
 TaskPrompt make_task_prompt(TaskKind kind, const Tokenizer& tokenizer, const TaskOptions& options,

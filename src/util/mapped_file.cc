@@ -58,7 +58,9 @@ void MappedFile::map_in_place(int fd) {
 
 void MappedFile::read_into_huge_pages(int fd) {
   auto* buffer = static_cast<uint8_t*>(map_huge_pages(size_));
-  if (buffer == nullptr) fail("{}: no memory for {} bytes (try --mmap)", path_, size_);
+  if (buffer == nullptr)
+    fail("{}: no memory for {} bytes (mapping the file instead of reading it needs less)", path_,
+         size_);
   data_ = buffer;
   huge_pages_ = true;  // from here on release() frees the buffer, also if reading fails
   size_t done = 0;

@@ -38,13 +38,12 @@ TEST(CalibrateCommand, BadOptionsGiveOneErrorLine) {
   const std::string dir = test::temp_dir();
   const std::string base = "calibrate -m '" + model + "' -o '" + dir + "/c.json' ";
   test::expect_one_line_error(test::run_moa(base + "--lengths 4096"),
-                              "--lengths/--max-answer/--source: length 4096 exceeds the model's "
-                              "context of 2048 tokens");
+                              "--lengths: length 4096 exceeds the model's context of 2048 tokens");
   test::expect_one_line_error(test::run_moa(base + "--lengths 0"), "--lengths: 0");
   test::expect_one_line_error(test::run_moa(base + "--lengths 600 --tasks lines,needle"),
                               "task 'needle' is not known");
   test::expect_one_line_error(test::run_moa(base + "--lengths 600 --source /nonexistent.jsonl"),
-                              "no such file");
+                              "--source: /nonexistent.jsonl: no such file");
   EXPECT_FALSE(std::filesystem::exists(dir + "/c.json"));
 }
 

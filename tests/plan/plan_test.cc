@@ -101,16 +101,6 @@ TEST(Plan, KeptKeysAreSinksPlusBandCappedAtTheLength) {
   EXPECT_EQ(kept_keys(50, 1, 0), 1);
 }
 
-TEST(Plan, BandMasksCarrySinksAndSpans) {
-  SparsePlan plan = uniform_plan(tiny_model(), 256, 16);
-  plan.rules[0][1] = {128, 0.5};
-  auto masks = band_masks(plan, 0, 1000);
-  ASSERT_EQ(masks.size(), 2u);
-  EXPECT_EQ(masks[0].sinks, 16);
-  EXPECT_EQ(masks[0].span, 256);
-  EXPECT_EQ(masks[1].span, 628);
-}
-
 TEST(PlanIo, RoundTripsThroughJson) {
   SparsePlan plan = uniform_plan(tiny_model(), 512, 32);
   plan.rules[1][0] = {-100.5, 0.375};
@@ -125,6 +115,14 @@ TEST(PlanIo, RoundTripsThroughJson) {
   EXPECT_EQ(back.model.hash, "abc");
   EXPECT_EQ(back.profiled_lengths, plan.profiled_lengths);
   EXPECT_DOUBLE_EQ(back.density_budgets.at(0).density, 0.5);
+}
+
+TEST(PlanIo, ReadsOlderPlansThatCarryABlockSize) {
+  // Plans written before block_size was dropped (nothing used it) still read.
+  std::string text = plan_to_json(uniform_plan(tiny_model(), 512, 32));
+  EXPECT_EQ(text.find("block_size"), std::string::npos);
+  text.insert(text.find("\"sinks\""), "\"block_size\": 64, ");
+  EXPECT_EQ(plan_from_json(text, "old.json").rules, uniform_plan(tiny_model(), 512, 32).rules);
 }
 
 TEST(PlanIo, RoundTripsTheOptimizersParetoFront) {
