@@ -62,8 +62,8 @@ TEST(BenchCommand, ReportsEveryDepthAndBatchAsJson) {
 TEST(BenchCommand, RunsEveryMethodWithEachKvType) {
   MOA_REQUIRE_ASSET(path, "models/stories260K.gguf");
   test::CommandResult r = run_moa("bench -m '" + path +
-                                  "' -p 0 -n 2 -r 1 --ctx 40 -t 1 --json --method dense,streaming "
-                                  "--density 0.5 --kv-type f16,q8_0");
+                                  "' -p 0 -n 2 -r 1 --ctx 100 -t 1 --json --method dense,streaming "
+                                  "--density 0.5 --sinks 4 --kv-type f16,q8_0");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   nlohmann::json j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["kv_type"], "f16,q8_0");

@@ -56,7 +56,7 @@ TEST(GenerateCommand, StopStringEndsTheOutputBeforeIt) {
 // (stories260K's rows of 8 values: 10 bytes against 16).
 TEST(GenerateCommand, Q8_0KvCacheGeneratesWithFewerBytes) {
   MOA_REQUIRE_ASSET(model, "models/stories260K.gguf");
-  for (const std::string method : {"", " --method streaming --density 0.5"}) {
+  for (const std::string method : {"", " --method streaming --density 0.5 --sinks 4"}) {
     const std::string args =
         "generate -m '" + model + "' -p 'Once upon a time' -n 16 --temp 0" + method;
     const auto f16 = run_moa(args + " --kv-type f16"), q8 = run_moa(args + " --kv-type q8_0");
