@@ -86,7 +86,7 @@ TEST(BenchCommand, PrintsATable) {
   EXPECT_NE(r.out.find("|     tg2 |      0 |     1 |"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("memory bandwidth"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("KV MiB read"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("| f16 |     pp8 |"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("|  f16 |     pp8 |"), std::string::npos) << r.out;
 }
 
 TEST(BenchCommand, BadOptions) {
