@@ -46,6 +46,9 @@ run sparse-2k-16k "$MOA" bench "${L1B[@]}" --random-type q8_0 -p 256 -n 16 -r 2 
   --ctx 2048,16384 -b 1,4 --method dense,streaming,h2o --density 0.5
 run sparse-32k "$MOA" bench "${L1B[@]}" --random-type q8_0 -p 0 -n 16 -r 2 --ctx 32768 \
   --method dense,streaming,h2o --density 0.25
+# Sparse + quantized KV (issue 16): dense and a 25% plan, each with F16 and Q8_0 K/V, one run.
+run kv-q8_0-16k "$MOA" bench "${L1B[@]}" --random-type q8_0 -p 0 -n 32 -r 3 --ctx 16384 \
+  --method dense,streaming --density 0.25 --kv-type f16,q8_0
 # docs/threads.md: slowdown with one core loaded by a spinning process (loaded/quiet per row).
 STORIES="${STORIES:-../shared/models/stories260K.gguf}"
 run busy-stories "$MOA" bench -m "$STORIES" -p 128 -n 64 -r 3 --ctx 50,1920 -t "$THREADS" \

@@ -1,6 +1,7 @@
 // `moa bench`: prefill and decode throughput at several cache depths and batch sizes, with the
 // machine's measured memory bandwidth and sgemm peak as the yardsticks (like llama-bench).
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -25,7 +26,7 @@ struct BenchOptions {
   std::string random_shape;
   std::string random_type = "q8_0";
   ThroughputConfig throughput;
-  std::string kv_type = "f16";
+  std::vector<std::string> kv_types = {"f16"};  // every method runs with each, in one run
   bool json = false;
   bool map_model = false;  // --mmap
   bool busy_neighbour = false;
@@ -101,17 +102,27 @@ double best_probe(const std::vector<ThroughputResult>& results, double Throughpu
   return best > 0.0 ? best : measure(n_threads);
 }
 
+// The KV types of the rows, in run order: "f16" or "f16,q8_0".
+std::string kv_types_label(const std::vector<ThroughputResult>& results) {
+  std::vector<std::string> names;
+  for (const ThroughputResult& r : results) {
+    const std::string name = kv_type_name(r.kv_type);
+    if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
+  }
+  return fmt::format("{}", fmt::join(names, ","));
+}
+
 void print_model_line(const Model& model, const std::string& model_name,
-                      const ThroughputConfig& cfg) {
+                      const ThroughputConfig& cfg, const std::string& kv_label) {
   fmt::print("model: {} ({}, {} layers, {} x {} heads)   threads: {}   kv: {}\n", model_name,
              type_summary(model), model.config().n_layer, model.config().n_head,
-             model.config().n_head_kv, cfg.n_threads, kv_type_name(cfg.kv_type));
+             model.config().n_head_kv, cfg.n_threads, kv_label);
 }
 
 void print_results(const Model& model, const std::string& model_name, const ThroughputConfig& cfg,
                    const std::vector<ThroughputResult>& results, double bandwidth, double sgemm,
                    const kernels::Int8Peak& int8) {
-  print_model_line(model, model_name, cfg);
+  print_model_line(model, model_name, cfg, kv_types_label(results));
   fmt::print(
       "machine: memory bandwidth up to {:.1f} GB/s, OpenBLAS sgemm peak up to {:.1f} GFLOP/s, "
       "int8 dot peak ({}) up to {:.1f} GOP/s (probed around every decode / prefill repeat, the "
@@ -122,14 +133,15 @@ void print_results(const Model& model, const std::string& model_name, const Thro
       "the weights + the K/V a step attends (KV MiB read, mean per step), not the cache "
       "allocated (KV MiB)\n\n");
   fmt::print(
-      "| {:<34} | {:>7} | {:>6} | {:>5} | {:>10} | {:>9} | {:>14} | {:>14} | {:>10} | {:>10} | "
-      "{:>9} | {:>10} | {:>11} |\n",
-      "method", "test", "depth", "batch", "t/s", "ms/tok", "GB/s, GFLOP/s", "bound", "% of bound",
-      "int8 peak", "% of int8", "KV MiB", "KV MiB read");
+      "| {:<34} | {:>4} | {:>7} | {:>6} | {:>5} | {:>10} | {:>9} | {:>14} | {:>14} | {:>10} | "
+      "{:>10} | {:>9} | {:>10} | {:>11} |\n",
+      "method", "kv", "test", "depth", "batch", "t/s", "ms/tok", "GB/s, GFLOP/s", "bound",
+      "% of bound", "int8 peak", "% of int8", "KV MiB", "KV MiB read");
   fmt::print(
-      "|{:-<36}|{:-<9}|{:-<8}|{:-<7}|{:-<12}|{:-<11}|{:-<16}|{:-<16}|{:-<12}|{:-<12}|{:-<11}|{:-<"
+      "|{:-<36}|{:-<6}|{:-<9}|{:-<8}|{:-<7}|{:-<12}|{:-<11}|{:-<16}|{:-<16}|{:-<12}|{:-<12}|{:-<11}"
+      "|{:-<"
       "12}|{:-<13}|\n",
-      "", "", "", "", "", "", "", "", "", "", "", "", "");
+      "", "", "", "", "", "", "", "", "", "", "", "", "", "");
   for (const ThroughputResult& r : results) {
     const bool decode = r.test.starts_with("tg");
     const double rate = decode ? r.gigabytes_per_second : r.gflops;
@@ -144,10 +156,10 @@ void print_results(const Model& model, const std::string& model_name, const Thro
     const std::string int8_share =
         decode ? std::string("-") : fmt::format("{:.0f}%", 100.0 * r.fraction_of_int8_peak);
     fmt::print(
-        "| {:<34} | {:>7} | {:>6} | {:>5} | {:>10.2f} | {:>9.3f} | {:>14.1f} | {:>14.1f} | "
+        "| {:<34} | {:>4} | {:>7} | {:>6} | {:>5} | {:>10.2f} | {:>9.3f} | {:>14.1f} | {:>14.1f} | "
         "{:>9.0f}% | {:>10} | {:>9} | {:>10.2f} | {:>11} |\n",
-        r.method, r.test, r.depth, r.batch, r.tokens_per_second, 1000.0 / r.tokens_per_second, rate,
-        bound, 100.0 * fraction, int8_peak, int8_share,
+        r.method, kv_type_name(r.kv_type), r.test, r.depth, r.batch, r.tokens_per_second,
+        1000.0 / r.tokens_per_second, rate, bound, 100.0 * fraction, int8_peak, int8_share,
         static_cast<double>(r.kv_cache_bytes) / kMiB, kv_read);
   }
 }
@@ -160,7 +172,7 @@ nlohmann::json results_json(const Model& model, const std::string& model_name,
   j["model"] = model_name;
   j["weight_type"] = type_summary(model);
   j["threads"] = cfg.n_threads;
-  j["kv_type"] = kv_type_name(cfg.kv_type);
+  j["kv_type"] = kv_types_label(results);
   j["memory_bandwidth_gbs"] = bandwidth;
   j["sgemm_peak_gflops"] = sgemm;
   j["int8_peak_gops"] = int8.gops;
@@ -191,7 +203,7 @@ void run_busy_neighbour(const Model& model, const std::string& name, const Bench
     fmt::print("{}\n", j.dump(1));
     return;
   }
-  print_model_line(model, name, o.throughput);
+  print_model_line(model, name, o.throughput, kv_type_name(o.throughput.kv_type));
   fmt::print(
       "each row timed on the machine as it is (quiet), then with one process spinning on a core "
       "(loaded); loaded/quiet is the ratio of median times (1.00 = unaffected)\n\n");
@@ -211,7 +223,6 @@ void run_bench(BenchOptions o) {
   if (o.model_path.empty() == o.random_shape.empty())
     fail("give a model with -m or a shape with --random, not both or neither");
   o.throughput.n_threads = thread_count(o.throughput.n_threads);
-  o.throughput.kv_type = parse_kv_type(o.kv_type);
   o.throughput.methods.clear();
   for (const std::string& name : o.methods) {
     AttentionMethod m = o.sparse;
@@ -223,12 +234,19 @@ void run_bench(BenchOptions o) {
   const Model model = Model::load(path, model_file_load(o.map_model));
   const std::string name = std::filesystem::path(path).filename().string();
   if (o.busy_neighbour) {
+    if (o.kv_types.size() != 1) throw Error("--busy-neighbour: give one --kv-type");
+    o.throughput.kv_type = parse_kv_type(o.kv_types.front());
     run_busy_neighbour(model, name, o);
     return;
   }
   o.throughput.probe_machine = true;
-  auto results = measure_throughput(model, o.throughput,
-                                    [](const std::string& line) { spdlog::info("{}", line); });
+  std::vector<ThroughputResult> results;
+  for (const std::string& kv_type : o.kv_types) {
+    o.throughput.kv_type = parse_kv_type(kv_type);
+    auto rows = measure_throughput(model, o.throughput,
+                                   [](const std::string& line) { spdlog::info("{}", line); });
+    results.insert(results.end(), rows.begin(), rows.end());
+  }
   const double bandwidth =
       best_probe(results, &ThroughputResult::bandwidth_gbs, kernels::measure_memory_bandwidth_gbs,
                  o.throughput.n_threads);
@@ -272,7 +290,10 @@ void register_bench(CLI::App& app) {
       ->delimiter(',');
   cmd->add_option("-t,--threads", o->throughput.n_threads,
                   fmt::format("Threads, 1 .. {} (default: all cores)", kMaxThreads));
-  cmd->add_option("--kv-type", o->kv_type, "KV cache storage: f32 or f16")->capture_default_str();
+  cmd->add_option("--kv-type", o->kv_types,
+                  "KV cache storage: f32, f16 or q8_0; a list (f16,q8_0) runs every row with each")
+      ->delimiter(',')
+      ->capture_default_str();
   cmd->add_flag("--json", o->json, "Print JSON instead of a table");
   cmd->add_flag("--busy-neighbour", o->busy_neighbour,
                 "Time every row twice, the second time with a process spinning on one core, and "

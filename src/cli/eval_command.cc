@@ -52,7 +52,8 @@ void add_common(CLI::App& cmd, CommonOptions& o) {
   cmd.add_option("--sinks", o.sinks, "streaming: sink tokens G (counted in --density)")
       ->capture_default_str();
   cmd.add_option("-t,--threads", o.n_threads, "Threads (default: all cores)");
-  cmd.add_option("--kv-type", o.kv_type, "KV cache storage: f32 or f16")->capture_default_str();
+  cmd.add_option("--kv-type", o.kv_type, "KV cache storage: f32, f16 or q8_0")
+      ->capture_default_str();
   cmd.add_option("-o,--output", o.output, "Results JSON file (retrieval runs resume from it)");
   add_mmap_flag(cmd, o.map_model);
 }

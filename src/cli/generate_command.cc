@@ -223,7 +223,7 @@ void register_generate(CLI::App& app) {
   cmd->add_option("--chat-template", options->chat_template, "raw, llama2, llama3 or chatml")
       ->capture_default_str();
   cmd->add_option("--system", options->system, "System message (with a chat template)");
-  cmd->add_option("--kv-type", options->kv_type, "KV cache storage: f32 or f16")
+  cmd->add_option("--kv-type", options->kv_type, "KV cache storage: f32, f16 or q8_0")
       ->capture_default_str();
   cmd->add_option("--plan", options->attention.plan_path, "Sparse-attention plan (MoA) to run");
   cmd->add_option("--method", options->method, "Attention: dense, streaming, moa or h2o")

@@ -3,6 +3,7 @@
 
 #include <filesystem>
 
+#include "kv/kv_cache.h"
 #include "util/error.h"
 #include "util/json_fields.h"
 #include "util/mapped_file.h"
@@ -133,6 +134,7 @@ json throughput_rows_json(const std::vector<ThroughputResult>& results) {
                     {"fraction_of_bound", r.fraction_of_bound},
                     {"int8_peak_gops", r.int8_peak_gops},
                     {"fraction_of_int8_peak", r.fraction_of_int8_peak},
+                    {"kv_type", kv_type_name(r.kv_type)},
                     {"kv_cache_bytes", r.kv_cache_bytes},
                     {"kv_density", r.kv_density}});
   }

@@ -208,8 +208,7 @@ double median(std::vector<double> values) {
 DecodeKvReads::DecodeKvReads(const ModelConfig& config, const AttentionMethod& method,
                              const std::optional<SparsePlan>& plan, int64_t n_ctx,
                              kernels::KvType kv_type)
-    : key_value_bytes_(2 * static_cast<uint64_t>(config.head_dim) *
-                       kernels::kv_element_bytes(kv_type)) {
+    : key_value_bytes_(2 * kernels::kv_bytes(kv_type, config.head_dim, config.head_dim)) {
   for (int64_t layer = 0; layer < config.n_layer; ++layer) {
     if (method.kind == AttentionKind::kH2o) {
       most_keys_.insert(most_keys_.end(), static_cast<size_t>(config.n_head_kv),
@@ -277,6 +276,7 @@ std::vector<ThroughputResult> measure_throughput(
       }
       r.method = method_label(method, n_ctx);
       r.n_ctx = n_ctx;
+      r.kv_type = cfg.kv_type;
       r.kv_cache_bytes = cache->bytes();
       r.kv_density = method_kv_density(method, plan, n_ctx);
       if (decode) r.kv_bytes_read_per_step = kv_read;

@@ -60,6 +60,7 @@ struct ThroughputResult {
   // after the row (kernels/peak_probe.h), in 1e9 ops/s, and gflops / that peak.
   double int8_peak_gops = 0.0;
   double fraction_of_int8_peak = 0.0;
+  kernels::KvType kv_type = kernels::KvType::kF16;  // how the row's cache stores K/V
   uint64_t kv_cache_bytes = 0;  // allocated by the row's cache (all its sequences)
   double kv_density = 1.0;      // keys kept per KV head / N, sinks included (method_kv_density)
 };

@@ -212,6 +212,7 @@ void run_attention(const AttentionShape& shape, const float* q, int64_t n_query,
                    KvType type, std::span<const KeyRun> runs, std::span<const BandMask> masks,
                    Target target, int n_threads) {
   validate(shape, runs, masks);
+  check_kv_head_dim(type, shape.head_dim, "attention");
   if (n_query <= 0) return;
   Plan plan;
   plan_blocks(shape, n_query, q_pos0, runs, masks, &plan);
@@ -258,10 +259,9 @@ void run_attention(const AttentionShape& shape, const float* q, int64_t n_query,
 // One run per KV head: the keys 0 .. n_keys-1 of a KvView, starting at key_pos0.
 std::vector<KeyRun> runs_of_view(const AttentionShape& shape, const KvView& kv, int64_t key_pos0) {
   if (kv.n_keys < 0) fail("attention: n_keys {}: expected >= 0", kv.n_keys);
-  const size_t element = kv_element_bytes(kv.type);
   std::vector<KeyRun> runs;
   for (int64_t g = 0; g < std::max<int64_t>(0, shape.n_head_kv); ++g) {
-    const size_t offset = static_cast<size_t>(g * kv.head_stride) * element;
+    const size_t offset = kv_bytes(kv.type, g * kv.head_stride, shape.head_dim);
     runs.push_back({g, static_cast<const uint8_t*>(kv.k) + offset,
                     static_cast<const uint8_t*>(kv.v) + offset, key_pos0, kv.n_keys});
   }

@@ -4,11 +4,13 @@
 // values are widened straight from the cache and shared by every row. This keeps GQA decode
 // attention near the FMA peak where per-row dot products spent most of their time reducing.
 #include <algorithm>
+#include <cstring>
 #include <limits>
 
 #include "hwy/contrib/math/math-inl.h"
 #include "hwy/highway.h"
 #include "kernels/attention_tile.h"
+#include "kernels/half.h"
 
 namespace moa::kernels {
 namespace {
@@ -63,15 +65,30 @@ hn::Vec<D> lane_softmax(D d, float* s, float* m, float* l) {
   return correction;
 }
 
+uint16_t load_scale(const uint8_t* block) {
+  uint16_t bits;
+  std::memcpy(&bits, block, sizeof(bits));
+  return bits;
+}
+
 // Widens kVectors slices of 16 values of a stored K/V row to F32.
 template <int kVectors>
-void load_value_slices(KvType type, const void* row, int64_t first, hn::Vec<DV>* out) {
+void load_value_slices(KvType type, const void* row, int64_t first, int64_t head_dim,
+                       hn::Vec<DV>* out) {
   const DV d;
   constexpr int64_t kLanes = 16;
   for (int v = 0; v < kVectors; ++v) {
     const int64_t i = first + v * kLanes;
     if (type == KvType::kF32) {
       out[v] = hn::LoadU(d, static_cast<const float*>(row) + i);
+    } else if (type == KvType::kQ8_0) {
+      // 16 values never straddle a block (blocks are 32 values, or a whole row of 16).
+      const int64_t block = kv_block_elements(type, head_dim);
+      const auto* bytes = static_cast<const uint8_t*>(row) + (i / block) * (block + 2);
+      const auto* qs = reinterpret_cast<const int8_t*>(bytes + 2) + i % block;
+      const auto q =
+          hn::PromoteTo(hn::Rebind<int32_t, DV>(), hn::LoadU(hn::Rebind<int8_t, DV>(), qs));
+      out[v] = hn::Mul(hn::ConvertTo(d, q), hn::Set(d, half_to_float(load_scale(bytes))));
     } else {
       const hn::Rebind<hwy::float16_t, DV> dh;
       out[v] = hn::PromoteTo(d, hn::LoadU(dh, static_cast<const hwy::float16_t*>(row) + i));
@@ -92,12 +109,11 @@ void lane_values_slice(const LaneTile& tile, const float* p, int64_t width, cons
     for (int v = 0; v < kVectors; ++v)
       acc[r][v] = hn::Mul(hn::LoadU(d, o + (r0 + r) * o_stride + c + 16 * v), scale);
   }
-  const size_t element = kv_element_bytes(tile.type);
+  const size_t row_bytes = kv_bytes(tile.type, tile.head_dim, tile.head_dim);
   for (int64_t j = 0; j < tile.n_keys; ++j) {
     hn::Vec<DV> values[kVectors];
-    const void* row =
-        static_cast<const uint8_t*>(tile.v) + static_cast<size_t>(j * tile.head_dim) * element;
-    load_value_slices<kVectors>(tile.type, row, c, values);
+    const void* row = static_cast<const uint8_t*>(tile.v) + static_cast<size_t>(j) * row_bytes;
+    load_value_slices<kVectors>(tile.type, row, c, tile.head_dim, values);
     const float* pj = p + j * width + r0;
     for (int64_t r = 0; r < kRows; ++r) {
       const auto weight = hn::Set(d, pj[r]);

@@ -32,8 +32,9 @@ void load_row(KvType type, const void* src_row, int64_t n, int64_t padded, float
   std::fill(dst + n, dst + padded, 0.0f);
 }
 
-const void* row_address(KvType type, const void* base, int64_t element) {
-  return static_cast<const uint8_t*>(base) + static_cast<size_t>(element) * kv_element_bytes(type);
+// The stored row starting at element `element` (a multiple of head_dim) of base.
+const void* row_address(KvType type, const void* base, int64_t element, int64_t head_dim) {
+  return static_cast<const uint8_t*>(base) + kv_bytes(type, element, head_dim);
 }
 
 // scores[r][0..kKeyTile) for kRows rows from K^T laid out [head_dim][kKeyTile]: each K^T vector
@@ -162,6 +163,10 @@ void load_kv_row(KvType type, const void* src_row, int64_t n, float* dst) {
     std::copy_n(static_cast<const float*>(src_row), n, dst);
     return;
   }
+  if (type == KvType::kQ8_0) {
+    dequantize_kv_row_q8_0(src_row, n, dst);
+    return;
+  }
   const DF d;
   const hn::Rebind<hwy::float16_t, DF> dh;
   const auto* src = static_cast<const uint16_t*>(src_row);
@@ -273,8 +278,8 @@ void TileWorker::load_keys_values(const KeyRun& run, int64_t first_slot, int64_t
     float* v_row = v_tile_.data() + j * head_pad_;
     if (j < n_keys_tile) {
       const int64_t element = (first_slot + j) * hd;
-      load_row(type_, row_address(type_, run.k, element), hd, head_pad_, k_row);
-      load_row(type_, row_address(type_, run.v, element), hd, head_pad_, v_row);
+      load_row(type_, row_address(type_, run.k, element, hd), hd, head_pad_, k_row);
+      load_row(type_, row_address(type_, run.v, element, hd), hd, head_pad_, v_row);
     } else {
       std::fill_n(k_row, head_pad_, 0.0f);
       std::fill_n(v_row, head_pad_, 0.0f);
@@ -374,7 +379,7 @@ void TileWorker::run_lane_tile(const KeyRun& run, const QueryBlock& block, const
   const int64_t hd = shape_.head_dim;
   // Each key row converted also asks for the tile's value row (needed after the scores) and
   // the next tile's key row, spread out so the requests overlap with this tile's math.
-  const size_t row_bytes = static_cast<size_t>(hd) * kv_element_bytes(type_);
+  const size_t row_bytes = kv_bytes(type_, hd, hd);
   const bool next_tile = first_slot + 2 * kKeyTile <= run.n_keys;
   for (int64_t j = 0; j < kKeyTile; ++j) {
     float* k_row = k_tile_.data() + j * head_pad_;
@@ -383,14 +388,15 @@ void TileWorker::run_lane_tile(const KeyRun& run, const QueryBlock& block, const
       if (!bf16_) std::fill_n(k_row, head_pad_, 0.0f);
       continue;
     }
-    const auto* v_row = static_cast<const char*>(row_address(type_, run.v, (first_slot + j) * hd));
+    const auto* v_row =
+        static_cast<const char*>(row_address(type_, run.v, (first_slot + j) * hd, hd));
     const auto* next_k =
-        static_cast<const char*>(row_address(type_, run.k, (first_slot + kKeyTile + j) * hd));
+        static_cast<const char*>(row_address(type_, run.k, (first_slot + kKeyTile + j) * hd, hd));
     for (size_t b = 0; b < row_bytes; b += 64) {
       __builtin_prefetch(v_row + b, 0, 2);
       if (next_tile) __builtin_prefetch(next_k + b, 0, 2);
     }
-    const void* k_src = row_address(type_, run.k, (first_slot + j) * hd);
+    const void* k_src = row_address(type_, run.k, (first_slot + j) * hd, hd);
     if (bf16_) {
       bf16_key_row(static_cast<const uint16_t*>(k_src), hd, k_bf16_.data() + j * hd);
     } else {
@@ -399,7 +405,7 @@ void TileWorker::run_lane_tile(const KeyRun& run, const QueryBlock& block, const
   }
   LaneBuffers buffers{q_lanes_.data(), k_tile_.data(), head_pad_, scores_.data(), acc_.m.data(),
                       acc_.l.data(),   acc_.o.data(),  head_pad_, rows_};
-  const LaneTile tile{type_, row_address(type_, run.v, first_slot * hd), n_keys_tile, hd};
+  const LaneTile tile{type_, row_address(type_, run.v, first_slot * hd, hd), n_keys_tile, hd};
   if (!bf16_) {
     lane_tile_scores(lane_width_, hd, buffers);
     mask_scores(block, mask, run.key_pos0 + first_slot, n_keys_tile, 1, lane_width_);

@@ -30,7 +30,7 @@ struct KeyTiles {
 // hidden key); returns their sum.
 float exp_shifted_tile(float* s, float shift);
 
-// Converts n stored keys/values (F32 or F16) starting at src_row to F32.
+// Converts one stored key/value row (n = head_dim values, F32, F16 or Q8_0) to F32.
 void load_kv_row(KvType type, const void* src_row, int64_t n, float* dst);
 
 // Tiles of a run of n_keys slots visible from queries at absolute positions q_first .. q_last

@@ -157,9 +157,9 @@ class TileScorer {
  private:
   // One key (head_dim values from element `index`) to F32 at dst.
   void load_key_row(int64_t index, float* dst) {
-    const size_t bytes = kv_element_bytes(p_.kv.type);
-    load_kv_row(p_.kv.type, static_cast<const uint8_t*>(p_.kv.k) + index * bytes, p_.shape.head_dim,
-                dst);
+    const int64_t hd = p_.shape.head_dim;
+    load_kv_row(p_.kv.type, static_cast<const uint8_t*>(p_.kv.k) + kv_bytes(p_.kv.type, index, hd),
+                hd, dst);
   }
 
   const Problem& p_;

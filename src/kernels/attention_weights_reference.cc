@@ -15,9 +15,10 @@ namespace {
 
 constexpr double kNegInf = -std::numeric_limits<double>::infinity();
 
-double key_element(const KvView& kv, int64_t index) {
+double key_element(const KvView& kv, int64_t index, int64_t head_dim) {
   if (kv.type == KvType::kF32) return static_cast<const float*>(kv.k)[index];
-  return half_to_float(static_cast<const uint16_t*>(kv.k)[index]);
+  if (kv.type == KvType::kF16) return half_to_float(static_cast<const uint16_t*>(kv.k)[index]);
+  return q8_0_kv_value(kv.k, index, head_dim);
 }
 
 // Scaled scores of one row (query qi, head h) against every key; hidden keys get -inf.
@@ -31,7 +32,7 @@ std::vector<double> row_scores(const AttentionShape& shape, const float* q, int6
     if (!key_visible(mask, q_pos0 + qi, j)) continue;
     double dot = 0.0;
     for (int64_t i = 0; i < shape.head_dim; ++i) {
-      dot += qv[i] * key_element(kv, g * kv.head_stride + j * shape.head_dim + i);
+      dot += qv[i] * key_element(kv, g * kv.head_stride + j * shape.head_dim + i, shape.head_dim);
     }
     s[static_cast<size_t>(j)] = dot * shape.scale;
   }

@@ -66,10 +66,23 @@ struct BandMask {
   int64_t span = INT64_MAX;
 };
 
-enum class KvType { kF32, kF16 };
+// How cached keys/values are stored. Q8_0 rows are blocks of an F16 scale followed by int8
+// values (ggml's block_q8_0): 34 bytes per 32 values, 0.53x of F16.
+enum class KvType { kF32, kF16, kQ8_0 };
 
-// Bytes of one stored key/value element.
-inline size_t kv_element_bytes(KvType type) { return type == KvType::kF32 ? 4 : 2; }
+// Values per scale block of a Q8_0 row of head_dim values: 32, or the whole row when head_dim is
+// shorter (tiny models with head_dim 8 or 16); 1 for F32 and F16.
+int64_t kv_block_elements(KvType type, int64_t head_dim);
+// Bytes of n stored K/V elements laid out in rows of head_dim (n a multiple of the block; every
+// row start is). All cache and kernel address arithmetic goes through it.
+size_t kv_bytes(KvType type, int64_t n, int64_t head_dim);
+// Fails ("<what>: ...") when rows of head_dim values cannot be stored as `type`: Q8_0 needs
+// head_dim a multiple of 32 or a divisor of 32.
+void check_kv_head_dim(KvType type, int64_t head_dim, const char* what);
+// One K or V row of n = head_dim values to Q8_0 blocks, as ggml's reference quantizer
+// (quantize_row_q8_0_ref: d = max|x| / 127 stored as F16, q = round(x / d)), and back.
+void quantize_kv_row_q8_0(const float* src, int64_t n, void* dst);
+void dequantize_kv_row_q8_0(const void* src, int64_t n, float* dst);
 
 // Keys/values of one layer: for KV head h and key position p the vector starts at
 // element h * head_stride + p * head_dim of k (and v).

@@ -12,11 +12,23 @@
 #include "kernels/half.h"
 
 namespace moa::kernels::reference {
+
+double q8_0_kv_value(const void* base, int64_t index, int64_t head_dim) {
+  // Row by row: a row is head_dim / block blocks of (F16 scale, block int8 values).
+  const int64_t block = head_dim % 32 == 0 ? 32 : head_dim;
+  const int64_t row = index / head_dim, within = index % head_dim;
+  const auto* bytes = static_cast<const uint8_t*>(base) + row * (head_dim / block) * (block + 2) +
+                      within / block * (block + 2);
+  const double scale = gguf::fp16_to_fp32(static_cast<uint16_t>(bytes[0] | bytes[1] << 8));
+  return scale * static_cast<int8_t>(bytes[2 + within % block]);
+}
+
 namespace {
 
-double kv_value(const KvView& kv, const void* base, int64_t index) {
+double kv_value(const KvView& kv, const void* base, int64_t index, int64_t head_dim) {
   if (kv.type == KvType::kF32) return static_cast<const float*>(base)[index];
-  return half_to_float(static_cast<const uint16_t*>(base)[index]);
+  if (kv.type == KvType::kF16) return half_to_float(static_cast<const uint16_t*>(base)[index]);
+  return q8_0_kv_value(base, index, head_dim);
 }
 
 }  // namespace
@@ -148,7 +160,7 @@ void attention(const AttentionShape& shape, const float* q, int64_t n_query, int
         if (!key_visible(mask, pos, j)) continue;
         s = 0.0;
         for (int64_t i = 0; i < hd; ++i)
-          s += qv[i] * kv_value(kv, kv.k, g * kv.head_stride + j * hd + i);
+          s += qv[i] * kv_value(kv, kv.k, g * kv.head_stride + j * hd + i, hd);
         s *= shape.scale;
         max_score = std::max(max_score, s);
       }
@@ -161,7 +173,8 @@ void attention(const AttentionShape& shape, const float* q, int64_t n_query, int
         const double p = std::exp(scores[static_cast<size_t>(j)] - max_score);
         denom += p;
         for (int64_t i = 0; i < hd; ++i)
-          acc[static_cast<size_t>(i)] += p * kv_value(kv, kv.v, g * kv.head_stride + j * hd + i);
+          acc[static_cast<size_t>(i)] +=
+              p * kv_value(kv, kv.v, g * kv.head_stride + j * hd + i, hd);
       }
       for (int64_t i = 0; i < hd; ++i)
         o[i] = denom > 0.0 ? static_cast<float>(acc[static_cast<size_t>(i)] / denom) : 0.0f;

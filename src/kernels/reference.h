@@ -28,6 +28,8 @@ void rope(float* x, int64_t n_tokens, int64_t n_heads, int64_t head_dim, const i
           const RopeParams& params);
 // True iff key `key` is visible from the query at position `pos` (the BandMask rule).
 bool key_visible(const BandMask& mask, int64_t pos, int64_t key);
+// Element `index` of Q8_0 K/V rows of head_dim values (decoded straight from the block bytes).
+double q8_0_kv_value(const void* base, int64_t index, int64_t head_dim);
 // Full masked softmax per query row; rows with no visible key produce zeros.
 void attention(const AttentionShape& shape, const float* q, int64_t n_query, int64_t q_pos0,
                const KvView& kv, std::span<const BandMask> masks, float* out);

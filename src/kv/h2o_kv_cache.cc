@@ -100,11 +100,10 @@ H2oKvCache::H2oKvCache(const KvShape& shape, int64_t budget)
     fail("h2o cache: budget {} keys per head: expected 1 .. context size {}", budget, shape.n_ctx);
   }
   capacity_ = std::min(budget + 1, shape.n_ctx);
-  element_bytes_ = kernels::kv_element_bytes(shape.type);
   const size_t slots =
       checked_product("h2o cache", {shape.n_layer, shape.n_seq, shape.n_head_kv, capacity_});
-  keys_.assign(checked_product("h2o cache", {static_cast<int64_t>(slots), shape.head_dim,
-                                             static_cast<int64_t>(element_bytes_)}),
+  keys_.assign(checked_product("h2o cache", {static_cast<int64_t>(slots),
+                                             static_cast<int64_t>(shape.row_bytes())}),
                0);
   values_.assign(keys_.size(), 0);
   positions_.assign(slots, 0);
@@ -145,7 +144,7 @@ size_t H2oKvCache::slab_index(int64_t layer, int seq) const {
 
 H2oKvCache::Slots H2oKvCache::slab(int64_t layer, int seq) {
   const size_t slot0 = slab_index(layer, seq);
-  const size_t row_bytes = static_cast<size_t>(shape_.head_dim) * element_bytes_;
+  const size_t row_bytes = shape_.row_bytes();
   return {keys_.data() + slot0 * row_bytes, values_.data() + slot0 * row_bytes,
           positions_.data() + slot0, scores_.data() + slot0, capacity_};
 }
@@ -165,7 +164,7 @@ void H2oKvCache::attend(int64_t layer, int seq, int64_t pos, int64_t n_tokens,
   }
   if (n_tokens <= 0) return;
   const int64_t hd = shape_.head_dim;
-  const size_t row_bytes = static_cast<size_t>(hd) * element_bytes_;
+  const size_t row_bytes = shape_.row_bytes();
   const int64_t kept = std::min(pos, budget_);
   const int64_t total = kept + n_tokens;
   Slots cache = slab(layer, seq);
@@ -215,7 +214,7 @@ void H2oKvCache::attend(int64_t layer, int seq, int64_t pos, int64_t n_tokens,
 }
 
 void H2oKvCache::evict(Slots& candidates, Slots& kept, int64_t n_candidates) {
-  const size_t row_bytes = static_cast<size_t>(shape_.head_dim) * element_bytes_;
+  const size_t row_bytes = shape_.row_bytes();
   const bool in_place = candidates.k == kept.k;
   auto move = [&](int64_t h, int64_t from, int64_t to) {
     const auto src = static_cast<size_t>(h * candidates.capacity + from);
@@ -273,7 +272,7 @@ void H2oKvCache::fill(int seq, int64_t length, std::span<const float> k, std::sp
   const int64_t n_rows = fill_rows("h2o cache", shape_, length, k, v);
   const int64_t kept = std::min(length, budget_), first = length - kept;
   const int64_t hd = shape_.head_dim, kv_dim = shape_.kv_dim();
-  const size_t row_bytes = static_cast<size_t>(hd) * element_bytes_;
+  const size_t row_bytes = shape_.row_bytes();
   for (int64_t layer = 0; layer < shape_.n_layer; ++layer) {
     Slots slots = slab(layer, seq);
     for (int64_t h = 0; h < shape_.n_head_kv; ++h) {
@@ -299,7 +298,7 @@ void H2oKvCache::fill(int seq, int64_t length, std::span<const float> k, std::sp
 kernels::KvView H2oKvCache::view(int64_t layer, int seq) const {
   check_layer_seq(layer, seq);
   const size_t slot0 = slab_index(layer, seq);
-  const size_t row_bytes = static_cast<size_t>(shape_.head_dim) * element_bytes_;
+  const size_t row_bytes = shape_.row_bytes();
   return {shape_.type, keys_.data() + slot0 * row_bytes, values_.data() + slot0 * row_bytes,
           capacity_ * shape_.head_dim, n_kept(seq)};
 }

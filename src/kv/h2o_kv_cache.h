@@ -85,9 +85,8 @@ class H2oKvCache final : public AttentionCache {
   void evict(Slots& candidates, Slots& kept, int64_t n_candidates);
 
   KvShape shape_;
-  int64_t budget_ = 0;    // keys kept per KV head, 1 .. n_ctx
-  int64_t capacity_ = 0;  // slots per head: budget + 1, at most n_ctx
-  size_t element_bytes_ = 4;
+  int64_t budget_ = 0;            // keys kept per KV head, 1 .. n_ctx
+  int64_t capacity_ = 0;          // slots per head: budget + 1, at most n_ctx
   HugePageVector<uint8_t> keys_;  // huge pages: decode streams the whole cache
   HugePageVector<uint8_t> values_;
   std::vector<int32_t> positions_;

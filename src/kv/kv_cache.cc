@@ -17,10 +17,9 @@ namespace moa {
 
 KvCache::KvCache(const KvShape& shape) : shape_(shape) {
   check_kv_shape("kv cache", shape);
-  element_bytes_ = kernels::kv_element_bytes(shape.type);
   const uint64_t bytes =
       checked_product("kv cache", {shape.n_layer, shape.n_seq, shape.n_head_kv, shape.n_ctx,
-                                   shape.head_dim, static_cast<int64_t>(element_bytes_)});
+                                   static_cast<int64_t>(shape.row_bytes())});
   keys_.assign(bytes, 0);
   values_.assign(bytes, 0);
   lengths_.assign(static_cast<size_t>(shape.n_seq), 0);
@@ -29,7 +28,7 @@ KvCache::KvCache(const KvShape& shape) : shape_(shape) {
 uint64_t KvCache::bytes_for(const KvShape& shape) {
   const auto elements = static_cast<uint64_t>(shape.n_layer) * static_cast<uint64_t>(shape.n_seq) *
                         static_cast<uint64_t>(shape.n_head_kv * shape.n_ctx * shape.head_dim);
-  return 2 * elements * kernels::kv_element_bytes(shape.type) +
+  return 2 * kernels::kv_bytes(shape.type, static_cast<int64_t>(elements), shape.head_dim) +
          static_cast<uint64_t>(shape.n_seq) * sizeof(int64_t);
 }
 
@@ -71,7 +70,7 @@ void KvCache::store(int64_t layer, int seq, int64_t pos, int64_t n_tokens, const
   const size_t base = slab_offset(layer, seq);
   for (int64_t h = 0; h < shape_.n_head_kv; ++h) {
     const size_t dst =
-        (base + static_cast<size_t>((h * shape_.n_ctx + pos) * head_dim)) * element_bytes_;
+        shape_.bytes_of(static_cast<int64_t>(base) + (h * shape_.n_ctx + pos) * head_dim);
     store_kv_rows(k + h * head_dim, shape_.kv_dim(), n_tokens, head_dim, shape_.type,
                   keys_.data() + dst);
     store_kv_rows(v + h * head_dim, shape_.kv_dim(), n_tokens, head_dim, shape_.type,
@@ -137,7 +136,7 @@ kernels::KvView KvCache::view(int64_t layer, int seq, int64_t n_keys) const {
   if (n_keys < 0 || n_keys > shape_.n_ctx) {
     fail("kv cache: {} keys exceed the context of {}", n_keys, shape_.n_ctx);
   }
-  const size_t offset = slab_offset(layer, seq) * element_bytes_;
+  const size_t offset = shape_.bytes_of(static_cast<int64_t>(slab_offset(layer, seq)));
   kernels::KvView view;
   view.type = shape_.type;
   view.k = keys_.data() + offset;
@@ -148,7 +147,15 @@ kernels::KvView KvCache::view(int64_t layer, int seq, int64_t n_keys) const {
 }
 
 const char* kv_type_name(kernels::KvType type) {
-  return type == kernels::KvType::kF16 ? "f16" : "f32";
+  switch (type) {
+    case kernels::KvType::kF16:
+      return "f16";
+    case kernels::KvType::kQ8_0:
+      return "q8_0";
+    case kernels::KvType::kF32:
+      break;
+  }
+  return "f32";
 }
 
 kernels::KvType parse_kv_type(const std::string& name) {
@@ -157,7 +164,8 @@ kernels::KvType parse_kv_type(const std::string& name) {
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   if (lower == "f32") return kernels::KvType::kF32;
   if (lower == "f16") return kernels::KvType::kF16;
-  fail_input("kv type", "'{}' is not a KV cache type (expected f32 or f16)", name);
+  if (lower == "q8_0") return kernels::KvType::kQ8_0;
+  fail_input("kv type", "'{}' is not a KV cache type (expected f32, f16 or q8_0)", name);
 }
 
 }  // namespace moa

@@ -58,7 +58,6 @@ class KvCache final : public AttentionCache {
   void check_seq(int seq) const;
 
   KvShape shape_;
-  size_t element_bytes_ = 4;
   HugePageVector<uint8_t> keys_;  // huge pages: decode streams the whole cache
   HugePageVector<uint8_t> values_;
   std::vector<int64_t> lengths_;

@@ -15,6 +15,7 @@ void check_kv_shape(const char* what, const KvShape& s) {
     fail("{}: invalid shape (layers {}, kv heads {}, head dim {}): expected positive values", what,
          s.n_layer, s.n_head_kv, s.head_dim);
   }
+  kernels::check_kv_head_dim(s.type, s.head_dim, what);
 }
 
 void store_kv_rows(const float* src, int64_t src_stride, int64_t n_rows, int64_t head_dim,
@@ -23,6 +24,14 @@ void store_kv_rows(const float* src, int64_t src_stride, int64_t n_rows, int64_t
     auto* out = static_cast<float*>(dst);
     for (int64_t r = 0; r < n_rows; ++r)
       std::copy_n(src + r * src_stride, head_dim, out + r * head_dim);
+    return;
+  }
+  if (type == kernels::KvType::kQ8_0) {
+    const size_t row_bytes = kernels::kv_bytes(type, head_dim, head_dim);
+    for (int64_t r = 0; r < n_rows; ++r) {
+      kernels::quantize_kv_row_q8_0(src + r * src_stride, head_dim,
+                                    static_cast<uint8_t*>(dst) + r * row_bytes);
+    }
     return;
   }
   auto* half = static_cast<uint16_t*>(dst);

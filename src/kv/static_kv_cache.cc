@@ -40,7 +40,6 @@ StaticKvCache::StaticKvCache(const KvShape& shape, const SparsePlan& plan, int64
     : shape_(shape), prefill_chunk_(prefill_chunk) {
   check_shape(shape, plan, prefill_chunk);
   sinks_ = std::min(plan.sinks, shape.n_ctx);  // sink slots; the masks keep the plan's G
-  element_bytes_ = kernels::kv_element_bytes(shape.type);
   size_t offset = 0;
   masks_.reserve(static_cast<size_t>(shape.n_layer));
   ring_.reserve(static_cast<size_t>(shape.n_layer * shape.n_head_kv));
@@ -54,15 +53,15 @@ StaticKvCache::StaticKvCache(const KvShape& shape, const SparsePlan& plan, int64
     }
   }
   seq_elements_ = offset;
-  const size_t total = checked_product(
-      "static kv cache",
-      {static_cast<int64_t>(seq_elements_), shape.n_seq, static_cast<int64_t>(element_bytes_)});
+  const size_t total =
+      checked_product("static kv cache", {static_cast<int64_t>(seq_elements_) / shape.head_dim,
+                                          shape.n_seq, static_cast<int64_t>(shape.row_bytes())});
   keys_.assign(total, 0);
   values_.assign(total, 0);
   chunk_capacity_ = std::min(prefill_chunk, shape.n_ctx);
-  const size_t chunk_bytes = checked_product(
-      "static kv cache",
-      {chunk_capacity_, shape.n_head_kv, shape.head_dim, static_cast<int64_t>(element_bytes_)});
+  const size_t chunk_bytes =
+      checked_product("static kv cache",
+                      {chunk_capacity_, shape.n_head_kv, static_cast<int64_t>(shape.row_bytes())});
   chunk_keys_.assign(chunk_bytes, 0);
   chunk_values_.assign(chunk_bytes, 0);
   lengths_.assign(static_cast<size_t>(shape.n_seq), 0);
@@ -112,7 +111,7 @@ size_t StaticKvCache::head_offset(int64_t layer, int seq, int64_t kv_head) const
 
 const void* StaticKvCache::element_address(const HugePageVector<uint8_t>& buffer,
                                            size_t element) const {
-  return buffer.data() + element * element_bytes_;
+  return buffer.data() + shape_.bytes_of(static_cast<int64_t>(element));
 }
 
 void StaticKvCache::check_chunk(int64_t layer, int seq, int64_t pos, int64_t n_tokens) const {
@@ -153,15 +152,17 @@ void StaticKvCache::store(int64_t layer, int seq, int64_t pos, int64_t n_tokens,
   const int64_t hd = shape_.head_dim, kv_dim = shape_.kv_dim();
   write_kept_runs(layer, seq, pos, n_tokens, [&](int64_t h, int64_t t0, int64_t n, size_t at) {
     const int64_t src = t0 * kv_dim + h * hd;
-    store_kv_rows(k + src, kv_dim, n, hd, shape_.type, keys_.data() + at * element_bytes_);
-    store_kv_rows(v + src, kv_dim, n, hd, shape_.type, values_.data() + at * element_bytes_);
+    store_kv_rows(k + src, kv_dim, n, hd, shape_.type,
+                  keys_.data() + shape_.bytes_of(static_cast<int64_t>(at)));
+    store_kv_rows(v + src, kv_dim, n, hd, shape_.type,
+                  values_.data() + shape_.bytes_of(static_cast<int64_t>(at)));
   });
 }
 
 void StaticKvCache::stage_chunk(int64_t n_tokens, const float* k, const float* v) {
   const int64_t hd = shape_.head_dim, kv_dim = shape_.kv_dim();
   for (int64_t h = 0; h < shape_.n_head_kv; ++h) {
-    const auto at = static_cast<size_t>(h * chunk_capacity_ * hd) * element_bytes_;
+    const auto at = shape_.bytes_of(h * chunk_capacity_ * hd);
     store_kv_rows(k + h * hd, kv_dim, n_tokens, hd, shape_.type, chunk_keys_.data() + at);
     store_kv_rows(v + h * hd, kv_dim, n_tokens, hd, shape_.type, chunk_values_.data() + at);
   }
@@ -214,8 +215,7 @@ void StaticKvCache::attend(int64_t layer, int seq, int64_t pos, int64_t n_tokens
   const bool in_place = rings_hold_chunk(layer, pos, n_tokens);
   if (in_place) store(layer, seq, pos, n_tokens, k, v);
   std::vector<kernels::KeyRun> runs = key_runs(layer, seq, pos, in_place ? pos + n_tokens : pos);
-  const size_t head_chunk_bytes =
-      static_cast<size_t>(chunk_capacity_ * shape_.head_dim) * element_bytes_;
+  const size_t head_chunk_bytes = shape_.bytes_of(chunk_capacity_ * shape_.head_dim);
   if (!in_place) {
     stage_chunk(n_tokens, k, v);
     for (int64_t h = 0; h < shape_.n_head_kv; ++h) {
@@ -229,13 +229,15 @@ void StaticKvCache::attend(int64_t layer, int seq, int64_t pos, int64_t n_tokens
                                 n_threads);
   kernels::attention_finish(state, out);
   if (in_place) return;
-  const size_t row_bytes = static_cast<size_t>(shape_.head_dim) * element_bytes_;
+  const size_t row_bytes = shape_.row_bytes();
   write_kept_runs(layer, seq, pos, n_tokens, [&](int64_t h, int64_t t0, int64_t n, size_t at) {
     const size_t from =
         static_cast<size_t>(h) * head_chunk_bytes + static_cast<size_t>(t0) * row_bytes;
     const size_t bytes = static_cast<size_t>(n) * row_bytes;
-    std::memcpy(keys_.data() + at * element_bytes_, chunk_keys_.data() + from, bytes);
-    std::memcpy(values_.data() + at * element_bytes_, chunk_values_.data() + from, bytes);
+    std::memcpy(keys_.data() + shape_.bytes_of(static_cast<int64_t>(at)), chunk_keys_.data() + from,
+                bytes);
+    std::memcpy(values_.data() + shape_.bytes_of(static_cast<int64_t>(at)),
+                chunk_values_.data() + from, bytes);
   });
 }
 

@@ -80,7 +80,6 @@ class StaticKvCache final : public AttentionCache {
   KvShape shape_;
   int64_t prefill_chunk_ = kDefaultRingChunk;
   int64_t sinks_ = 0;
-  size_t element_bytes_ = 2;
   std::vector<std::vector<kernels::BandMask>> masks_;  // [layer][kv_head]
   std::vector<int64_t> ring_;                          // [layer * n_head_kv + kv_head]
   std::vector<size_t> offsets_;   // element offset of each (layer, head) within a sequence

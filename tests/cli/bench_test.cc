@@ -68,6 +68,27 @@ TEST(BenchCommand, ReportsEveryDepthAndBatchAsJson) {
   EXPECT_LT(results[1]["kv_cache_bytes"].get<double>(), results[4]["kv_cache_bytes"].get<double>());
 }
 
+// --kv-type f16,q8_0 runs every method with both storages in one run; each method's Q8_0 rows
+// hold fewer bytes than its F16 rows (stories260K's rows of 8: 10 bytes against 16).
+TEST(BenchCommand, RunsEveryMethodWithEachKvType) {
+  MOA_REQUIRE_ASSET(path, "models/stories260K.gguf");
+  test::CommandResult r = run_moa("bench -m '" + path +
+                                  "' -p 0 -n 2 -r 1 --ctx 100 -t 1 --json --method dense,streaming "
+                                  "--density 0.5 --sinks 4 --kv-type f16,q8_0");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  nlohmann::json j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["kv_type"], "f16,q8_0");
+  const auto& results = j["results"];
+  ASSERT_EQ(results.size(), 4u);  // (f16, q8_0) x (dense, streaming)
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(results[i]["kv_type"], "f16");
+    EXPECT_EQ(results[i + 2]["kv_type"], "q8_0");
+    EXPECT_EQ(results[i]["method"], results[i + 2]["method"]);
+    EXPECT_LT(results[i + 2]["kv_cache_bytes"].get<double>(),
+              0.7 * results[i]["kv_cache_bytes"].get<double>());
+  }
+}
+
 TEST(BenchCommand, PrintsATable) {
   MOA_REQUIRE_ASSET(path, "models/stories260K.gguf");
   test::CommandResult r = run_moa("bench -m '" + path + "' -p 8 -n 2 -r 1 -t 1");
@@ -76,6 +97,7 @@ TEST(BenchCommand, PrintsATable) {
   EXPECT_NE(r.out.find("|     tg2 |      0 |     1 |"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("memory bandwidth"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("KV MiB read"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("|  f16 |     pp8 |"), std::string::npos) << r.out;
 }
 
 TEST(BenchCommand, BusyNeighbourReportsLoadedOverQuietAndLeavesNoSpinner) {

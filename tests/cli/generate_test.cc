@@ -52,6 +52,22 @@ TEST(GenerateCommand, StopStringEndsTheOutputBeforeIt) {
   EXPECT_EQ(r.out, ", there was a \n");
 }
 
+// A Q8_0 cache for the dense and the streaming cache, each reporting fewer bytes than F16
+// (stories260K's rows of 8 values: 10 bytes against 16).
+TEST(GenerateCommand, Q8_0KvCacheGeneratesWithFewerBytes) {
+  MOA_REQUIRE_ASSET(model, "models/stories260K.gguf");
+  for (const std::string method : {"", " --method streaming --density 0.5 --sinks 4"}) {
+    const std::string args =
+        "generate -m '" + model + "' -p 'Once upon a time' -n 16 --temp 0" + method;
+    const auto f16 = run_moa(args + " --kv-type f16"), q8 = run_moa(args + " --kv-type q8_0");
+    ASSERT_EQ(q8.exit_code, 0) << q8.err;
+    ASSERT_EQ(f16.exit_code, 0) << f16.err;
+    EXPECT_FALSE(q8.out.empty());
+    EXPECT_GT(test::reported_kv_bytes(q8.err), 0) << q8.err;
+    EXPECT_LT(test::reported_kv_bytes(q8.err), test::reported_kv_bytes(f16.err)) << q8.err;
+  }
+}
+
 TEST(GenerateCommand, SameSeedGivesTheSameText) {
   const std::string model = random_model_path();
   const std::string args = "generate -m '" + model + "' -p 'once upon' -n 12 --temp 1.2 --seed ";

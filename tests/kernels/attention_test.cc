@@ -1,5 +1,5 @@
-// Flash attention against the full-softmax reference over GQA groups, head sizes, F32/F16
-// caches, chunked and single-token queries, and band masks including their edge cases.
+// Flash attention against the full-softmax reference over GQA groups, head sizes, F32, F16
+// and Q8_0 caches, chunked and single-token queries, and band masks including their edge cases.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -24,6 +24,7 @@ using Case = testing::AttentionCase;
 struct Cache {
   std::vector<float> k32, v32;
   std::vector<uint16_t> k16, v16;
+  std::vector<uint8_t> k8, v8;
   KvView view;
 };
 
@@ -39,6 +40,18 @@ Cache make_cache(const Case& c) {
     for (float f : cache.v32) cache.v16.push_back(gguf::fp32_to_fp16(f));
     cache.view.k = cache.k16.data();
     cache.view.v = cache.v16.data();
+  } else if (c.kv_type == KvType::kQ8_0) {
+    const size_t row = kv_bytes(KvType::kQ8_0, c.head_dim, c.head_dim);
+    cache.k8.resize(kv_bytes(KvType::kQ8_0, n, c.head_dim));
+    cache.v8.resize(cache.k8.size());
+    for (int64_t r = 0; r < n / c.head_dim; ++r) {
+      quantize_kv_row_q8_0(cache.k32.data() + r * c.head_dim, c.head_dim,
+                           cache.k8.data() + r * row);
+      quantize_kv_row_q8_0(cache.v32.data() + r * c.head_dim, c.head_dim,
+                           cache.v8.data() + r * row);
+    }
+    cache.view.k = cache.k8.data();
+    cache.view.v = cache.v8.data();
   } else {
     cache.view.k = cache.k32.data();
     cache.view.v = cache.v32.data();
@@ -123,6 +136,22 @@ TEST(Attention, F16CacheMatchesReference) {
   expect_matches_reference(decode);
   Case odd{2, 1, 4, 5, 9, 14, {}, KvType::kF16};
   expect_matches_reference(odd);
+}
+
+// Q8_0 keys/values (the reference decodes the same blocks): prefill tiles via K^T, decode rows
+// in lanes (groups 4, 5 and 8 with 8 and 16 lanes) and per-row dots (group 1), split keys, band
+// masks, and head sizes of one whole-row block (8, 16).
+TEST(Attention, Q8_0CacheMatchesReference) {
+  for (int64_t head_dim : {8, 16, 64, 128}) {
+    expect_matches_reference({8, 2, head_dim, 70, 0, 70, {}, KvType::kQ8_0});
+    for (int64_t group : {1, 5, 8}) {
+      expect_matches_reference(
+          {2 * group, 2, head_dim, 1, 600, 601, same_mask(2, {4, 200}), KvType::kQ8_0});
+    }
+  }
+  expect_matches_reference({24, 2, 64, 1, 300, 301, {}, KvType::kQ8_0});
+  expect_matches_reference({4, 1, 64, 1, 3999, 4000, {}, KvType::kQ8_0});
+  expect_matches_reference({4, 2, 32, 37, 100, 137, {{16, 40}, {0, 5}}, KvType::kQ8_0});
 }
 
 TEST(Attention, BandMasksMatchReference) {

@@ -2,7 +2,7 @@
 // depth without a prefill) and rewind. A decode step after fill must equal the naive masked
 // reference over the filled history (dense: every key; a plan's rings: its bands; H2O: the
 // newest budget keys and the new one), and the K/V row store they share is checked against
-// plain copies and the F16 rounding.
+// plain copies and the F16 rounding; Q8_0 caches decode like the reference over their blocks.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -42,6 +42,21 @@ SparsePlan mixed_plan() {
   return plan;
 }
 
+// One K/V row of kHeadDim values as the cache gives it back: F16 or Q8_0 rounding (a Q8_0 row
+// of 8 values is one block, decoded here straight from the bytes), F32 unchanged.
+void stored_row(kernels::KvType type, const float* x, float* out) {
+  if (type == kernels::KvType::kQ8_0) {
+    std::vector<uint8_t> bytes(kernels::kv_bytes(type, kHeadDim, kHeadDim));
+    kernels::quantize_kv_row_q8_0(x, kHeadDim, bytes.data());
+    for (int64_t d = 0; d < kHeadDim; ++d)
+      out[d] = static_cast<float>(kernels::reference::q8_0_kv_value(bytes.data(), d, kHeadDim));
+    return;
+  }
+  for (int64_t d = 0; d < kHeadDim; ++d) {
+    out[d] = type == kernels::KvType::kF16 ? gguf::fp16_to_fp32(gguf::fp32_to_fp16(x[d])) : x[d];
+  }
+}
+
 // Fills sequence 1 to `depth` from n_rows rows, decodes one token at `depth` in every layer
 // and compares with the reference over positions 0..depth (position p holding row p % n_rows)
 // under `masks` (one per layer; empty: dense).
@@ -69,13 +84,9 @@ void expect_fill_then_decode_matches(AttentionCache& cache, kernels::KvType type
       const float* src_k = p < depth ? rows_k.data() + (p % kRows) * kv_dim : k.data();
       const float* src_v = p < depth ? rows_v.data() + (p % kRows) * kv_dim : v.data();
       for (int64_t h = 0; h < kHeadsKv; ++h) {
-        for (int64_t d = 0; d < kHeadDim; ++d) {
-          const auto at = static_cast<size_t>((h * (depth + 1) + p) * kHeadDim + d);
-          const float kx = src_k[h * kHeadDim + d], vx = src_v[h * kHeadDim + d];
-          const bool half = type == kernels::KvType::kF16;
-          hist_k[at] = half ? gguf::fp16_to_fp32(gguf::fp32_to_fp16(kx)) : kx;
-          hist_v[at] = half ? gguf::fp16_to_fp32(gguf::fp32_to_fp16(vx)) : vx;
-        }
+        const auto at = static_cast<size_t>((h * (depth + 1) + p) * kHeadDim);
+        stored_row(type, src_k + h * kHeadDim, hist_k.data() + at);
+        stored_row(type, src_v + h * kHeadDim, hist_v.data() + at);
       }
     }
     const kernels::KvView view{kernels::KvType::kF32, hist_k.data(), hist_v.data(),
@@ -89,7 +100,8 @@ void expect_fill_then_decode_matches(AttentionCache& cache, kernels::KvType type
 }
 
 TEST(AttentionCache, FilledDenseCacheDecodesLikeTheReference) {
-  for (kernels::KvType type : {kernels::KvType::kF32, kernels::KvType::kF16}) {
+  for (kernels::KvType type :
+       {kernels::KvType::kF32, kernels::KvType::kF16, kernels::KvType::kQ8_0}) {
     KvCache cache(small_shape(type));
     expect_fill_then_decode_matches(cache, type, 37, {});
   }
@@ -101,17 +113,21 @@ TEST(AttentionCache, FilledRingCacheDecodesLikeTheMaskedReference) {
   for (int64_t layer = 0; layer < kLayers; ++layer) masks.push_back(band_masks(plan, layer, kCtx));
   // A chunk of 3 (< the 5 rows) splits the fill at both the chunk and the row cycle.
   for (int64_t depth : {2, 50}) {
-    StaticKvCache cache(small_shape(kernels::KvType::kF16), plan, 3);
-    expect_fill_then_decode_matches(cache, kernels::KvType::kF16, depth, masks);
+    for (kernels::KvType type : {kernels::KvType::kF16, kernels::KvType::kQ8_0}) {
+      StaticKvCache cache(small_shape(type), plan, 3);
+      expect_fill_then_decode_matches(cache, type, depth, masks);
+    }
   }
 }
 
 TEST(AttentionCache, FilledH2oCacheKeepsTheNewestBudgetKeys) {
   constexpr int64_t kBudget = 12;
-  H2oKvCache cache(small_shape(kernels::KvType::kF32), kBudget);
   // Scores are zero after fill, so the step attends the newest 12 filled keys and the new one.
   const std::vector<kernels::BandMask> band(kHeadsKv, kernels::BandMask{0, kBudget + 1});
-  expect_fill_then_decode_matches(cache, kernels::KvType::kF32, 40, {band, band});
+  for (kernels::KvType type : {kernels::KvType::kF32, kernels::KvType::kQ8_0}) {
+    H2oKvCache cache(small_shape(type), kBudget);
+    expect_fill_then_decode_matches(cache, type, 40, {band, band});
+  }
 }
 
 TEST(AttentionCache, DenseAndRingCachesRewindH2oRefuses) {

@@ -112,7 +112,9 @@ TEST(KvCache, RejectsEmptyShapes) {
 TEST(KvCache, ParsesTypeNames) {
   EXPECT_EQ(parse_kv_type("f16"), kernels::KvType::kF16);
   EXPECT_EQ(parse_kv_type("F32"), kernels::KvType::kF32);
-  EXPECT_THROW(parse_kv_type("q8_0"), Error);
+  EXPECT_EQ(parse_kv_type("Q8_0"), kernels::KvType::kQ8_0);
+  EXPECT_STREQ(kv_type_name(kernels::KvType::kQ8_0), "q8_0");
+  EXPECT_THROW(parse_kv_type("q4_0"), Error);
 }
 
 }  // namespace
