@@ -153,7 +153,15 @@ bool cpu_has_avx512_bf16() {
 
 }  // namespace
 
-bool bf16_attention_available() { return cpu_has_avx512_bf16(); }
+bool bf16_attention_available() {
+  // The lane tiles that call these kernels exist only in AVX-512 builds (attention_tile.cc).
+#if defined(__AVX512F__)
+  constexpr bool kLaneTilesBuilt = true;
+#else
+  constexpr bool kLaneTilesBuilt = false;
+#endif
+  return kLaneTilesBuilt && cpu_has_avx512_bf16();
+}
 
 void bf16_query_pairs(const float* q_lanes, int64_t head_dim, int64_t width, uint32_t* out) {
   for (int64_t i = 0; i < head_dim; i += 2) {
