@@ -17,24 +17,10 @@ namespace moa::kernels {
 namespace {
 
 using gguf::TensorType;
+using testing::make_matrix;
 using testing::max_abs_diff;
 using testing::random_floats;
-
-struct StoredMatrix {
-  std::vector<uint8_t> bytes;
-  WeightMatrix view;
-};
-
-StoredMatrix make_matrix(TensorType type, int64_t rows, int64_t cols, uint32_t seed) {
-  const std::vector<float> values = random_floats(rows * cols, seed);
-  StoredMatrix m;
-  const size_t row_bytes = gguf::row_bytes(type, cols);
-  m.bytes.resize(row_bytes * static_cast<size_t>(rows));
-  for (int64_t r = 0; r < rows; ++r)
-    gguf::quantize_row(type, values.data() + r * cols, m.bytes.data() + r * row_bytes, cols);
-  m.view = {type, m.bytes.data(), rows, cols};
-  return m;
-}
+using testing::StoredMatrix;
 
 // F32 accumulation over `cols` products of magnitude <= ~1, as in matvec_test.
 double tolerance(int64_t cols) { return 2e-6 * static_cast<double>(cols) + 1e-5; }

@@ -16,25 +16,10 @@ namespace moa::kernels {
 namespace {
 
 using gguf::TensorType;
+using testing::make_matrix;
 using testing::max_abs_diff;
 using testing::random_floats;
-
-struct StoredMatrix {
-  std::vector<uint8_t> bytes;
-  WeightMatrix view;
-};
-
-StoredMatrix make_matrix(TensorType type, int64_t rows, int64_t cols, uint32_t seed) {
-  const std::vector<float> values = random_floats(rows * cols, seed);
-  StoredMatrix m;
-  const size_t row_bytes = gguf::row_bytes(type, cols);
-  m.bytes.resize(row_bytes * static_cast<size_t>(rows));
-  for (int64_t r = 0; r < rows; ++r) {
-    gguf::quantize_row(type, values.data() + r * cols, m.bytes.data() + r * row_bytes, cols);
-  }
-  m.view = {type, m.bytes.data(), rows, cols};
-  return m;
-}
+using testing::StoredMatrix;
 
 // Error bound of F32 accumulation over `cols` products of magnitude <= 1 (weights and x in
 // [-1, 1], quantized scales may exceed 1 slightly).

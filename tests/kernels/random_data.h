@@ -5,6 +5,7 @@
 #include <random>
 #include <vector>
 
+#include "gguf/quant.h"
 #include "kernels/kernels.h"
 
 namespace moa::kernels::testing {
@@ -15,6 +16,24 @@ inline std::vector<float> random_floats(int64_t n, uint32_t seed, float scale = 
   std::vector<float> v(static_cast<size_t>(n));
   for (auto& x : v) x = dist(rng);
   return v;
+}
+
+// A weight matrix stored in `type` (quantized from seeded random values) and its view.
+struct StoredMatrix {
+  std::vector<uint8_t> bytes;
+  WeightMatrix view;
+};
+
+inline StoredMatrix make_matrix(gguf::TensorType type, int64_t rows, int64_t cols, uint32_t seed) {
+  const std::vector<float> values = random_floats(rows * cols, seed);
+  StoredMatrix m;
+  const size_t row_bytes = gguf::row_bytes(type, cols);
+  m.bytes.resize(row_bytes * static_cast<size_t>(rows));
+  for (int64_t r = 0; r < rows; ++r) {
+    gguf::quantize_row(type, values.data() + r * cols, m.bytes.data() + r * row_bytes, cols);
+  }
+  m.view = {type, m.bytes.data(), rows, cols};
+  return m;
 }
 
 // Largest |a[i] - b[i]|.
