@@ -70,18 +70,17 @@ if [[ -z "$ONLY" || "$ONLY" == stories260K ]]; then
   run "$OUT/stories260K/test-set.txt" "$MOA" calibrate -m "$ASSETS/models/stories260K.gguf" \
     --lengths 2048 -n 8 --seed 99 -t "$THREADS" -o "$OUT/stories260K/test-set.json"
   # Every compress default (context 2048: profiled at 512 and 1024, validated at 2048, 8
-  # samples, 64 sinks).
+  # samples, 16 sinks).
   quality stories260K "$ASSETS/models/stories260K.gguf" 2048 512,1024,2048
 fi
 if [[ -z "$ONLY" || "$ONLY" == planted ]]; then
   run "$OUT/planted/test-set.txt" "$MOA" calibrate -m "$ASSETS/models/planted-retrieval.gguf" \
     --lengths 1024 -n 6 --seed 99 --tasks lines,passkey --max-answer 8 -t "$THREADS" \
     -o "$OUT/planted/test-set.json"
-  # Context 32768: small lengths keep the dense calibration fast on a CPU. 8 sinks, not the
-  # default 32 (256/8): at 25% of 256 tokens (64 keys a head) 32 sinks plus the narrowest
-  # candidate span there (32, alpha step 64) spend the whole budget, pinning every head to span
-  # 32 at 256; no beta-1 rule fits, and the retrieval head got beta 7/8 (704 keys at 1024).
+  # Context 32768: small lengths keep the dense calibration fast on a CPU. The default sinks
+  # (256/32 = 8; with the old default of 256/8 = 32, 25% of 256 tokens was 32 sinks plus the
+  # narrowest candidate span, pinning every head to span 32 at 256 so no beta-1 rule fitted).
   quality planted "$ASSETS/models/planted-retrieval.gguf" 1024 256,512,1024,4096 \
     --max-length 4096 --validate-length 1024 --lengths 256,512 -n 4 --validation-samples 6 \
-    --sinks 8 --tasks lines,passkey --max-answer 8
+    --tasks lines,passkey --max-answer 8
 fi

@@ -9,7 +9,6 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
-#include "engine/random_model.h"
 #include "eval/busy_neighbour.h"
 #include "eval/eval_results.h"
 #include "eval/throughput.h"
@@ -22,9 +21,7 @@ namespace moa::cli {
 namespace {
 
 struct BenchOptions {
-  std::string model_path;
-  std::string random_shape;
-  std::string random_type = "q8_0";
+  ModelSource source;
   ThroughputConfig throughput;
   std::vector<std::string> kv_types = {"f16"};  // every method runs with each, in one run
   bool json = false;
@@ -33,60 +30,6 @@ struct BenchOptions {
   std::vector<std::string> methods = {"dense"};
   AttentionMethod sparse;  // --plan, --density, --sinks shared by the sparse methods
 };
-
-}  // namespace
-
-// Random-weight models with the shapes of real ones, for contexts no shared model reaches.
-RandomModelSpec random_shape(const std::string& name) {
-  RandomModelSpec s;
-  s.n_ctx = 131072;
-  if (name == "llama-1b") {  // TinyLlama-1.1B
-    s.n_layer = 22, s.n_embd = 2048, s.n_head = 32, s.n_head_kv = 4, s.n_ff = 5632,
-    s.n_vocab = 32000;
-  } else if (name == "qwen2-0.5b") {
-    s.arch = Architecture::kQwen2;
-    s.n_layer = 24, s.n_embd = 896, s.n_head = 14, s.n_head_kv = 2, s.n_ff = 4864,
-    s.n_vocab = 151936;
-    s.tied_output = true;
-  } else if (name == "small") {  // quick runs: 8 layers, 512 wide, head dim 64
-    s.n_layer = 8, s.n_embd = 512, s.n_head = 8, s.n_head_kv = 2, s.n_ff = 1536, s.n_vocab = 8192;
-  } else {
-    fail("--random: unknown shape '{}' (known: small, llama-1b, qwen2-0.5b)", name);
-  }
-  return s;
-}
-
-gguf::TensorType parse_weight_type(const std::string& name) {
-  static const std::pair<const char*, gguf::TensorType> kTypes[] = {
-      {"f32", gguf::TensorType::kF32},   {"f16", gguf::TensorType::kF16},
-      {"bf16", gguf::TensorType::kBF16}, {"q8_0", gguf::TensorType::kQ8_0},
-      {"q5_0", gguf::TensorType::kQ5_0}, {"q4_0", gguf::TensorType::kQ4_0},
-      {"q6_k", gguf::TensorType::kQ6_K}, {"q5_k", gguf::TensorType::kQ5_K},
-      {"q4_k", gguf::TensorType::kQ4_K}};
-  for (const auto& [n, t] : kTypes) {
-    if (name == n) return t;
-  }
-  fail(
-      "--random-type: unknown type '{}' (known: f32, f16, bf16, q8_0, q5_0, q4_0, q6_k, q5_k, "
-      "q4_k)",
-      name);
-}
-
-namespace {
-
-// Builds (once) and returns the path of a random model in the system temp folder.
-std::string random_model_path(const BenchOptions& o) {
-  RandomModelSpec spec = random_shape(o.random_shape);
-  spec.weight_type = parse_weight_type(o.random_type);
-  auto path = std::filesystem::temp_directory_path() /
-              fmt::format("moa-bench-{}-{}.gguf", o.random_shape, o.random_type);
-  if (!std::filesystem::exists(path)) {
-    spdlog::info("building random {} model ({}) at {}", o.random_shape, o.random_type,
-                 path.string());
-    write_random_model(spec, path.string());
-  }
-  return path.string();
-}
 
 std::string type_summary(const Model& model) {
   return gguf::tensor_type_name(static_cast<uint32_t>(model.weights().layers.at(0).ffn_up.type));
@@ -220,8 +163,6 @@ void run_busy_neighbour(const Model& model, const std::string& name, const Bench
 }
 
 void run_bench(BenchOptions o) {
-  if (o.model_path.empty() == o.random_shape.empty())
-    fail("give a model with -m or a shape with --random, not both or neither");
   o.throughput.n_threads = thread_count(o.throughput.n_threads);
   o.throughput.methods.clear();
   for (const std::string& name : o.methods) {
@@ -230,7 +171,7 @@ void run_bench(BenchOptions o) {
     if (m.kind != AttentionKind::kMoa) m.plan_path.clear();
     o.throughput.methods.push_back(m);
   }
-  const std::string path = o.model_path.empty() ? random_model_path(o) : o.model_path;
+  const std::string path = model_source_path(o.source);
   const Model model = Model::load(path, model_file_load(o.map_model));
   const std::string name = std::filesystem::path(path).filename().string();
   if (o.busy_neighbour) {
@@ -270,12 +211,7 @@ void register_bench(CLI::App& app) {
   o->throughput.n_threads = 0;  // all cores unless -t says otherwise
   CLI::App* cmd = app.add_subcommand(
       "bench", "Prefill/decode throughput at several context depths and batch sizes");
-  auto* model = cmd->add_option("-m,--model", o->model_path, "GGUF model file");
-  cmd->add_option("--random", o->random_shape,
-                  "Use a random-weight model of this shape: small, llama-1b, qwen2-0.5b")
-      ->excludes(model);
-  cmd->add_option("--random-type", o->random_type, "Weight type of the random model")
-      ->capture_default_str();
+  add_model_source_options(*cmd, o->source);
   cmd->add_option("-p,--n-prompt", o->throughput.n_prompt, "Prefill test tokens (0 = skip)")
       ->capture_default_str();
   cmd->add_option("-n,--n-gen", o->throughput.n_gen, "Decode test tokens (0 = skip)")

@@ -5,8 +5,10 @@
 #include <CLI/CLI.hpp>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "engine/random_model.h"
+#include "optimize/plan_optimizer.h"
 #include "util/mapped_file.h"
 
 namespace moa::cli {
@@ -30,6 +32,17 @@ void register_answer_loss(CLI::App& app);
 RandomModelSpec random_shape(const std::string& name);
 gguf::TensorType parse_weight_type(const std::string& name);
 
+// The benches' model: -m FILE, or --random SHAPE [--random-type T] (n_layer > 0: fewer layers).
+struct ModelSource {
+  std::string model_path;
+  std::string random_shape;
+  std::string random_type = "q8_0";
+  int64_t n_layer = 0;
+};
+void add_model_source_options(CLI::App& cmd, ModelSource& source);
+// The file to load: -m's, or the random model's, built once in the system temp folder.
+std::string model_source_path(const ModelSource& source);
+
 // `--mmap`: map the model file instead of reading it into huge pages.
 void add_mmap_flag(CLI::App& cmd, bool& map_model);
 FileLoad model_file_load(bool map_model);
@@ -43,6 +56,12 @@ int thread_count(int requested);
 // The flag of `command` (e.g. "bench") that carries a library InputError's field (e.g.
 // "density" -> "--density"); the field itself when no flag carries it.
 std::string flag_for_field(std::string_view command, std::string_view field);
+
+// The optimizer's candidate table (`moa optimize`, `moa compress`): profiled loss per length,
+// density per budget, validation loss (when validation_length > 0), solver status, the choice.
+void print_candidates(const OptimizeResult& r, const std::vector<int64_t>& profiled,
+                      const std::vector<DensityBudget>& budgets, size_t chosen,
+                      int64_t validation_length);
 
 // Reads all of standard input (used when no -p/-f is given).
 std::string read_stdin();

@@ -58,24 +58,6 @@ void check_flags(const CompressCliOptions& o) {
     fail("--gap: {} is not a fraction in [0, 1)", o.run.optimize.pareto.milp.gap);
 }
 
-void print_candidates(const CompressResult& r, const CompressSettings& s) {
-  std::string header = "| plan |", rule = "|---|";
-  for (int64_t n : s.profile_lengths) {
-    header += fmt::format(" loss@{} |", n);
-    rule += "---|";
-  }
-  header += fmt::format(" validation loss@{} | |", s.validation_length);
-  rule += "---|---|";
-  fmt::print("\ncandidates (profiled loss per length; answer loss on held-back samples)\n{}\n{}\n",
-             header, rule);
-  for (size_t i = 0; i < r.optimized.candidates.size(); ++i) {
-    const PlanCandidate& c = r.optimized.candidates[i];
-    std::string line = fmt::format("| {} |", i);
-    for (double loss : c.assignment.objectives) line += fmt::format(" {:.6g} |", loss);
-    fmt::print("{} {:.5f} | {} |\n", line, c.validation_loss, i == r.chosen ? "**chosen**" : "");
-  }
-}
-
 void print_plan(const SparsePlan& plan, const CompressSettings& s) {
   fmt::print("\nchosen plan: KV density per budgeted length\n");
   fmt::print("| length | budget | KV density | causal-area density |\n|---|---|---|---|\n");
@@ -133,7 +115,9 @@ void run_compress(CompressCliOptions& o) {
         fmt::print(stderr, "[{}/{}] {}\n", stage, stages, what);
       });
   write_plan(r.plan, o.output);
-  print_candidates(r, s);
+  fmt::print("\ncandidates (profiled loss per length; answer loss on held-back samples)\n");
+  print_candidates(r.optimized, s.profile_lengths, s.optimize.budgets, r.chosen,
+                   s.validation_length);
   print_plan(r.plan, s);
   print_stages(r);
   const uint64_t sparse = plan_kv_bytes(r.plan, config, s.max_length),
@@ -171,7 +155,7 @@ void register_compress(CLI::App& app) {
   cmd->add_option("--validation-samples", o->run.validation_samples,
                   "Held-back samples at the validation length (default: as -n)");
   cmd->add_option("--sinks", o->run.sinks,
-                  "Sink tokens G (default: min(64, shortest profiled length / 8))");
+                  "Sink tokens G (default: min(64, max(4, shortest profiled length / 32)))");
   cmd->add_option("--source", o->run.calibrate.source,
                   "builtin, a .jsonl file of {\"context\",\"question\"}, a text file, or a folder")
       ->capture_default_str();
@@ -188,7 +172,7 @@ void register_compress(CLI::App& app) {
       ->check(CLI::IsMember({"moa", "binary"}))
       ->capture_default_str();
   cmd->add_option("--alpha-step", o->run.optimize.grid.alpha_step,
-                  "Alpha grid step in tokens (default: longest profiled length / 8)");
+                  "Alpha grid step in tokens (default: longest profiled length / 16)");
   cmd->add_option("--points", o->run.optimize.pareto.points, "Boxes of the epsilon-constraint grid")
       ->capture_default_str();
   cmd->add_option("--time-limit", o->run.optimize.pareto.milp.time_limit_s,

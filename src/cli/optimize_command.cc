@@ -75,35 +75,6 @@ void print_rules(const RuleGrid& grid, const InfluenceProfile& p) {
   }
 }
 
-std::string solve_status(const Assignment& a) {
-  return a.optimal ? "optimal" : fmt::format("time limit, gap {:.2f}%", 100.0 * a.gap);
-}
-
-void print_candidates(const OptimizeResult& r, const InfluenceProfile& p,
-                      const std::vector<DensityBudget>& budgets, size_t chosen,
-                      int64_t validation_length) {
-  std::string header = "| plan |", rule = "|---|";
-  for (const ProfiledLength& l : p.lengths) {
-    header += fmt::format(" loss@{} |", l.length);
-    rule += "---|";
-  }
-  for (const DensityBudget& b : budgets) {
-    header += fmt::format(" density@{} (≤ {:g}) |", b.length, b.density);
-    rule += "---|";
-  }
-  header += validation_length > 0 ? fmt::format(" validation loss@{} |", validation_length) : "";
-  rule += validation_length > 0 ? "---|" : "";
-  fmt::print("{} solver | |\n{}---|---|\n", header, rule);
-  for (size_t i = 0; i < r.candidates.size(); ++i) {
-    const PlanCandidate& c = r.candidates[i];
-    std::string line = fmt::format("| {} |", i);
-    for (double loss : c.assignment.objectives) line += fmt::format(" {:.6g} |", loss);
-    for (double d : c.densities) line += fmt::format(" {:.4f} |", d);
-    if (validation_length > 0) line += fmt::format(" {:.5f} |", c.validation_loss);
-    fmt::print("{} {} | {} |\n", line, solve_status(c.assignment), i == chosen ? "**chosen**" : "");
-  }
-}
-
 // Measures every candidate on the calibration samples at the validation length; returns that
 // length, or 0 when there is nothing to validate on.
 int64_t validate(OptimizeResult& r, const OptimizeCliOptions& o, const InfluenceProfile& p) {
@@ -166,7 +137,9 @@ void run_optimize(OptimizeCliOptions& o) {
   progress.reset();
   const int64_t validation_length = validate(r, o, profile);
   const size_t chosen = pick_candidate(r);
-  print_candidates(r, profile, o.run.budgets, chosen, validation_length);
+  std::vector<int64_t> profiled;
+  for (const ProfiledLength& l : profile.lengths) profiled.push_back(l.length);
+  print_candidates(r, profiled, o.run.budgets, chosen, validation_length);
   write_plan(chosen_plan(r, chosen, validation_length), o.output);
   fmt::print(stderr, "wrote {} (plan {} of {}, picked by {})\n", o.output, chosen,
              r.candidates.size(),
@@ -176,6 +149,39 @@ void run_optimize(OptimizeCliOptions& o) {
 }
 
 }  // namespace
+
+void print_candidates(const OptimizeResult& r, const std::vector<int64_t>& profiled,
+                      const std::vector<DensityBudget>& budgets, size_t chosen,
+                      int64_t validation_length) {
+  std::string header = "| plan |", rule = "|---|";
+  for (int64_t n : profiled) {
+    header += fmt::format(" loss@{} |", n);
+    rule += "---|";
+  }
+  if (r.projected_length > 0) {
+    header += fmt::format(" projected loss@{} |", r.projected_length);
+    rule += "---|";
+  }
+  for (const DensityBudget& b : budgets) {
+    header += fmt::format(" density@{} (≤ {:g}) |", b.length, b.density);
+    rule += "---|";
+  }
+  header += validation_length > 0 ? fmt::format(" validation loss@{} |", validation_length) : "";
+  rule += validation_length > 0 ? "---|" : "";
+  fmt::print("{} solver | |\n{}---|---|\n", header, rule);
+  for (size_t i = 0; i < r.candidates.size(); ++i) {
+    const PlanCandidate& c = r.candidates[i];
+    std::string line = fmt::format("| {} |", i);
+    for (double loss : c.assignment.objectives) line += fmt::format(" {:.6g} |", loss);
+    if (r.projected_length > 0) line += fmt::format(" {:.6g} |", c.assignment.projected_loss);
+    for (double d : c.densities) line += fmt::format(" {:.4f} |", d);
+    if (validation_length > 0) line += fmt::format(" {:.5f} |", c.validation_loss);
+    const Assignment& a = c.assignment;
+    fmt::print("{} {} | {} |\n", line,
+               a.optimal ? "optimal" : fmt::format("time limit, gap {:.2f}%", 100.0 * a.gap),
+               i == chosen ? "**chosen**" : "");
+  }
+}
 
 void register_optimize(CLI::App& app) {
   auto o = std::make_shared<OptimizeCliOptions>();
@@ -189,7 +195,7 @@ void register_optimize(CLI::App& app) {
   cmd->add_option("--lengths", o->lengths, "Lengths the budgets hold at (default: the profiled)")
       ->delimiter(',');
   cmd->add_option("--alpha-step", o->run.grid.alpha_step,
-                  "Alpha grid step in tokens (default: longest profiled length / 8)");
+                  "Alpha grid step in tokens (default: longest profiled length / 16)");
   cmd->add_option("--betas", o->run.grid.betas, "Beta grid size: 0, 1/(B-1), ..., 1")
       ->capture_default_str();
   cmd->add_option("--min-length", o->run.grid.min_length,

@@ -17,33 +17,13 @@ namespace moa::cli {
 namespace {
 
 struct ProfileBenchOptions {
-  std::string model_path;
-  std::string random_shape;
-  std::string random_type = "q8_0";
-  int64_t n_layer = 0;  // random shape with fewer layers (0: the shape's own)
+  ModelSource source;
   std::vector<int64_t> lengths = {1024, 2048, 4096};
   int repeats = 1;
   int n_threads = 0;
   bool json = false;
   bool map_model = false;
 };
-
-// Builds (once) a random model of the shape in the system temp folder and returns its path.
-std::string random_model_path(const ProfileBenchOptions& o) {
-  RandomModelSpec spec = random_shape(o.random_shape);
-  spec.weight_type = parse_weight_type(o.random_type);
-  if (o.n_layer < 0) fail("--layers: {} is negative", o.n_layer);
-  if (o.n_layer > 0) spec.n_layer = o.n_layer;
-  const auto path =
-      std::filesystem::temp_directory_path() /
-      fmt::format("moa-bench-{}-{}-{}l.gguf", o.random_shape, o.random_type, spec.n_layer);
-  if (!std::filesystem::exists(path)) {
-    spdlog::info("building random {} model ({}, {} layers) at {}", o.random_shape, o.random_type,
-                 spec.n_layer, path.string());
-    write_random_model(spec, path.string());
-  }
-  return path.string();
-}
 
 void print_header(const Model& model, const std::string& name, int n_threads, int repeats) {
   fmt::print("model: {} ({} layers, {} x {} heads)   threads: {}   best of {} run(s)\n", name,
@@ -76,12 +56,10 @@ void print_row(const ProfileCost& r) {
 }
 
 void run_profile_bench(ProfileBenchOptions o) {
-  if (o.model_path.empty() == o.random_shape.empty())
-    fail("give a model with -m or a shape with --random, not both or neither");
   if (o.repeats < 1) fail("-r: {} (expected >= 1)", o.repeats);
   if (o.lengths.empty()) fail("--lengths: give at least one length");
   const int n_threads = thread_count(o.n_threads);
-  const std::string path = o.model_path.empty() ? random_model_path(o) : o.model_path;
+  const std::string path = model_source_path(o.source);
   const Model model = Model::load(path, model_file_load(o.map_model));
   for (int64_t n : o.lengths) {
     if (n < 16 || n > model.config().n_ctx_train) {
@@ -120,13 +98,8 @@ void register_profile_bench(CLI::App& profile) {
   auto o = std::make_shared<ProfileBenchOptions>();
   CLI::App* cmd = profile.add_subcommand(
       "bench", "Profiling cost per sample vs the dense forward, and its peak memory, per length");
-  auto* model = cmd->add_option("-m,--model", o->model_path, "GGUF model file");
-  cmd->add_option("--random", o->random_shape,
-                  "Use a random-weight model of this shape: small, llama-1b, qwen2-0.5b")
-      ->excludes(model);
-  cmd->add_option("--random-type", o->random_type, "Weight type of the random model")
-      ->capture_default_str();
-  cmd->add_option("--layers", o->n_layer,
+  add_model_source_options(*cmd, o->source);
+  cmd->add_option("--layers", o->source.n_layer,
                   "Layers of the random model (default: the shape's; the ratio is per layer)");
   cmd->add_option("--lengths", o->lengths, "Sequence lengths, e.g. 1024,2048,4096")->delimiter(',');
   cmd->add_option("-r,--repetitions", o->repeats, "Runs per length (the best is reported)")

@@ -27,17 +27,6 @@ struct ProfileCliOptions {
   ProfileOptions run;
 };
 
-// Smallest span S whose band (distances < S) holds `fraction` of the head's non-sink influence.
-int64_t span_holding(const kernels::InfluenceHistogram& h, int64_t kv_head, double fraction) {
-  const double total = h.tail_sum(kv_head, 0);
-  double inside = 0.0;
-  for (int64_t d = 0; d < h.max_distance; ++d) {
-    inside += h.at(kv_head, d);
-    if (inside >= fraction * total) return d + 1;
-  }
-  return h.max_distance;
-}
-
 void show_profile(const std::string& path) {
   const InfluenceProfile p = read_profile(path);
   fmt::print("{}: {} layers x {} KV heads, {} sinks, calibration {}\n", path, p.model.n_layer,
@@ -53,8 +42,10 @@ void show_profile(const std::string& path) {
         const double share = band + sink > 0.0 ? sink / (band + sink) : 0.0;
         const double per_sample = l.samples.empty() ? 0.0 : (band + sink) / l.sample_count();
         fmt::print("| {} | {} | {} | {} | {} | {:.3f} | {:.4g} |\n", layer, g,
-                   span_holding(h, g, 0.5), span_holding(h, g, 0.9), span_holding(h, g, 0.99),
-                   share, per_sample);
+                   p.span_holding(l.length, static_cast<int64_t>(layer), g, 0.5),
+                   p.span_holding(l.length, static_cast<int64_t>(layer), g, 0.9),
+                   p.span_holding(l.length, static_cast<int64_t>(layer), g, 0.99), share,
+                   per_sample);
       }
     }
   }

@@ -155,13 +155,19 @@ void attention_block(const Model& model, int64_t layer, AttentionCache& cache,
   kernels::add_inplace(a.x.data(), a.proj.data(), n * c.n_embd);
 }
 
+void ffn_gate_up(const Model& model, int64_t layer, ForwardActivations& a, int n_threads) {
+  const ModelConfig& c = model.config();
+  const LayerWeights& w = model.weights().layers[static_cast<size_t>(layer)];
+  kernels::rms_norm(a.x.data(), w.ffn_norm.data(), c.n_embd, a.n_rows(), c.rms_eps, a.xb.data());
+  const kernels::Projection gate_up[] = {{w.ffn_gate, a.gate.data()}, {w.ffn_up, a.up.data()}};
+  kernels::matmul_shared_input(gate_up, a.xb.data(), a.n_rows(), n_threads);
+}
+
 void ffn_block(const Model& model, int64_t layer, ForwardActivations& a, int n_threads) {
   const ModelConfig& c = model.config();
   const LayerWeights& w = model.weights().layers[static_cast<size_t>(layer)];
   const int64_t n = a.n_rows();
-  kernels::rms_norm(a.x.data(), w.ffn_norm.data(), c.n_embd, n, c.rms_eps, a.xb.data());
-  const kernels::Projection gate_up[] = {{w.ffn_gate, a.gate.data()}, {w.ffn_up, a.up.data()}};
-  kernels::matmul_shared_input(gate_up, a.xb.data(), n, n_threads);
+  ffn_gate_up(model, layer, a, n_threads);
   kernels::swiglu(a.gate.data(), a.up.data(), n * c.n_ff, a.hidden.data());
   kernels::matmul(w.ffn_down, a.hidden.data(), n, a.proj.data(), n_threads);
   kernels::add_inplace(a.x.data(), a.proj.data(), n * c.n_embd);

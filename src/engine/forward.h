@@ -105,6 +105,8 @@ ForwardActivations embed_batch(const Model& model, const AttentionCache& cache,
 // x += attn_output(attention(rope(q, k), v)) of rms_norm(x), attending through `cache`.
 void attention_block(const Model& model, int64_t layer, AttentionCache& cache,
                      ForwardActivations& a, int n_threads);
+// xb = rms_norm(x), gate and up of xb: the FFN's first half (the backward recomputes it).
+void ffn_gate_up(const Model& model, int64_t layer, ForwardActivations& a, int n_threads);
 // x += ffn_down(silu(gate) * up) of rms_norm(x).
 void ffn_block(const Model& model, int64_t layer, ForwardActivations& a, int n_threads);
 // Final norm and output head of the given rows of x, in that order.

@@ -42,7 +42,7 @@ int64_t full_heads_allowed(const AssignmentProblem& p, int64_t w) {
 
 Assignment solve_binary_shape(const AssignmentProblem& p, size_t objective) {
   if (p.n_rules < 2) fail("a binary plan needs the full rule and at least one window");
-  const std::vector<double>& loss = p.losses.at(objective);
+  const std::vector<double> loss = p.cost(objective);  // profiled + projected
   std::optional<Assignment> best;
   double best_loss = std::numeric_limits<double>::infinity();
   for (int64_t w = 1; w < p.n_rules; ++w) {
@@ -62,9 +62,10 @@ Assignment solve_binary_shape(const AssignmentProblem& p, size_t objective) {
     for (int64_t i = 0; i < full; ++i)
       a.rule_of_head[static_cast<size_t>(order[static_cast<size_t>(i)])] = 0;
     a.objectives = p.objectives(a.rule_of_head);
+    a.projected_loss = p.projected(a.rule_of_head);
     a.optimal = true;
-    if (a.objectives[objective] < best_loss) {
-      best_loss = a.objectives[objective];
+    if (a.objectives[objective] + a.projected_loss < best_loss) {
+      best_loss = a.objectives[objective] + a.projected_loss;
       best = std::move(a);
     }
   }

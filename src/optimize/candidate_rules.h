@@ -15,7 +15,7 @@
 namespace moa {
 
 struct RuleGridOptions {
-  int64_t alpha_step = 0;  // 0: max profiled length / 8, rounded to a multiple of 16
+  int64_t alpha_step = 0;  // 0: max profiled length / 16, rounded to a multiple of 16
   int64_t betas = 9;       // beta in {0, 1/(betas-1), ..., 1}
   int64_t min_length = 0;  // N_min; 0: the smallest profiled length
   int64_t max_length = 0;  // N_max; 0: the model's context
@@ -57,13 +57,32 @@ struct AssignmentProblem {
   int64_t max_rules_per_layer = 0;  // 0: no limit
   std::vector<int64_t> objective_lengths;
   std::vector<std::vector<double>> losses;  // [objective][head * n_rules + rule]
+  // The loss each rule is projected to cause at projected_length, the longest budgeted length
+  // when it is beyond every profiled one (else 0 and empty): no profile sees a rule there, and
+  // without it a fixed window that covers every profiled length costs nothing, however narrow
+  // it is at the longer length. [head * n_rules + rule]; project_influence says how.
+  int64_t projected_length = 0;
+  std::vector<double> projected_loss;
 
   int64_t heads() const { return n_layer * n_head_kv; }
   // Objective values of an assignment (rule index per head).
   std::vector<double> objectives(const std::vector<int64_t>& rule_of_head) const;
+  // Its projected loss at projected_length (0 without one).
+  double projected(const std::vector<int64_t>& rule_of_head) const;
+  // What a solve for `objective` minimises, per head and rule: that profiled loss plus the
+  // projected one.
+  std::vector<double> cost(size_t objective) const;
   // KV density of an assignment at densities[row].length.
   double density(const std::vector<int64_t>& rule_of_head, size_t row) const;
 };
+
+// The loss a rule's span at `length` (beyond the longest profiled length N2) would cause, read
+// from the profile at N2: each head's influence distances are taken to grow as N^e, with e in
+// [0, 1] fitted to the spans holding 90% of its influence at the two longest profiled lengths
+// (0: a local head keeps its distances, 1: a head whose reach follows the input), so the span
+// maps to span * (N2 / length)^e at N2. One profiled length gives no growth to fit: e = 1.
+double project_influence(const InfluenceProfile& profile, int64_t layer, int64_t kv_head,
+                         int64_t span, int64_t length);
 
 // Prices every candidate rule of every KV head at each profiled length; budgets must be at
 // lengths within [grid.min_length, grid.max_length].

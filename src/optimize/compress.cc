@@ -95,12 +95,14 @@ void claim_work_dir(const CompressSettings& s, const std::string& dir) {
 
 // The front as found by the optimizer: candidate plans and their solver results.
 void write_front(const OptimizeResult& r, const std::string& path) {
-  nlohmann::json j = {{"version", 1}, {"objective", r.objective}};
+  nlohmann::json j = {
+      {"version", 2}, {"objective", r.objective}, {"projected_length", r.projected_length}};
   j["candidates"] = nlohmann::json::array();
   for (const PlanCandidate& c : r.candidates) {
     j["candidates"].push_back({{"plan", nlohmann::json::parse(plan_to_json(c.plan))},
                                {"rule_of_head", c.assignment.rule_of_head},
                                {"objectives", c.assignment.objectives},
+                               {"projected_loss", c.assignment.projected_loss},
                                {"optimal", c.assignment.optimal},
                                {"gap", c.assignment.gap}});
   }
@@ -113,13 +115,15 @@ OptimizeResult read_front(const std::string& path, const RuleGrid& grid,
   r.grid = grid;
   try {
     const nlohmann::json j = nlohmann::json::parse(read_text(path));
-    if (j.at("version").get<int>() != 1) fail("{}: version {} (expected 1)", path, j["version"]);
+    if (j.at("version").get<int>() != 2) fail("{}: version {} (expected 2)", path, j["version"]);
     r.objective = j.at("objective").get<size_t>();
+    r.projected_length = j.at("projected_length").get<int64_t>();
     for (const nlohmann::json& c : j.at("candidates")) {
       PlanCandidate candidate;
       candidate.plan = plan_from_json(c.at("plan").dump(), path);
       candidate.assignment.rule_of_head = c.at("rule_of_head").get<std::vector<int64_t>>();
       candidate.assignment.objectives = c.at("objectives").get<std::vector<double>>();
+      candidate.assignment.projected_loss = c.at("projected_loss").get<double>();
       candidate.assignment.optimal = c.at("optimal").get<bool>();
       candidate.assignment.gap = c.at("gap").get<double>();
       for (const DensityBudget& b : budgets)
@@ -208,7 +212,11 @@ CompressSettings resolve_compress_settings(const CompressOptions& o, const Model
   }
   s.samples = o.samples > 0 ? o.samples : kDefaultSamples;
   s.validation_samples = o.validation_samples > 0 ? o.validation_samples : s.samples;
-  s.sinks = o.sinks >= 0 ? o.sinks : std::min<int64_t>(kDefaultSinks, s.profile_lengths[0] / 8);
+  // A 32nd of the shortest profiled length (4 .. 64): at an eighth, 64 sinks took half of a 25%
+  // budget at 512 tokens and left the band rules too little room to differ.
+  s.sinks = o.sinks >= 0
+                ? o.sinks
+                : std::min<int64_t>(kDefaultSinks, std::max<int64_t>(4, s.profile_lengths[0] / 32));
   if (s.sinks >= s.profile_lengths[0])
     fail("{} sinks leave no band at the shortest profiled length {}", s.sinks,
          s.profile_lengths[0]);

@@ -25,7 +25,7 @@ struct CompressOptions {
   std::vector<int64_t> profile_lengths;  // empty: validation length / 4 and / 2
   int64_t samples = 0;                   // calibration samples per profiled length; 0: 8
   int64_t validation_samples = 0;        // held-back samples at the validation length; 0: samples
-  int64_t sinks = -1;                    // < 0: min(64, shortest profiled length / 8)
+  int64_t sinks = -1;                    // < 0: min(64, max(4, shortest profiled / 32))
   CalibrateOptions calibrate;            // source, tasks, seed, answer budget, cue (lengths unused)
   OptimizeOptions optimize;              // grid, Pareto and solver settings (budgets unused)
 };

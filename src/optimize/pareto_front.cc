@@ -20,14 +20,25 @@ bool dominates(const std::vector<double>& a, const std::vector<double>& b) {
   return better;
 }
 
+namespace {
+
+// The profiled losses and the projected one: a plan that keeps more at the projected length is
+// not dominated by one that only wins at the profiled lengths.
+std::vector<double> with_projection(const Assignment& a) {
+  std::vector<double> v = a.objectives;
+  v.push_back(a.projected_loss);
+  return v;
+}
+
+}  // namespace
+
 std::vector<Assignment> non_dominated(const std::vector<Assignment>& all) {
   std::vector<Assignment> kept;
   for (size_t i = 0; i < all.size(); ++i) {
     bool drop = false;
-    for (size_t j = 0; j < all.size() && !drop; ++j) {
-      drop = j != i && dominates(all[j].objectives, all[i].objectives);
-    }
-    for (const Assignment& k : kept) drop = drop || k.objectives == all[i].objectives;
+    for (size_t j = 0; j < all.size() && !drop; ++j)
+      drop = j != i && dominates(with_projection(all[j]), with_projection(all[i]));
+    for (const Assignment& k : kept) drop = drop || with_projection(k) == with_projection(all[i]);
     if (!drop) kept.push_back(all[i]);
   }
   return kept;

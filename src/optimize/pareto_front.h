@@ -31,7 +31,8 @@ std::vector<Assignment> solve_pareto_front(const AssignmentProblem& problem,
 
 // True when a is no worse than b in every objective and better in one.
 bool dominates(const std::vector<double>& a, const std::vector<double>& b);
-// The assignments no other one dominates (one per distinct objective vector), in input order.
+// The assignments no other one dominates in their objectives and projected loss (one per
+// distinct vector), in input order.
 std::vector<Assignment> non_dominated(const std::vector<Assignment>& all);
 
 }  // namespace moa

@@ -67,6 +67,7 @@ OptimizeResult optimize_plans(const InfluenceProfile& profile, int64_t context_l
   result.objective = objective_index(profile, o.objective_length);
   const AssignmentProblem problem = assignment_problem(profile, result.grid, o.budgets,
                                                        o.min_density_ratio, o.max_rules_per_layer);
+  result.projected_length = problem.projected_length;
   std::vector<Assignment> front;
   if (o.shape == PlanShape::kBinary) {
     front.push_back(solve_binary_shape(problem, result.objective));

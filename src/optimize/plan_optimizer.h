@@ -38,7 +38,8 @@ struct PlanCandidate {
 
 struct OptimizeResult {
   RuleGrid grid;
-  size_t objective = 0;  // index into profile lengths
+  size_t objective = 0;          // index into profile lengths
+  int64_t projected_length = 0;  // budgeted length beyond the profiled ones (0: none)
   std::vector<PlanCandidate> candidates;
 };
 

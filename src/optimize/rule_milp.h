@@ -2,8 +2,9 @@
 // head; density rows with integer coefficients (kept keys) at every budgeted length; optional
 // lower density bound and at most K distinct rules per layer (binaries y[l][r] >= x[h][r],
 // sum_r y[l][r] <= K); minimise one profiled-length loss, the others optionally bounded above
-// (the epsilon constraints of the Pareto search). Losses are scaled per objective so CBC's
-// absolute tolerances mean the same at any profile magnitude.
+// (the epsilon constraints of the Pareto search). Every solve adds the projected loss at a
+// budgeted length beyond the profiled ones to its objective (AssignmentProblem::cost). Losses are
+// scaled per objective so CBC's absolute tolerances mean the same at any profile magnitude.
 #pragma once
 
 #include <cstdint>
@@ -35,6 +36,7 @@ struct ObjectiveBound {
 struct Assignment {
   std::vector<int64_t> rule_of_head;  // [layer * n_head_kv + kv_head]
   std::vector<double> objectives;     // loss at each problem.objective_lengths
+  double projected_loss = 0.0;        // at problem.projected_length (0: none)
   bool optimal = false;               // proven within the gap (false: time limit hit)
   double gap = 0.0;                   // relative gap between the solution and CBC's bound
 };

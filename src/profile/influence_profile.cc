@@ -65,6 +65,19 @@ double InfluenceProfile::masked_loss_change(int64_t n, int64_t layer, int64_t kv
   return per_sample(l, layer_of(l, layer).signed_tail_sum(kv_head, std::max<int64_t>(span, 0)));
 }
 
+int64_t InfluenceProfile::span_holding(int64_t n, int64_t layer, int64_t kv_head,
+                                       double fraction) const {
+  const kernels::InfluenceHistogram& h = layer_of(at_length(n), layer);
+  const double total = h.tail_sum(kv_head, 0);
+  if (!(total > 0.0)) return 0;
+  double inside = 0.0;
+  for (int64_t d = 0; d < h.max_distance; ++d) {
+    inside += h.at(kv_head, d);
+    if (inside >= fraction * total) return d + 1;
+  }
+  return h.max_distance;
+}
+
 double InfluenceProfile::sink_influence(int64_t n, int64_t layer, int64_t kv_head) const {
   const ProfiledLength& l = at_length(n);
   return per_sample(l, layer_of(l, layer).sink.at(static_cast<size_t>(kv_head)));

@@ -47,6 +47,9 @@ struct InfluenceProfile {
   double masked_loss_change(int64_t n, int64_t layer, int64_t kv_head, int64_t span) const;
   // Mean influence of every non-sink key of the head (what span 0 would hide), and of its sinks.
   double total_influence(int64_t n, int64_t layer, int64_t kv_head) const;
+  // Smallest span S whose band (distances < S) holds `fraction` of the head's non-sink
+  // influence at length n (0 when the head has none).
+  int64_t span_holding(int64_t n, int64_t layer, int64_t kv_head, double fraction) const;
   double sink_influence(int64_t n, int64_t layer, int64_t kv_head) const;
 };
 

@@ -42,17 +42,6 @@ class StatsAttention final : public AttentionCache {
   std::vector<float> lse_;
 };
 
-// The part of ffn_block (engine/forward.cc) the backward reads: gate and up of the normed input.
-// Its ffn_down product and residual add, a quarter of a layer's matmul work, are not redone.
-void recompute_gate_up(const Model& model, int64_t layer, ForwardActivations& a, int n_threads) {
-  const ModelConfig& c = model.config();
-  const LayerWeights& w = model.weights().layers[static_cast<size_t>(layer)];
-  const int64_t n = a.n_rows();
-  kernels::rms_norm(a.x.data(), w.ffn_norm.data(), c.n_embd, n, c.rms_eps, a.xb.data());
-  const kernels::Projection gate_up[] = {{w.ffn_gate, a.gate.data()}, {w.ffn_up, a.up.data()}};
-  kernels::matmul_shared_input(gate_up, a.xb.data(), n, n_threads);
-}
-
 // dx = W^T dy for several projections sharing one input, summed.
 void project_back(std::span<const kernels::WeightMatrix* const> w, std::span<const float* const> dy,
                   int64_t n, int64_t width, float* dx, int n_threads) {
@@ -154,7 +143,8 @@ SampleInfluence backward_sample(const Model& model, std::span<const TokenId> pro
     a.x = layer_input[static_cast<size_t>(layer)];
     attention_block(model, layer, attention, a, n_threads);
     ffn_input = a.x;
-    recompute_gate_up(model, layer, a, n_threads);
+    // Gate and up only: ffn_down and the residual add, a quarter of the matmuls, are not redone.
+    ffn_gate_up(model, layer, a, n_threads);
 
     // FFN: dx is dL/d(layer output); the residual passes it to the FFN input unchanged.
     kernels::matmul_transposed(w.ffn_down, dx.data(), n, d_hidden.data(), n_threads);

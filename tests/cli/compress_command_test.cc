@@ -20,7 +20,7 @@ using test::run_moa;
 std::string small_compress(const std::string& model, const std::string& output) {
   return "compress -m '" + model +
          "' --density 0.5 --max-length 1024 --lengths 384,512 --tasks passkey,kv --max-answer 16 "
-         "-n 2 --points 2 -t 1 -o '" +
+         "-n 2 --points 2 --alpha-step 64 -t 1 -o '" +
          output + "'";
 }
 
@@ -50,7 +50,7 @@ TEST(CompressCommand, WritesAPlanMeetingTheBudgetOnStories260K) {
   EXPECT_EQ(plan.method, "moa");
   EXPECT_EQ(plan.profiled_lengths, (std::vector<int64_t>{384, 512}));
   EXPECT_EQ(plan.validation_length, 1024);
-  EXPECT_EQ(plan.sinks, 48);  // min(64, 384 / 8)
+  EXPECT_EQ(plan.sinks, 12);  // min(64, max(4, 384 / 32))
   ASSERT_EQ(plan.density_budgets.size(), 3u);
   for (const DensityBudget& b : plan.density_budgets) {
     EXPECT_EQ(b.density, 0.5);

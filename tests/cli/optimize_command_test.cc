@@ -107,7 +107,7 @@ TEST(OptimizeCommand, BinaryShapeAndListRules) {
   test::CommandResult r =
       run_moa("optimize --profile " + profile + " -m '" + model + "' --list-rules");
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.out.find("candidate rules per KV head (alpha step 64, lengths 256..2048, sinks 16)"),
+  EXPECT_NE(r.out.find("candidate rules per KV head (alpha step 32, lengths 256..2048, sinks 16)"),
             std::string::npos)
       << r.out;
   EXPECT_NE(r.out.find("| rule | alpha | beta | span@256 | span@512 | span@2048 |"),

@@ -9,7 +9,6 @@
 // sanitizer run (MOA_TEST_SANITIZED) skips it.
 #include <gtest/gtest.h>
 
-#include <cstdlib>
 #include <nlohmann/json.hpp>
 
 #include "optimize/compress.h"
@@ -23,8 +22,7 @@ constexpr int64_t kPreamble = 128;  // tokens of task text before the first poss
 TEST(CompressPlanted, KeepsTheRetrievalHeadGlobalAndPositionalSpansAtQuarterDensity) {
   MOA_REQUIRE_ASSET(model_path, "models/planted-retrieval.gguf");
   MOA_REQUIRE_ASSET(heads_path, "models/planted-retrieval.heads.json");
-  if (std::getenv("MOA_TEST_SANITIZED") != nullptr)
-    GTEST_SKIP() << "about 20 s in Release: too slow under the sanitizers";
+  if (test::sanitized_run()) GTEST_SKIP() << "about 20 s in Release: too slow under the sanitizers";
   const Model model = Model::load(model_path, FileLoad::kMap);
   CompressOptions o;
   o.densities = {0.25};
@@ -36,6 +34,10 @@ TEST(CompressPlanted, KeepsTheRetrievalHeadGlobalAndPositionalSpansAtQuarterDens
   o.calibrate.tasks = {TaskKind::kPasskey};
   o.calibrate.max_answer = 8;
   o.optimize.grid.alpha_step = 8;
+  // 32 sinks (the default is 8 here): 4 passkey samples put their needles no farther than ~330
+  // tokens back at 512, so rules of beta 7/8 cover every profiled needle and project to cover
+  // them at 4096 too; the tighter budget at 256 is what leaves beta 1 the only such rule.
+  o.sinks = 32;
   o.optimize.pareto.points = 2;
   const CompressSettings s = resolve_compress_settings(
       o, model.config(), identity_of(model.config(), model.file().metadata_hash()));

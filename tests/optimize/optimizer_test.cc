@@ -80,7 +80,7 @@ BruteForce brute_force(const AssignmentProblem& p, size_t objective) {
   for_each_assignment(p, [&](const std::vector<int64_t>& a) {
     if (!meets_constraints(p, a)) return;
     ++b.feasible;
-    b.best = std::min(b.best, p.objectives(a)[objective]);
+    b.best = std::min(b.best, p.objectives(a)[objective] + p.projected(a));
   });
   return b;
 }
@@ -95,8 +95,11 @@ TEST(RuleMilp, OptimumEqualsBruteForceOnRandomInstances) {
     for (double ratio : {0.0, 0.9}) {
       for (int64_t k : {0, 1, 2}) {
         const double budget = 0.3 + 0.1 * seed;
-        const AssignmentProblem p =
-            assignment_problem(profile, grid, {{64, budget}, {128, budget}}, ratio, k);
+        // Odd seeds also budget 256, beyond the profiled lengths: the projected loss joins in.
+        std::vector<DensityBudget> budgets = {{64, budget}, {128, budget}};
+        if (seed % 2 == 1) budgets.push_back({256, budget});
+        const AssignmentProblem p = assignment_problem(profile, grid, budgets, ratio, k);
+        ASSERT_EQ(p.projected_length, seed % 2 == 1 ? 256 : 0);
         for (size_t obj = 0; obj < 2; ++obj) {
           const BruteForce expected = brute_force(p, obj);
           SCOPED_TRACE(testing::Message() << "seed " << seed << " ratio " << ratio << " K " << k
@@ -109,7 +112,8 @@ TEST(RuleMilp, OptimumEqualsBruteForceOnRandomInstances) {
           const Assignment a = solve_min_loss(p, obj, kExact);
           EXPECT_TRUE(a.optimal);
           EXPECT_TRUE(meets_constraints(p, a.rule_of_head));
-          EXPECT_NEAR(a.objectives[obj], expected.best, 1e-9 * std::max(1.0, expected.best));
+          EXPECT_NEAR(a.objectives[obj] + a.projected_loss, expected.best,
+                      1e-9 * std::max(1.0, expected.best));
         }
       }
     }
@@ -146,6 +150,56 @@ TEST(RuleMilp, TunedSolveEqualsBruteForceUnderEpsilonBoxes) {
       EXPECT_NEAR(a->objectives[1], expected, 1e-9 * std::max(1.0, expected));
     }
   }
+}
+
+// Layer 0 KV head 0 reaches back to its farthest keys at every length (its reach grows with N);
+// the other heads look 2 tokens back at every length. Lengths 64 and 128, 4 sinks.
+InfluenceProfile growing_and_local_profile() {
+  InfluenceProfile p = empty_profile({"llama", 2, 4, 2, ""}, 32, 4, "synthetic", {64, 128});
+  for (ProfiledLength& l : p.lengths) {
+    l.samples = {0};
+    for (int64_t layer = 0; layer < 2; ++layer) {
+      for (int64_t kv = 0; kv < 2; ++kv) {
+        const int64_t d = layer == 0 && kv == 0 ? l.length - 8 : 2;
+        l.layers[static_cast<size_t>(layer)].at(kv, d) = 1.0;
+      }
+    }
+  }
+  return p;
+}
+
+TEST(CandidateRules, ProjectedLossFollowsEachHeadsGrowthOfReach) {
+  const InfluenceProfile profile = growing_and_local_profile();
+  // Growing head: reach 57 at 64, 121 at 128, so e = 1 and a span S at 256 counts as S / 2 at
+  // 128, where the influence sits at distance 120.
+  EXPECT_DOUBLE_EQ(project_influence(profile, 0, 0, 256, 256), 0.0);
+  EXPECT_DOUBLE_EQ(project_influence(profile, 0, 0, 242, 256), 0.0);
+  EXPECT_DOUBLE_EQ(project_influence(profile, 0, 0, 240, 256), 1.0);
+  EXPECT_DOUBLE_EQ(project_influence(profile, 0, 0, 128, 256), 1.0);
+  // Local head: reach 3 at both lengths, e = 0: a span keeps its size.
+  EXPECT_DOUBLE_EQ(project_influence(profile, 1, 1, 3, 4096), 0.0);
+  EXPECT_DOUBLE_EQ(project_influence(profile, 1, 1, 2, 4096), 1.0);
+}
+
+// A window of 128 covers the growing head at 64 and 128 exactly like full attention does; only
+// the projection at the budgeted 256 tells them apart, and the plan keeps the head full.
+TEST(PlanOptimizer, KeepsAGrowingHeadFullBeyondTheProfiledLengths) {
+  const InfluenceProfile profile = growing_and_local_profile();
+  OptimizeOptions o;
+  o.grid = {32, 3, 0, 256};
+  o.budgets = {{64, 0.9}, {128, 0.9}, {256, 0.4}};
+  o.pareto.points = 2;
+  const OptimizeResult r = optimize_plans(profile, 256, o, nullptr);
+  EXPECT_EQ(r.projected_length, 256);
+  ASSERT_FALSE(r.candidates.empty());
+  for (const PlanCandidate& c : r.candidates) {
+    EXPECT_EQ(c.plan.rules[0][0], (ElasticRule{0.0, 1.0}));
+    EXPECT_DOUBLE_EQ(c.assignment.projected_loss, 0.0);
+    EXPECT_LE(kv_density(c.plan, 256), 0.4);
+  }
+  // Budgets only at profiled lengths: nothing is projected.
+  o.budgets = {{64, 0.9}, {128, 0.9}};
+  EXPECT_EQ(optimize_plans(profile, 256, o, nullptr).projected_length, 0);
 }
 
 TEST(PlanOptimizer, PlansMeetTheirBudgetsExactly) {
@@ -267,14 +321,14 @@ TEST(PlanOptimizer, InfeasibleBudgetNamesTheLengthAndTheLeastDensity) {
 
 TEST(CandidateRules, FollowTheGridAndTheValidityFilters) {
   const RuleGrid g = candidate_rules({0, 9, 0, 0}, {512, 1024, 2048}, 4096);
-  EXPECT_EQ(g.alpha_step, 256);  // 2048 / 8
+  EXPECT_EQ(g.alpha_step, 128);  // 2048 / 16
   EXPECT_EQ(g.min_length, 512);
   EXPECT_EQ(g.max_length, 4096);
   for (const ElasticRule& r : g.rules) {
     EXPECT_LE(r.alpha + r.beta * 2048, 2048);
     EXPECT_LE(r.alpha + r.beta * 4096, 4096);
     EXPECT_GT(r.alpha + r.beta * 512, 0);
-    EXPECT_EQ(std::fmod(r.alpha, 256.0), 0.0);
+    EXPECT_EQ(std::fmod(r.alpha, 128.0), 0.0);
   }
   EXPECT_NE(std::find(g.rules.begin(), g.rules.end(), ElasticRule{0.0, 1.0}), g.rules.end());
   EXPECT_NE(std::find(g.rules.begin(), g.rules.end(), ElasticRule{-256.0, 1.0}), g.rules.end());

@@ -27,6 +27,8 @@ std::string error_of(const std::function<void()>& f) {
   return "(no error)";
 }
 
+bool sanitized_run() { return std::getenv("MOA_TEST_SANITIZED") != nullptr; }
+
 std::string assets_dir() {
   const char* env = std::getenv("MOA_TEST_ASSETS");
   return (env != nullptr && *env != '\0') ? std::string(env) : std::string(MOA_TEST_ASSETS_DEFAULT);

@@ -38,6 +38,9 @@ long long reported_kv_bytes(const std::string& err);
 long long reported_kv_length(const std::string& err);
 // The message of the moa::Error `f` throws, or "(no error)".
 std::string error_of(const std::function<void()>& f);
+// True under CI's ASan+UBSan run (MOA_TEST_SANITIZED set): slow end-to-end tests use fewer
+// cases there, as the Release run checks them all.
+bool sanitized_run();
 // Token ids of a llama.cpp tokenizer test .out file: one line of space-separated ids per case.
 std::vector<std::vector<int32_t>> parse_expected_ids(const std::string& content);
 
