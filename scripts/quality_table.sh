@@ -9,8 +9,9 @@
 # retrieval runs continue after a kill, plans and finished results are reused. Run from the
 # repository root after a Release build. Settings (environment): MOA, SHARED (models), OUT,
 # PLANS (a folder of plans to reuse or write), THREADS, N_SHORT / N_LONG (cases per length at
-# SHORT_LENGTHS / LONG_LENGTHS), PPL_CTX, PPL_STRIDE, PART (all, plans-planted, plans-stories,
-# eval, eval-baselines, eval-plans, ppl or table); `--print` lists the commands without running.
+# SHORT_LENGTHS / LONG_LENGTHS), N_CALIB (planted calibration samples per length, 4), PPL_CTX,
+# PPL_STRIDE, PART (all, plans-planted, plans-stories, eval, eval-baselines, eval-plans, ppl or
+# table); `--print` lists the commands without running.
 set -euo pipefail
 
 MOA="${MOA:-build/moa}"
@@ -20,6 +21,7 @@ PLANS="${PLANS:-$OUT/plans}"
 THREADS="${THREADS:-2}"
 N_SHORT="${N_SHORT:-4}"
 N_LONG="${N_LONG:-2}"
+N_CALIB="${N_CALIB:-4}"
 SHORT_LENGTHS="${SHORT_LENGTHS:-1024,2048,4096}"
 LONG_LENGTHS="${LONG_LENGTHS:-8192,16384}"
 LENGTHS="$SHORT_LENGTHS,$LONG_LENGTHS"
@@ -54,7 +56,7 @@ part() { [[ $PART == all || $PART == "$1" || ($PART == eval && $1 == eval-*) ]];
 
 # --- Plans for planted-retrieval.gguf: profiled at 1K and 2K, budgets held up to 16K. ---
 if part plans-planted; then
-  run "$MOA" calibrate -m "$PLANTED" -t "$THREADS" --lengths 1024,2048 -n 4 \
+  run "$MOA" calibrate -m "$PLANTED" -t "$THREADS" --lengths 1024,2048 -n "$N_CALIB" \
     --tasks lines,passkey --seed 1 -o "$PLANS/planted-calib.json"
   run "$MOA" profile -m "$PLANTED" -t "$THREADS" --calib "$PLANS/planted-calib.json" --sinks 4 \
     -o "$PLANS/planted.profile"
