@@ -81,20 +81,21 @@ std::vector<double> AssignmentProblem::cost(size_t objective) const {
   return c;
 }
 
-double project_influence(const InfluenceProfile& profile, int64_t layer, int64_t kv_head,
-                         int64_t span, int64_t length) {
+double reach_growth(const InfluenceProfile& profile, int64_t layer, int64_t kv_head) {
   const auto n = profile.lengths.size();
-  const int64_t n2 = profile.lengths[n - 1].length;
-  double growth = 1.0;
-  if (n >= 2) {
-    const int64_t n1 = profile.lengths[n - 2].length;
-    const int64_t s1 = profile.span_holding(n1, layer, kv_head, 0.9);
-    const int64_t s2 = profile.span_holding(n2, layer, kv_head, 0.9);
-    growth = s1 > 0 && s2 > 0 ? std::log(static_cast<double>(s2) / static_cast<double>(s1)) /
-                                    std::log(static_cast<double>(n2) / static_cast<double>(n1))
-                              : 0.0;
-    growth = std::clamp(growth, 0.0, 1.0);
-  }
+  if (n < 2) return 1.0;
+  const int64_t n1 = profile.lengths[n - 2].length, n2 = profile.lengths[n - 1].length;
+  const int64_t s1 = profile.span_holding(n1, layer, kv_head, 0.9);
+  const int64_t s2 = profile.span_holding(n2, layer, kv_head, 0.9);
+  if (s1 <= 0 || s2 <= 0) return 0.0;
+  const double growth = std::log(static_cast<double>(s2) / static_cast<double>(s1)) /
+                        std::log(static_cast<double>(n2) / static_cast<double>(n1));
+  return std::clamp(growth, 0.0, 1.0);
+}
+
+double project_influence(const InfluenceProfile& profile, int64_t layer, int64_t kv_head,
+                         int64_t span, int64_t length, double growth) {
+  const int64_t n2 = profile.lengths.back().length;
   const double scaled = static_cast<double>(std::max<int64_t>(span, 0)) *
                         std::pow(static_cast<double>(n2) / static_cast<double>(length), growth);
   return profile.masked_influence(n2, layer, kv_head, static_cast<int64_t>(scaled));
@@ -158,9 +159,10 @@ AssignmentProblem assignment_problem(const InfluenceProfile& profile, const Rule
     p.projected_length = longest_budget;
     for (int64_t layer = 0; layer < p.n_layer; ++layer) {
       for (int64_t kv = 0; kv < p.n_head_kv; ++kv) {
+        const double growth = reach_growth(profile, layer, kv);
         for (const ElasticRule& r : grid.rules) {
-          p.projected_loss.push_back(
-              project_influence(profile, layer, kv, r.span(longest_budget), longest_budget));
+          p.projected_loss.push_back(project_influence(profile, layer, kv, r.span(longest_budget),
+                                                       longest_budget, growth));
         }
       }
     }

@@ -76,13 +76,16 @@ struct AssignmentProblem {
   double density(const std::vector<int64_t>& rule_of_head, size_t row) const;
 };
 
+// How a head's reach grows with the input: e in [0, 1] with reach ~ N^e, fitted to the spans
+// holding 90% of its influence at the two longest profiled lengths (0: a local head keeps its
+// distances, 1: a head whose reach follows the input). One profiled length gives no growth to
+// fit: 1.
+double reach_growth(const InfluenceProfile& profile, int64_t layer, int64_t kv_head);
+
 // The loss a rule's span at `length` (beyond the longest profiled length N2) would cause, read
-// from the profile at N2: each head's influence distances are taken to grow as N^e, with e in
-// [0, 1] fitted to the spans holding 90% of its influence at the two longest profiled lengths
-// (0: a local head keeps its distances, 1: a head whose reach follows the input), so the span
-// maps to span * (N2 / length)^e at N2. One profiled length gives no growth to fit: e = 1.
+// from the profile at N2: the span maps to span * (N2 / length)^growth there.
 double project_influence(const InfluenceProfile& profile, int64_t layer, int64_t kv_head,
-                         int64_t span, int64_t length);
+                         int64_t span, int64_t length, double growth);
 
 // Prices every candidate rule of every KV head at each profiled length; budgets must be at
 // lengths within [grid.min_length, grid.max_length].

@@ -172,13 +172,16 @@ TEST(CandidateRules, ProjectedLossFollowsEachHeadsGrowthOfReach) {
   const InfluenceProfile profile = growing_and_local_profile();
   // Growing head: reach 57 at 64, 121 at 128, so e = 1 and a span S at 256 counts as S / 2 at
   // 128, where the influence sits at distance 120.
-  EXPECT_DOUBLE_EQ(project_influence(profile, 0, 0, 256, 256), 0.0);
-  EXPECT_DOUBLE_EQ(project_influence(profile, 0, 0, 242, 256), 0.0);
-  EXPECT_DOUBLE_EQ(project_influence(profile, 0, 0, 240, 256), 1.0);
-  EXPECT_DOUBLE_EQ(project_influence(profile, 0, 0, 128, 256), 1.0);
+  const double growing = reach_growth(profile, 0, 0), local = reach_growth(profile, 1, 1);
+  EXPECT_DOUBLE_EQ(growing, 1.0);
+  EXPECT_DOUBLE_EQ(local, 0.0);
+  EXPECT_DOUBLE_EQ(project_influence(profile, 0, 0, 256, 256, growing), 0.0);
+  EXPECT_DOUBLE_EQ(project_influence(profile, 0, 0, 242, 256, growing), 0.0);
+  EXPECT_DOUBLE_EQ(project_influence(profile, 0, 0, 240, 256, growing), 1.0);
+  EXPECT_DOUBLE_EQ(project_influence(profile, 0, 0, 128, 256, growing), 1.0);
   // Local head: reach 3 at both lengths, e = 0: a span keeps its size.
-  EXPECT_DOUBLE_EQ(project_influence(profile, 1, 1, 3, 4096), 0.0);
-  EXPECT_DOUBLE_EQ(project_influence(profile, 1, 1, 2, 4096), 1.0);
+  EXPECT_DOUBLE_EQ(project_influence(profile, 1, 1, 3, 4096, local), 0.0);
+  EXPECT_DOUBLE_EQ(project_influence(profile, 1, 1, 2, 4096, local), 1.0);
 }
 
 // A window of 128 covers the growing head at 64 and 128 exactly like full attention does; only
