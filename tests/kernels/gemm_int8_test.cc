@@ -17,13 +17,11 @@ namespace moa::kernels {
 namespace {
 
 using gguf::TensorType;
+using testing::f32_dot_tolerance;
 using testing::make_matrix;
 using testing::max_abs_diff;
 using testing::random_floats;
 using testing::StoredMatrix;
-
-// F32 accumulation over `cols` products of magnitude <= ~1, as in matvec_test.
-double tolerance(int64_t cols) { return 2e-6 * static_cast<double>(cols) + 1e-5; }
 
 const TensorType kTypes[] = {TensorType::kQ8_0, TensorType::kQ5_0, TensorType::kQ4_0,
                              TensorType::kQ4_K, TensorType::kQ5_K, TensorType::kQ6_K};
@@ -39,7 +37,7 @@ void expect_matches_reference(const StoredMatrix& m, int64_t tokens, int threads
   std::vector<float> got(static_cast<size_t>(tokens * w.rows), -1.0f), want(got.size());
   gemm_int8(w, x.data(), tokens, got.data(), threads, portable);
   reference::matmul(w, x.data(), tokens, want.data());
-  EXPECT_LE(max_abs_diff(got, want), tolerance(w.cols))
+  EXPECT_LE(max_abs_diff(got, want), f32_dot_tolerance(w.cols))
       << gguf::tensor_type_name(static_cast<uint32_t>(w.type)) << " " << w.rows << "x" << w.cols
       << " tokens " << tokens << " threads " << threads << (portable ? " portable" : "");
 }

@@ -16,14 +16,11 @@ namespace moa::kernels {
 namespace {
 
 using gguf::TensorType;
+using testing::f32_dot_tolerance;
 using testing::make_matrix;
 using testing::max_abs_diff;
 using testing::random_floats;
 using testing::StoredMatrix;
-
-// Error bound of F32 accumulation over `cols` products of magnitude <= 1 (weights and x in
-// [-1, 1], quantized scales may exceed 1 slightly).
-double tolerance(int64_t cols) { return 2e-6 * static_cast<double>(cols) + 1e-5; }
 
 struct Shape {
   int64_t rows, cols;
@@ -35,7 +32,7 @@ void expect_matvec_matches(TensorType type, Shape shape, int n_threads) {
   std::vector<float> got(static_cast<size_t>(shape.rows)), want(got.size());
   matvec(m.view, x.data(), got.data(), n_threads);
   reference::matvec(m.view, x.data(), want.data());
-  EXPECT_LE(max_abs_diff(got, want), tolerance(shape.cols))
+  EXPECT_LE(max_abs_diff(got, want), f32_dot_tolerance(shape.cols))
       << gguf::tensor_type_name(static_cast<uint32_t>(type)) << " " << shape.rows << "x"
       << shape.cols << " threads " << n_threads;
 }
@@ -85,7 +82,7 @@ TEST(Matmul, MatchesReferenceForBatches) {
       std::vector<float> got(static_cast<size_t>(n_tokens * 300)), want(got.size());
       matmul(m.view, x.data(), n_tokens, got.data(), 2);
       reference::matmul(m.view, x.data(), n_tokens, want.data());
-      EXPECT_LE(max_abs_diff(got, want), tolerance(512))
+      EXPECT_LE(max_abs_diff(got, want), f32_dot_tolerance(512))
           << gguf::tensor_type_name(static_cast<uint32_t>(type)) << " tokens " << n_tokens;
     }
   }

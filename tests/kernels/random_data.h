@@ -37,6 +37,10 @@ inline StoredMatrix make_matrix(gguf::TensorType type, int64_t rows, int64_t col
 }
 
 // Largest |a[i] - b[i]|.
+// Error bound of F32 accumulation over `cols` products of magnitude <= 1 (weights and x in
+// [-1, 1], quantized scales may exceed 1 slightly).
+inline double f32_dot_tolerance(int64_t cols) { return 2e-6 * static_cast<double>(cols) + 1e-5; }
+
 inline double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
   double worst = 0.0;
   for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
