@@ -57,6 +57,9 @@ int thread_count(int requested);
 // "density" -> "--density"); the field itself when no flag carries it.
 std::string flag_for_field(std::string_view command, std::string_view field);
 
+// `--alpha-step`, `--points`, `--time-limit` and `--gap` of `moa optimize` and `moa compress`.
+void add_solver_options(CLI::App& cmd, OptimizeOptions& options);
+
 // The optimizer's candidate table (`moa optimize`, `moa compress`): profiled loss per length,
 // density per budget, validation loss (when validation_length > 0), solver status, the choice.
 void print_candidates(const OptimizeResult& r, const std::vector<int64_t>& profiled,

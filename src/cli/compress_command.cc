@@ -171,16 +171,7 @@ void register_compress(CLI::App& app) {
   cmd->add_option("--shape", o->shape, "moa (elastic rules) or binary (full or sinks + window)")
       ->check(CLI::IsMember({"moa", "binary"}))
       ->capture_default_str();
-  cmd->add_option("--alpha-step", o->run.optimize.grid.alpha_step,
-                  "Alpha grid step in tokens (default: longest profiled length / 16)");
-  cmd->add_option("--points", o->run.optimize.pareto.points, "Boxes of the epsilon-constraint grid")
-      ->capture_default_str();
-  cmd->add_option("--time-limit", o->run.optimize.pareto.milp.time_limit_s,
-                  "Seconds per MILP solve")
-      ->capture_default_str();
-  cmd->add_option("--gap", o->run.optimize.pareto.milp.gap,
-                  "Relative optimality gap CBC may stop at")
-      ->capture_default_str();
+  add_solver_options(*cmd, o->run.optimize);
   cmd->add_option("-t,--threads", o->n_threads, "Threads (default: all cores)");
   add_mmap_flag(*cmd, o->map_model);
   cmd->callback([o] { run_compress(*o); });

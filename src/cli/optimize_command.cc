@@ -183,6 +183,17 @@ void print_candidates(const OptimizeResult& r, const std::vector<int64_t>& profi
   }
 }
 
+void add_solver_options(CLI::App& cmd, OptimizeOptions& o) {
+  cmd.add_option("--alpha-step", o.grid.alpha_step,
+                 "Alpha grid step in tokens (default: longest profiled length / 16)");
+  cmd.add_option("--points", o.pareto.points, "Boxes of the epsilon-constraint grid")
+      ->capture_default_str();
+  cmd.add_option("--time-limit", o.pareto.milp.time_limit_s, "Seconds per MILP solve")
+      ->capture_default_str();
+  cmd.add_option("--gap", o.pareto.milp.gap, "Relative optimality gap CBC may stop at")
+      ->capture_default_str();
+}
+
 void register_optimize(CLI::App& app) {
   auto o = std::make_shared<OptimizeCliOptions>();
   CLI::App* cmd = app.add_subcommand(
@@ -194,8 +205,7 @@ void register_optimize(CLI::App& app) {
       ->delimiter(',');
   cmd->add_option("--lengths", o->lengths, "Lengths the budgets hold at (default: the profiled)")
       ->delimiter(',');
-  cmd->add_option("--alpha-step", o->run.grid.alpha_step,
-                  "Alpha grid step in tokens (default: longest profiled length / 16)");
+  add_solver_options(*cmd, o->run);
   cmd->add_option("--betas", o->run.grid.betas, "Beta grid size: 0, 1/(B-1), ..., 1")
       ->capture_default_str();
   cmd->add_option("--min-length", o->run.grid.min_length,
@@ -208,12 +218,6 @@ void register_optimize(CLI::App& app) {
                   "At most K distinct rules per layer (0: no limit)");
   cmd->add_option("--objective-length", o->run.objective_length,
                   "Profiled length whose loss is minimised (default: the longest)");
-  cmd->add_option("--points", o->run.pareto.points, "Boxes of the epsilon-constraint grid")
-      ->capture_default_str();
-  cmd->add_option("--time-limit", o->run.pareto.milp.time_limit_s, "Seconds per MILP solve")
-      ->capture_default_str();
-  cmd->add_option("--gap", o->run.pareto.milp.gap, "Relative optimality gap CBC may stop at")
-      ->capture_default_str();
   cmd->add_option("--calib", o->calib_path, "Calibration set for the validation pick");
   cmd->add_option("--validate-length", o->validate_length,
                   "Calibration length to validate at (default: longest above the profiled)");
