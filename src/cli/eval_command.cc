@@ -23,11 +23,6 @@ namespace {
 
 using nlohmann::json;
 
-int thread_count(int requested) {
-  if (requested < 0) fail("-t: {} is not a thread count (expected 1 or more, 0 = all)", requested);
-  return requested > 0 ? requested : default_thread_count();
-}
-
 // Flags every eval subcommand shares.
 struct CommonOptions {
   std::string model_path;

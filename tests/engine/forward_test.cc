@@ -12,6 +12,7 @@
 #include "engine/random_model.h"
 #include "engine/reference_forward.h"
 #include "gguf/quant.h"
+#include "support/test_inputs.h"
 #include "util/error.h"
 
 namespace moa {
@@ -19,7 +20,9 @@ namespace {
 
 using gguf::TensorType;
 
-constexpr int kThreads = 2;
+using test::kThreads;
+using test::max_abs_diff;
+using test::some_tokens;
 
 Model random_model(const RandomModelSpec& spec) {
   return Model::from_file(gguf::GgufFile::parse(build_random_model(spec).serialize(), "random"));
@@ -28,13 +31,6 @@ Model random_model(const RandomModelSpec& spec) {
 KvCache make_cache(const Model& model, int64_t n_ctx = 64, int n_seq = 1,
                    kernels::KvType type = kernels::KvType::kF32) {
   return KvCache(kv_shape(model.config(), n_ctx, n_seq, type));
-}
-
-std::vector<TokenId> some_tokens(int64_t n, int64_t n_vocab, int salt = 0) {
-  std::vector<TokenId> ids;
-  for (int64_t i = 0; i < n; ++i)
-    ids.push_back(static_cast<TokenId>((i * 37 + 11 + salt * 101) % n_vocab));
-  return ids;
 }
 
 // max |a - b| over all rows, relative to the largest |reference| logit (at least 1).
@@ -47,12 +43,6 @@ double relative_diff(const Logits& got, const std::vector<std::vector<double>>& 
     }
   }
   return max_diff / max_ref;
-}
-
-double max_abs_diff(std::span<const float> a, std::span<const float> b) {
-  double d = 0.0;
-  for (size_t i = 0; i < a.size(); ++i) d = std::max(d, static_cast<double>(std::abs(a[i] - b[i])));
-  return d;
 }
 
 // Every weight type, and the tolerance of optimised vs reference logits relative to the largest

@@ -13,8 +13,6 @@
 namespace moa {
 namespace {
 
-SamplingParams greedy() { return greedy_sampling(); }
-
 Model stories(const std::string& path) { return Model::load(path, FileLoad::kMap); }
 
 KvCache cache_for(const Model& model, int64_t n_ctx) {
@@ -26,7 +24,7 @@ TEST(Generate, GreedyEqualsAnArgmaxLoopOverForward) {
   const Model model = stories(path);
   const std::vector<TokenId> prompt = model.tokenizer().encode("Once upon a time", true, false);
   KvCache cache = cache_for(model, 128);
-  GenerateRequest request{prompt, 24, greedy(), {}, false};
+  GenerateRequest request{prompt, 24, greedy_sampling(), {}, false};
   std::string streamed;
   const GenerateResult result = generate(
       model, cache, 0, request,
@@ -75,14 +73,14 @@ TEST(Generate, StopsAtStopStringsNewlinesTheCallerAndAFullContext) {
   {  // ", there was a little girl named Lily." -> stop before "Lily"
     KvCache cache = cache_for(model, 128);
     const GenerateResult r =
-        generate(model, cache, 0, {prompt, 64, greedy(), {"Lily"}, false}, nullptr, 1);
+        generate(model, cache, 0, {prompt, 64, greedy_sampling(), {"Lily"}, false}, nullptr, 1);
     EXPECT_EQ(r.stop, StopReason::kStopString);
     EXPECT_EQ(r.text, ", there was a little girl named ");
   }
   {  // stories260K's greedy text reaches a newline within 64 tokens
     KvCache cache = cache_for(model, 128);
     const GenerateResult r =
-        generate(model, cache, 0, {prompt, 64, greedy(), {}, true}, nullptr, 1);
+        generate(model, cache, 0, {prompt, 64, greedy_sampling(), {}, true}, nullptr, 1);
     EXPECT_EQ(r.stop, StopReason::kStopString);
     EXPECT_EQ(r.text.find('\n'), std::string::npos);
     EXPECT_NE(r.text.find("too high."), std::string::npos) << r.text;
@@ -91,7 +89,7 @@ TEST(Generate, StopsAtStopStringsNewlinesTheCallerAndAFullContext) {
     KvCache cache = cache_for(model, 128);
     int calls = 0;
     const GenerateResult r = generate(
-        model, cache, 0, {prompt, 64, greedy(), {}, false},
+        model, cache, 0, {prompt, 64, greedy_sampling(), {}, false},
         [&](std::string_view) { return ++calls < 3; }, 1);
     EXPECT_EQ(r.stop, StopReason::kCaller);
     EXPECT_EQ(calls, 3);
@@ -100,7 +98,7 @@ TEST(Generate, StopsAtStopStringsNewlinesTheCallerAndAFullContext) {
   {
     KvCache cache = cache_for(model, 10);  // 5 prompt tokens + 5
     const GenerateResult r =
-        generate(model, cache, 0, {prompt, 64, greedy(), {}, false}, nullptr, 1);
+        generate(model, cache, 0, {prompt, 64, greedy_sampling(), {}, false}, nullptr, 1);
     EXPECT_EQ(r.stop, StopReason::kContextFull);
     EXPECT_EQ(r.tokens.size(), 6u);  // the last sampled token needs no cache slot
   }
@@ -111,12 +109,15 @@ TEST(Generate, RejectsEmptyPromptsBadBudgetsAndUsedSequences) {
   const Model model = stories(path);
   const std::vector<TokenId> prompt = model.tokenizer().encode("Once", true, false);
   KvCache cache = cache_for(model, 32);
-  EXPECT_THROW(generate(model, cache, 0, {{}, 4, greedy(), {}, false}, nullptr, 1), Error);
-  EXPECT_THROW(generate(model, cache, 0, {prompt, 0, greedy(), {}, false}, nullptr, 1), Error);
-  generate(model, cache, 0, {prompt, 2, greedy(), {}, false}, nullptr, 1);
-  EXPECT_THROW(generate(model, cache, 0, {prompt, 2, greedy(), {}, false}, nullptr, 1), Error);
+  EXPECT_THROW(generate(model, cache, 0, {{}, 4, greedy_sampling(), {}, false}, nullptr, 1), Error);
+  EXPECT_THROW(generate(model, cache, 0, {prompt, 0, greedy_sampling(), {}, false}, nullptr, 1),
+               Error);
+  generate(model, cache, 0, {prompt, 2, greedy_sampling(), {}, false}, nullptr, 1);
+  EXPECT_THROW(generate(model, cache, 0, {prompt, 2, greedy_sampling(), {}, false}, nullptr, 1),
+               Error);
   KvCache small = cache_for(model, 1);
-  EXPECT_THROW(generate(model, small, 0, {prompt, 2, greedy(), {}, false}, nullptr, 1), Error);
+  EXPECT_THROW(generate(model, small, 0, {prompt, 2, greedy_sampling(), {}, false}, nullptr, 1),
+               Error);
 }
 
 }  // namespace

@@ -13,11 +13,14 @@
 #include "engine/random_model.h"
 #include "kv/h2o_kv_cache.h"
 #include "kv/kv_cache.h"
+#include "support/test_inputs.h"
 
 namespace moa {
 namespace {
 
-constexpr int kThreads = 2;
+using test::kThreads;
+using test::max_abs_diff;
+using test::some_tokens;
 
 Model random_model() {
   RandomModelSpec spec;
@@ -25,20 +28,6 @@ Model random_model() {
   spec.n_head = 4;
   spec.n_head_kv = 2;
   return Model::from_file(gguf::GgufFile::parse(build_random_model(spec).serialize(), "random"));
-}
-
-std::vector<TokenId> some_tokens(int64_t n, int64_t n_vocab, int salt = 0) {
-  std::vector<TokenId> ids;
-  for (int64_t i = 0; i < n; ++i) {
-    ids.push_back(static_cast<TokenId>((i * 37 + 11 + salt * 101) % n_vocab));
-  }
-  return ids;
-}
-
-double max_abs_diff(std::span<const float> a, std::span<const float> b) {
-  double d = 0.0;
-  for (size_t i = 0; i < a.size(); ++i) d = std::max(d, static_cast<double>(std::abs(a[i] - b[i])));
-  return d;
 }
 
 H2oKvCache h2o_cache(const Model& model, int64_t n_ctx, int64_t budget, int n_seq = 1) {

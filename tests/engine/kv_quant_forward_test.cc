@@ -14,11 +14,12 @@
 #include "kv/attention_method.h"
 #include "kv/static_kv_cache.h"
 #include "support/assets.h"
+#include "support/test_inputs.h"
 
 namespace moa {
 namespace {
 
-constexpr int kThreads = 2;
+using test::kThreads;
 // Max |logit difference| / max |F16 logit| over every step: Q8_0 keys and values carry up to
 // 1/254 of each row's largest value as rounding error (one scale per row of 8 here); measured
 // 0.054 dense, 0.055 streaming, 0.072 H2O (whose evictions follow the rounded scores).

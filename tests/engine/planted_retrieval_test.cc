@@ -24,7 +24,7 @@
 namespace moa {
 namespace {
 
-constexpr int kThreads = 1;  // ctest runs two test processes on two cores
+constexpr int kPlantedThreads = 1;  // ctest runs two test processes on two cores
 constexpr int64_t kAnswerTokens = 8;
 constexpr int64_t kSinks = 4;
 
@@ -50,7 +50,7 @@ std::vector<PlantedCase> read_cases(const std::string& path, size_t limit) {
 std::string greedy_answer(const Model& model, AttentionCache& cache,
                           const std::vector<TokenId>& ids) {
   return generate(model, cache, 0, {ids, kAnswerTokens, greedy_sampling(), {}, false}, nullptr,
-                  kThreads)
+                  kPlantedThreads)
       .text;
 }
 

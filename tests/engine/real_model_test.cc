@@ -15,11 +15,12 @@
 
 #include "engine/forward.h"
 #include "support/assets.h"
+#include "support/test_inputs.h"
 
 namespace moa {
 namespace {
 
-constexpr int kThreads = 2;
+using test::kThreads;
 
 // Reference logits: rows for each prompt position, then one per greedy step fed back.
 struct GoldenCase {
@@ -51,13 +52,6 @@ const GoldenCase kGoldenCases[] = {
     {"models/llama-2-tiny-random.gguf", "models/reference/llama-2-tiny-random", 1e-4, 2e-4, 32},
 };
 
-std::vector<float> read_f32(const std::string& path) {
-  const std::string bytes = test::read_file(path);
-  std::vector<float> values(bytes.size() / sizeof(float));
-  std::memcpy(values.data(), bytes.data(), values.size() * sizeof(float));
-  return values;
-}
-
 std::vector<nlohmann::json> read_jsonl(const std::string& path) {
   std::istringstream in(test::read_file(path));
   std::vector<nlohmann::json> lines;
@@ -80,7 +74,7 @@ TEST_P(GoldenLogits, MatchLlamaCppWithinTolerance) {
   MOA_REQUIRE_ASSET(jsonl_path, std::string(c.reference_stem) + ".greedy.jsonl");
   const Model model = Model::load(model_path);
   const int64_t n_vocab = model.config().n_vocab;
-  const std::vector<float> want = read_f32(logits_path);
+  const std::vector<float> want = test::read_f32_file(logits_path);
   ASSERT_EQ(want.size() % static_cast<size_t>(n_vocab), 0u);
   const auto n_rows = static_cast<int64_t>(want.size()) / n_vocab;
 

@@ -13,10 +13,8 @@
 namespace moa {
 namespace {
 
-SamplingParams greedy() { return greedy_sampling(); }
-
 TEST(Sampler, GreedyPicksTheLargestLogit) {
-  Sampler sampler(greedy());
+  Sampler sampler(greedy_sampling());
   const std::vector<float> logits = {0.1f, 2.0f, -1.0f, 1.9f};
   EXPECT_EQ(sampler.sample(logits, {}), 1);
 }
@@ -30,7 +28,7 @@ TEST(Sampler, RepeatPenaltyDividesPositiveAndMultipliesNegativeLogits) {
   EXPECT_FLOAT_EQ(logits[2], 3.0f);
   EXPECT_FLOAT_EQ(logits[3], 0.5f);
   // Token 0's logit 3 becomes 0.75, so greedy picks token 2.
-  SamplingParams p = greedy();
+  SamplingParams p = greedy_sampling();
   p.repeat_penalty = 4.0f;
   Sampler sampler(p);
   const std::vector<float> raw = {3.0f, 0.0f, 1.0f};

@@ -14,11 +14,12 @@
 
 #include "engine/forward.h"
 #include "support/assets.h"
+#include "support/test_inputs.h"
 
 namespace moa {
 namespace {
 
-constexpr int kThreads = 2;
+using test::kThreads;
 
 struct TinyCase {
   const char* name;  // models/NAME.gguf, models/reference/NAME.prompt.{ids,logits.f32}
@@ -56,13 +57,6 @@ std::vector<TokenId> read_ids(const std::string& path) {
   return ids;
 }
 
-std::vector<float> read_f32(const std::string& path) {
-  const std::string bytes = test::read_file(path);
-  std::vector<float> values(bytes.size() / sizeof(float));
-  std::memcpy(values.data(), bytes.data(), values.size() * sizeof(float));
-  return values;
-}
-
 class TinyModel : public ::testing::TestWithParam<TinyCase> {};
 
 TEST_P(TinyModel, TokenizesThePromptLikeLlamaCpp) {
@@ -84,7 +78,7 @@ TEST_P(TinyModel, PrefillLogitsMatchLlamaCpp) {
   MOA_REQUIRE_ASSET(logits_path, "models/reference/" + name + ".prompt.logits.f32");
   const Model model = Model::load(model_path);
   const std::vector<TokenId> ids = read_ids(ids_path);
-  const std::vector<float> want = read_f32(logits_path);
+  const std::vector<float> want = test::read_f32_file(logits_path);
   const int64_t n_vocab = model.config().n_vocab;
   ASSERT_EQ(want.size(), ids.size() * static_cast<size_t>(n_vocab));
   KvCache cache(kv_shape(model.config(), 64, 1, kernels::KvType::kF32));

@@ -7,8 +7,11 @@
 
 #include "gguf/quant.h"
 #include "kernels/kernels.h"
+#include "support/test_inputs.h"
 
 namespace moa::kernels::testing {
+
+using test::max_abs_diff;
 
 inline std::vector<float> random_floats(int64_t n, uint32_t seed, float scale = 1.0f) {
   std::mt19937 rng(seed);
@@ -36,19 +39,9 @@ inline StoredMatrix make_matrix(gguf::TensorType type, int64_t rows, int64_t col
   return m;
 }
 
-// Largest |a[i] - b[i]|.
 // Error bound of F32 accumulation over `cols` products of magnitude <= 1 (weights and x in
 // [-1, 1], quantized scales may exceed 1 slightly).
 inline double f32_dot_tolerance(int64_t cols) { return 2e-6 * static_cast<double>(cols) + 1e-5; }
-
-inline double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
-  double worst = 0.0;
-  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
-    const double d = a[i] > b[i] ? a[i] - b[i] : b[i] - a[i];
-    worst = d > worst ? d : worst;
-  }
-  return worst;
-}
 
 // One attention problem: head counts, queries at q_pos0.., keys 0..n_keys-1, masks per KV head.
 struct AttentionCase {

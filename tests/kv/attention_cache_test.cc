@@ -25,7 +25,7 @@ namespace {
 
 constexpr int64_t kHeadDim = 8, kHeadsKv = 2, kHeads = 4, kLayers = 2, kCtx = 64;
 
-KvShape small_shape(kernels::KvType type) { return {kLayers, kHeadsKv, kHeadDim, kCtx, 2, type}; }
+KvShape two_seq_shape(kernels::KvType type) { return {kLayers, kHeadsKv, kHeadDim, kCtx, 2, type}; }
 
 std::vector<float> random_floats(std::mt19937& rng, int64_t n) {
   std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
@@ -102,7 +102,7 @@ void expect_fill_then_decode_matches(AttentionCache& cache, kernels::KvType type
 TEST(AttentionCache, FilledDenseCacheDecodesLikeTheReference) {
   for (kernels::KvType type :
        {kernels::KvType::kF32, kernels::KvType::kF16, kernels::KvType::kQ8_0}) {
-    KvCache cache(small_shape(type));
+    KvCache cache(two_seq_shape(type));
     expect_fill_then_decode_matches(cache, type, 37, {});
   }
 }
@@ -114,7 +114,7 @@ TEST(AttentionCache, FilledRingCacheDecodesLikeTheMaskedReference) {
   // A chunk of 3 (< the 5 rows) splits the fill at both the chunk and the row cycle.
   for (int64_t depth : {2, 50}) {
     for (kernels::KvType type : {kernels::KvType::kF16, kernels::KvType::kQ8_0}) {
-      StaticKvCache cache(small_shape(type), plan, 3);
+      StaticKvCache cache(two_seq_shape(type), plan, 3);
       expect_fill_then_decode_matches(cache, type, depth, masks);
     }
   }
@@ -125,16 +125,16 @@ TEST(AttentionCache, FilledH2oCacheKeepsTheNewestBudgetKeys) {
   // Scores are zero after fill, so the step attends the newest 12 filled keys and the new one.
   const std::vector<kernels::BandMask> band(kHeadsKv, kernels::BandMask{0, kBudget + 1});
   for (kernels::KvType type : {kernels::KvType::kF32, kernels::KvType::kQ8_0}) {
-    H2oKvCache cache(small_shape(type), kBudget);
+    H2oKvCache cache(two_seq_shape(type), kBudget);
     expect_fill_then_decode_matches(cache, type, 40, {band, band});
   }
 }
 
 TEST(AttentionCache, DenseAndRingCachesRewindH2oRefuses) {
   const std::vector<float> rows(static_cast<size_t>(kHeadsKv * kHeadDim), 0.5f);
-  KvCache dense(small_shape(kernels::KvType::kF32));
-  StaticKvCache rings(small_shape(kernels::KvType::kF32), mixed_plan(), 8);
-  H2oKvCache h2o(small_shape(kernels::KvType::kF32), 8);
+  KvCache dense(two_seq_shape(kernels::KvType::kF32));
+  StaticKvCache rings(two_seq_shape(kernels::KvType::kF32), mixed_plan(), 8);
+  H2oKvCache h2o(two_seq_shape(kernels::KvType::kF32), 8);
   for (AttentionCache* cache : std::vector<AttentionCache*>{&dense, &rings, &h2o}) {
     cache->fill(0, 30, rows, rows);
   }
@@ -149,7 +149,7 @@ TEST(AttentionCache, DenseAndRingCachesRewindH2oRefuses) {
 }
 
 TEST(AttentionCache, FillRejectsBadRowsAndLengths) {
-  KvCache cache(small_shape(kernels::KvType::kF32));
+  KvCache cache(two_seq_shape(kernels::KvType::kF32));
   const std::vector<float> rows(static_cast<size_t>(3 * kHeadsKv * kHeadDim), 1.0f);
   EXPECT_THROW(cache.fill(0, kCtx + 1, rows, rows), Error);
   EXPECT_THROW(cache.fill(0, -1, rows, rows), Error);
@@ -179,7 +179,7 @@ TEST(KvRowStore, CopiesStridedRowsAndRoundsToHalf) {
 }
 
 TEST(KvShape, RejectsEmptyDimensions) {
-  KvShape ok = small_shape(kernels::KvType::kF32);
+  KvShape ok = two_seq_shape(kernels::KvType::kF32);
   EXPECT_NO_THROW(check_kv_shape("test", ok));
   for (int field = 0; field < 5; ++field) {
     KvShape bad = ok;

@@ -17,12 +17,12 @@
 namespace moa {
 namespace {
 
-constexpr int64_t kLayers = 22, kHeadsKv = 1, kHeadDim = 64;
+constexpr int64_t kLlama1bLayers = 22, kLlama1bHeadsKv = 1, kLlama1bHeadDim = 64;
 constexpr double kQ8BytesPerF16 = 34.0 / 64.0;  // one F16 scale + 32 int8 per 32 F16 values
 
 uint64_t cache_bytes(int64_t n_ctx, kernels::KvType type, const AttentionMethod& method) {
-  const KvShape shape{kLayers, kHeadsKv, kHeadDim, n_ctx, 1, type};
-  const ModelIdentity model{"llama", kLayers, 8 * kHeadsKv, kHeadsKv, ""};
+  const KvShape shape{kLlama1bLayers, kLlama1bHeadsKv, kLlama1bHeadDim, n_ctx, 1, type};
+  const ModelIdentity model{"llama", kLlama1bLayers, 8 * kLlama1bHeadsKv, kLlama1bHeadsKv, ""};
   const std::optional<SparsePlan> plan = method_plan(method, model, n_ctx);
   return make_attention_cache(shape, method, plan, kDefaultRingChunk)->bytes();
 }
@@ -32,8 +32,8 @@ TEST(KvQuantBytes, Q8_0CachesShrinkByDensityTimesTheQ8Ratio) {
                                      {AttentionKind::kStreaming, "", 0.25, kDefaultSinks},
                                      {AttentionKind::kH2o, "", 0.25, kDefaultSinks}};
   for (int64_t n_ctx : {1024, 4096, 16384}) {
-    const auto dense_f16 = static_cast<double>(
-        KvCache::bytes_for({kLayers, kHeadsKv, kHeadDim, n_ctx, 1, kernels::KvType::kF16}));
+    const auto dense_f16 = static_cast<double>(KvCache::bytes_for(
+        {kLlama1bLayers, kLlama1bHeadsKv, kLlama1bHeadDim, n_ctx, 1, kernels::KvType::kF16}));
     for (const AttentionMethod& m : methods) {
       const auto q8 = static_cast<double>(cache_bytes(n_ctx, kernels::KvType::kQ8_0, m));
       const auto f16 = static_cast<double>(cache_bytes(n_ctx, kernels::KvType::kF16, m));
@@ -43,15 +43,15 @@ TEST(KvQuantBytes, Q8_0CachesShrinkByDensityTimesTheQ8Ratio) {
     }
   }
   const AttentionMethod quarter{AttentionKind::kStreaming, "", 0.25, kDefaultSinks};
-  const auto dense_f16 = static_cast<double>(
-      KvCache::bytes_for({kLayers, kHeadsKv, kHeadDim, 16384, 1, kernels::KvType::kF16}));
+  const auto dense_f16 = static_cast<double>(KvCache::bytes_for(
+      {kLlama1bLayers, kLlama1bHeadsKv, kLlama1bHeadDim, 16384, 1, kernels::KvType::kF16}));
   EXPECT_LE(static_cast<double>(cache_bytes(16384, kernels::KvType::kQ8_0, quarter)),
             0.14 * dense_f16);
 }
 
 TEST(KvQuantBytes, DenseBytesForMatchesTheAllocatedCache) {
   for (kernels::KvType type : {kernels::KvType::kF16, kernels::KvType::kQ8_0}) {
-    const KvShape shape{kLayers, kHeadsKv, kHeadDim, 1024, 2, type};
+    const KvShape shape{kLlama1bLayers, kLlama1bHeadsKv, kLlama1bHeadDim, 1024, 2, type};
     EXPECT_EQ(KvCache(shape).bytes(), KvCache::bytes_for(shape)) << kv_type_name(type);
   }
 }

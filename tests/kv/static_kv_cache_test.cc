@@ -24,7 +24,7 @@ namespace {
 
 using kernels::KvType;
 
-constexpr int64_t kHeadDim = 8;
+constexpr int64_t kCacheHeadDim = 8;
 
 SparsePlan plan_of(std::vector<std::vector<ElasticRule>> rules, int64_t sinks) {
   SparsePlan plan;
@@ -37,7 +37,7 @@ SparsePlan plan_of(std::vector<std::vector<ElasticRule>> rules, int64_t sinks) {
 }
 
 KvShape shape_for(const SparsePlan& plan, int64_t n_ctx, KvType type) {
-  return {plan.model.n_layer, plan.model.n_head_kv, kHeadDim, n_ctx, 1, type};
+  return {plan.model.n_layer, plan.model.n_head_kv, kCacheHeadDim, n_ctx, 1, type};
 }
 
 std::vector<float> random_floats(std::mt19937& rng, int64_t n, float scale) {
@@ -57,9 +57,9 @@ struct History {
   void append(int64_t pos, int64_t n, const std::vector<float>& kn, const std::vector<float>& vn) {
     for (int64_t t = 0; t < n; ++t) {
       for (int64_t h = 0; h < n_head_kv; ++h) {
-        for (int64_t d = 0; d < kHeadDim; ++d) {
-          const auto dst = static_cast<size_t>((h * n_ctx + pos + t) * kHeadDim + d);
-          const auto src = static_cast<size_t>((t * n_head_kv + h) * kHeadDim + d);
+        for (int64_t d = 0; d < kCacheHeadDim; ++d) {
+          const auto dst = static_cast<size_t>((h * n_ctx + pos + t) * kCacheHeadDim + d);
+          const auto src = static_cast<size_t>((t * n_head_kv + h) * kCacheHeadDim + d);
           k[dst] = kn[src];
           v[dst] = vn[src];
           k16[dst] = gguf::fp32_to_fp16(kn[src]);
@@ -69,8 +69,8 @@ struct History {
     }
   }
   kernels::KvView view(int64_t n_keys) const {
-    if (type == KvType::kF16) return {type, k16.data(), v16.data(), n_ctx * kHeadDim, n_keys};
-    return {type, k.data(), v.data(), n_ctx * kHeadDim, n_keys};
+    if (type == KvType::kF16) return {type, k16.data(), v16.data(), n_ctx * kCacheHeadDim, n_keys};
+    return {type, k.data(), v.data(), n_ctx * kCacheHeadDim, n_keys};
   }
 };
 
@@ -80,11 +80,12 @@ void expect_generation_matches_reference(const SparsePlan& plan, int64_t n_ctx, 
                                          int64_t prompt, KvType type) {
   StaticKvCache cache(shape_for(plan, n_ctx, type), plan, chunk);
   const int64_t n_kv = plan.model.n_head_kv, n_head = plan.model.n_head;
-  const kernels::AttentionShape shape{n_head, n_kv, kHeadDim, 1.0f / std::sqrt(float(kHeadDim))};
+  const kernels::AttentionShape shape{n_head, n_kv, kCacheHeadDim,
+                                      1.0f / std::sqrt(float(kCacheHeadDim))};
   std::vector<History> history(static_cast<size_t>(plan.model.n_layer));
   for (History& h : history) {
     h = {n_kv, n_ctx, type, {}, {}, {}, {}};
-    h.k.resize(static_cast<size_t>(n_kv * n_ctx * kHeadDim));
+    h.k.resize(static_cast<size_t>(n_kv * n_ctx * kCacheHeadDim));
     h.v.resize(h.k.size());
     h.k16.resize(h.k.size());
     h.v16.resize(h.k.size());
@@ -94,9 +95,9 @@ void expect_generation_matches_reference(const SparsePlan& plan, int64_t n_ctx, 
   for (int64_t pos = 0; pos < n_ctx;) {
     const int64_t n = pos < prompt ? std::min(chunk, prompt - pos) : 1;
     for (int64_t layer = 0; layer < plan.model.n_layer; ++layer) {
-      const auto q = random_floats(rng, n * n_head * kHeadDim, 2.0f);
-      const auto k = random_floats(rng, n * n_kv * kHeadDim, 2.0f);
-      const auto v = random_floats(rng, n * n_kv * kHeadDim, 1.0f);
+      const auto q = random_floats(rng, n * n_head * kCacheHeadDim, 2.0f);
+      const auto k = random_floats(rng, n * n_kv * kCacheHeadDim, 2.0f);
+      const auto v = random_floats(rng, n * n_kv * kCacheHeadDim, 1.0f);
       std::vector<float> got(q.size()), want(q.size());
       cache.attend(layer, 0, pos, n, shape, q.data(), k.data(), v.data(), got.data(), 2);
       History& h = history[static_cast<size_t>(layer)];
@@ -159,7 +160,7 @@ TEST(StaticKvCache, RingSizesFollowTheSpanAndContext) {
 TEST(StaticKvCache, BytesCountEverySlotTheChunkBufferAndTheBookkeeping) {
   const SparsePlan plan = plan_of({{{20, 0}, {100, 0}}}, 4);
   const StaticKvCache cache(shape_for(plan, 1000, KvType::kF16), plan, 32);
-  const uint64_t row = kHeadDim * 2;                        // one F16 key (or value)
+  const uint64_t row = kCacheHeadDim * 2;                   // one F16 key (or value)
   const uint64_t slots = 2 * ((4 + 20) + (4 + 100)) * row;  // keys and values of both heads
   const uint64_t chunk = 2 * 2 * 32 * row;                  // 32 tokens x 2 heads, keys and values
   EXPECT_GE(cache.bytes(), slots + chunk);
@@ -170,7 +171,7 @@ TEST(StaticKvCache, BytesCountEverySlotTheChunkBufferAndTheBookkeeping) {
 // that shape allocates; KvCache.F16StorageRoundsToHalfPrecision checks bytes_for against one).
 double dense_bytes(const SparsePlan& plan, int64_t n) {
   return static_cast<double>(KvCache::bytes_for(
-      KvShape{plan.model.n_layer, plan.model.n_head_kv, kHeadDim, n, 1, KvType::kF16}));
+      KvShape{plan.model.n_layer, plan.model.n_head_kv, kCacheHeadDim, n, 1, KvType::kF16}));
 }
 
 // Every byte the cache allocates (slots, chunk buffer, bookkeeping) over a dense cache at N.
@@ -226,7 +227,7 @@ TEST(StaticKvCache, RejectsPlansThatDoNotFit) {
 TEST(StaticKvCache, RejectsChunksLargerThanPlannedAndFullContexts) {
   const SparsePlan plan = plan_of({{{16, 0}}}, 4);
   StaticKvCache cache(shape_for(plan, 100, KvType::kF32), plan, 8);
-  const std::vector<float> kv(20 * kHeadDim);
+  const std::vector<float> kv(20 * kCacheHeadDim);
   EXPECT_THROW(cache.store(0, 0, 0, 9, kv.data(), kv.data()), Error);
   EXPECT_THROW(cache.store(0, 0, -1, 1, kv.data(), kv.data()), Error);
   EXPECT_THROW(cache.store(0, 0, 95, 8, kv.data(), kv.data()), Error);

@@ -17,6 +17,8 @@ std::string asset_path(const std::string& relative);
 // A fresh empty folder under the system temp dir, removed at process exit.
 std::string temp_dir();
 std::string read_file(const std::string& path);
+// A file of raw little-endian F32 values (llama.cpp's reference logits).
+std::vector<float> read_f32_file(const std::string& path);
 // Path of the built `moa` binary, and a helper that runs it and captures output.
 std::string moa_binary();
 struct CommandResult {
