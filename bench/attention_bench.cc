@@ -122,14 +122,15 @@ BENCHMARK(BM_AttentionAt16K)
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 
-// One decode step through every layer of a TinyLlama-1.1B-shaped dense F16 cache (22 layers,
-// 32 query / 4 KV heads: GQA group 8, head_dim 64): the attention part of `moa bench` tg at
-// depth. Arg: depth. Counter: KV bytes read per step / time.
+// One decode step through every layer of a TinyLlama-1.1B-shaped dense cache (22 layers, 32
+// query / 4 KV heads: GQA group 8, head_dim 64): the attention part of `moa bench` tg at depth.
+// Args: depth, KV type (0: F16, 1: Q8_0). Counter: F16 KV bytes at that depth / time.
 void BM_DecodeAllLayers(benchmark::State& state) {
   const int64_t depth = state.range(0);
+  const auto type = state.range(1) == 0 ? kernels::KvType::kF16 : kernels::KvType::kQ8_0;
   const ModelConfig c = attention_shape(22, 32, 4, 64);
-  auto cache = make_attention_cache(kv_shape(c, depth + 1, 1, kernels::KvType::kF16),
-                                    AttentionMethod{}, std::nullopt, kChunk);
+  auto cache = make_attention_cache(kv_shape(c, depth + 1, 1, type), AttentionMethod{},
+                                    std::nullopt, kChunk);
   std::mt19937_64 rng(1);
   fill_synthetic(*cache, c, 0, depth, rng);
   const auto q = random_floats(c.q_dim(), 3);
@@ -142,7 +143,10 @@ void BM_DecodeAllLayers(benchmark::State& state) {
   state.counters["kv_GBps"] =
       benchmark::Counter(dense_bytes(c, depth), benchmark::Counter::kIsIterationInvariantRate);
 }
-BENCHMARK(BM_DecodeAllLayers)->Arg(4096)->Arg(16384)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_DecodeAllLayers)
+    ->ArgsProduct({{4096, 16384}, {0, 1}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 
 // A whole 16K prefill in chunks (one layer, 8 query heads, 2 KV heads: every chunk reuses its
 // keys from the CPU caches anyway, and the work follows the causal area). Arg: density percent.

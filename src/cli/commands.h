@@ -59,6 +59,8 @@ std::string flag_for_field(std::string_view command, std::string_view field);
 
 // `--alpha-step`, `--points`, `--time-limit` and `--gap` of `moa optimize` and `moa compress`.
 void add_solver_options(CLI::App& cmd, OptimizeOptions& options);
+// Fails naming --points, --time-limit or --gap when one is out of range.
+void check_solver_options(const OptimizeOptions& options);
 
 // The optimizer's candidate table (`moa optimize`, `moa compress`): profiled loss per length,
 // density per budget, validation loss (when validation_length > 0), solver status, the choice.

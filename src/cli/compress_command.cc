@@ -50,12 +50,7 @@ void check_flags(const CompressCliOptions& o) {
   if (o.run.samples < 0) fail("-n: {} samples is negative", o.run.samples);
   if (o.run.validation_samples < 0)
     fail("--validation-samples: {} is negative", o.run.validation_samples);
-  if (o.run.optimize.pareto.points < 1)
-    fail("--points: {} is not a positive count", o.run.optimize.pareto.points);
-  if (!(o.run.optimize.pareto.milp.time_limit_s > 0.0))
-    fail("--time-limit: {} s is not a positive time", o.run.optimize.pareto.milp.time_limit_s);
-  if (!(o.run.optimize.pareto.milp.gap >= 0.0 && o.run.optimize.pareto.milp.gap < 1.0))
-    fail("--gap: {} is not a fraction in [0, 1)", o.run.optimize.pareto.milp.gap);
+  check_solver_options(o.run.optimize);
 }
 
 void print_plan(const SparsePlan& plan, const CompressSettings& s) {

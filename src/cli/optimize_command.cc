@@ -125,6 +125,7 @@ void run_optimize(OptimizeCliOptions& o) {
   }
   if (o.densities.empty()) fail("--density: give the KV density budget (e.g. 0.5)");
   if (o.output.empty()) fail("-o: give the plan file to write");
+  check_solver_options(o.run);
   if (o.validate_length > 0 && o.calib_path.empty())
     fail("--validate-length: needs --calib, the samples to run");
   o.run.budgets = budgets_of(o, profile);
@@ -192,6 +193,14 @@ void add_solver_options(CLI::App& cmd, OptimizeOptions& o) {
       ->capture_default_str();
   cmd.add_option("--gap", o.pareto.milp.gap, "Relative optimality gap CBC may stop at")
       ->capture_default_str();
+}
+
+void check_solver_options(const OptimizeOptions& o) {
+  if (o.pareto.points < 1) fail("--points: {} is not a positive count", o.pareto.points);
+  if (!(o.pareto.milp.time_limit_s > 0.0))
+    fail("--time-limit: {} s is not a positive time", o.pareto.milp.time_limit_s);
+  if (!(o.pareto.milp.gap >= 0.0 && o.pareto.milp.gap < 1.0))
+    fail("--gap: {} is not a fraction in [0, 1)", o.pareto.milp.gap);
 }
 
 void register_optimize(CLI::App& app) {

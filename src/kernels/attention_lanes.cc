@@ -71,27 +71,51 @@ uint16_t load_scale(const uint8_t* block) {
   return bits;
 }
 
-// Widens kVectors slices of 16 values of a stored K/V row to F32.
+// Where the kVectors slices of 16 values starting at element `first` lie in every stored row: a
+// row's layout is the same for all keys, so this is worked out once per tile, not once per key.
 template <int kVectors>
-void load_value_slices(KvType type, const void* row, int64_t first, int64_t head_dim,
-                       hn::Vec<DV>* out) {
-  const DV d;
+struct SliceLayout {
+  size_t value_offset[kVectors] = {};  // bytes: F32/F16 values, Q8_0 int8 values
+  size_t scale_offset[kVectors] = {};  // Q8_0: bytes to the block's F16 scale
+};
+
+template <int kVectors>
+SliceLayout<kVectors> slice_layout(KvType type, int64_t first, int64_t head_dim) {
+  SliceLayout<kVectors> layout;
   constexpr int64_t kLanes = 16;
+  // 16 values never straddle a Q8_0 block (blocks are 32 values, or a whole row of 16).
+  const int64_t block = kv_block_elements(type, head_dim);
   for (int v = 0; v < kVectors; ++v) {
     const int64_t i = first + v * kLanes;
+    if (type == KvType::kQ8_0) {
+      const auto block_start = static_cast<size_t>((i / block) * (block + 2));
+      layout.scale_offset[v] = block_start;
+      layout.value_offset[v] = block_start + 2 + static_cast<size_t>(i % block);
+    } else {
+      layout.value_offset[v] = kv_bytes(type, i, head_dim);
+    }
+  }
+  return layout;
+}
+
+// Widens kVectors slices of 16 values of a stored K/V row to F32.
+template <int kVectors>
+void load_value_slices(KvType type, const uint8_t* row, const SliceLayout<kVectors>& layout,
+                       hn::Vec<DV>* out) {
+  const DV d;
+  for (int v = 0; v < kVectors; ++v) {
+    const uint8_t* values = row + layout.value_offset[v];
     if (type == KvType::kF32) {
-      out[v] = hn::LoadU(d, static_cast<const float*>(row) + i);
+      out[v] = hn::LoadU(d, reinterpret_cast<const float*>(values));
     } else if (type == KvType::kQ8_0) {
-      // 16 values never straddle a block (blocks are 32 values, or a whole row of 16).
-      const int64_t block = kv_block_elements(type, head_dim);
-      const auto* bytes = static_cast<const uint8_t*>(row) + (i / block) * (block + 2);
-      const auto* qs = reinterpret_cast<const int8_t*>(bytes + 2) + i % block;
-      const auto q =
-          hn::PromoteTo(hn::Rebind<int32_t, DV>(), hn::LoadU(hn::Rebind<int8_t, DV>(), qs));
-      out[v] = hn::Mul(hn::ConvertTo(d, q), hn::Set(d, half_to_float(load_scale(bytes))));
+      const auto q = hn::PromoteTo(
+          hn::Rebind<int32_t, DV>(),
+          hn::LoadU(hn::Rebind<int8_t, DV>(), reinterpret_cast<const int8_t*>(values)));
+      const float scale = half_to_float(load_scale(row + layout.scale_offset[v]));
+      out[v] = hn::Mul(hn::ConvertTo(d, q), hn::Set(d, scale));
     } else {
       const hn::Rebind<hwy::float16_t, DV> dh;
-      out[v] = hn::PromoteTo(d, hn::LoadU(dh, static_cast<const hwy::float16_t*>(row) + i));
+      out[v] = hn::PromoteTo(d, hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(values)));
     }
   }
 }
@@ -110,10 +134,11 @@ void lane_values_slice(const LaneTile& tile, const float* p, int64_t width, cons
       acc[r][v] = hn::Mul(hn::LoadU(d, o + (r0 + r) * o_stride + c + 16 * v), scale);
   }
   const size_t row_bytes = kv_bytes(tile.type, tile.head_dim, tile.head_dim);
+  const SliceLayout<kVectors> layout = slice_layout<kVectors>(tile.type, c, tile.head_dim);
   for (int64_t j = 0; j < tile.n_keys; ++j) {
     hn::Vec<DV> values[kVectors];
-    const void* row = static_cast<const uint8_t*>(tile.v) + static_cast<size_t>(j) * row_bytes;
-    load_value_slices<kVectors>(tile.type, row, c, tile.head_dim, values);
+    const uint8_t* row = static_cast<const uint8_t*>(tile.v) + static_cast<size_t>(j) * row_bytes;
+    load_value_slices<kVectors>(tile.type, row, layout, values);
     const float* pj = p + j * width + r0;
     for (int64_t r = 0; r < kRows; ++r) {
       const auto weight = hn::Set(d, pj[r]);

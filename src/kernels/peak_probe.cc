@@ -38,6 +38,17 @@ __attribute__((target("avx512f,avx512vnni"))) int64_t loop_avx512_vnni(int64_t i
   return total;
 }
 
+// The sum of every 32-bit lane of the 256-bit loops' accumulators.
+__attribute__((target("avx2"))) int64_t total_of(const __m256i (&acc)[kAccumulators]) {
+  __m256i sum = _mm256_setzero_si256();
+  for (const __m256i& r : acc) sum = _mm256_add_epi32(sum, r);
+  alignas(32) int32_t lanes[8];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), sum);
+  int64_t total = 0;
+  for (int32_t x : lanes) total += x;
+  return total;
+}
+
 __attribute__((target("avx2,avxvnni"))) int64_t loop_avx_vnni(int64_t iterations, uint8_t a,
                                                               int8_t b) {
   __m256i va = _mm256_set1_epi8(static_cast<char>(a));
@@ -48,13 +59,7 @@ __attribute__((target("avx2,avxvnni"))) int64_t loop_avx_vnni(int64_t iterations
   for (int64_t i = 0; i < iterations; ++i) {
     for (__m256i& r : acc) r = _mm256_dpbusd_avx_epi32(r, va, vb);
   }
-  __m256i sum = _mm256_setzero_si256();
-  for (const __m256i& r : acc) sum = _mm256_add_epi32(sum, r);
-  alignas(32) int32_t lanes[8];
-  _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), sum);
-  int64_t total = 0;
-  for (int32_t x : lanes) total += x;
-  return total;
+  return total_of(acc);
 }
 
 // Without VNNI, llama.cpp's AVX2 int8 dot: u8 x s8 pairs to s16, then pairs of s16 to s32.
@@ -70,13 +75,7 @@ __attribute__((target("avx2"))) int64_t loop_avx2(int64_t iterations, uint8_t a,
       r = _mm256_add_epi32(r, _mm256_madd_epi16(_mm256_maddubs_epi16(va, vb), ones));
     }
   }
-  __m256i sum = _mm256_setzero_si256();
-  for (const __m256i& r : acc) sum = _mm256_add_epi32(sum, r);
-  alignas(32) int32_t lanes[8];
-  _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), sum);
-  int64_t total = 0;
-  for (int32_t x : lanes) total += x;
-  return total;
+  return total_of(acc);
 }
 
 // Whatever the compiler makes of plain C for the build's target; the barrier keeps it from

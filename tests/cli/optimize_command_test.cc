@@ -5,6 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "engine/model_config.h"
 #include "gguf/gguf_file.h"
@@ -144,6 +147,13 @@ TEST(OptimizeCommand, BadInputsGiveOneErrorLine) {
   test::expect_one_line_error(
       run_moa(base + "--density 0.5 --alpha-step 4096 --betas 1 -o " + dir + "/p.json"),
       "no candidate rule is valid");
+  for (const auto& [flags, named] : std::vector<std::pair<std::string, std::string>>{
+           {"--points 0", "--points: 0 is not a positive count"},
+           {"--time-limit 0", "--time-limit: 0 s is not a positive time"},
+           {"--gap 1.5", "--gap: 1.5 is not a fraction in [0, 1)"}}) {
+    test::expect_one_line_error(run_moa(base + "--density 0.5 " + flags + " -o " + dir + "/p.json"),
+                                named);
+  }
   const std::string other = write_synthetic_profile(model, dir, 6);
   test::expect_one_line_error(run_moa("optimize --profile " + other + " -m '" + model +
                                       "' --density 0.5 -o " + dir + "/p.json"),
