@@ -103,6 +103,7 @@ template <int kVectors>
 void load_value_slices(KvType type, const uint8_t* row, const SliceLayout<kVectors>& layout,
                        hn::Vec<DV>* out) {
   const DV d;
+  auto scale = hn::Zero(d);
   for (int v = 0; v < kVectors; ++v) {
     const uint8_t* values = row + layout.value_offset[v];
     if (type == KvType::kF32) {
@@ -111,8 +112,10 @@ void load_value_slices(KvType type, const uint8_t* row, const SliceLayout<kVecto
       const auto q = hn::PromoteTo(
           hn::Rebind<int32_t, DV>(),
           hn::LoadU(hn::Rebind<int8_t, DV>(), reinterpret_cast<const int8_t*>(values)));
-      const float scale = half_to_float(load_scale(row + layout.scale_offset[v]));
-      out[v] = hn::Mul(hn::ConvertTo(d, q), hn::Set(d, scale));
+      // Two slices of a 32-value block share its scale: convert it once.
+      if (v == 0 || layout.scale_offset[v] != layout.scale_offset[v - 1])
+        scale = hn::Set(d, half_to_float(load_scale(row + layout.scale_offset[v])));
+      out[v] = hn::Mul(hn::ConvertTo(d, q), scale);
     } else {
       const hn::Rebind<hwy::float16_t, DV> dh;
       out[v] = hn::PromoteTo(d, hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(values)));

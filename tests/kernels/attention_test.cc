@@ -144,7 +144,7 @@ TEST(Attention, F16CacheMatchesReference) {
 TEST(Attention, Q8_0CacheMatchesReference) {
   for (int64_t head_dim : {8, 16, 64, 128}) {
     expect_matches_reference({8, 2, head_dim, 70, 0, 70, {}, KvType::kQ8_0});
-    for (int64_t group : {1, 5, 8}) {
+    for (int64_t group : {1, 4, 5, 8}) {
       expect_matches_reference(
           {2 * group, 2, head_dim, 1, 600, 601, same_mask(2, {4, 200}), KvType::kQ8_0});
     }
