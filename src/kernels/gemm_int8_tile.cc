@@ -57,7 +57,11 @@ void tile_vnni(const Int8Tile& a) {
   for (int64_t s = 0; s < a.n_super; ++s) {
     const uint8_t* w = a.w + s * S::kGroupBytes;
     const int8_t* x = a.x + s * kSuperK;
-    __m512 super[T][G];  // sub-block sums scaled by the weight scales, before the activation's
+    // Sub-block sums scaled by the weight scales, before the activation's. Zeroed (an FMA onto
+    // zero is the product exactly) so no -O level or -march can see it read uninitialised.
+    __m512 super[T][G];
+    for (int t = 0; t < T; ++t)
+      for (int g = 0; g < G; ++g) super[t][g] = _mm512_setzero_ps();
     for (int j = 0; j < S::kSubs; ++j) {
       __m512i sums[T][G];
       for (int t = 0; t < T; ++t) {
@@ -82,8 +86,7 @@ void tile_vnni(const Int8Tile& a) {
             const __m512 dx = _mm512_set1_ps(a.x_scales[t * a.x_scales_stride + s]);
             acc[t][g] = _mm512_fmadd_ps(sum, _mm512_mul_ps(scale, dx), acc[t][g]);
           } else {
-            super[t][g] =
-                j == 0 ? _mm512_mul_ps(sum, scale) : _mm512_fmadd_ps(sum, scale, super[t][g]);
+            super[t][g] = _mm512_fmadd_ps(sum, scale, super[t][g]);
           }
         }
       }
