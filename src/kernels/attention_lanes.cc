@@ -87,10 +87,9 @@ SliceLayout<kVectors> slice_layout(KvType type, int64_t first, int64_t head_dim)
   const int64_t block = kv_block_elements(type, head_dim);
   for (int v = 0; v < kVectors; ++v) {
     const int64_t i = first + v * kLanes;
-    if (type == KvType::kQ8_0) {
-      const auto block_start = static_cast<size_t>((i / block) * (block + 2));
-      layout.scale_offset[v] = block_start;
-      layout.value_offset[v] = block_start + 2 + static_cast<size_t>(i % block);
+    if (type == KvType::kQ8_0) {  // the block's F16 scale, then its int8 values
+      layout.scale_offset[v] = kv_bytes(type, i - i % block, head_dim);
+      layout.value_offset[v] = layout.scale_offset[v] + 2 + static_cast<size_t>(i % block);
     } else {
       layout.value_offset[v] = kv_bytes(type, i, head_dim);
     }

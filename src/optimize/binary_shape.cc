@@ -64,8 +64,9 @@ Assignment solve_binary_shape(const AssignmentProblem& p, size_t objective) {
     a.objectives = p.objectives(a.rule_of_head);
     a.projected_loss = p.projected(a.rule_of_head);
     a.optimal = true;
-    if (a.objectives[objective] + a.projected_loss < best_loss) {
-      best_loss = a.objectives[objective] + a.projected_loss;
+    const double total = a.objectives[objective] + a.projected_loss;
+    if (total < best_loss) {
+      best_loss = total;
       best = std::move(a);
     }
   }

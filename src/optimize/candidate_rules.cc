@@ -56,23 +56,22 @@ int64_t DensityRow::min_keys(int64_t heads, double min_ratio) const {
       std::ceil(min_ratio * budget * static_cast<double>(length * heads) - 1e-9));
 }
 
+double AssignmentProblem::chosen_sum(const std::vector<double>& per_rule,
+                                     const std::vector<int64_t>& rule_of_head) const {
+  double sum = 0.0;
+  for (int64_t h = 0; h < heads(); ++h)
+    sum += per_rule[static_cast<size_t>(h * n_rules + rule_of_head[static_cast<size_t>(h)])];
+  return sum;
+}
+
 std::vector<double> AssignmentProblem::objectives(const std::vector<int64_t>& rule_of_head) const {
   std::vector<double> out;
-  for (const std::vector<double>& loss : losses) {
-    double sum = 0.0;
-    for (int64_t h = 0; h < heads(); ++h)
-      sum += loss[static_cast<size_t>(h * n_rules + rule_of_head[h])];
-    out.push_back(sum);
-  }
+  for (const std::vector<double>& loss : losses) out.push_back(chosen_sum(loss, rule_of_head));
   return out;
 }
 
 double AssignmentProblem::projected(const std::vector<int64_t>& rule_of_head) const {
-  double sum = 0.0;
-  if (projected_loss.empty()) return sum;
-  for (int64_t h = 0; h < heads(); ++h)
-    sum += projected_loss[static_cast<size_t>(h * n_rules + rule_of_head[h])];
-  return sum;
+  return projected_loss.empty() ? 0.0 : chosen_sum(projected_loss, rule_of_head);
 }
 
 std::vector<double> AssignmentProblem::cost(size_t objective) const {

@@ -74,6 +74,11 @@ struct AssignmentProblem {
   std::vector<double> cost(size_t objective) const;
   // KV density of an assignment at densities[row].length.
   double density(const std::vector<int64_t>& rule_of_head, size_t row) const;
+
+ private:
+  // Sum over heads of a [head * n_rules + rule] table at each head's chosen rule.
+  double chosen_sum(const std::vector<double>& per_rule,
+                    const std::vector<int64_t>& rule_of_head) const;
 };
 
 // How a head's reach grows with the input: e in [0, 1] with reach ~ N^e, fitted to the spans

@@ -34,17 +34,16 @@ void add_row(Cbc_Model* m, const Row& row, char sense, double rhs) {
              rhs);
 }
 
-double scale_of(const std::vector<double>& loss) {
+double scale_of(std::span<const double> loss) {
   const double top = loss.empty() ? 0.0 : *std::max_element(loss.begin(), loss.end());
   return top > 0.0 ? top : 1.0;
 }
 
 // x[h][r] and, with a rule limit, y[l][r] after them.
-CbcModel build_model(const AssignmentProblem& p, size_t objective,
+CbcModel build_model(const AssignmentProblem& p, std::span<const double> loss,
                      std::span<const ObjectiveBound> boxes) {
   CbcModel m(Cbc_newModel());
   const int64_t heads = p.heads(), rules = p.n_rules;
-  const std::vector<double> loss = p.cost(objective);
   const double scale = scale_of(loss);
   for (int64_t i = 0; i < heads * rules; ++i) {
     Cbc_addCol(m.get(), "", 0.0, 1.0, loss[static_cast<size_t>(i)] / scale, 1, 0, nullptr, nullptr);
@@ -148,10 +147,9 @@ std::vector<UpperRow> upper_rows(const AssignmentProblem& p,
 
 // Per head, the rules another rule of that head beats or ties on the objective and on every
 // row (ties keep the lowest index): dropping them leaves the optimum unchanged.
-std::vector<char> dominated_rules(const AssignmentProblem& p, size_t objective,
+std::vector<char> dominated_rules(const AssignmentProblem& p, std::span<const double> loss,
                                   const std::vector<UpperRow>& rows) {
   const int64_t heads = p.heads(), rules = p.n_rules;
-  const std::vector<double> loss = p.cost(objective);
   std::vector<char> dropped(static_cast<size_t>(heads * rules), 0);
   for (int64_t h = 0; h < heads; ++h) {
     for (int64_t r = 0; r < rules; ++r) {
@@ -174,11 +172,10 @@ std::vector<char> dominated_rules(const AssignmentProblem& p, size_t objective,
 // A feasible start: each head's rule minimising loss + lambda * (its share of every row), the
 // least lambda that meets every row found by bisection, then single-head switches that lower
 // the loss most while staying feasible. Empty when no lambda meets the rows.
-std::vector<int64_t> greedy_start(const AssignmentProblem& p, size_t objective,
+std::vector<int64_t> greedy_start(const AssignmentProblem& p, std::span<const double> loss,
                                   const std::vector<UpperRow>& rows,
                                   const std::vector<char>& dropped) {
   const int64_t heads = p.heads(), rules = p.n_rules;
-  const std::vector<double> loss = p.cost(objective);
   const double scale = scale_of(loss);
   std::vector<double> weight(static_cast<size_t>(heads * rules), 0.0);
   for (const UpperRow& row : rows) {
@@ -259,20 +256,20 @@ std::vector<int64_t> greedy_start(const AssignmentProblem& p, size_t objective,
 
 // Pruning and the greedy start, where they are safe: neither a lower density bound nor a rule
 // limit (the greedy ignores both, and pruning could break either).
-void tune_model(Cbc_Model* m, const AssignmentProblem& p, size_t objective,
+void tune_model(Cbc_Model* m, const AssignmentProblem& p, std::span<const double> loss,
                 std::span<const ObjectiveBound> boxes, const MilpSettings& settings) {
   if (p.min_density_ratio > 0.0 || p.max_rules_per_layer > 0) return;
   if (!settings.warm_start && !settings.prune_dominated) return;
   const std::vector<UpperRow> rows = upper_rows(p, boxes);
   std::vector<char> dropped(static_cast<size_t>(p.heads() * p.n_rules), 0);
   if (settings.prune_dominated) {
-    dropped = dominated_rules(p, objective, rows);
+    dropped = dominated_rules(p, loss, rows);
     for (size_t i = 0; i < dropped.size(); ++i) {
       if (dropped[i]) Cbc_setColUpper(m, static_cast<int>(i), 0.0);
     }
   }
   if (!settings.warm_start) return;
-  const std::vector<int64_t> start = greedy_start(p, objective, rows, dropped);
+  const std::vector<int64_t> start = greedy_start(p, loss, rows, dropped);
   if (start.empty()) return;
   std::vector<int> cols(dropped.size());
   std::vector<double> values(dropped.size(), 0.0);
@@ -292,8 +289,11 @@ std::optional<Assignment> solve_assignment(const AssignmentProblem& p, size_t ob
     fail("time limit {} s: expected a positive number", settings.time_limit_s);
   if (!(settings.gap >= 0.0 && settings.gap < 1.0))
     fail("gap {}: expected a fraction in [0, 1)", settings.gap);
-  CbcModel m = build_model(p, objective, boxes);
-  tune_model(m.get(), p, objective, boxes, settings);
+  // The objective's profiled loss plus the projected one, per head and rule: what every part of
+  // the solve minimises.
+  const std::vector<double> loss = p.cost(objective);
+  CbcModel m = build_model(p, loss, boxes);
+  tune_model(m.get(), p, loss, boxes, settings);
   Cbc_setLogLevel(m.get(), 0);
   Cbc_setParameter(m.get(), "log", "0");
   // CBC's preprocessing (probing the one-hot rows) took most of a solve: a 20-head stories260K

@@ -1,4 +1,4 @@
-// Small deterministic inputs and comparisons the engine, profile and kernel tests share.
+// Small deterministic inputs and comparisons the engine and kernel tests share.
 #pragma once
 
 #include <cstdint>
