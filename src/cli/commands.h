@@ -45,6 +45,15 @@ std::string model_source_path(const ModelSource& source);
 
 // `--mmap`: map the model file instead of reading it into huge pages.
 void add_mmap_flag(CLI::App& cmd, bool& map_model);
+// --memory-budget MIB and --exact-backward of moa profile and moa profile bench (the profiler's
+// kept activations and weight transposes: profile/profiler.h); budget_mib -1 means the default.
+void add_backward_memory_options(CLI::App& cmd, int64_t& budget_mib, bool& exact);
+// Bytes of --memory-budget's MiB (-1 stays -1); throws naming the flag when out of range.
+int64_t memory_budget_bytes(int64_t budget_mib);
+// For the profiler's process: freed blocks of any size stay in malloc's heap for the next layer
+// and sample instead of going back to the kernel (glibc maps blocks over 32 MiB and unmaps
+// them on free, so every layer's buffers were page-faulted and zeroed anew: ~5% of a profile).
+void keep_freed_memory_for_reuse();
 FileLoad model_file_load(bool map_model);
 
 // llama.cpp's limit (GGML_MAX_N_THREADS): far more threads than cores only slows a run down, and

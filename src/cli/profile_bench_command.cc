@@ -23,6 +23,8 @@ struct ProfileBenchOptions {
   int n_threads = 0;
   bool json = false;
   bool map_model = false;
+  int64_t memory_budget_mib = -1;
+  bool exact_backward = false;
 };
 
 void print_header(const Model& model, const std::string& name, int n_threads, int repeats) {
@@ -30,14 +32,19 @@ void print_header(const Model& model, const std::string& name, int n_threads, in
              model.config().n_layer, model.config().n_head, model.config().n_head_kv, n_threads,
              repeats);
   fmt::print(
-      "profile = one sample's forward (layer inputs kept) + backward with influence histograms; "
-      "forward = the engine's dense prefill of the same tokens; peak RSS of the profiling pass "
-      "(above = minus the resident size before it)\n\n");
-  fmt::print("| {:>6} | {:>10} | {:>10} | {:>8} | {:>12} | {:>14} | {:>11} | {:>13} |\n", "N",
-             "forward s", "profile s", "ratio", "profile t/s", "peak RSS MiB", "above MiB",
-             "above KiB/tok");
-  fmt::print("|{:-<8}|{:-<12}|{:-<12}|{:-<10}|{:-<14}|{:-<16}|{:-<13}|{:-<15}|\n", "", "", "", "",
-             "", "", "", "");
+      "profile = one sample's forward (keeping what the memory budget allows) + backward with "
+      "influence histograms; forward = the engine's dense prefill of the same tokens; kept = "
+      "layers whose attention / FFN activations were kept rather than recomputed; setup = the "
+      "weights' Q8_0 transposes, built once per run; peak RSS of the profiling pass (above = "
+      "minus the resident size before it: model and transposes)\n\n");
+  fmt::print(
+      "| {:>6} | {:>10} | {:>10} | {:>8} | {:>12} | {:>9} | {:>7} | {:>14} | {:>14} | {:>11} | "
+      "{:>13} |\n",
+      "N", "forward s", "profile s", "ratio", "profile t/s", "kept", "setup s", "transposes MiB",
+      "peak RSS MiB", "above MiB", "above KiB/tok");
+  fmt::print(
+      "|{:-<8}|{:-<12}|{:-<12}|{:-<10}|{:-<14}|{:-<11}|{:-<9}|{:-<16}|{:-<16}|{:-<13}|{:-<15}|\n",
+      "", "", "", "", "", "", "", "", "", "", "");
   std::fflush(stdout);
 }
 
@@ -46,9 +53,12 @@ void print_row(const ProfileCost& r) {
   const double above = static_cast<double>(r.peak_rss - r.rss_before);
   const bool known = r.peak_rss >= 0;
   fmt::print(
-      "| {:>6} | {:>10.3f} | {:>10.3f} | {:>7.2f}x | {:>12.1f} | {:>14} | {:>11} | {:>13} |\n",
+      "| {:>6} | {:>10.3f} | {:>10.3f} | {:>7.2f}x | {:>12.1f} | {:>9} | {:>7.2f} | {:>14.0f} | "
+      "{:>14} | {:>11} | {:>13} |\n",
       r.n_tokens, r.forward_seconds, r.profile_seconds, r.ratio(),
       static_cast<double>(r.n_tokens) / r.profile_seconds,
+      fmt::format("{} / {}", r.kept_attention, r.kept_ffn), r.setup_seconds,
+      static_cast<double>(r.transposes_bytes) / kMiB,
       known ? fmt::format("{:.0f}", static_cast<double>(r.peak_rss) / kMiB) : "-",
       known ? fmt::format("{:.0f}", above / kMiB) : "-",
       known ? fmt::format("{:.1f}", above / 1024.0 / static_cast<double>(r.n_tokens)) : "-");
@@ -58,6 +68,8 @@ void print_row(const ProfileCost& r) {
 void run_profile_bench(ProfileBenchOptions o) {
   if (o.repeats < 1) fail("-r: {} (expected >= 1)", o.repeats);
   if (o.lengths.empty()) fail("--lengths: give at least one length");
+  (void)memory_budget_bytes(o.memory_budget_mib);  // a bad budget fails before the model loads
+  keep_freed_memory_for_reuse();                   // as moa profile does
   const int n_threads = thread_count(o.n_threads);
   const std::string path = model_source_path(o.source);
   const Model model = Model::load(path, model_file_load(o.map_model));
@@ -72,7 +84,9 @@ void run_profile_bench(ProfileBenchOptions o) {
   if (!o.json) print_header(model, name, n_threads, o.repeats);
   for (int64_t n : o.lengths) {
     spdlog::info("length {}: dense forward, then profiling one sample", n);
-    rows.push_back(measure_profile_cost(model, n, o.repeats, n_threads));
+    rows.push_back(measure_profile_cost(
+        model, n,
+        {o.repeats, n_threads, o.exact_backward, memory_budget_bytes(o.memory_budget_mib)}));
     if (!o.json) print_row(rows.back());  // rows as they come: long lengths take minutes
   }
   if (o.json) {
@@ -84,6 +98,10 @@ void run_profile_bench(ProfileBenchOptions o) {
                               {"forward_seconds", r.forward_seconds},
                               {"profile_seconds", r.profile_seconds},
                               {"ratio", r.ratio()},
+                              {"kept_attention_layers", r.kept_attention},
+                              {"kept_ffn_layers", r.kept_ffn},
+                              {"setup_seconds", r.setup_seconds},
+                              {"transposes_bytes", r.transposes_bytes},
                               {"profile_tokens_per_second", r.n_tokens / r.profile_seconds},
                               {"rss_before_bytes", r.rss_before},
                               {"peak_rss_bytes", r.peak_rss}});
@@ -107,6 +125,7 @@ void register_profile_bench(CLI::App& profile) {
   cmd->add_option("-t,--threads", o->n_threads,
                   fmt::format("Threads, 1 .. {} (default: all cores)", kMaxThreads));
   cmd->add_flag("--json", o->json, "Print JSON instead of a table");
+  add_backward_memory_options(*cmd, o->memory_budget_mib, o->exact_backward);
   add_mmap_flag(*cmd, o->map_model);
   cmd->callback([o] { run_profile_bench(*o); });
 }

@@ -3,6 +3,7 @@
 // distances within which 50/90/99% of the head's (non-sink) influence lies, and the sinks' share.
 // Under `mpirun -np K` (a build with MPI) the K ranks share the samples; rank 0 writes the file.
 #include <fmt/format.h>
+#include <malloc.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -24,6 +25,7 @@ struct ProfileCliOptions {
   std::string show_path;
   bool map_model = false;
   int n_threads = 0;
+  int64_t memory_budget_mib = -1;
   ProfileOptions run;
 };
 
@@ -63,6 +65,8 @@ void run_profile(ProfileCliOptions& o) {
   if (o.output.empty()) fail("-o: give the profile's output path");
   if (o.n_threads < 0) fail("-t: {} is not a valid thread count", o.n_threads);
   if (o.run.sinks < 0) fail("--sinks: {} is negative (expected >= 0)", o.run.sinks);
+  o.run.memory_budget = memory_budget_bytes(o.memory_budget_mib);
+  keep_freed_memory_for_reuse();
   const std::unique_ptr<MpiExchange> mpi = mpi_exchange_if_launched();
   try {
     // Ranks on one machine share its cores.
@@ -87,6 +91,30 @@ void run_profile(ProfileCliOptions& o) {
 
 }  // namespace
 
+void add_backward_memory_options(CLI::App& cmd, int64_t& budget_mib, bool& exact) {
+  cmd.add_option("--memory-budget", budget_mib,
+                 "MiB for activations kept by the forward and the weights' Q8_0 transposes "
+                 "(default: half the available memory; 0: recompute every layer)");
+  cmd.add_flag("--exact-backward", exact,
+               "Multiply quantized weights' transposes on exact F32 panels (slower; default: "
+               "their Q8_0 transposes on the int8 GEMM)");
+}
+
+void keep_freed_memory_for_reuse() {
+  constexpr int kMaxThreshold = 1 << 30;
+  mallopt(M_MMAP_THRESHOLD, kMaxThreshold);
+  mallopt(M_TRIM_THRESHOLD, kMaxThreshold);
+}
+
+int64_t memory_budget_bytes(int64_t budget_mib) {
+  constexpr int64_t kMaxMib = int64_t{1} << 30;  // 1 PiB
+  if (budget_mib == -1) return -1;
+  if (budget_mib < 0 || budget_mib > kMaxMib) {
+    fail("--memory-budget: {} MiB (expected 0 .. {})", budget_mib, kMaxMib);
+  }
+  return budget_mib * 1024 * 1024;
+}
+
 void register_profile(CLI::App& app) {
   auto o = std::make_shared<ProfileCliOptions>();
   CLI::App* cmd = app.add_subcommand(
@@ -97,6 +125,7 @@ void register_profile(CLI::App& app) {
   cmd->add_option("--sinks", o->run.sinks, "Sink tokens G (global keys a plan never masks)")
       ->capture_default_str();
   cmd->add_option("-t,--threads", o->n_threads, "Threads (default: all cores)");
+  add_backward_memory_options(*cmd, o->memory_budget_mib, o->run.exact_backward);
   add_mmap_flag(*cmd, o->map_model);
   CLI::App* show =
       cmd->add_subcommand("show", "Spans holding 50/90/99% of each head's influence, per length");

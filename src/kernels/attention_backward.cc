@@ -1,11 +1,12 @@
 // Flash-attention-2 backward on the CPU. The inputs are first regrouped head-major (KV head g's
 // rows [g][position][head in group][head_dim]) so that a tile of 64 positions is one contiguous
 // matrix for OpenBLAS sgemm; per tile P = exp(S - lse) is recomputed from the forward's row
-// statistic and dS = P (dP - D) from dP = dO V^T and D = dO . O. Threads must never write the
-// same output, so the work runs twice over the tiles: tasks owning a key tile accumulate dK and
-// dV over the query tiles that see it, tasks owning a query tile accumulate dQ over its key
-// tiles and add the influence |E| (which needs the same P, dP and dS) into per-thread histograms.
-// That costs the score products twice but needs no atomics and sums in a fixed order.
+// statistic and dS = P (dP - D) from dP = dO V^T and D = dO . O. One pass over the tiles: a task
+// owns a query tile of one KV head, accumulates its dQ over the key tiles it sees, adds the
+// influence |E| (which needs the same P, dP and dS) into its thread's histograms, and adds the
+// tile's dK and dV into its thread's own full-length dK/dV, summed over threads at the end
+// (threads * n * kv_dim floats each; linear in n). Tasks go to threads round robin, so the sums
+// are the same on every run with the same thread count.
 #include "kernels/attention_backward.h"
 
 #include <cblas.h>
@@ -17,11 +18,15 @@
 #include <utility>
 #include <vector>
 
+#include "hwy/highway.h"
 #include "kernels/attention_tile.h"
 #include "util/error.h"
 
 namespace moa::kernels {
 namespace {
+
+namespace hn = hwy::HWY_NAMESPACE;
+using DF = hn::ScalableTag<float>;
 
 constexpr int64_t kTile = kKeyTile;  // positions per tile, of queries and of keys alike
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
@@ -130,25 +135,6 @@ class Tile {
   int64_t g_ = 0, q0_ = 0, k0_ = 0, nk_ = 0, rows_ = 0;
 };
 
-// dK and dV of key tile kt of KV head g ([nk][hd] blocks of the head-major outputs).
-void key_tile_grads(const Problem& p, Tile& tile, int64_t g, int64_t kt, float* dk, float* dv) {
-  const int64_t k0 = kt * kTile, hd = p.hd;
-  const int64_t nk = std::min(kTile, p.n - k0);
-  dk += Problem::offset(g, p.n, k0, 1, hd);
-  dv += Problem::offset(g, p.n, k0, 1, hd);
-  std::fill_n(dk, nk * hd, 0.0f);
-  std::fill_n(dv, nk * hd, 0.0f);
-  for (int64_t qt = kt; qt < p.n_tiles; ++qt) {
-    const int64_t q0 = qt * kTile;
-    tile.compute(g, q0, k0);
-    const int64_t at = Problem::offset(g, p.n, q0, p.group, hd);
-    sgemm(CblasTrans, CblasNoTrans, nk, hd, tile.rows(), 1.0f, tile.prob(), kTile,
-          p.d_out.data() + at, hd, 1.0f, dv, hd);
-    sgemm(CblasTrans, CblasNoTrans, nk, hd, tile.rows(), p.scale, tile.d_score(), kTile,
-          p.q.data() + at, hd, 1.0f, dk, hd);
-  }
-}
-
 // Influence of the rows of one query tile, added to hist ([g][distance], n distances per head)
 // and sink ([g]) as |E|, and as E to the same layout `signed_size` doubles further on. A key with
 // A_ij > 1/2 (at most one per row) waits for the end of the row: there 1 - A_ij and D_i - A_ij g_ij
@@ -168,27 +154,52 @@ class RowInfluence {
     rest_ag_.assign(key_.size(), 0.0);
   }
 
+  // Vector over the tile's keys: E of every row, summed over the query heads of a position in
+  // floats (at most `group` terms per distance), then added to the double histogram.
   void add_tile(const Tile& tile, int64_t k0) {
-    for (int64_t r = 0; r < tile.rows(); ++r) {
-      const auto ri = static_cast<size_t>(r);
-      const int64_t query = q0_ + r / p_.group;
-      const float* a = tile.prob() + r * kTile;
-      const float* dp = tile.d_prob() + r * kTile;
-      const float* ds = tile.d_score() + r * kTile;
-      double rest_a = 0.0, rest_ag = 0.0;
-      for (int64_t j = 0; j < tile.visible(r); ++j) {
-        if (a[j] > 0.5f) {
-          key_[ri] = k0 + j;
-          a_[ri] = a[j];
-          grad_[ri] = dp[j];
-          continue;
+    const DF d;
+    const auto lanes = static_cast<int64_t>(hn::Lanes(d));
+    const auto half = hn::Set(d, 0.5f), one = hn::Set(d, 1.0f);
+    for (int64_t pos = 0; pos * p_.group < tile.rows(); ++pos) {
+      std::fill(abs_sum_.begin(), abs_sum_.end(), 0.0f);
+      std::fill(signed_sum_.begin(), signed_sum_.end(), 0.0f);
+      for (int64_t h = 0; h < p_.group; ++h) {
+        const int64_t r = pos * p_.group + h;
+        // Keys past the row's visible ones hold A = 0 and dS = 0, so they add nothing.
+        const float* a = tile.prob() + r * kTile;
+        const float* dp = tile.d_prob() + r * kTile;
+        const float* ds = tile.d_score() + r * kTile;
+        auto rest_a = hn::Zero(d), rest_ag = hn::Zero(d), a_max = hn::Zero(d);
+        for (int64_t j = 0; j < kTile; j += lanes) {
+          const auto av = hn::LoadU(d, a + j);
+          const auto dominant = hn::Gt(av, half);
+          a_max = hn::Max(a_max, av);
+          const auto a_rest = hn::IfThenZeroElse(dominant, av);
+          rest_a = hn::Add(rest_a, a_rest);
+          rest_ag = hn::MulAdd(a_rest, hn::LoadU(d, dp + j), rest_ag);
+          // E = -A (g - D) / (1 - A) = -dS / (1 - A)
+          const auto e = hn::IfThenZeroElse(
+              dominant, hn::Neg(hn::Div(hn::LoadU(d, ds + j), hn::Sub(one, av))));
+          hn::StoreU(hn::Add(hn::LoadU(d, abs_sum_.data() + j), hn::Abs(e)), d,
+                     abs_sum_.data() + j);
+          hn::StoreU(hn::Add(hn::LoadU(d, signed_sum_.data() + j), e), d, signed_sum_.data() + j);
         }
-        rest_a += a[j];
-        rest_ag += static_cast<double>(a[j]) * dp[j];
-        add(query, k0 + j, -ds[j] / (1.0f - a[j]));  // E = -A (g - D) / (1 - A) = -dS / (1 - A)
+        const auto ri = static_cast<size_t>(r);
+        rest_a_[ri] += hn::GetLane(hn::SumOfLanes(d, rest_a));
+        rest_ag_[ri] += hn::GetLane(hn::SumOfLanes(d, rest_ag));
+        if (hn::GetLane(hn::MaxOfLanes(d, a_max)) > 0.5f) {
+          for (int64_t j = 0; j < tile.visible(r); ++j) {
+            if (a[j] <= 0.5f) continue;
+            key_[ri] = k0 + j;
+            a_[ri] = a[j];
+            grad_[ri] = dp[j];
+          }
+        }
       }
-      rest_a_[ri] += rest_a;
-      rest_ag_[ri] += rest_ag;
+      const int64_t query = q0_ + pos;
+      for (int64_t j = 0; j < tile.visible(pos * p_.group); ++j) {
+        add(query, k0 + j, abs_sum_[static_cast<size_t>(j)], signed_sum_[static_cast<size_t>(j)]);
+      }
     }
   }
 
@@ -198,14 +209,15 @@ class RowInfluence {
     for (size_t r = 0; r < key_.size(); ++r) {
       if (key_[r] < 0) continue;
       const double mean = rest_a_[r] > 0.0 ? rest_ag_[r] / rest_a_[r] : 0.0;
-      add(q0_ + static_cast<int64_t>(r) / p_.group, key_[r], -a_[r] * (grad_[r] - mean));
+      const double e = -a_[r] * (grad_[r] - mean);
+      add(q0_ + static_cast<int64_t>(r) / p_.group, key_[r], std::fabs(e), e);
     }
   }
 
  private:
-  void add(int64_t query, int64_t key, double e) {
+  void add(int64_t query, int64_t key, double abs_e, double e) {
     double* at = key < sinks_ ? sink_ + g_ : hist_ + g_ * p_.n + query - key;
-    at[0] += std::fabs(e);
+    at[0] += abs_e;
     at[signed_offset_] += e;
   }
 
@@ -217,6 +229,7 @@ class RowInfluence {
   int64_t g_ = 0, q0_ = 0;
   std::vector<int64_t> key_;  // per row: the key with A > 1/2, or -1
   std::vector<double> a_, grad_, rest_a_, rest_ag_;
+  std::vector<float> abs_sum_ = std::vector<float>(kTile), signed_sum_ = abs_sum_;  // per key
 };
 
 }  // namespace
@@ -318,29 +331,23 @@ void attention_backward(const AttentionShape& shape, const AttentionSequence& se
   p.delta = to_heads(delta.data(), n, n_kv, p.group);
   const int64_t n_tasks = n_kv * p.n_tiles;
   n_threads = std::max(1, n_threads);
-
-  if (grads.dk != nullptr || grads.dv != nullptr) {
-    std::vector<float> dk(p.k.size()), dv(p.v.size());
-#pragma omp parallel num_threads(n_threads)
-    {
-      Tile tile(p);
-#pragma omp for schedule(dynamic, 1)
-      for (int64_t task = 0; task < n_tasks; ++task) {  // early keys, seen by most queries, first
-        key_tile_grads(p, tile, task % n_kv, task / n_kv, dk.data(), dv.data());
-      }
-    }
-    if (grads.dk != nullptr) regroup(dk.data(), grads.dk, n, n_kv, hd, false);
-    if (grads.dv != nullptr) regroup(dv.data(), grads.dv, n, n_kv, hd, false);
-  }
-  if (grads.dq == nullptr && grads.influence == nullptr) return;
+  const bool key_grads = grads.dk != nullptr || grads.dv != nullptr;
 
   std::vector<float> dq(p.q.size());
   const size_t hist_size = static_cast<size_t>(n_kv * n);
   std::vector<std::vector<double>> hists(static_cast<size_t>(n_threads));
+  std::vector<std::vector<float>> dks(hists.size()), dvs(hists.size());
 #pragma omp parallel num_threads(n_threads)
   {
     Tile tile(p);
-    std::vector<double>& hist = hists[static_cast<size_t>(omp_get_thread_num())];
+    const auto me = static_cast<size_t>(omp_get_thread_num());
+    std::vector<double>& hist = hists[me];
+    std::vector<float>& dk = dks[me];
+    std::vector<float>& dv = dvs[me];
+    if (key_grads) {
+      dk.assign(p.k.size(), 0.0f);
+      dv.assign(p.v.size(), 0.0f);
+    }
     // [|E| by distance][|E| sinks][E by distance][E sinks]
     const size_t signed_offset = hist_size + static_cast<size_t>(n_kv);
     if (grads.influence != nullptr) hist.assign(2 * signed_offset, 0.0);
@@ -352,17 +359,36 @@ void attention_backward(const AttentionShape& shape, const AttentionSequence& se
     for (int64_t task = n_tasks - 1; task >= 0; --task) {
       const int64_t g = task % n_kv, q0 = (task / n_kv) * kTile;
       const int64_t rows = std::min(kTile, n - q0) * p.group;
-      float* dq_tile = dq.data() + Problem::offset(g, n, q0, p.group, hd);
+      const int64_t at = Problem::offset(g, n, q0, p.group, hd);
+      float* dq_tile = dq.data() + at;
       std::fill_n(dq_tile, rows * hd, 0.0f);
       if (grads.influence != nullptr) influence.start(g, q0, rows);
       for (int64_t k0 = 0; k0 <= q0; k0 += kTile) {
         tile.compute(g, q0, k0);
-        sgemm(CblasNoTrans, CblasNoTrans, tile.rows(), hd, tile.n_keys(), p.scale, tile.d_score(),
-              kTile, tile.keys(), hd, 1.0f, dq_tile, hd);
+        if (grads.dq != nullptr) {
+          sgemm(CblasNoTrans, CblasNoTrans, tile.rows(), hd, tile.n_keys(), p.scale, tile.d_score(),
+                kTile, tile.keys(), hd, 1.0f, dq_tile, hd);
+        }
+        if (key_grads) {
+          const int64_t key_at = Problem::offset(g, n, k0, 1, hd);
+          sgemm(CblasTrans, CblasNoTrans, tile.n_keys(), hd, tile.rows(), 1.0f, tile.prob(), kTile,
+                p.d_out.data() + at, hd, 1.0f, dv.data() + key_at, hd);
+          sgemm(CblasTrans, CblasNoTrans, tile.n_keys(), hd, tile.rows(), p.scale, tile.d_score(),
+                kTile, p.q.data() + at, hd, 1.0f, dk.data() + key_at, hd);
+        }
         if (grads.influence != nullptr) influence.add_tile(tile, k0);
       }
       if (grads.influence != nullptr) influence.finish();
     }
+  }
+  if (key_grads) {
+    for (size_t t = 1; t < dks.size(); ++t) {
+      if (dks[t].empty()) continue;  // a thread the team did not get
+      add_inplace(dks[0].data(), dks[t].data(), static_cast<int64_t>(dks[0].size()));
+      add_inplace(dvs[0].data(), dvs[t].data(), static_cast<int64_t>(dvs[0].size()));
+    }
+    if (grads.dk != nullptr) regroup(dks[0].data(), grads.dk, n, n_kv, hd, false);
+    if (grads.dv != nullptr) regroup(dvs[0].data(), grads.dv, n, n_kv, hd, false);
   }
   if (grads.dq != nullptr) regroup(dq.data(), grads.dq, n, n_kv, p.group * hd, false);
   if (grads.influence == nullptr) return;

@@ -3,7 +3,8 @@
 // compiler vectorises) around OpenBLAS dot products; SiLU's exp goes through Highway as in the
 // forward. The transposed product runs like kernels::matmul, but over column panels of W: a
 // block-aligned slice of every weight row dequantizes on its own, so each task owns a disjoint
-// slice of dx and no reduction between threads is needed.
+// slice of dx and no reduction between threads is needed. transpose_to_q8_0 instead lets the
+// forward's int8 GEMM do the transposed product.
 #include "kernels/backward.h"
 
 #include <cblas.h>
@@ -16,6 +17,8 @@
 #include "gguf/quant.h"
 #include "hwy/contrib/math/math-inl.h"
 #include "hwy/highway.h"
+#include "kernels/gemm_int8.h"
+#include "kernels/parallel.h"
 #include "util/error.h"
 
 namespace moa::kernels {
@@ -144,6 +147,49 @@ void matmul_transposed(const WeightMatrix& w, const float* dy, int64_t n_tokens,
       transposed_panel(w, dy, dx, tasks[static_cast<size_t>(i)], panel);
     }
   }
+}
+
+bool transpose_to_q8_0_pays(const WeightMatrix& w) {
+  return int8_gemm_supports(w.type) && int8_gemm_is_vectorized() &&
+         w.rows % gguf::type_block_elements(gguf::TensorType::kQ8_0) == 0;
+}
+
+TransposedWeight transpose_to_q8_0(const WeightMatrix& w, int n_threads) {
+  constexpr gguf::TensorType kQ8 = gguf::TensorType::kQ8_0;
+  const int64_t block = gguf::type_block_elements(kQ8);
+  if (w.rows <= 0 || w.cols <= 0 || w.data == nullptr || w.rows % block != 0) {
+    fail("transpose_to_q8_0: weight {}x{}: expected a non-empty matrix with rows a multiple of {}",
+         w.rows, w.cols, block);
+  }
+  const size_t in_row = gguf::row_bytes(w.type, w.cols), out_row = gguf::row_bytes(kQ8, w.rows);
+  const size_t block_bytes = gguf::type_block_bytes(kQ8);
+  TransposedWeight t;
+  t.bytes.resize(out_row * static_cast<size_t>(w.cols));
+  t.w = {kQ8, t.bytes.data(), w.cols, w.rows};
+  const auto* src = static_cast<const uint8_t*>(w.data);
+  const int64_t n_blocks = w.rows / block;
+  // Each task dequantizes 32 rows of W (one block of every output row) and writes that block.
+  const int threads = threads_for_work(n_threads, w.rows * w.cols, kMinGemmMacsPerThread);
+#pragma omp parallel num_threads(threads)
+  {
+    std::vector<float> rows(static_cast<size_t>(block * w.cols)),
+        column(static_cast<size_t>(block));
+#pragma omp for schedule(static)
+    for (int64_t b = 0; b < n_blocks; ++b) {
+      for (int64_t r = 0; r < block; ++r) {
+        gguf::dequantize_row(w.type, src + static_cast<size_t>(b * block + r) * in_row,
+                             rows.data() + r * w.cols, w.cols);
+      }
+      for (int64_t c = 0; c < w.cols; ++c) {
+        for (int64_t r = 0; r < block; ++r) column[static_cast<size_t>(r)] = rows[r * w.cols + c];
+        gguf::quantize_row(kQ8, column.data(),
+                           t.bytes.data() + static_cast<size_t>(c) * out_row +
+                               static_cast<size_t>(b) * block_bytes,
+                           block);
+      }
+    }
+  }
+  return t;
 }
 
 }  // namespace moa::kernels

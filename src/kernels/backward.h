@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "kernels/kernels.h"
 
@@ -30,5 +31,21 @@ void rope_backward(float* dx, int64_t n_tokens, int64_t n_heads, int64_t head_di
 // on the thread count.
 void matmul_transposed(const WeightMatrix& w, const float* dy, int64_t n_tokens, float* dx,
                        int n_threads);
+
+// W^T as a weight matrix of its own (rows = W's columns) in Q8_0, so that dx = W^T dy runs as
+// kernels::matmul(transposed, dy): the int8 GEMM, with dy rounded to Q8_0 blocks like any
+// activation. Each block holds 32 consecutive rows of one column of W, rounded as ggml rounds
+// Q8_0 (scale = max |value| / 127, F16), so each value moves by at most half a step of its
+// block's scale: about 0.4% of the block's largest value.
+struct TransposedWeight {
+  std::vector<uint8_t> bytes;
+  WeightMatrix w;  // type Q8_0, rows = original cols, cols = original rows, data = bytes
+};
+// Requires w.rows to be a multiple of 32 (the Q8_0 block along W's columns).
+TransposedWeight transpose_to_q8_0(const WeightMatrix& w, int n_threads);
+// True when transpose_to_q8_0 makes the backward faster and loses little: W already holds at
+// most 8-bit codes (a block type the int8 GEMM multiplies), its rows fill whole Q8_0 blocks, and
+// this build and CPU have the vectorized int8 GEMM. F32/F16/BF16 weights stay on exact panels.
+bool transpose_to_q8_0_pays(const WeightMatrix& w);
 
 }  // namespace moa::kernels

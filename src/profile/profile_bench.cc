@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "kv/kv_cache.h"
+#include "profile/profiler.h"
 #include "profile/sample_backward.h"
 #include "util/error.h"
 
@@ -42,7 +43,8 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 
 }  // namespace
 
-ProfileCost measure_profile_cost(const Model& model, int64_t n, int repeats, int n_threads) {
+ProfileCost measure_profile_cost(const Model& model, int64_t n, const ProfileBenchSettings& s) {
+  const int n_threads = s.n_threads;
   const ModelConfig& c = model.config();
   constexpr int64_t kAnswer = 8;
   if (n < 16 || n > c.n_ctx_train) {
@@ -56,10 +58,20 @@ ProfileCost measure_profile_cost(const Model& model, int64_t n, int repeats, int
   const std::span<const TokenId> prompt = all.first(static_cast<size_t>(n + 1 - kAnswer));
   const std::span<const TokenId> answer = all.last(kAnswer);
 
+  // The profiler's own memory plan for a set of samples this long.
+  BackwardWeights probe(model, s.exact_backward, false);
+  const BackwardMemory memory =
+      plan_backward_memory(model, probe.bytes_if_kept(), n, s.memory_budget);
+  BackwardWeights transposes(model, s.exact_backward, memory.keep_transposes);
+  const BackwardOptions backward{0, n_threads, memory.keep_bytes};
   ProfileCost cost;
   cost.n_tokens = n;
+  const auto setup = std::chrono::steady_clock::now();
+  transposes.build_all(n_threads);
+  cost.setup_seconds = seconds_since(setup);
+  cost.transposes_bytes = transposes.bytes_held();
   cost.forward_seconds = cost.profile_seconds = std::numeric_limits<double>::infinity();
-  for (int r = 0; r < std::max(1, repeats); ++r) {
+  for (int r = 0; r < std::max(1, s.repeats); ++r) {
     {
       KvCache cache(kv_shape(c, n, 1, kernels::KvType::kF32));
       const auto start = std::chrono::steady_clock::now();
@@ -71,9 +83,13 @@ ProfileCost measure_profile_cost(const Model& model, int64_t n, int repeats, int
     cost.rss_before = status_bytes("VmRSS");
     const bool peak_reset = reset_peak_rss();
     const auto start = std::chrono::steady_clock::now();
-    const SampleInfluence s = backward_sample(model, prompt, answer, 0, n_threads);
+    const SampleInfluence sample = backward_sample(model, prompt, answer, backward, &transposes);
     cost.profile_seconds = std::min(cost.profile_seconds, seconds_since(start));
-    if (s.n_tokens != n) fail("profile bench: ran {} positions, expected {}", s.n_tokens, n);
+    if (sample.n_tokens != n) {
+      fail("profile bench: ran {} positions, expected {}", sample.n_tokens, n);
+    }
+    cost.kept_attention = sample.kept_attention;
+    cost.kept_ffn = sample.kept_ffn;
     const int64_t peak = peak_reset ? status_bytes("VmHWM") : -1;
     cost.peak_rss = std::max(cost.peak_rss, peak);
   }

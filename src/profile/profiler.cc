@@ -7,7 +7,10 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <string>
 
 #include "profile/sample_backward.h"
 #include "util/error.h"
@@ -96,6 +99,39 @@ std::vector<kernels::InfluenceHistogram> unpack(std::span<const double> data, in
 
 }  // namespace
 
+int64_t default_memory_budget() {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  int64_t kib = 0;
+  while (meminfo >> key >> kib) {
+    if (key == "MemAvailable:") break;
+    meminfo.ignore(256, '\n');
+    kib = 0;
+  }
+  int64_t ranks_here = 1;
+  if (const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE")) {
+    ranks_here = std::max<int64_t>(1, std::atoll(local));
+  }
+  return kib * 1024 / 2 / ranks_here;
+}
+
+BackwardMemory plan_backward_memory(const Model& model, int64_t transposes_bytes,
+                                    int64_t max_positions, int64_t budget) {
+  const ModelConfig& c = model.config();
+  if (budget < 0) budget = default_memory_budget();
+  const KeptActivationBytes per_position = kept_activation_bytes(c);
+  const int64_t all_activations =
+      (per_position.attention + per_position.ffn) * max_positions * c.n_layer;
+  BackwardMemory memory;
+  memory.keep_transposes = all_activations + transposes_bytes <= budget;
+  // Transposes rebuilt per layer hold one layer's worth at a time.
+  const int64_t transposes_held = memory.keep_transposes
+                                      ? transposes_bytes
+                                      : transposes_bytes / std::max<int64_t>(1, c.n_layer);
+  memory.keep_bytes = std::max<int64_t>(0, budget - transposes_held);
+  return memory;
+}
+
 void check_profile_inputs(const CalibrationSet& set, const std::string& calibration_path,
                           const Model& model, const ProfileOptions& options) {
   check_calibration_matches(set, model_identity(model), model.config().n_vocab, calibration_path);
@@ -160,6 +196,15 @@ InfluenceProfile profile_calibration(const Model& model, const CalibrationSet& s
   if (pending == std::vector<int64_t>{-1}) fail("profile: rank 0 could not resume {}", output_path);
 
   const ModelConfig& c = model.config();
+  int64_t max_positions = 0;
+  for (const CalibrationSample& s : set.samples)
+    max_positions = std::max(max_positions, positions_of(s));
+  BackwardWeights probe(model, options.exact_backward, false);
+  const BackwardMemory memory =
+      plan_backward_memory(model, probe.bytes_if_kept(), max_positions, options.memory_budget);
+  BackwardWeights transposes(model, options.exact_backward, memory.keep_transposes);
+  if (!pending.empty()) transposes.build_all(options.n_threads);
+  const BackwardOptions backward{options.sinks, options.n_threads, memory.keep_bytes};
   Progress progress("samples", usable, usable - static_cast<int64_t>(pending.size()),
                     show_progress && root);
   const auto n_ranks = static_cast<size_t>(ranks.size());
@@ -168,7 +213,7 @@ InfluenceProfile profile_calibration(const Model& model, const CalibrationSet& s
     std::vector<kernels::InfluenceHistogram> own;
     if (mine < pending.size()) {
       const CalibrationSample& s = set.samples[static_cast<size_t>(pending[mine])];
-      own = backward_sample(model, s.prompt, s.answer, options.sinks, options.n_threads).layers;
+      own = backward_sample(model, s.prompt, s.answer, backward, &transposes).layers;
       if (!root) ranks.send_to_root(pack(own));
     }
     if (!root) continue;

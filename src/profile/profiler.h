@@ -21,7 +21,24 @@ namespace moa {
 struct ProfileOptions {
   int64_t sinks = 64;  // G: keys j < G are the plan's global sinks
   int n_threads = 1;
+  bool exact_backward = false;  // W^T dy on F32 panels even for quantized weights
+  // Bytes for kept activations and the weights' Q8_0 transposes (backward_weights.h); -1: half
+  // the memory available at the start, shared by the ranks on this host.
+  int64_t memory_budget = -1;
 };
+
+// Half of MemAvailable (/proc/meminfo) divided by OpenMPI's ranks on this host.
+int64_t default_memory_budget();
+
+// How a sample of up to `max_positions` positions spends `budget` bytes (-1: the default):
+// activations first (they save recomputing whole layers), then the transposes, kept for every
+// sample when they fit beside the activations and rebuilt per layer otherwise.
+struct BackwardMemory {
+  bool keep_transposes = false;
+  int64_t keep_bytes = 0;  // BackwardOptions::keep_bytes
+};
+BackwardMemory plan_backward_memory(const Model& model, int64_t transposes_bytes,
+                                    int64_t max_positions, int64_t budget);
 
 // Processes that share one profiling run; rank 0 owns the profile file. Kept abstract so that
 // only profile/mpi_exchange.cc knows MPI.

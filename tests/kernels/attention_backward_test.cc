@@ -134,13 +134,17 @@ TEST(AttentionBackward, MatchesReference) {
   }
 }
 
-TEST(AttentionBackward, GradientsDoNotDependOnTheThreadCount) {
+// dQ is summed by one task per query tile; dK and dV are summed per thread, then over threads:
+// bit for bit the same for a thread count, within rounding across thread counts.
+TEST(AttentionBackward, GradientsAreTheSameForAThreadCountAndCloseAcross) {
   const Problem p = make_problem({8, 2, 24, 150}, 400);
   const KernelRun one = run_kernels(p, 4, 1), three = run_kernels(p, 4, 3);
   EXPECT_EQ(one.dq, three.dq);
-  EXPECT_EQ(one.dk, three.dk);
-  EXPECT_EQ(one.dv, three.dv);
+  EXPECT_LE(relative_error(three.dk, to_double(one.dk)), 1e-6);
+  EXPECT_LE(relative_error(three.dv, to_double(one.dv)), 1e-6);
   const KernelRun again = run_kernels(p, 4, 3);  // same threads: the very same sums
+  EXPECT_EQ(again.dk, three.dk);
+  EXPECT_EQ(again.dv, three.dv);
   EXPECT_EQ(again.influence.by_distance, three.influence.by_distance);
   EXPECT_EQ(again.influence.sink, three.influence.sink);
 }

@@ -209,5 +209,67 @@ TEST(MatmulTransposedBackward, RejectsAPartialBlockRow) {
   EXPECT_THROW(matmul_transposed(w, dy.data(), 1, dx.data(), 1), Error);
 }
 
+// Every value of W^T within the Q8_0 step of its block: half the scale max|block| / 127, plus
+// the scale's F16 rounding (2^-11 relative) over up to 127 steps.
+TEST(TransposeToQ8_0, HoldsEveryValueWithinHalfAStepOfItsBlock) {
+  using gguf::TensorType;
+  for (TensorType type :
+       {TensorType::kF32, TensorType::kQ8_0, TensorType::kQ4_K, TensorType::kQ6_K}) {
+    const int64_t rows = 96, cols = 512;
+    const StoredWeights w = quantized(type, rows, cols, 23);
+    const TransposedWeight t = transpose_to_q8_0(w.view, 2);
+    ASSERT_EQ(t.w.rows, cols);
+    ASSERT_EQ(t.w.cols, rows);
+    ASSERT_EQ(t.w.type, TensorType::kQ8_0);
+    std::vector<float> original(static_cast<size_t>(rows * cols)), back(original.size());
+    gguf::dequantize_row(type, w.bytes.data(), original.data(), rows * cols);
+    gguf::dequantize_row(TensorType::kQ8_0, t.bytes.data(), back.data(), rows * cols);
+    for (int64_t c = 0; c < cols; ++c) {
+      for (int64_t b = 0; b < rows; b += 32) {
+        float block_max = 0.0f;
+        for (int64_t r = b; r < b + 32; ++r) {
+          block_max = std::max(block_max, std::abs(original[static_cast<size_t>(r * cols + c)]));
+        }
+        const float step = block_max / 127.0f;
+        for (int64_t r = b; r < b + 32; ++r) {
+          ASSERT_NEAR(back[static_cast<size_t>(c * rows + r)],
+                      original[static_cast<size_t>(r * cols + c)], step * (0.5f + 127.0f / 2048.0f))
+              << gguf::tensor_type_name(static_cast<uint32_t>(type)) << " row " << r << " col "
+              << c;
+        }
+      }
+    }
+  }
+}
+
+// matmul on the transpose (the int8 GEMM where the CPU has it, rounding dy to Q8_0) against the
+// exact double product: within the two Q8_0 roundings, ~0.5% of the result's size.
+TEST(TransposeToQ8_0, ProductStaysCloseToTheExactTransposedProduct) {
+  using gguf::TensorType;
+  for (TensorType type : {TensorType::kQ8_0, TensorType::kQ4_0, TensorType::kQ4_K}) {
+    for (int64_t tokens : {int64_t{3}, int64_t{9}, int64_t{130}}) {
+      const int64_t rows = 320, cols = 768;
+      const StoredWeights w = quantized(type, rows, cols, 24);
+      const TransposedWeight t = transpose_to_q8_0(w.view, 2);
+      const auto dy = random_floats(tokens * rows, 25);
+      std::vector<float> got(static_cast<size_t>(tokens * cols));
+      matmul(t.w, dy.data(), tokens, got.data(), 2);
+      std::vector<double> want(got.size());
+      reference::matmul_transposed(w.view, to_double(dy).data(), tokens, want.data());
+      EXPECT_LE(relative_error(got, want), 1.5e-2)
+          << gguf::tensor_type_name(static_cast<uint32_t>(type)) << " tokens " << tokens;
+    }
+  }
+}
+
+TEST(TransposeToQ8_0, DoesNotDependOnTheThreadCountAndRejectsPartialBlocks) {
+  const StoredWeights w = quantized(gguf::TensorType::kQ4_K, 64, 512, 26);
+  EXPECT_EQ(transpose_to_q8_0(w.view, 1).bytes, transpose_to_q8_0(w.view, 3).bytes);
+  const StoredWeights odd = quantized(gguf::TensorType::kQ8_0, 40, 64, 27);
+  EXPECT_THROW((void)transpose_to_q8_0(odd.view, 1), Error);
+  EXPECT_FALSE(transpose_to_q8_0_pays(odd.view));
+  EXPECT_FALSE(transpose_to_q8_0_pays(quantized(gguf::TensorType::kF16, 64, 64, 28).view));
+}
+
 }  // namespace
 }  // namespace moa::kernels

@@ -57,7 +57,7 @@ TEST(SampleBackward, InputGradientMatchesFiniteDifferencesOfTheReference) {
   const ModelConfig& c = model.config();
   const std::vector<TokenId> prompt = some_tokens(20, c.n_vocab, 3);
   const std::vector<TokenId> answer = some_tokens(5, c.n_vocab, 11);
-  const SampleInfluence s = backward_sample(model, prompt, answer, 2, kThreads);
+  const SampleInfluence s = backward_sample(model, prompt, answer, {2, kThreads});
   ASSERT_EQ(s.n_tokens, 24);
 
   std::vector<TokenId> tokens = prompt;
@@ -161,7 +161,9 @@ TEST(SampleBackward, EveryBlockGradientMatchesFiniteDifferencesOnEveryWeightType
     const std::vector<TokenId> prompt = some_tokens(12, c.n_vocab, 3);
     const std::vector<TokenId> answer = some_tokens(4, c.n_vocab, 11);
     std::vector<std::vector<float>> d_blocks;
-    const SampleInfluence s = backward_sample(model, prompt, answer, 2, kThreads, &d_blocks);
+    BackwardWeights exact(model, true, false);
+    const SampleInfluence s =
+        backward_sample(model, prompt, answer, {2, kThreads}, &exact, &d_blocks);
     ASSERT_EQ(d_blocks.size(), static_cast<size_t>(2 * c.n_layer));
 
     // The residual stream entering each block, from the forward's own blocks.
@@ -238,7 +240,7 @@ double spearman(const std::vector<double>& a, const std::vector<double>& b) {
 double influence_vs_masking(const Model& model, std::span<const TokenId> prompt,
                             std::span<const TokenId> answer, int64_t span, int64_t sinks) {
   const ModelConfig& c = model.config();
-  const SampleInfluence s = backward_sample(model, prompt, answer, sinks, kThreads);
+  const SampleInfluence s = backward_sample(model, prompt, answer, {sinks, kThreads});
   MaskedAttention dense(-1, 0, 1 << 20, sinks);
   const double base = masked_loss(model, prompt, answer, dense);
   EXPECT_NEAR(base, s.loss, 1e-4);
