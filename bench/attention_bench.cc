@@ -20,6 +20,7 @@
 
 #include "bench_support.h"
 #include "eval/throughput.h"
+#include "kernels/attention_backward.h"
 #include "kv/attention_method.h"
 #include "kv/static_kv_cache.h"
 #include "plan/plan.h"
@@ -171,6 +172,32 @@ BENCHMARK(BM_Prefill16K)
     ->Iterations(1)
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
+
+// The profiler's attention backward (kernels/attention_backward.h) with the influence histogram,
+// one TinyLlama-shaped layer (32 query / 4 KV heads, head_dim 64), against the forward with
+// statistics it follows. Arg: sequence length. Counter: GFLOP/s of the backward's five tile
+// products (S, dP, dQ, dK, dV) over the causal half.
+void BM_AttentionBackward(benchmark::State& state) {
+  const int64_t n = state.range(0), n_head = 32, n_head_kv = 4, hd = 64;
+  const kernels::AttentionShape shape{n_head, n_head_kv, hd, 1.0f / std::sqrt(float(hd))};
+  const auto q = random_floats(n * n_head * hd, 5), k = random_floats(n * n_head_kv * hd, 6);
+  const auto v = random_floats(n * n_head_kv * hd, 7), d_out = random_floats(q.size(), 8);
+  std::vector<float> out(q.size()), lse(static_cast<size_t>(n * n_head));
+  std::vector<float> dq(q.size()), dk(k.size()), dv(v.size());
+  const int threads = omp_get_max_threads();
+  kernels::attention_forward_with_stats(shape, {q.data(), k.data(), v.data(), n}, out.data(),
+                                        lse.data(), threads);
+  kernels::InfluenceHistogram hist;
+  for (auto _ : state) {
+    kernels::attention_backward(shape, {q.data(), k.data(), v.data(), n}, out.data(), lse.data(),
+                                d_out.data(), {dq.data(), dk.data(), dv.data(), &hist, 4}, threads);
+    benchmark::DoNotOptimize(dq.data());
+  }
+  const double flops = 5.0 * 2.0 * double(n) * double(n) / 2.0 * double(n_head * hd);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_AttentionBackward)->Arg(1024)->Arg(4096)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace moa

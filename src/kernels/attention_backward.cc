@@ -28,7 +28,11 @@ namespace {
 namespace hn = hwy::HWY_NAMESPACE;
 using DF = hn::ScalableTag<float>;
 
-constexpr int64_t kTile = kKeyTile;  // positions per tile, of queries and of keys alike
+constexpr int64_t kTile = kKeyTile;  // query positions per tile
+// Keys per tile: wider than the query tile so that each sgemm does more work per call (fewer
+// packings of the same query rows); a multiple of kTile (the last block of a row of tiles ends
+// with the query tile).
+constexpr int64_t kKeys = 4 * kTile;
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 // Moves rows of `width` floats between [n][n_groups][width] (to_heads) and [n_groups][n][width].
@@ -83,12 +87,12 @@ struct Problem {
 
 // Recomputed tile of query positions [q0, q0 + nq) x key positions [k0, k0 + nk) for every
 // query head of one KV head: P, dP = dO V^T and dS = P (dP - D), rows (position, head in group)
-// of kTile columns.
+// of kKeys columns.
 class Tile {
  public:
   explicit Tile(const Problem& p)
       : p_(p),
-        prob_(static_cast<size_t>(p.group * kTile * kTile)),
+        prob_(static_cast<size_t>(p.group * kTile * kKeys)),
         d_prob_(prob_.size()),
         d_score_(prob_.size()) {}
 
@@ -97,24 +101,26 @@ class Tile {
     g_ = g;
     q0_ = q0;
     k0_ = k0;
-    nk_ = std::min(kTile, n - k0);
+    nk_ = std::min(kKeys, std::min(n, q0 + kTile) - k0);
     rows_ = std::min(kTile, n - q0) * p_.group;
     const float* q = p_.q.data() + Problem::offset(g, n, q0, p_.group, hd);
     const float* d_out = p_.d_out.data() + Problem::offset(g, n, q0, p_.group, hd);
     sgemm(CblasNoTrans, CblasTrans, rows_, nk_, hd, p_.scale, q, hd, keys(), hd, 0.0f, prob_.data(),
-          kTile);
+          kKeys);
     sgemm(CblasNoTrans, CblasTrans, rows_, nk_, hd, 1.0f, d_out, hd,
-          p_.v.data() + Problem::offset(g, n, k0, 1, hd), hd, 0.0f, d_prob_.data(), kTile);
+          p_.v.data() + Problem::offset(g, n, k0, 1, hd), hd, 0.0f, d_prob_.data(), kKeys);
     const int64_t row0 = Problem::offset(g, n, q0, p_.group, 1);
     for (int64_t r = 0; r < rows_; ++r) {
-      float* s = prob_.data() + r * kTile;
+      float* s = prob_.data() + r * kKeys;
       const int64_t visible = this->visible(r);
-      std::fill(s + visible, s + kTile, kNegInf);
-      exp_shifted_tile(s, p_.lse[static_cast<size_t>(row0 + r)]);
+      std::fill(s + visible, s + kKeys, kNegInf);
+      const float lse = p_.lse[static_cast<size_t>(row0 + r)];
+      for (int64_t j = 0; j < visible; j += kTile) exp_shifted_tile(s + j, lse);
+      std::fill(s + (visible + kTile - 1) / kTile * kTile, s + kKeys, 0.0f);
       const float delta = p_.delta[static_cast<size_t>(row0 + r)];
-      const float* dp = d_prob_.data() + r * kTile;
-      float* ds = d_score_.data() + r * kTile;
-      for (int64_t j = 0; j < kTile; ++j) ds[j] = s[j] * (dp[j] - delta);
+      const float* dp = d_prob_.data() + r * kKeys;
+      float* ds = d_score_.data() + r * kKeys;
+      for (int64_t j = 0; j < kKeys; ++j) ds[j] = s[j] * (dp[j] - delta);
     }
   }
 
@@ -166,11 +172,11 @@ class RowInfluence {
       for (int64_t h = 0; h < p_.group; ++h) {
         const int64_t r = pos * p_.group + h;
         // Keys past the row's visible ones hold A = 0 and dS = 0, so they add nothing.
-        const float* a = tile.prob() + r * kTile;
-        const float* dp = tile.d_prob() + r * kTile;
-        const float* ds = tile.d_score() + r * kTile;
+        const float* a = tile.prob() + r * kKeys;
+        const float* dp = tile.d_prob() + r * kKeys;
+        const float* ds = tile.d_score() + r * kKeys;
         auto rest_a = hn::Zero(d), rest_ag = hn::Zero(d), a_max = hn::Zero(d);
-        for (int64_t j = 0; j < kTile; j += lanes) {
+        for (int64_t j = 0; j < kKeys; j += lanes) {
           const auto av = hn::LoadU(d, a + j);
           const auto dominant = hn::Gt(av, half);
           a_max = hn::Max(a_max, av);
@@ -229,7 +235,7 @@ class RowInfluence {
   int64_t g_ = 0, q0_ = 0;
   std::vector<int64_t> key_;  // per row: the key with A > 1/2, or -1
   std::vector<double> a_, grad_, rest_a_, rest_ag_;
-  std::vector<float> abs_sum_ = std::vector<float>(kTile), signed_sum_ = abs_sum_;  // per key
+  std::vector<float> abs_sum_ = std::vector<float>(kKeys), signed_sum_ = abs_sum_;  // per key
 };
 
 }  // namespace
@@ -363,18 +369,18 @@ void attention_backward(const AttentionShape& shape, const AttentionSequence& se
       float* dq_tile = dq.data() + at;
       std::fill_n(dq_tile, rows * hd, 0.0f);
       if (grads.influence != nullptr) influence.start(g, q0, rows);
-      for (int64_t k0 = 0; k0 <= q0; k0 += kTile) {
+      for (int64_t k0 = 0; k0 <= q0; k0 += kKeys) {
         tile.compute(g, q0, k0);
         if (grads.dq != nullptr) {
           sgemm(CblasNoTrans, CblasNoTrans, tile.rows(), hd, tile.n_keys(), p.scale, tile.d_score(),
-                kTile, tile.keys(), hd, 1.0f, dq_tile, hd);
+                kKeys, tile.keys(), hd, 1.0f, dq_tile, hd);
         }
         if (key_grads) {
           const int64_t key_at = Problem::offset(g, n, k0, 1, hd);
-          sgemm(CblasTrans, CblasNoTrans, tile.n_keys(), hd, tile.rows(), 1.0f, tile.prob(), kTile,
+          sgemm(CblasTrans, CblasNoTrans, tile.n_keys(), hd, tile.rows(), 1.0f, tile.prob(), kKeys,
                 p.d_out.data() + at, hd, 1.0f, dv.data() + key_at, hd);
           sgemm(CblasTrans, CblasNoTrans, tile.n_keys(), hd, tile.rows(), p.scale, tile.d_score(),
-                kTile, p.q.data() + at, hd, 1.0f, dk.data() + key_at, hd);
+                kKeys, p.q.data() + at, hd, 1.0f, dk.data() + key_at, hd);
         }
         if (grads.influence != nullptr) influence.add_tile(tile, k0);
       }

@@ -1,6 +1,7 @@
 // `moa profile` end to end: a run killed with SIGKILL and rerun gives the same profile file as an
 // uninterrupted run, `moa profile show` prints every head's spans, and bad input (another model's
-// calibration set, a corrupt set or profile, sinks not below a length) gives one error line.
+// calibration set, a corrupt set or profile, sinks not below a length, a negative memory budget)
+// gives one error line. The memory budget changes what is recomputed, never the file.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
@@ -37,6 +38,11 @@ TEST(ProfileCommand, ResumesAfterKillNineToTheSameFile) {
   ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
   EXPECT_EQ(test::read_file(killed), test::read_file(dir + "/whole.profile"));
 
+  // Recomputing every layer (no memory for kept activations) gives the same file too.
+  const std::string recomputed = dir + "/recomputed.profile";
+  ASSERT_EQ(test::run_moa(args + "'" + recomputed + "' --memory-budget 0").exit_code, 0);
+  EXPECT_EQ(test::read_file(recomputed), test::read_file(dir + "/whole.profile"));
+
   const test::CommandResult show = test::run_moa("profile show '" + killed + "'");
   ASSERT_EQ(show.exit_code, 0) << show.err;
   EXPECT_NE(show.out.find("length 600 (3 samples)"), std::string::npos) << show.out;
@@ -54,6 +60,11 @@ TEST(ProfileCommand, BadInputGivesOneErrorLine) {
   test::expect_one_line_error(
       test::run_moa("profile -m '" + model + "' --calib '" + calib + "' --sinks 600" + out),
       "--calib/--sinks: sinks: 600 is not below the profiled length 600");
+  test::expect_one_line_error(
+      test::run_moa("profile -m '" + model + "' --calib '" + calib + "' --memory-budget -5" + out),
+      "--memory-budget: -5 MiB (expected 0 ..");
+  test::expect_one_line_error(test::run_moa("profile bench -m '" + model + "' --memory-budget -2"),
+                              "--memory-budget");
   std::ofstream(dir + "/bad.json") << "{\"format\": \"moa-calibration\", \"version\": 1";
   test::expect_one_line_error(
       test::run_moa("profile -m '" + model + "' --calib '" + dir + "/bad.json'" + out), "bad.json");
