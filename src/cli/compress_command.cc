@@ -26,6 +26,7 @@ struct CompressCliOptions {
   bool no_answer_cue = false;
   bool map_model = false;
   int n_threads = 0;
+  int64_t memory_budget_mib = -1;
   CompressOptions run;
 };
 
@@ -83,6 +84,8 @@ void print_stages(const CompressResult& r) {
 }
 
 void run_compress(CompressCliOptions& o) {
+  o.run.memory_budget = memory_budget_bytes(o.memory_budget_mib);
+  keep_freed_memory_for_reuse();
   check_flags(o);
   o.n_threads = thread_count(o.n_threads);
   o.run.calibrate.tasks.clear();
@@ -168,6 +171,7 @@ void register_compress(CLI::App& app) {
       ->capture_default_str();
   add_solver_options(*cmd, o->run.optimize);
   cmd->add_option("-t,--threads", o->n_threads, "Threads (default: all cores)");
+  add_backward_memory_options(*cmd, o->memory_budget_mib, o->run.exact_backward);
   add_mmap_flag(*cmd, o->map_model);
   cmd->callback([o] { run_compress(*o); });
 }

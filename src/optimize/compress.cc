@@ -222,6 +222,8 @@ CompressSettings resolve_compress_settings(const CompressOptions& o, const Model
          s.profile_lengths[0]);
   s.calibrate = o.calibrate;
   s.optimize = o.optimize;
+  s.exact_backward = o.exact_backward;
+  s.memory_budget = o.memory_budget;
   s.optimize.grid.max_length = s.max_length;
   std::vector<int64_t> lengths = s.profile_lengths;
   lengths.push_back(s.validation_length);
@@ -292,7 +294,7 @@ CompressResult compress_model(const Model& model, const CompressSettings& s,
   StageClock profile_clock(
       result.stages, stage_started, "profile", profile_path,
       fmt::format("profile: {} samples, {} sinks", set.samples.size(), s.sinks));
-  const ProfileOptions profile_options{s.sinks, n_threads};
+  const ProfileOptions profile_options{s.sinks, n_threads, s.exact_backward, s.memory_budget};
   check_profile_inputs(set, calib_path, model, profile_options);
   const InfluenceProfile profile =
       profile_calibration(model, set, calib_path, profile_options, profile_path, show_progress);

@@ -28,6 +28,8 @@ struct CompressOptions {
   int64_t sinks = -1;                    // < 0: min(64, max(4, shortest profiled / 32))
   CalibrateOptions calibrate;            // source, tasks, seed, answer budget, cue (lengths unused)
   OptimizeOptions optimize;              // grid, Pareto and solver settings (budgets unused)
+  bool exact_backward = false;           // the profile stage's ProfileOptions::exact_backward
+  int64_t memory_budget = -1;            // and its ProfileOptions::memory_budget
 };
 
 // The options with every default filled in for one model.
@@ -42,6 +44,8 @@ struct CompressSettings {
   int64_t sinks = 0;
   CalibrateOptions calibrate;
   OptimizeOptions optimize;  // budgets: at every profiled length, the validation and max length
+  bool exact_backward = false;
+  int64_t memory_budget = -1;
 };
 
 // Fills the defaults and checks them against the model (lengths ordered and within its context,
