@@ -40,10 +40,9 @@ quality() {
   for density in 0.25 0.5; do
     local dir="$OUT/$name/d$density"
     [[ $PRINT_ONLY == 1 ]] || mkdir -p "$dir/work"
-    if [[ -n "$first" && $PRINT_ONLY == 0 ]]; then  # same calibration and profile for both
-      cp -n "$first/work/calibration.json" "$first/work/validation-set.json" \
-        "$first/work/model.profile" "$dir/work/"
-    fi
+    if [[ -n "$first" && $PRINT_ONLY == 0 ]]; then  # same calibration for both (the default
+      cp -n "$first/work/calibration.json" "$first/work/validation-set.json" "$dir/work/"
+    fi  # sinks, and so the profile, follow the budget)
     run "$dir/compress.txt" "$MOA" compress -m "$model" --density "$density" "$@" -t "$THREADS" \
       --work-dir "$dir/work" -o "$dir/moa.json"
     run "$dir/binary.txt" "$MOA" optimize --profile "$dir/work/model.profile" -m "$model" \
@@ -70,16 +69,16 @@ if [[ -z "$ONLY" || "$ONLY" == stories260K ]]; then
   run "$OUT/stories260K/test-set.txt" "$MOA" calibrate -m "$ASSETS/models/stories260K.gguf" \
     --lengths 2048 -n 8 --seed 99 -t "$THREADS" -o "$OUT/stories260K/test-set.json"
   # Every compress default (context 2048: profiled at 512 and 1024, validated at 2048, 8
-  # samples, 16 sinks).
+  # samples, sinks a quarter of the budget at 512: 32 at 25%, 64 at 50%).
   quality stories260K "$ASSETS/models/stories260K.gguf" 2048 512,1024,2048
 fi
 if [[ -z "$ONLY" || "$ONLY" == planted ]]; then
   run "$OUT/planted/test-set.txt" "$MOA" calibrate -m "$ASSETS/models/planted-retrieval.gguf" \
     --lengths 1024 -n 6 --seed 99 --tasks lines,passkey --max-answer 8 -t "$THREADS" \
     -o "$OUT/planted/test-set.json"
-  # Context 32768: small lengths keep the dense calibration fast on a CPU. The default sinks
-  # (256/32 = 8; with the old default of 256/8 = 32, 25% of 256 tokens was 32 sinks plus the
-  # narrowest candidate span, pinning every head to span 32 at 256 so no beta-1 rule fitted).
+  # Context 32768: small lengths keep the dense calibration fast on a CPU. The default sinks: a
+  # quarter of the budget at 256 (16 at 25%, 32 at 50%; a fixed 32 at 25% left 32 sinks plus
+  # the narrowest candidate span, pinning every head to span 32 at 256 so no beta-1 rule fitted).
   quality planted "$ASSETS/models/planted-retrieval.gguf" 1024 256,512,1024,4096 \
     --max-length 4096 --validate-length 1024 --lengths 256,512 -n 4 --validation-samples 6 \
     --tasks lines,passkey --max-answer 8

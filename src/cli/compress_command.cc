@@ -152,8 +152,10 @@ void register_compress(CLI::App& app) {
   cmd->add_option("-n,--samples", o->run.samples, "Calibration samples per profiled length (8)");
   cmd->add_option("--validation-samples", o->run.validation_samples,
                   "Held-back samples at the validation length (default: as -n)");
-  cmd->add_option("--sinks", o->run.sinks,
-                  "Sink tokens G (default: min(64, max(4, shortest profiled length / 32)))");
+  cmd->add_option(
+      "--sinks", o->run.sinks,
+      "Sink tokens G (default: a quarter of the budget at the shortest profiled length, 4 .. "
+      "64)");
   cmd->add_option("--source", o->run.calibrate.source,
                   "builtin, a .jsonl file of {\"context\",\"question\"}, a text file, or a folder")
       ->capture_default_str();

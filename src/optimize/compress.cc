@@ -25,6 +25,21 @@ constexpr int64_t kLongestDefaultValidation = 4096;  // dense calibration beyond
 constexpr int64_t kDefaultSamples = 8;
 constexpr int kStages = 5;
 
+// Sinks that take a quarter of the tightest case, the budget at the shortest profiled length
+// (4 .. 64 tokens): the band rules keep three quarters of it. A fixed 32nd of that length (16
+// at 512) let 50% plans on stories260K mask the prompt's start behind the sinks from its
+// long-span heads (rules alpha < 0, beta = 1), costing 0.046 nats that a 64-sink plan did not
+// lose (docs/optimizer.md); a fixed 64 took half of a 25% budget at 512 tokens.
+int64_t default_sinks(const CompressSettings& s) {
+  const int64_t shortest = s.profile_lengths.front();
+  double budget = 1.0;
+  for (const DensityBudget& b : s.optimize.budgets) {
+    if (b.length == shortest) budget = b.density;
+  }
+  const auto quarter = static_cast<int64_t>(budget * static_cast<double>(shortest) / 4.0);
+  return std::clamp<int64_t>(quarter, 4, kDefaultSinks);
+}
+
 std::string read_text(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) fail("{}: cannot be read", path);
@@ -212,14 +227,6 @@ CompressSettings resolve_compress_settings(const CompressOptions& o, const Model
   }
   s.samples = o.samples > 0 ? o.samples : kDefaultSamples;
   s.validation_samples = o.validation_samples > 0 ? o.validation_samples : s.samples;
-  // A 32nd of the shortest profiled length (4 .. 64): at an eighth, 64 sinks took half of a 25%
-  // budget at 512 tokens and left the band rules too little room to differ.
-  s.sinks = o.sinks >= 0
-                ? o.sinks
-                : std::min<int64_t>(kDefaultSinks, std::max<int64_t>(4, s.profile_lengths[0] / 32));
-  if (s.sinks >= s.profile_lengths[0])
-    fail("{} sinks leave no band at the shortest profiled length {}", s.sinks,
-         s.profile_lengths[0]);
   s.calibrate = o.calibrate;
   s.optimize = o.optimize;
   s.exact_backward = o.exact_backward;
@@ -239,6 +246,10 @@ CompressSettings resolve_compress_settings(const CompressOptions& o, const Model
     if (!(d > 0.0 && d <= 1.0)) fail("density budget {} is not in (0, 1]", d);
     s.optimize.budgets.push_back({lengths[i], d});
   }
+  s.sinks = o.sinks >= 0 ? o.sinks : default_sinks(s);
+  if (s.sinks >= s.profile_lengths[0])
+    fail("{} sinks leave no band at the shortest profiled length {}", s.sinks,
+         s.profile_lengths[0]);
   // Refused before hours of calibration rather than after: the optimizer's own check, early.
   const RuleGrid grid = candidate_rules(s.optimize.grid, s.profile_lengths, s.context_length);
   for (const DensityBudget& b : s.optimize.budgets) {

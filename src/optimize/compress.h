@@ -25,11 +25,11 @@ struct CompressOptions {
   std::vector<int64_t> profile_lengths;  // empty: validation length / 4 and / 2
   int64_t samples = 0;                   // calibration samples per profiled length; 0: 8
   int64_t validation_samples = 0;        // held-back samples at the validation length; 0: samples
-  int64_t sinks = -1;                    // < 0: min(64, max(4, shortest profiled / 32))
-  CalibrateOptions calibrate;            // source, tasks, seed, answer budget, cue (lengths unused)
-  OptimizeOptions optimize;              // grid, Pareto and solver settings (budgets unused)
-  bool exact_backward = false;           // the profile stage's ProfileOptions::exact_backward
-  int64_t memory_budget = -1;            // and its ProfileOptions::memory_budget
+  int64_t sinks = -1;  // < 0: a quarter of the budget at the shortest profiled length, 4 .. 64
+  CalibrateOptions calibrate;   // source, tasks, seed, answer budget, cue (lengths unused)
+  OptimizeOptions optimize;     // grid, Pareto and solver settings (budgets unused)
+  bool exact_backward = false;  // the profile stage's ProfileOptions::exact_backward
+  int64_t memory_budget = -1;   // and its ProfileOptions::memory_budget
 };
 
 // The options with every default filled in for one model.

@@ -50,7 +50,7 @@ TEST(CompressCommand, WritesAPlanMeetingTheBudgetOnStories260K) {
   EXPECT_EQ(plan.method, "moa");
   EXPECT_EQ(plan.profiled_lengths, (std::vector<int64_t>{384, 512}));
   EXPECT_EQ(plan.validation_length, 1024);
-  EXPECT_EQ(plan.sinks, 12);  // min(64, max(4, 384 / 32))
+  EXPECT_EQ(plan.sinks, 48);  // a quarter of the 50% budget at the shortest length, 384
   ASSERT_EQ(plan.density_budgets.size(), 3u);
   for (const DensityBudget& b : plan.density_budgets) {
     EXPECT_EQ(b.density, 0.5);
