@@ -50,9 +50,7 @@ void add_mmap_flag(CLI::App& cmd, bool& map_model);
 void add_backward_memory_options(CLI::App& cmd, int64_t& budget_mib, bool& exact);
 // Bytes of --memory-budget's MiB (-1 stays -1); throws naming the flag when out of range.
 int64_t memory_budget_bytes(int64_t budget_mib);
-// For the profiler's process: freed blocks of any size stay in malloc's heap for the next layer
-// and sample instead of going back to the kernel (glibc maps blocks over 32 MiB and unmaps
-// them on free, so every layer's buffers were page-faulted and zeroed anew: ~5% of a profile).
+// Freed big blocks stay in malloc's heap for the next layer and sample (docs/profile.md).
 void keep_freed_memory_for_reuse();
 FileLoad model_file_load(bool map_model);
 

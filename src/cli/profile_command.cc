@@ -3,7 +3,6 @@
 // distances within which 50/90/99% of the head's (non-sink) influence lies, and the sinks' share.
 // Under `mpirun -np K` (a build with MPI) the K ranks share the samples; rank 0 writes the file.
 #include <fmt/format.h>
-#include <malloc.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -90,30 +89,6 @@ void run_profile(ProfileCliOptions& o) {
 }
 
 }  // namespace
-
-void add_backward_memory_options(CLI::App& cmd, int64_t& budget_mib, bool& exact) {
-  cmd.add_option("--memory-budget", budget_mib,
-                 "MiB for activations kept by the forward and the weights' Q8_0 transposes "
-                 "(default: half the available memory; 0: recompute every layer)");
-  cmd.add_flag("--exact-backward", exact,
-               "Multiply quantized weights' transposes on exact F32 panels (slower; default: "
-               "their Q8_0 transposes on the int8 GEMM)");
-}
-
-void keep_freed_memory_for_reuse() {
-  constexpr int kMaxThreshold = 1 << 30;
-  mallopt(M_MMAP_THRESHOLD, kMaxThreshold);
-  mallopt(M_TRIM_THRESHOLD, kMaxThreshold);
-}
-
-int64_t memory_budget_bytes(int64_t budget_mib) {
-  constexpr int64_t kMaxMib = int64_t{1} << 30;  // 1 PiB
-  if (budget_mib == -1) return -1;
-  if (budget_mib < 0 || budget_mib > kMaxMib) {
-    fail("--memory-budget: {} MiB (expected 0 .. {})", budget_mib, kMaxMib);
-  }
-  return budget_mib * 1024 * 1024;
-}
 
 void register_profile(CLI::App& app) {
   auto o = std::make_shared<ProfileCliOptions>();

@@ -4,9 +4,9 @@
 // statistic and dS = P (dP - D) from dP = dO V^T and D = dO . O. One pass over the tiles: a task
 // owns a query tile of one KV head, accumulates its dQ over the key tiles it sees, adds the
 // influence |E| (which needs the same P, dP and dS) into its thread's histograms, and adds the
-// tile's dK and dV into its thread's own full-length dK/dV, summed over threads at the end
-// (threads * n * kv_dim floats each; linear in n). Tasks go to threads round robin, so the sums
-// are the same on every run with the same thread count.
+// tile's dK and dV into its thread's own full-length dK/dV of that KV head, summed over threads
+// at the end (n * head_dim floats per thread and head it works on; linear in n). Tasks go to
+// threads round robin, so the sums are the same on every run with the same thread count.
 #include "kernels/attention_backward.h"
 
 #include <cblas.h>
@@ -28,11 +28,8 @@ namespace {
 namespace hn = hwy::HWY_NAMESPACE;
 using DF = hn::ScalableTag<float>;
 
-constexpr int64_t kTile = kKeyTile;  // query positions per tile
-// Keys per tile: wider than the query tile so that each sgemm does more work per call (fewer
-// packings of the same query rows); a multiple of kTile (the last block of a row of tiles ends
-// with the query tile).
-constexpr int64_t kKeys = 4 * kTile;
+constexpr int64_t kTile = kKeyTile;   // query positions per tile
+constexpr int64_t kKeys = 4 * kTile;  // keys per tile: more work per sgemm call, fewer packings
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 // Moves rows of `width` floats between [n][n_groups][width] (to_heads) and [n_groups][n][width].
@@ -110,6 +107,13 @@ class Tile {
     sgemm(CblasNoTrans, CblasTrans, rows_, nk_, hd, 1.0f, d_out, hd,
           p_.v.data() + Problem::offset(g, n, k0, 1, hd), hd, 0.0f, d_prob_.data(), kKeys);
     const int64_t row0 = Problem::offset(g, n, q0, p_.group, 1);
+    // Columns past the tile's keys may hold an earlier tile's dP: zero them (never read as
+    // this tile's, and never a NaN in the influence's sums).
+    if (nk_ < kKeys) {
+      for (int64_t r = 0; r < rows_; ++r) {
+        std::fill(d_prob_.begin() + r * kKeys + nk_, d_prob_.begin() + (r + 1) * kKeys, 0.0f);
+      }
+    }
     for (int64_t r = 0; r < rows_; ++r) {
       float* s = prob_.data() + r * kKeys;
       const int64_t visible = this->visible(r);
@@ -166,17 +170,18 @@ class RowInfluence {
     const DF d;
     const auto lanes = static_cast<int64_t>(hn::Lanes(d));
     const auto half = hn::Set(d, 0.5f), one = hn::Set(d, 1.0f);
+    const int64_t key_end = std::min(kKeys, (tile.n_keys() + lanes - 1) / lanes * lanes);
     for (int64_t pos = 0; pos * p_.group < tile.rows(); ++pos) {
       std::fill(abs_sum_.begin(), abs_sum_.end(), 0.0f);
       std::fill(signed_sum_.begin(), signed_sum_.end(), 0.0f);
       for (int64_t h = 0; h < p_.group; ++h) {
         const int64_t r = pos * p_.group + h;
-        // Keys past the row's visible ones hold A = 0 and dS = 0, so they add nothing.
+        // Keys past the row's visible ones hold A = 0, dS = 0 and a finite dP: they add nothing.
         const float* a = tile.prob() + r * kKeys;
         const float* dp = tile.d_prob() + r * kKeys;
         const float* ds = tile.d_score() + r * kKeys;
         auto rest_a = hn::Zero(d), rest_ag = hn::Zero(d), a_max = hn::Zero(d);
-        for (int64_t j = 0; j < kKeys; j += lanes) {
+        for (int64_t j = 0; j < key_end; j += lanes) {
           const auto av = hn::LoadU(d, a + j);
           const auto dominant = hn::Gt(av, half);
           a_max = hn::Max(a_max, av);
@@ -342,18 +347,19 @@ void attention_backward(const AttentionShape& shape, const AttentionSequence& se
   std::vector<float> dq(p.q.size());
   const size_t hist_size = static_cast<size_t>(n_kv * n);
   std::vector<std::vector<double>> hists(static_cast<size_t>(n_threads));
-  std::vector<std::vector<float>> dks(hists.size()), dvs(hists.size());
+  // Per thread and KV head, [n][hd] sums of dK and dV, allocated when the thread first gets a
+  // tile of that head (round robin gives a thread n_kv / gcd(threads, n_kv) of the heads).
+  std::vector<std::vector<std::vector<float>>> dks(hists.size()), dvs(hists.size());
+  const auto head_size = static_cast<size_t>(n * hd);
 #pragma omp parallel num_threads(n_threads)
   {
     Tile tile(p);
     const auto me = static_cast<size_t>(omp_get_thread_num());
     std::vector<double>& hist = hists[me];
-    std::vector<float>& dk = dks[me];
-    std::vector<float>& dv = dvs[me];
-    if (key_grads) {
-      dk.assign(p.k.size(), 0.0f);
-      dv.assign(p.v.size(), 0.0f);
-    }
+    std::vector<std::vector<float>>& dk = dks[me];
+    std::vector<std::vector<float>>& dv = dvs[me];
+    dk.resize(static_cast<size_t>(n_kv));
+    dv.resize(dk.size());
     // [|E| by distance][|E| sinks][E by distance][E sinks]
     const size_t signed_offset = hist_size + static_cast<size_t>(n_kv);
     if (grads.influence != nullptr) hist.assign(2 * signed_offset, 0.0);
@@ -376,11 +382,16 @@ void attention_backward(const AttentionShape& shape, const AttentionSequence& se
                 kKeys, tile.keys(), hd, 1.0f, dq_tile, hd);
         }
         if (key_grads) {
-          const int64_t key_at = Problem::offset(g, n, k0, 1, hd);
+          std::vector<float>& dk_head = dk[static_cast<size_t>(g)];
+          std::vector<float>& dv_head = dv[static_cast<size_t>(g)];
+          if (dk_head.empty()) {
+            dk_head.assign(head_size, 0.0f);
+            dv_head.assign(head_size, 0.0f);
+          }
           sgemm(CblasTrans, CblasNoTrans, tile.n_keys(), hd, tile.rows(), 1.0f, tile.prob(), kKeys,
-                p.d_out.data() + at, hd, 1.0f, dv.data() + key_at, hd);
+                p.d_out.data() + at, hd, 1.0f, dv_head.data() + k0 * hd, hd);
           sgemm(CblasTrans, CblasNoTrans, tile.n_keys(), hd, tile.rows(), p.scale, tile.d_score(),
-                kKeys, p.q.data() + at, hd, 1.0f, dk.data() + key_at, hd);
+                kKeys, p.q.data() + at, hd, 1.0f, dk_head.data() + k0 * hd, hd);
         }
         if (grads.influence != nullptr) influence.add_tile(tile, k0);
       }
@@ -388,13 +399,17 @@ void attention_backward(const AttentionShape& shape, const AttentionSequence& se
     }
   }
   if (key_grads) {
-    for (size_t t = 1; t < dks.size(); ++t) {
-      if (dks[t].empty()) continue;  // a thread the team did not get
-      add_inplace(dks[0].data(), dks[t].data(), static_cast<int64_t>(dks[0].size()));
-      add_inplace(dvs[0].data(), dvs[t].data(), static_cast<int64_t>(dvs[0].size()));
+    std::vector<float> dk(p.k.size(), 0.0f), dv(p.v.size(), 0.0f);
+#pragma omp parallel for num_threads(std::min <int64_t>(n_threads, n_kv))
+    for (size_t g = 0; g < static_cast<size_t>(n_kv); ++g) {
+      for (size_t t = 0; t < dks.size(); ++t) {  // in thread order: the same sums every run
+        if (dks[t].empty() || dks[t][g].empty()) continue;  // not in the team, or not its head
+        add_inplace(dk.data() + g * head_size, dks[t][g].data(), static_cast<int64_t>(head_size));
+        add_inplace(dv.data() + g * head_size, dvs[t][g].data(), static_cast<int64_t>(head_size));
+      }
     }
-    if (grads.dk != nullptr) regroup(dks[0].data(), grads.dk, n, n_kv, hd, false);
-    if (grads.dv != nullptr) regroup(dvs[0].data(), grads.dv, n, n_kv, hd, false);
+    if (grads.dk != nullptr) regroup(dk.data(), grads.dk, n, n_kv, hd, false);
+    if (grads.dv != nullptr) regroup(dv.data(), grads.dv, n, n_kv, hd, false);
   }
   if (grads.dq != nullptr) regroup(dq.data(), grads.dq, n, n_kv, p.group * hd, false);
   if (grads.influence == nullptr) return;

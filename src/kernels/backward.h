@@ -40,6 +40,12 @@ void matmul_transposed(const WeightMatrix& w, const float* dy, int64_t n_tokens,
 struct TransposedWeight {
   std::vector<uint8_t> bytes;
   WeightMatrix w;  // type Q8_0, rows = original cols, cols = original rows, data = bytes
+
+  TransposedWeight() = default;
+  TransposedWeight(TransposedWeight&&) = default;  // bytes keeps its buffer, so w.data holds
+  TransposedWeight& operator=(TransposedWeight&&) = default;
+  TransposedWeight(const TransposedWeight&) = delete;  // a copy's w.data would be the original's
+  TransposedWeight& operator=(const TransposedWeight&) = delete;
 };
 // Requires w.rows to be a multiple of 32 (the Q8_0 block along W's columns).
 TransposedWeight transpose_to_q8_0(const WeightMatrix& w, int n_threads);

@@ -25,11 +25,7 @@ constexpr int64_t kLongestDefaultValidation = 4096;  // dense calibration beyond
 constexpr int64_t kDefaultSamples = 8;
 constexpr int kStages = 5;
 
-// Sinks that take a quarter of the tightest case, the budget at the shortest profiled length
-// (4 .. 64 tokens): the band rules keep three quarters of it. A fixed 32nd of that length (16
-// at 512) let 50% plans on stories260K mask the prompt's start behind the sinks from its
-// long-span heads (rules alpha < 0, beta = 1), costing 0.046 nats that a 64-sink plan did not
-// lose (docs/optimizer.md); a fixed 64 took half of a 25% budget at 512 tokens.
+// A quarter of the budget at the shortest profiled length, 4 .. 64 (why: docs/optimizer.md).
 int64_t default_sinks(const CompressSettings& s) {
   const int64_t shortest = s.profile_lengths.front();
   double budget = 1.0;

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "gguf/quant.h"
+#include "util/error.h"
 
 namespace moa {
 
@@ -37,6 +38,11 @@ const kernels::TransposedWeight* BackwardWeights::transpose(const kernels::Weigh
   auto it = transposes_.find(w.data);
   if (it == transposes_.end()) {
     it = transposes_.emplace(w.data, kernels::transpose_to_q8_0(w, n_threads)).first;
+  }
+  const kernels::WeightMatrix& t = it->second.w;
+  if (t.rows != w.cols || t.cols != w.rows) {  // another view of the same bytes
+    fail("backward: a {}x{} weight shares its data with a {}x{} one", w.rows, w.cols, t.cols,
+         t.rows);
   }
   return &it->second;
 }

@@ -58,18 +58,18 @@ ProfileCost measure_profile_cost(const Model& model, int64_t n, const ProfileBen
   const std::span<const TokenId> prompt = all.first(static_cast<size_t>(n + 1 - kAnswer));
   const std::span<const TokenId> answer = all.last(kAnswer);
 
-  // The profiler's own memory plan for a set of samples this long.
-  BackwardWeights probe(model, s.exact_backward, false);
-  const BackwardMemory memory =
-      plan_backward_memory(model, probe.bytes_if_kept(), n, s.memory_budget);
-  BackwardWeights transposes(model, s.exact_backward, memory.keep_transposes);
-  const BackwardOptions backward{0, n_threads, memory.keep_bytes};
   ProfileCost cost;
   cost.n_tokens = n;
+  // The profiler's own memory plan for a set of samples this long.
+  ProfileOptions options;
+  options.sinks = 0;
+  options.n_threads = n_threads;
+  options.exact_backward = s.exact_backward;
+  options.memory_budget = s.memory_budget;
   const auto setup = std::chrono::steady_clock::now();
-  transposes.build_all(n_threads);
+  BackwardSetup backward = prepare_backward(model, options, n);
   cost.setup_seconds = seconds_since(setup);
-  cost.transposes_bytes = transposes.bytes_held();
+  cost.transposes_bytes = backward.transposes.bytes_held();
   cost.forward_seconds = cost.profile_seconds = std::numeric_limits<double>::infinity();
   for (int r = 0; r < std::max(1, s.repeats); ++r) {
     {
@@ -83,7 +83,8 @@ ProfileCost measure_profile_cost(const Model& model, int64_t n, const ProfileBen
     cost.rss_before = status_bytes("VmRSS");
     const bool peak_reset = reset_peak_rss();
     const auto start = std::chrono::steady_clock::now();
-    const SampleInfluence sample = backward_sample(model, prompt, answer, backward, &transposes);
+    const SampleInfluence sample =
+        backward_sample(model, prompt, answer, backward.options, &backward.transposes);
     cost.profile_seconds = std::min(cost.profile_seconds, seconds_since(start));
     if (sample.n_tokens != n) {
       fail("profile bench: ran {} positions, expected {}", sample.n_tokens, n);

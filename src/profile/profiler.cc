@@ -99,6 +99,37 @@ std::vector<kernels::InfluenceHistogram> unpack(std::span<const double> data, in
 
 }  // namespace
 
+namespace {
+
+// The first number in `path` (-1 when unreadable or not a number, e.g. cgroup's "max").
+int64_t read_number(const char* path) {
+  std::ifstream in(path);
+  int64_t value = -1;
+  if (!(in >> value)) return -1;
+  return value;
+}
+
+// Bytes this process's cgroup may still allocate (v2, then v1); -1 when it sets no limit.
+int64_t cgroup_room() {
+  for (const auto& [limit, usage] :
+       {std::pair{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"},
+        std::pair{"/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                  "/sys/fs/cgroup/memory/memory.usage_in_bytes"}}) {
+    const int64_t max = read_number(limit), used = read_number(usage);
+    if (max > 0 && used >= 0 && max < (int64_t{1} << 60)) return std::max<int64_t>(0, max - used);
+  }
+  return -1;
+}
+
+int64_t ranks_on_this_host() {
+  for (const char* name : {"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS"}) {
+    if (const char* value = std::getenv(name)) return std::max<int64_t>(1, std::atoll(value));
+  }
+  return 1;
+}
+
+}  // namespace
+
 int64_t default_memory_budget() {
   std::ifstream meminfo("/proc/meminfo");
   std::string key;
@@ -108,11 +139,10 @@ int64_t default_memory_budget() {
     meminfo.ignore(256, '\n');
     kib = 0;
   }
-  int64_t ranks_here = 1;
-  if (const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE")) {
-    ranks_here = std::max<int64_t>(1, std::atoll(local));
-  }
-  return kib * 1024 / 2 / ranks_here;
+  int64_t available = kib * 1024;
+  const int64_t room = cgroup_room();
+  if (room >= 0) available = std::min(available, room);
+  return available / 2 / ranks_on_this_host();
 }
 
 BackwardMemory plan_backward_memory(const Model& model, int64_t transposes_bytes,
@@ -130,6 +160,17 @@ BackwardMemory plan_backward_memory(const Model& model, int64_t transposes_bytes
                                       : transposes_bytes / std::max<int64_t>(1, c.n_layer);
   memory.keep_bytes = std::max<int64_t>(0, budget - transposes_held);
   return memory;
+}
+
+BackwardSetup prepare_backward(const Model& model, const ProfileOptions& options,
+                               int64_t max_positions) {
+  const BackwardWeights probe(model, options.exact_backward, false);
+  const BackwardMemory memory =
+      plan_backward_memory(model, probe.bytes_if_kept(), max_positions, options.memory_budget);
+  BackwardSetup setup{BackwardWeights(model, options.exact_backward, memory.keep_transposes),
+                      {options.sinks, options.n_threads, memory.keep_bytes}};
+  if (max_positions > 0) setup.transposes.build_all(options.n_threads);
+  return setup;
 }
 
 void check_profile_inputs(const CalibrationSet& set, const std::string& calibration_path,
@@ -199,12 +240,8 @@ InfluenceProfile profile_calibration(const Model& model, const CalibrationSet& s
   int64_t max_positions = 0;
   for (const CalibrationSample& s : set.samples)
     max_positions = std::max(max_positions, positions_of(s));
-  BackwardWeights probe(model, options.exact_backward, false);
-  const BackwardMemory memory =
-      plan_backward_memory(model, probe.bytes_if_kept(), max_positions, options.memory_budget);
-  BackwardWeights transposes(model, options.exact_backward, memory.keep_transposes);
-  if (!pending.empty()) transposes.build_all(options.n_threads);
-  const BackwardOptions backward{options.sinks, options.n_threads, memory.keep_bytes};
+  // With nothing left to do, no transposes are built.
+  BackwardSetup backward = prepare_backward(model, options, pending.empty() ? 0 : max_positions);
   Progress progress("samples", usable, usable - static_cast<int64_t>(pending.size()),
                     show_progress && root);
   const auto n_ranks = static_cast<size_t>(ranks.size());
@@ -213,7 +250,8 @@ InfluenceProfile profile_calibration(const Model& model, const CalibrationSet& s
     std::vector<kernels::InfluenceHistogram> own;
     if (mine < pending.size()) {
       const CalibrationSample& s = set.samples[static_cast<size_t>(pending[mine])];
-      own = backward_sample(model, s.prompt, s.answer, backward, &transposes).layers;
+      own =
+          backward_sample(model, s.prompt, s.answer, backward.options, &backward.transposes).layers;
       if (!root) ranks.send_to_root(pack(own));
     }
     if (!root) continue;

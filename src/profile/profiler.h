@@ -15,6 +15,7 @@
 #include "calibrate/calibration_set.h"
 #include "engine/forward.h"
 #include "profile/influence_profile.h"
+#include "profile/sample_backward.h"
 
 namespace moa {
 
@@ -27,7 +28,8 @@ struct ProfileOptions {
   int64_t memory_budget = -1;
 };
 
-// Half of MemAvailable (/proc/meminfo) divided by OpenMPI's ranks on this host.
+// Half of the memory available to this process (MemAvailable, or the cgroup's room when it is
+// less), divided by the MPI ranks on this host.
 int64_t default_memory_budget();
 
 // How a sample of up to `max_positions` positions spends `budget` bytes (-1: the default):
@@ -39,6 +41,16 @@ struct BackwardMemory {
 };
 BackwardMemory plan_backward_memory(const Model& model, int64_t transposes_bytes,
                                     int64_t max_positions, int64_t budget);
+
+// The backward for samples of up to `max_positions` positions under `options`' memory plan:
+// its transposes (every one built now when they are kept and max_positions > 0) and its
+// per-sample options.
+struct BackwardSetup {
+  BackwardWeights transposes;
+  BackwardOptions options;
+};
+BackwardSetup prepare_backward(const Model& model, const ProfileOptions& options,
+                               int64_t max_positions);
 
 // Processes that share one profiling run; rank 0 owns the profile file. Kept abstract so that
 // only profile/mpi_exchange.cc knows MPI.

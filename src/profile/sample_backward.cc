@@ -200,18 +200,19 @@ SampleInfluence backward_sample(const Model& model, std::span<const TokenId> pro
       a.v.swap(kept.v);
       a.att.swap(kept.att);
       lse = kept.lse.data();
-      a.x.swap(kept.ffn_input);
+      ffn_input.swap(kept.ffn_input);
     } else {
       a.x = kept.input;
       attention_block(model, layer, attention, a, n_threads);
       lse = attention.lse().data();
+      ffn_input = a.x;
     }
-    ffn_input = a.x;
     if (kept.ffn) {
       a.gate.swap(kept.gate);
       a.up.swap(kept.up);
     } else {
       // Gate and up only: ffn_down and the residual add, a quarter of the matmuls, are not redone.
+      if (kept.attention) a.x = ffn_input;  // a recomputed attention block left it in a.x
       ffn_gate_up(model, layer, a, n_threads);
     }
 

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <vector>
 
 #include "engine/random_model.h"
@@ -107,6 +108,15 @@ TEST(BackwardMemory, PlanPutsActivationsFirstAndKeepsTransposesWhenBothFit) {
   EXPECT_EQ(tight.keep_bytes, all - 1000);  // one layer's transposes at a time
   EXPECT_EQ(plan_backward_memory(model, 3000, 100, 0).keep_bytes, 0);
   EXPECT_GT(default_memory_budget(), 0);
+}
+
+TEST(BackwardMemory, DefaultBudgetIsSharedByTheRanksOnTheHost) {
+  const int64_t alone = default_memory_budget();
+  ASSERT_EQ(setenv("MPI_LOCALNRANKS", "1000", 1), 0);  // MPICH's count (OpenMPI's is read first)
+  const int64_t shared = default_memory_budget();
+  unsetenv("MPI_LOCALNRANKS");
+  EXPECT_GT(shared, 0);
+  EXPECT_LT(shared, alone / 500);
 }
 
 }  // namespace
