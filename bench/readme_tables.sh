@@ -67,8 +67,16 @@ run milp-bench build/bench/milp_bench
 # the profiling pass's peak RSS up to 8K, llama-1b's layer shape (4 of its 22 layers: the ratio
 # is per layer, the embedding and head are the same in both). moa itself selects OpenBLAS's
 # SkylakeX kernels on AVX-512 CPUs (src/cli/runtime_env.cc).
+# Best of 3 up to 4K (the VM drifts by ~15% between runs), one run at 8K; then the same 2K row
+# recomputing every layer and with exact W^T dy, one setting at a time.
 run profile-cost "$MOA" profile bench "${L1B[@]}" --random-type q8_0 --layers 4 \
-  --lengths 1024,2048,4096,8192 -r 1
+  --lengths 1024,2048,4096 -r 3
+run profile-cost-8k "$MOA" profile bench "${L1B[@]}" --random-type q8_0 --layers 4 \
+  --lengths 8192 -r 1
+run profile-cost-recompute "$MOA" profile bench "${L1B[@]}" --random-type q8_0 --layers 4 \
+  --lengths 2048 -r 2 --memory-budget 0
+run profile-cost-exact "$MOA" profile bench "${L1B[@]}" --random-type q8_0 --layers 4 \
+  --lengths 2048 -r 2 --exact-backward
 
 # "Quality" (accuracy and perplexity, not speed; most of an hour on 2 cores): the quality table
 # of dense, StreamingLLM, H2O, MoA and binary plans from the real pipeline. Opt in: QUALITY=1.
