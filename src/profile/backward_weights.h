@@ -30,6 +30,8 @@ class BackwardWeights {
   void build_all(int n_threads);
 
   bool exact() const { return exact_; }
+  // InfluenceProfile::backward of the samples this multiplies: "exact" unless a weight pays.
+  const char* mode() const { return bytes_if_kept_ > 0 ? "q8_0-transposes" : "exact"; }
   // Bytes of every transpose this model would get (0 when exact or none pays).
   int64_t bytes_if_kept() const { return bytes_if_kept_; }
   int64_t bytes_held() const;

@@ -114,6 +114,7 @@ void write_profile(const InfluenceProfile& p, const std::string& path) {
                      {"hash", p.model.hash}};
   header["sinks"] = p.sinks;
   header["calibration"] = p.calibration;
+  header["backward"] = p.backward;
   header["lengths"] = json::array();
   for (const ProfiledLength& l : p.lengths) {
     header["lengths"].push_back({{"length", l.length}, {"samples", l.samples}});
@@ -163,6 +164,12 @@ InfluenceProfile read_profile(const std::string& path) {
   }
   InfluenceProfile p =
       empty_profile(model, n_vocab, sinks, jf::string_field(h, "calibration", path, ""), lengths);
+  if (h.contains("backward")) {
+    p.backward = jf::string_field(h, "backward", path, "");
+    if (p.backward != "exact" && p.backward != "q8_0-transposes") {
+      fail("{}: backward: \"{}\" (expected \"exact\" or \"q8_0-transposes\")", path, p.backward);
+    }
+  }
   size_t expected = 0;
   for (const ProfiledLength& l : p.lengths) {
     expected +=

@@ -32,6 +32,9 @@ struct InfluenceProfile {
   int64_t n_vocab = 0;
   int64_t sinks = 0;        // G: keys j < G were counted as sinks (a plan never masks them)
   std::string calibration;  // the calibration set's file name (for reports)
+  // How W^T dy was multiplied: "exact" (F32 panels) or "q8_0-transposes" (BackwardWeights);
+  // samples of one profile must agree. Files without the field were made exact.
+  std::string backward = "exact";
   std::vector<ProfiledLength> lengths;  // ascending
 
   // The entry for length n; throws naming the profiled lengths when n was not profiled.

@@ -30,12 +30,20 @@ InfluenceProfile resume_or_start(const Model& model, const CalibrationSet& set,
   InfluenceProfile fresh =
       empty_profile(model_identity(model), model.config().n_vocab, options.sinks,
                     std::filesystem::path(calibration_path).filename().string(), set.lengths);
+  fresh.backward = BackwardWeights(model, options.exact_backward, false).mode();
   if (!std::filesystem::exists(path)) return fresh;
   InfluenceProfile old = read_profile(path);
   check_profile_matches(old, fresh.model, path);
   if (old.sinks != fresh.sinks) {
     fail("{}: made with {} sinks, this run uses {} (remove the file or match the sinks)", path,
          old.sinks, fresh.sinks);
+  }
+  if (old.backward != fresh.backward) {
+    fail(
+        "{}: made with the {} backward, this run uses {} (remove the file, or match it: "
+        "--exact-backward gives exact; quantized weights on a CPU with the int8 GEMM give "
+        "q8_0-transposes)",
+        path, old.backward, fresh.backward);
   }
   std::vector<int64_t> old_lengths, new_lengths;
   for (const ProfiledLength& l : old.lengths) old_lengths.push_back(l.length);

@@ -85,6 +85,15 @@ TEST(InfluenceProfile, RejectsTruncatedCorruptAndMismatchedFiles) {
   EXPECT_NE(
       error_of([&] { read_profile(dir + "/v1.profile"); }).find("version: 1 is not supported"),
       std::string::npos);
+  std::string backward = bytes;  // how W^T dy was multiplied: exact or q8_0-transposes only
+  backward.replace(backward.find("\"backward\":\"exact\""), 18, "\"backward\":\"fp8\"");
+  write_file_atomically(dir + "/backward.profile", backward);
+  EXPECT_NE(error_of([&] { read_profile(dir + "/backward.profile"); }).find("backward: \"fp8\""),
+            std::string::npos);
+  std::string before = bytes;  // files from before the field: exact
+  before.replace(before.find("\"backward\":\"exact\","), 19, "");
+  write_file_atomically(dir + "/before.profile", before);
+  EXPECT_EQ(read_profile(dir + "/before.profile").backward, "exact");
   const InfluenceProfile p = read_profile(dir + "/p.profile");
   EXPECT_NE(error_of([&] {
               check_profile_matches(p, {"llama", 3, 4, 2, "h"}, "p");

@@ -120,6 +120,33 @@ TEST(Profiler, RefusesInputsItCannotProfile) {
       "truncated");
 }
 
+// A profile records how its W^T dy products were taken, and a run that would take them the
+// other way refuses to add samples to it.
+TEST(Profiler, RefusesToMixExactAndTransposedBackwardSamples) {
+  RandomModelSpec spec;
+  spec.n_ctx = 256;
+  spec.weight_type = gguf::TensorType::kQ8_0;
+  const Model model =
+      Model::from_file(gguf::GgufFile::parse(build_random_model(spec).serialize(), "random"));
+  if (std::string(BackwardWeights(model, false, false).mode()) == "exact") {
+    GTEST_SKIP() << "no int8 GEMM in this build/CPU: every backward is exact here";
+  }
+  const CalibrationSet set = calibration_for(model);
+  const std::string dir = test::temp_dir();
+  CalibrationSet first = set;
+  first.samples.resize(1);
+  const ProfileOptions fast{4, 1};
+  ProfileOptions exact = fast;
+  exact.exact_backward = true;
+  profile_calibration(model, first, dir + "/c.json", fast, dir + "/p.profile", false);
+  EXPECT_EQ(read_profile(dir + "/p.profile").backward, "q8_0-transposes");
+  expect_error(
+      [&] { profile_calibration(model, set, dir + "/c.json", exact, dir + "/p.profile", false); },
+      "made with the q8_0-transposes backward, this run uses exact");
+  profile_calibration(model, first, dir + "/c.json", exact, dir + "/e.profile", false);
+  EXPECT_EQ(read_profile(dir + "/e.profile").backward, "exact");
+}
+
 // Planted-retrieval ground truth (models/README.md): profiled on line-retrieval and passkey
 // prompts, the retrieval head (layer 2, head 0) carries the most influence beyond distance 256,
 // and each positional/local head keeps >= 95% of its influence within its planted span.
