@@ -68,8 +68,8 @@ void print_row(const ProfileCost& r) {
 void run_profile_bench(ProfileBenchOptions o) {
   if (o.repeats < 1) fail("-r: {} (expected >= 1)", o.repeats);
   if (o.lengths.empty()) fail("--lengths: give at least one length");
-  (void)memory_budget_bytes(o.memory_budget_mib);  // a bad budget fails before the model loads
-  keep_freed_memory_for_reuse();                   // as moa profile does
+  const int64_t memory_budget = memory_budget_bytes(o.memory_budget_mib);  // before the model loads
+  keep_freed_memory_for_reuse();                                           // as moa profile does
   const int n_threads = thread_count(o.n_threads);
   const std::string path = model_source_path(o.source);
   const Model model = Model::load(path, model_file_load(o.map_model));
@@ -84,9 +84,8 @@ void run_profile_bench(ProfileBenchOptions o) {
   if (!o.json) print_header(model, name, n_threads, o.repeats);
   for (int64_t n : o.lengths) {
     spdlog::info("length {}: dense forward, then profiling one sample", n);
-    rows.push_back(measure_profile_cost(
-        model, n,
-        {o.repeats, n_threads, o.exact_backward, memory_budget_bytes(o.memory_budget_mib)}));
+    rows.push_back(
+        measure_profile_cost(model, n, {o.repeats, n_threads, o.exact_backward, memory_budget}));
     if (!o.json) print_row(rows.back());  // rows as they come: long lengths take minutes
   }
   if (o.json) {

@@ -22,8 +22,7 @@ std::vector<const kernels::WeightMatrix*> layer_matrices(const Model& model) {
 
 }  // namespace
 
-BackwardWeights::BackwardWeights(const Model& model, bool exact, bool keep)
-    : model_(model), exact_(exact), keep_(keep) {
+BackwardWeights::BackwardWeights(const Model& model, bool exact) : model_(model), exact_(exact) {
   if (exact_) return;
   for (const kernels::WeightMatrix* w : layer_matrices(model)) {
     if (!kernels::transpose_to_q8_0_pays(*w)) continue;
@@ -56,8 +55,8 @@ void BackwardWeights::multiply(const kernels::WeightMatrix& w, const float* dy, 
   }
 }
 
-void BackwardWeights::build_all(int n_threads) {
-  if (!keep_) return;
+void BackwardWeights::keep_all(int n_threads) {
+  keep_ = true;
   for (const kernels::WeightMatrix* w : layer_matrices(model_)) (void)transpose(*w, n_threads);
 }
 

@@ -16,9 +16,9 @@ namespace moa {
 
 class BackwardWeights {
  public:
-  // keep: transposes stay for later samples (memory: bytes_if_kept); otherwise each is dropped
-  // at the next release(), i.e. built once per layer and sample.
-  BackwardWeights(const Model& model, bool exact, bool keep);
+  // Each transpose is dropped at the next release(), i.e. built once per layer and sample,
+  // until keep_all() keeps them for later samples.
+  BackwardWeights(const Model& model, bool exact);
 
   // dx = W^T dy for n rows of dy ([n][w.rows]); dx is [n][w.cols]. `w` must be one of the
   // model's weight matrices (its transpose is looked up by its data).
@@ -26,10 +26,9 @@ class BackwardWeights {
                 int n_threads);
   // Drops the transposes built since the last call, unless they are kept.
   void release();
-  // Builds every transpose now when they are kept (so that no sample pays for them).
-  void build_all(int n_threads);
+  // Builds every transpose now and keeps them for every later sample (memory: bytes_if_kept).
+  void keep_all(int n_threads);
 
-  bool exact() const { return exact_; }
   // InfluenceProfile::backward of the samples this multiplies: "exact" unless a weight pays.
   const char* mode() const { return bytes_if_kept_ > 0 ? "q8_0-transposes" : "exact"; }
   // Bytes of every transpose this model would get (0 when exact or none pays).
@@ -42,7 +41,7 @@ class BackwardWeights {
 
   const Model& model_;
   bool exact_;
-  bool keep_;
+  bool keep_ = false;
   int64_t bytes_if_kept_ = 0;
   std::unordered_map<const void*, kernels::TransposedWeight> transposes_;
 };

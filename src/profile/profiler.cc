@@ -30,7 +30,7 @@ InfluenceProfile resume_or_start(const Model& model, const CalibrationSet& set,
   InfluenceProfile fresh =
       empty_profile(model_identity(model), model.config().n_vocab, options.sinks,
                     std::filesystem::path(calibration_path).filename().string(), set.lengths);
-  fresh.backward = BackwardWeights(model, options.exact_backward, false).mode();
+  fresh.backward = BackwardWeights(model, options.exact_backward).mode();
   if (!std::filesystem::exists(path)) return fresh;
   InfluenceProfile old = read_profile(path);
   check_profile_matches(old, fresh.model, path);
@@ -172,12 +172,11 @@ BackwardMemory plan_backward_memory(const Model& model, int64_t transposes_bytes
 
 BackwardSetup prepare_backward(const Model& model, const ProfileOptions& options,
                                int64_t max_positions) {
-  const BackwardWeights probe(model, options.exact_backward, false);
-  const BackwardMemory memory =
-      plan_backward_memory(model, probe.bytes_if_kept(), max_positions, options.memory_budget);
-  BackwardSetup setup{BackwardWeights(model, options.exact_backward, memory.keep_transposes),
-                      {options.sinks, options.n_threads, memory.keep_bytes}};
-  if (max_positions > 0) setup.transposes.build_all(options.n_threads);
+  BackwardSetup setup{BackwardWeights(model, options.exact_backward), {}};
+  const BackwardMemory memory = plan_backward_memory(model, setup.transposes.bytes_if_kept(),
+                                                     max_positions, options.memory_budget);
+  setup.options = {options.sinks, options.n_threads, memory.keep_bytes};
+  if (memory.keep_transposes && max_positions > 0) setup.transposes.keep_all(options.n_threads);
   return setup;
 }
 

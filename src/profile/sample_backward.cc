@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <vector>
 
 #include "kernels/backward.h"
@@ -132,8 +133,9 @@ SampleInfluence backward_sample(const Model& model, std::span<const TokenId> pro
   if (prompt.empty()) fail("profile: the sample has no prompt tokens");
   if (options.sinks < 0) fail("profile: sinks {} is negative (expected >= 0)", options.sinks);
   const int n_threads = std::max(1, options.n_threads);
-  BackwardWeights own_weights(model, false, false);
-  BackwardWeights& transposes = weights != nullptr ? *weights : own_weights;
+  std::optional<BackwardWeights> own_weights;
+  if (weights == nullptr) own_weights.emplace(model, false);
+  BackwardWeights& transposes = weights != nullptr ? *weights : *own_weights;
   std::vector<TokenId> tokens(prompt.begin(), prompt.end());
   tokens.insert(tokens.end(), answer.begin(), answer.end() - 1);
   const auto n = static_cast<int64_t>(tokens.size());

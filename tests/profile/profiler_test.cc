@@ -128,7 +128,7 @@ TEST(Profiler, RefusesToMixExactAndTransposedBackwardSamples) {
   spec.weight_type = gguf::TensorType::kQ8_0;
   const Model model =
       Model::from_file(gguf::GgufFile::parse(build_random_model(spec).serialize(), "random"));
-  if (std::string(BackwardWeights(model, false, false).mode()) == "exact") {
+  if (std::string(BackwardWeights(model, false).mode()) == "exact") {
     GTEST_SKIP() << "no int8 GEMM in this build/CPU: every backward is exact here";
   }
   const CalibrationSet set = calibration_for(model);

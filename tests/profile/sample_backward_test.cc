@@ -161,7 +161,7 @@ TEST(SampleBackward, EveryBlockGradientMatchesFiniteDifferencesOnEveryWeightType
     const std::vector<TokenId> prompt = some_tokens(12, c.n_vocab, 3);
     const std::vector<TokenId> answer = some_tokens(4, c.n_vocab, 11);
     std::vector<std::vector<float>> d_blocks;
-    BackwardWeights exact(model, true, false);
+    BackwardWeights exact(model, true);
     const SampleInfluence s =
         backward_sample(model, prompt, answer, {2, kThreads}, &exact, &d_blocks);
     ASSERT_EQ(d_blocks.size(), static_cast<size_t>(2 * c.n_layer));
