@@ -13,7 +13,9 @@
 #include "bench_support.h"
 #include "gguf/quant.h"
 #include "kernels/bandwidth.h"
+#include "kernels/gemm_half.h"
 #include "kernels/kernels.h"
+#include "kernels/q8_activation.h"
 #include "util/huge_pages.h"
 
 namespace moa::kernels {
@@ -34,6 +36,13 @@ std::vector<uint8_t> stored_matrix(TensorType type, int64_t rows, int64_t cols) 
 }
 
 int threads() { return omp_get_max_threads(); }
+
+// The GFLOP/s counter of `tokens` tokens times an n x n matrix per iteration.
+void set_gflops(benchmark::State& state, int64_t tokens, int64_t n) {
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2.0 * tokens * n * n * static_cast<double>(state.iterations()) / 1e9,
+                         benchmark::Counter::kIsRate);
+}
 
 void BM_MemoryBandwidth(benchmark::State& state) {
   double gbs = 0.0;
@@ -90,9 +99,7 @@ void BM_Matmul512(benchmark::State& state) {
     benchmark::DoNotOptimize(y.data());
   }
   state.SetLabel(gguf::tensor_type_name(static_cast<uint32_t>(type)));
-  state.counters["GFLOP/s"] =
-      benchmark::Counter(2.0 * tokens * n * n * static_cast<double>(state.iterations()) / 1e9,
-                         benchmark::Counter::kIsRate);
+  set_gflops(state, tokens, n);
 }
 // F32, F16, Q8_0, Q4_0, Q4_K, Q6_K, BF16 at 4096; the int8 types also at 2048 (llama-1b's width).
 BENCHMARK(BM_Matmul512)
@@ -105,6 +112,34 @@ BENCHMARK(BM_Matmul512)
     ->Args({12, 2048})
     ->Args({14, 2048})
     ->Args({30, 4096})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+// The BF16 prefill kernels side by side on the same 512-token product (compare in one run with
+// --benchmark_enable_random_interleaving: this VM's speed drifts). Args: type code (BF16), n,
+// kernels (0: AMX-BF16 tiles, where the CPU and OS allow; 1: the vdpbf16ps micro-kernel).
+void BM_HalfKernels512(benchmark::State& state) {
+  const auto type = static_cast<TensorType>(state.range(0));
+  const int64_t n = state.range(1), tokens = 512;
+  const bool amx = state.range(2) == 0;
+  if (half_gemm_kind(type) == HalfGemm::kNone || (amx && !half_gemm_uses_amx())) {
+    state.SkipWithError("this CPU/OS lacks the kernel (AVX-512 BF16, or AMX-BF16 for arg 0)");
+    return;
+  }
+  const auto bytes = stored_matrix(type, n, n);
+  auto x = random_floats(tokens * n, 2);
+  round_activation_grid(type, x.data(), n, tokens);
+  std::vector<float> y(static_cast<size_t>(tokens * n));
+  const WeightMatrix w{type, bytes.data(), n, n};
+  for (auto _ : state) {
+    matmul_half(w, x.data(), tokens, y.data(), threads(), amx);
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetLabel(gguf::tensor_type_name(static_cast<uint32_t>(type)));
+  set_gflops(state, tokens, n);
+}
+BENCHMARK(BM_HalfKernels512)
+    ->ArgsProduct({{30}, {2048}, {0, 1}})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 
@@ -121,9 +156,7 @@ void BM_SgemmPeak512(benchmark::State& state) {
                 static_cast<blasint>(n));
     benchmark::DoNotOptimize(y.data());
   }
-  state.counters["GFLOP/s"] =
-      benchmark::Counter(2.0 * tokens * n * n * static_cast<double>(state.iterations()) / 1e9,
-                         benchmark::Counter::kIsRate);
+  set_gflops(state, tokens, n);
 }
 BENCHMARK(BM_SgemmPeak512)->Arg(4096)->Arg(2048)->UseRealTime()->Unit(benchmark::kMillisecond);
 

@@ -7,6 +7,11 @@
 // token, so every load feeds 12 or 24 multiply-adds and no horizontal sum is ever needed.
 // Products are exact in both formats (F16 x F16-rounded activation fits F32; vdpbf16ps
 // multiplies BF16 pairs exactly), so results differ from sgemm only in summation order.
+// With AMX-BF16 (Sapphire Rapids on), BF16 weights skip the micro-kernel: their packed strips
+// are AMX B tiles as they stand, and one TDPBF16PS multiplies 16 tokens by 16 rows over 32 values
+// (exact products, F32 sums, as vdpbf16ps). F16 weights stay on F32 FMAs: splitting them into
+// exact BF16 high parts and remainders for AMX needs three tile products per pair, and that ran
+// within this VM's noise of the FMA kernel (docs/dense-engine.md).
 #include <algorithm>
 #include <array>
 #include <cstdlib>
@@ -14,7 +19,12 @@
 #include <utility>
 #include <vector>
 #if defined(__x86_64__)
+#include <cpuid.h>
 #include <immintrin.h>
+#endif
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
 #endif
 
 #include "kernels/gemm_half.h"
@@ -162,40 +172,59 @@ __mmask16 row_mask(int64_t valid) {
   return static_cast<__mmask16>(valid >= 16 ? 0xFFFF : valid <= 0 ? 0 : (1u << valid) - 1);
 }
 
-// x as 32-bit steps: the F32 activations themselves, or BF16 pairs (the high halves of the
-// BF16-rounded F32 values, odd column counts padded with a zero).
-template <Format kFormat>
-MOA_AVX512_TARGET void run_gemm(const WeightMatrix& w, const uint32_t* x, int64_t x_stride,
-                                int64_t n_tokens, float* y, int n_threads) {
-  static constexpr auto kernels =
-      micro_kernels<kFormat>(std::make_integer_sequence<int, kTokenTile>());
-  const int64_t n_steps = x_stride;
+// Where a packed block lies: rows [r0, r0 + n_rows) in n_strips strips, steps [s0, s0 + steps).
+struct PackedBlock {
+  const uint32_t* packed = nullptr;
+  int64_t r0 = 0, n_rows = 0, n_strips = 0, s0 = 0, steps = 0;
+};
+
+// Calls body(block) for every 128-row panel x K block of w over n_steps steps, panels spread over
+// the threads, each block first packed into the thread's strips. A ThreadState lives in each
+// thread from before its first panel to after its last (AMX's tile configuration).
+template <Format kFormat, class ThreadState, class Body>
+void for_each_packed_block(const WeightMatrix& w, int64_t n_steps, int n_threads, Body body) {
   const int64_t n_panels = (w.rows + kPanelRows - 1) / kPanelRows;
   const auto* weights = static_cast<const uint16_t*>(w.data);
 #pragma omp parallel num_threads(n_threads)
   {
+    [[maybe_unused]] const ThreadState state;
     std::vector<uint32_t> packed(static_cast<size_t>(kPanelRows * kBlockSteps));
 #pragma omp for schedule(dynamic, 1)
     for (int64_t p = 0; p < n_panels; ++p) {
-      const int64_t r0 = p * kPanelRows;
-      const int64_t n_rows = std::min(kPanelRows, w.rows - r0);
-      const int64_t n_strips = (n_rows + kStripRows - 1) / kStripRows;
-      for (int64_t s0 = 0; s0 < n_steps; s0 += kBlockSteps) {
-        const int64_t steps = std::min(kBlockSteps, n_steps - s0);
-        pack_block<kFormat>(weights, w.cols, r0, n_rows, s0, steps, packed.data());
-        for (int64_t t0 = 0; t0 < n_tokens; t0 += kTokenTile) {
-          const int64_t tokens = std::min(kTokenTile, n_tokens - t0);
-          const auto kernel = kernels[static_cast<size_t>(tokens - 1)];
-          for (int64_t strip = 0; strip < n_strips; ++strip) {
-            const int64_t row = r0 + strip * kStripRows;
-            kernel(packed.data() + strip * steps * kStripRows, steps, x + t0 * x_stride + s0,
-                   x_stride, y + t0 * w.rows + row, w.rows, row_mask(w.rows - row),
-                   row_mask(w.rows - row - 16), s0 > 0);
-          }
-        }
+      PackedBlock block{packed.data(), p * kPanelRows};
+      block.n_rows = std::min(kPanelRows, w.rows - block.r0);
+      block.n_strips = (block.n_rows + kStripRows - 1) / kStripRows;
+      for (block.s0 = 0; block.s0 < n_steps; block.s0 += kBlockSteps) {
+        block.steps = std::min(kBlockSteps, n_steps - block.s0);
+        pack_block<kFormat>(weights, w.cols, block.r0, block.n_rows, block.s0, block.steps,
+                            packed.data());
+        body(block);
       }
     }
   }
+}
+
+struct NoThreadState {};
+
+// x as 32-bit steps: the F32 activations themselves, or BF16 pairs (the high halves of the
+// BF16-rounded F32 values, odd column counts padded with a zero).
+template <Format kFormat>
+void run_gemm(const WeightMatrix& w, const uint32_t* x, int64_t x_stride, int64_t n_tokens,
+              float* y, int n_threads) {
+  static constexpr auto kernels =
+      micro_kernels<kFormat>(std::make_integer_sequence<int, kTokenTile>());
+  for_each_packed_block<kFormat, NoThreadState>(w, x_stride, n_threads, [&](const PackedBlock& b) {
+    for (int64_t t0 = 0; t0 < n_tokens; t0 += kTokenTile) {
+      const int64_t tokens = std::min(kTokenTile, n_tokens - t0);
+      const auto kernel = kernels[static_cast<size_t>(tokens - 1)];
+      for (int64_t strip = 0; strip < b.n_strips; ++strip) {
+        const int64_t row = b.r0 + strip * kStripRows;
+        kernel(b.packed + strip * b.steps * kStripRows, b.steps, x + t0 * x_stride + b.s0, x_stride,
+               y + t0 * w.rows + row, w.rows, row_mask(w.rows - row), row_mask(w.rows - row - 16),
+               b.s0 > 0);
+      }
+    }
+  });
 }
 
 // High halves of BF16-rounded floats, two per 32-bit step.
@@ -208,6 +237,141 @@ MOA_AVX512_TARGET void bf16_pairs(const float* x, int64_t n_tokens, int64_t cols
     uint16_t* dst = halves + t * 2 * stride;
     for (int64_t c = 0; c < cols; ++c) dst[c] = static_cast<uint16_t>(src[c] >> 16);
   }
+}
+
+// ---- AMX-BF16 ----
+
+#define MOA_AMX_TARGET \
+  __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,f16c,fma,amx-tile,amx-bf16")))
+
+constexpr int64_t kAmxTokens = 16;  // tile rows
+constexpr int64_t kAmxSteps = 16;   // BF16 pairs per tile row (64 bytes)
+
+// ldtilecfg's 64-byte operand, palette 1.
+struct alignas(64) TileConfig {
+  uint8_t palette = 1;
+  uint8_t start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+
+// CPUID leaf 7 (AMX-BF16: EDX bit 22, AMX-TILE: bit 24), then Linux's permission for the 8 KiB
+// tile state (arch_prctl ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA = 18). MOA_NO_AMX=1 opts out.
+bool amx_bf16_granted() {
+  if (const char* off = std::getenv("MOA_NO_AMX"); off != nullptr && std::strcmp(off, "1") == 0)
+    return false;
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  if (__get_cpuid_count(7, 0, &a, &b, &c, &d) == 0) return false;
+  if ((d & (1u << 22)) == 0 || (d & (1u << 24)) == 0) return false;
+#if defined(__linux__)
+  return syscall(SYS_arch_prctl, 0x1023, 18) == 0;
+#else
+  return false;
+#endif
+}
+
+// Every tile 16 rows x 64 bytes. 0: activations; 1, 2: the strip's two 16-row halves of
+// weights; 3, 4: the halves' sums.
+MOA_AMX_TARGET void configure_tiles() {
+  TileConfig config;
+  for (int t = 0; t < 5; ++t) {
+    config.rows[t] = kAmxTokens;
+    config.colsb[t] = 64;
+  }
+  _tile_loadconfig(&config);
+}
+
+MOA_AMX_TARGET void release_tiles() { _tile_release(); }
+
+// sums[h][t][0..16) += tokens t x rows 16 h .. 16 h + 15 of a strip over n_steps (a multiple of
+// 16) BF16 pairs; x holds 16 tokens' pairs x_stride apart, the strip 32 pairs per step.
+MOA_AMX_TARGET void amx_strip(const uint32_t* strip, int64_t n_steps, const uint32_t* x,
+                              int64_t x_stride, float (*sums)[kAmxTokens][16]) {
+  const auto x_bytes = static_cast<size_t>(x_stride) * sizeof(uint32_t);
+  constexpr size_t kStripBytes = kStripRows * sizeof(uint32_t);
+  _tile_loadd(3, sums[0], 64);
+  _tile_loadd(4, sums[1], 64);
+  for (int64_t k = 0; k < n_steps; k += kAmxSteps) {
+    _tile_loadd(0, x + k, x_bytes);
+    _tile_loadd(1, strip + k * kStripRows, kStripBytes);
+    _tile_loadd(2, strip + k * kStripRows + 16, kStripBytes);
+    _tile_dpbf16ps(3, 0, 1);
+    _tile_dpbf16ps(4, 0, 2);
+  }
+  _tile_stored(3, sums[0], 64);
+  _tile_stored(4, sums[1], 64);
+}
+
+// Activations as BF16 pairs (the high halves of the BF16-rounded floats), tokens rounded up to
+// whole tiles and pairs to whole tile rows, zeros past the values.
+struct AmxActivations {
+  int64_t stride = 0;  // pairs per token
+  std::vector<uint32_t> pairs;
+};
+
+AmxActivations amx_activations(const float* x, int64_t n_tokens, int64_t cols) {
+  AmxActivations a;
+  a.stride = ((cols + 1) / 2 + kAmxSteps - 1) / kAmxSteps * kAmxSteps;
+  // A tile's 16 rows a multiple of 256 bytes apart share few L1 sets (4 KiB apart: one set of
+  // 12 ways) and evict each other; one more cache line per row spreads them out.
+  if (a.stride % 64 == 0) a.stride += kAmxSteps;
+  const int64_t tokens = (n_tokens + kAmxTokens - 1) / kAmxTokens * kAmxTokens;
+  bf16_pairs(x, n_tokens, cols, a.stride, a.pairs);
+  a.pairs.resize(static_cast<size_t>(tokens * a.stride), 0u);
+  return a;
+}
+
+// The sums of tokens [t0, t0 + tokens) x rows row.. of y into the 16-token buffer (zeros for the
+// first K block and past the tokens), and back (masked to the rows and tokens).
+MOA_AVX512_TARGET void load_sums(const float* y, int64_t y_stride, int64_t tokens,
+                                 const __mmask16* masks, bool first_block,
+                                 float (*sums)[kAmxTokens][16]) {
+  for (int h = 0; h < 2; ++h) {
+    for (int64_t t = 0; t < kAmxTokens; ++t) {
+      _mm512_store_ps(sums[h][t], !first_block && t < tokens
+                                      ? _mm512_maskz_loadu_ps(masks[h], y + t * y_stride + 16 * h)
+                                      : _mm512_setzero_ps());
+    }
+  }
+}
+
+MOA_AVX512_TARGET void store_sums(float (*sums)[kAmxTokens][16], int64_t tokens,
+                                  const __mmask16* masks, float* y, int64_t y_stride) {
+  for (int h = 0; h < 2; ++h) {
+    for (int64_t t = 0; t < tokens; ++t)
+      _mm512_mask_storeu_ps(y + t * y_stride + 16 * h, masks[h], _mm512_load_ps(sums[h][t]));
+  }
+}
+
+// A thread's AMX tiles: configured before its first panel, released after its last.
+struct AmxTiles {
+  AmxTiles() { configure_tiles(); }
+  ~AmxTiles() { release_tiles(); }
+  AmxTiles(const AmxTiles&) = delete;
+  AmxTiles& operator=(const AmxTiles&) = delete;
+};
+
+// The AMX GEMM: panels and K blocks as run_gemm, each strip x 16-token tile one amx_strip call
+// whose sums go through a small buffer (y is read back for later K blocks, written masked).
+void run_gemm_amx(const WeightMatrix& w, const AmxActivations& x, int64_t n_tokens, float* y,
+                  int n_threads) {
+  for_each_packed_block<Format::kBf16Pairs, AmxTiles>(
+      w, x.stride, n_threads, [&](const PackedBlock& b) {
+        alignas(64) float sums[2][kAmxTokens][16];
+        for (int64_t t0 = 0; t0 < n_tokens; t0 += kAmxTokens) {
+          const int64_t tokens = std::min(kAmxTokens, n_tokens - t0);
+          for (int64_t strip = 0; strip < b.n_strips; ++strip) {
+            const int64_t row = b.r0 + strip * kStripRows;
+            const __mmask16 masks[2] = {row_mask(w.rows - row), row_mask(w.rows - row - 16)};
+            float* y_tile = y + t0 * w.rows + row;
+            load_sums(y_tile, w.rows, tokens, masks, b.s0 == 0, sums);
+            amx_strip(b.packed + strip * b.steps * kStripRows, b.steps,
+                      x.pairs.data() + t0 * x.stride + b.s0, x.stride, sums);
+            store_sums(sums, tokens, masks, y_tile, w.rows);
+          }
+        }
+      });
 }
 
 bool cpu_has_avx512() {
@@ -227,7 +391,18 @@ HalfGemm half_gemm_kind(gguf::TensorType type) {
   return HalfGemm::kNone;
 }
 
-void matmul_half(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, int n_threads) {
+bool half_gemm_uses_amx() {
+  static const bool granted = low_precision_kernels_enabled() && cpu_has_avx512() &&
+                              __builtin_cpu_supports("avx512bf16") && amx_bf16_granted();
+  return granted;
+}
+
+void matmul_half(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, int n_threads,
+                 bool allow_amx) {
+  if (allow_amx && w.type == gguf::TensorType::kBF16 && half_gemm_uses_amx()) {
+    run_gemm_amx(w, amx_activations(x, n_tokens, w.cols), n_tokens, y, n_threads);
+    return;
+  }
   if (half_gemm_kind(w.type) == HalfGemm::kF16Fma) {
     run_gemm<Format::kF32>(w, reinterpret_cast<const uint32_t*>(x), w.cols, n_tokens, y, n_threads);
     return;
@@ -241,7 +416,8 @@ void matmul_half(const WeightMatrix& w, const float* x, int64_t n_tokens, float*
 #else  // not x86-64 GCC/Clang: always the sgemm path
 
 HalfGemm half_gemm_kind(gguf::TensorType) { return HalfGemm::kNone; }
-void matmul_half(const WeightMatrix&, const float*, int64_t, float*, int) {}
+bool half_gemm_uses_amx() { return false; }
+void matmul_half(const WeightMatrix&, const float*, int64_t, float*, int, bool) {}
 
 #endif
 

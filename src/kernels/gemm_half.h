@@ -19,9 +19,15 @@ enum class HalfGemm {
 // The kernel this CPU runs for weights of `type`; kNone for other types.
 HalfGemm half_gemm_kind(gguf::TensorType type);
 
+// True when matmul_half runs BF16 weights on AMX-BF16 tiles (CPU, OS permission, MOA_NO_AMX
+// unset): products exact, F32 sums, as the vdpbf16ps kernel.
+bool half_gemm_uses_amx();
+
 // Y[t] = W X[t] for F16/BF16 weights, x already rounded to the weight's format (F16 or BF16
 // values, as round_activation_grid leaves them). Requires half_gemm_kind(w.type) != kNone.
-void matmul_half(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, int n_threads);
+// allow_amx = false keeps the AVX-512 kernels where AMX would run (tests compare the two).
+void matmul_half(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, int n_threads,
+                 bool allow_amx = true);
 
 // True unless MOA_F32_KERNELS=1 in the environment (read once): the switch that keeps the
 // dequantize + sgemm prefill path for comparisons such as `moa bench`.

@@ -1,6 +1,7 @@
 // The AVX-512 F16/BF16 prefill GEMM (gemm_f16.cc) against the double-precision reference at
 // odd sizes: row counts off the 32-row strips and 128-row panels, column counts off the
-// 16-step pack chunks, the 256-step K blocks and BF16 pairs, token counts off the 12-token tile.
+// 16-step pack chunks, the 256-step K blocks and BF16 pairs, token counts off the 12-token tile
+// and the 16-token AMX tile; BF16 with the AMX-BF16 tiles where this CPU has them, and without.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -29,35 +30,49 @@ std::vector<uint8_t> stored_rows(TensorType type, const std::vector<float>& valu
   return bytes;
 }
 
-// Products are exact in both formats, so only F32 summation order separates the kernel from
-// the reference: the same bound as the F32 matvec tests.
+// Products are exact in both formats (and on AMX tiles), so only F32 summation order separates
+// the kernel from the reference: the same bound as the F32 matvec tests.
 double tolerance(int64_t cols) { return 2e-6 * static_cast<double>(cols) + 1e-5; }
 
+// The kernel variants this CPU can run: AMX tiles (where granted; BF16 weights only) and the
+// AVX-512 micro-kernel.
+std::vector<bool> amx_choices() {
+  if (half_gemm_uses_amx()) return {true, false};
+  return {false};
+}
+
 void expect_half_gemm_matches(TensorType type, int64_t rows, int64_t cols, int64_t n_tokens,
-                              int n_threads) {
+                              int n_threads, bool amx) {
   const std::vector<uint8_t> bytes = stored_rows(type, random_floats(rows * cols, 3), rows, cols);
   const WeightMatrix w{type, bytes.data(), rows, cols};
   const std::vector<float> x = random_floats(n_tokens * cols, 5);
   std::vector<float> rounded = x;
   round_activation_grid(type, rounded.data(), cols, n_tokens);
   std::vector<float> got(static_cast<size_t>(n_tokens * rows), -7.0f), want(got.size());
-  matmul_half(w, rounded.data(), n_tokens, got.data(), n_threads);
+  matmul_half(w, rounded.data(), n_tokens, got.data(), n_threads, amx);
   reference::matmul(w, x.data(), n_tokens, want.data());
   EXPECT_LE(max_abs_diff(got, want), tolerance(cols))
       << gguf::tensor_type_name(static_cast<uint32_t>(type)) << " " << rows << "x" << cols
-      << " tokens " << n_tokens << " threads " << n_threads;
+      << " tokens " << n_tokens << " threads " << n_threads << (amx ? " amx" : " avx512");
 }
 
 TEST(HalfGemm, MatchesReferenceAtOddSizes) {
   for (TensorType type : {TensorType::kF16, TensorType::kBF16}) {
     if (half_gemm_kind(type) == HalfGemm::kNone) continue;
-    for (int64_t rows : {1, 33, 130}) {
-      for (int64_t cols : {1, 15, 34, 513}) {
-        for (int64_t n_tokens : {1, 13}) expect_half_gemm_matches(type, rows, cols, n_tokens, 2);
+    for (bool amx : amx_choices()) {
+      for (int64_t rows : {1, 33, 130}) {
+        for (int64_t cols : {1, 15, 34, 513}) {
+          for (int64_t n_tokens : {1, 13})
+            expect_half_gemm_matches(type, rows, cols, n_tokens, 2, amx);
+        }
+      }
+      expect_half_gemm_matches(type, 17, 257, 25, 2, amx);
+      expect_half_gemm_matches(type, 300, 1100, 40, 1, amx);  // several K blocks, partial panel
+      expect_half_gemm_matches(type, 40, 2048, 35, 2, amx);   // AMX rows padded off 4 KiB strides
+      for (int64_t rows : {32, 64, 96, 320}) {
+        for (int64_t cols : {64, 96}) expect_half_gemm_matches(type, rows, cols, 9, 2, amx);
       }
     }
-    expect_half_gemm_matches(type, 17, 257, 25, 2);
-    expect_half_gemm_matches(type, 300, 1100, 40, 1);  // several K blocks, partial last panel
   }
 }
 
@@ -69,7 +84,7 @@ TEST(HalfGemm, MatmulBatchesUseItAndMatchTheReference) {
     const WeightMatrix w{type, bytes.data(), rows, cols};
     const std::vector<float> x = random_floats(n_tokens * cols, 10);
     std::vector<float> got(static_cast<size_t>(n_tokens * rows)), want(got.size());
-    matmul(w, x.data(), n_tokens, got.data(), 2);
+    matmul(w, x.data(), n_tokens, got.data(), 2);  // AMX where granted
     reference::matmul(w, x.data(), n_tokens, want.data());
     EXPECT_LE(max_abs_diff(got, want), tolerance(cols))
         << gguf::tensor_type_name(static_cast<uint32_t>(type));
