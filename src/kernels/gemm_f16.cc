@@ -285,15 +285,14 @@ MOA_AMX_TARGET void configure_tiles() {
 MOA_AMX_TARGET void release_tiles() { _tile_release(); }
 
 // sums[h][t][0..16) += tokens t x rows 16 h .. 16 h + 15 of a strip over n_steps (a multiple of
-// 16) BF16 pairs; x holds 16 tokens' pairs x_stride apart, the strip 32 pairs per step.
+// 16) BF16 pairs; x: the token block's A tiles from the first step on, the strip 32 pairs a step.
 MOA_AMX_TARGET void amx_strip(const uint32_t* strip, int64_t n_steps, const uint32_t* x,
-                              int64_t x_stride, float (*sums)[kAmxTokens][16]) {
-  const auto x_bytes = static_cast<size_t>(x_stride) * sizeof(uint32_t);
+                              float (*sums)[kAmxTokens][16]) {
   constexpr size_t kStripBytes = kStripRows * sizeof(uint32_t);
   _tile_loadd(3, sums[0], 64);
   _tile_loadd(4, sums[1], 64);
   for (int64_t k = 0; k < n_steps; k += kAmxSteps) {
-    _tile_loadd(0, x + k, x_bytes);
+    _tile_loadd(0, x + k * kAmxTokens, 64);
     _tile_loadd(1, strip + k * kStripRows, kStripBytes);
     _tile_loadd(2, strip + k * kStripRows + 16, kStripBytes);
     _tile_dpbf16ps(3, 0, 1);
@@ -303,22 +302,35 @@ MOA_AMX_TARGET void amx_strip(const uint32_t* strip, int64_t n_steps, const uint
   _tile_stored(4, sums[1], 64);
 }
 
-// Activations as BF16 pairs (the high halves of the BF16-rounded floats), tokens rounded up to
-// whole tiles and pairs to whole tile rows, zeros past the values.
+// Activations as BF16 pairs (the high halves of the BF16-rounded floats) laid out tile by tile:
+// per 16-token block, each run of 16 pairs is one 1 KiB A tile, so a tile load reads
+// consecutive lines (token-major rows lie a whole row apart: often a page and an L1 set each).
+// Zeros past the tokens and values.
 struct AmxActivations {
-  int64_t stride = 0;  // pairs per token
-  std::vector<uint32_t> pairs;
+  int64_t tiles_per_block = 0;  // 16 pairs each
+  std::vector<uint32_t> tiles;
+  // Where the A tile of token t's block and step s0 starts (s0 a multiple of 16).
+  size_t offset(int64_t t, int64_t s0) const {
+    return static_cast<size_t>((t / kAmxTokens * tiles_per_block + s0 / kAmxSteps) * kAmxTokens *
+                               kAmxSteps);
+  }
+  const uint32_t* at(int64_t t0, int64_t s0) const { return tiles.data() + offset(t0, s0); }
 };
 
 AmxActivations amx_activations(const float* x, int64_t n_tokens, int64_t cols) {
   AmxActivations a;
-  a.stride = ((cols + 1) / 2 + kAmxSteps - 1) / kAmxSteps * kAmxSteps;
-  // A tile's 16 rows a multiple of 256 bytes apart share few L1 sets (4 KiB apart: one set of
-  // 12 ways) and evict each other; one more cache line per row spreads them out.
-  if (a.stride % 64 == 0) a.stride += kAmxSteps;
-  const int64_t tokens = (n_tokens + kAmxTokens - 1) / kAmxTokens * kAmxTokens;
-  bf16_pairs(x, n_tokens, cols, a.stride, a.pairs);
-  a.pairs.resize(static_cast<size_t>(tokens * a.stride), 0u);
+  a.tiles_per_block = ((cols + 1) / 2 + kAmxSteps - 1) / kAmxSteps;
+  const int64_t stride = a.tiles_per_block * kAmxSteps;
+  std::vector<uint32_t> rows;
+  bf16_pairs(x, n_tokens, cols, stride, rows);
+  const int64_t blocks = (n_tokens + kAmxTokens - 1) / kAmxTokens;
+  a.tiles.assign(static_cast<size_t>(blocks * stride * kAmxTokens), 0u);
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    for (int64_t s0 = 0; s0 < stride; s0 += kAmxSteps) {
+      std::copy_n(rows.data() + t * stride + s0, kAmxSteps,
+                  a.tiles.data() + a.offset(t, s0) + t % kAmxTokens * kAmxSteps);
+    }
+  }
   return a;
 }
 
@@ -357,7 +369,7 @@ struct AmxTiles {
 void run_gemm_amx(const WeightMatrix& w, const AmxActivations& x, int64_t n_tokens, float* y,
                   int n_threads) {
   for_each_packed_block<Format::kBf16Pairs, AmxTiles>(
-      w, x.stride, n_threads, [&](const PackedBlock& b) {
+      w, x.tiles_per_block * kAmxSteps, n_threads, [&](const PackedBlock& b) {
         alignas(64) float sums[2][kAmxTokens][16];
         for (int64_t t0 = 0; t0 < n_tokens; t0 += kAmxTokens) {
           const int64_t tokens = std::min(kAmxTokens, n_tokens - t0);
@@ -366,8 +378,7 @@ void run_gemm_amx(const WeightMatrix& w, const AmxActivations& x, int64_t n_toke
             const __mmask16 masks[2] = {row_mask(w.rows - row), row_mask(w.rows - row - 16)};
             float* y_tile = y + t0 * w.rows + row;
             load_sums(y_tile, w.rows, tokens, masks, b.s0 == 0, sums);
-            amx_strip(b.packed + strip * b.steps * kStripRows, b.steps,
-                      x.pairs.data() + t0 * x.stride + b.s0, x.stride, sums);
+            amx_strip(b.packed + strip * b.steps * kStripRows, b.steps, x.at(t0, b.s0), sums);
             store_sums(sums, tokens, masks, y_tile, w.rows);
           }
         }
