@@ -139,7 +139,7 @@ void BM_HalfKernels512(benchmark::State& state) {
   set_gflops(state, tokens, n);
 }
 BENCHMARK(BM_HalfKernels512)
-    ->ArgsProduct({{30}, {2048}, {0, 1}})
+    ->ArgsProduct({{1, 30}, {2048}, {0, 1}})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 

@@ -34,9 +34,15 @@ run dense-q8_0 "$MOA" bench "${L1B[@]}" --random-type q8_0 -p 512 -n 128 -r 5 --
 run dense-f16-16k "$MOA" bench "${L1B[@]}" --random-type f16 -p 0 -n 64 -r 3 --ctx 16384
 run dense-q8_0-16k "$MOA" bench "${L1B[@]}" --random-type q8_0 -p 0 -n 64 -r 3 --ctx 16384
 run dense-q4_k "$MOA" bench "${L1B[@]}" --random-type q4_k -p 512 -n 128 -r 5 --ctx 0
-# The BF16 sentence under that table: AMX tiles, then the vdpbf16ps kernel (MOA_NO_AMX=1).
-run bf16-amx "$MOA" bench "${L1B[@]}" --random-type bf16 -p 512 -n 4 -r 3 --ctx 0
-run bf16-no-amx env MOA_NO_AMX=1 "$MOA" bench "${L1B[@]}" --random-type bf16 -p 512 -n 4 -r 3 --ctx 0
+# The AMX sentences under that table: F16 and BF16 pp512 on AMX tiles, then without (MOA_NO_AMX=1),
+# alternating, twice.
+for pass in 1 2; do
+  for type in bf16 f16; do
+    run "$type-amx-$pass" "$MOA" bench "${L1B[@]}" --random-type "$type" -p 512 -n 4 -r 3 --ctx 0
+    run "$type-no-amx-$pass" env MOA_NO_AMX=1 "$MOA" bench "${L1B[@]}" --random-type "$type" \
+      -p 512 -n 4 -r 3 --ctx 0
+  done
+done
 # The batch-decode sentence under that table (Q8_0, depth 512, batch 1 and 4).
 run batch-q8_0 "$MOA" bench "${L1B[@]}" --random-type q8_0 -p 0 -n 32 -r 5 --ctx 512 -b 1,4
 

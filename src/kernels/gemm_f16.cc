@@ -7,11 +7,12 @@
 // token, so every load feeds 12 or 24 multiply-adds and no horizontal sum is ever needed.
 // Products are exact in both formats (F16 x F16-rounded activation fits F32; vdpbf16ps
 // multiplies BF16 pairs exactly), so results differ from sgemm only in summation order.
-// With AMX-BF16 (Sapphire Rapids on), BF16 weights skip the micro-kernel: their packed strips
-// are AMX B tiles as they stand, and one TDPBF16PS multiplies 16 tokens by 16 rows over 32 values
-// (exact products, F32 sums, as vdpbf16ps). F16 weights stay on F32 FMAs: splitting them into
-// exact BF16 high parts and remainders for AMX needs three tile products per pair, and that ran
-// within this VM's noise of the FMA kernel (docs/dense-engine.md).
+// With AMX-BF16 (Sapphire Rapids on), the strips are AMX B tiles as they stand and one
+// TDPBF16PS multiplies 16 tokens by 16 rows over 32 values. BF16 weights: exact products, F32
+// sums, as vdpbf16ps. F16 weights and their F16-rounded activations are split exactly into BF16
+// high parts and remainders (11 = 8 + 3 significant bits) and high x high + high x low + low x
+// high is summed: only low x low, under 2^-18 of each product, is left out (a fourth tile
+// product would cost as much as the F32 FMAs).
 #include <algorithm>
 #include <array>
 #include <cstdlib>
@@ -50,7 +51,9 @@ constexpr int64_t kStripRows = 32;    // rows per micro-kernel: two 16-lane vect
 constexpr int64_t kBlockSteps = 256;  // k steps per packed block: 4 strips x 32 KiB, in L2
 constexpr int64_t kTokenTile = 12;    // tokens per micro-kernel: 24 accumulators
 
-enum class Format { kF32, kBf16Pairs };
+// What a packed step holds: an F32 value, a BF16 pair, or (from F16 weights) the pair's BF16
+// high parts or their exact remainders.
+enum class Format { kF32, kBf16Pairs, kBf16High, kBf16Low };
 
 // GCC 12 flags the intrinsics' own "undefined" placeholder registers as uninitialised.
 #pragma GCC diagnostic push
@@ -83,6 +86,27 @@ MOA_AVX512_TARGET void transpose_16x16(__m512i* r) {
   for (int k = 0; k < 16; ++k) r[k] = t[k];
 }
 
+// BF16 bits of 32 floats (lanes 0..15 from f0).
+MOA_AVX512_TARGET __m512i to_bf16(__m512 f0, __m512 f1) {
+  return reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(f1, f0));
+}
+
+// The 16 floats that BF16 lanes 16 h .. 16 h + 15 of b stand for (BF16 is F32's top half).
+MOA_AVX512_TARGET __m512 bf16_half_to_float(__m512i b, int h) {
+  const __m256i half = h == 0 ? _mm512_castsi512_si256(b) : _mm512_extracti64x4_epi64(b, 1);
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(half), 16));
+}
+
+// 32 values (f0: lanes 0..15) as BF16: their rounded high parts (kBf16High) or the remainders
+// f - high (kBf16Low); both exact for values on the F16 grid (11 = 8 + 3 significant bits).
+template <Format kFormat>
+MOA_AVX512_TARGET __m512i bf16_part(__m512 f0, __m512 f1) {
+  const __m512i high = to_bf16(f0, f1);
+  if constexpr (kFormat == Format::kBf16High) return high;
+  return to_bf16(_mm512_sub_ps(f0, bf16_half_to_float(high, 0)),
+                 _mm512_sub_ps(f1, bf16_half_to_float(high, 1)));
+}
+
 // Packs rows [r0, r0 + n_rows) x steps [s0, s0 + n_steps) of the weights into strips:
 // packed[(strip * n_steps + step) * 32 + row % 32]. Rows past n_rows pack as zeros, and so
 // do the columns past `cols` (the odd half of a BF16 pair), so padding adds nothing.
@@ -110,6 +134,10 @@ MOA_AVX512_TARGET void pack_block(const uint16_t* w, int64_t cols, int64_t r0, i
         } else {
           const auto mask = static_cast<__mmask32>(valid == 32 ? ~0u : (1u << valid) - 1);
           r[i] = _mm512_maskz_loadu_epi16(mask, src);
+          if constexpr (kFormat != Format::kBf16Pairs) {  // F16 weights split for AMX
+            r[i] = bf16_part<kFormat>(_mm512_cvtph_ps(_mm512_castsi512_si256(r[i])),
+                                      _mm512_cvtph_ps(_mm512_extracti64x4_epi64(r[i], 1)));
+          }
         }
       }
       transpose_16x16(r);
@@ -172,32 +200,39 @@ __mmask16 row_mask(int64_t valid) {
   return static_cast<__mmask16>(valid >= 16 ? 0xFFFF : valid <= 0 ? 0 : (1u << valid) - 1);
 }
 
-// Where a packed block lies: rows [r0, r0 + n_rows) in n_strips strips, steps [s0, s0 + steps).
+// Where a packed block lies: rows [r0, r0 + n_rows) in n_strips strips, steps [s0, s0 + steps);
+// packed[f] holds it in the f-th format asked for.
 struct PackedBlock {
-  const uint32_t* packed = nullptr;
+  const uint32_t* packed[2] = {};
   int64_t r0 = 0, n_rows = 0, n_strips = 0, s0 = 0, steps = 0;
 };
 
 // Calls body(block) for every 128-row panel x K block of w over n_steps steps, panels spread over
-// the threads, each block first packed into the thread's strips. A ThreadState lives in each
-// thread from before its first panel to after its last (AMX's tile configuration).
-template <Format kFormat, class ThreadState, class Body>
+// the threads, each block first packed into the thread's strips, once per format. A ThreadState
+// lives in each thread from before its first panel to after its last (AMX's tile configuration).
+template <class ThreadState, Format... kFormats, class Body>
 void for_each_packed_block(const WeightMatrix& w, int64_t n_steps, int n_threads, Body body) {
+  static_assert(sizeof...(kFormats) >= 1 && sizeof...(kFormats) <= 2);
   const int64_t n_panels = (w.rows + kPanelRows - 1) / kPanelRows;
   const auto* weights = static_cast<const uint16_t*>(w.data);
 #pragma omp parallel num_threads(n_threads)
   {
     [[maybe_unused]] const ThreadState state;
-    std::vector<uint32_t> packed(static_cast<size_t>(kPanelRows * kBlockSteps));
+    std::vector<uint32_t> packed[sizeof...(kFormats)];
+    for (auto& buffer : packed) buffer.resize(static_cast<size_t>(kPanelRows * kBlockSteps));
 #pragma omp for schedule(dynamic, 1)
     for (int64_t p = 0; p < n_panels; ++p) {
-      PackedBlock block{packed.data(), p * kPanelRows};
+      PackedBlock block;
+      block.r0 = p * kPanelRows;
       block.n_rows = std::min(kPanelRows, w.rows - block.r0);
       block.n_strips = (block.n_rows + kStripRows - 1) / kStripRows;
       for (block.s0 = 0; block.s0 < n_steps; block.s0 += kBlockSteps) {
         block.steps = std::min(kBlockSteps, n_steps - block.s0);
-        pack_block<kFormat>(weights, w.cols, block.r0, block.n_rows, block.s0, block.steps,
-                            packed.data());
+        size_t f = 0;
+        ((pack_block<kFormats>(weights, w.cols, block.r0, block.n_rows, block.s0, block.steps,
+                               packed[f].data()),
+          block.packed[f] = packed[f].data(), ++f),
+         ...);
         body(block);
       }
     }
@@ -213,15 +248,15 @@ void run_gemm(const WeightMatrix& w, const uint32_t* x, int64_t x_stride, int64_
               float* y, int n_threads) {
   static constexpr auto kernels =
       micro_kernels<kFormat>(std::make_integer_sequence<int, kTokenTile>());
-  for_each_packed_block<kFormat, NoThreadState>(w, x_stride, n_threads, [&](const PackedBlock& b) {
+  for_each_packed_block<NoThreadState, kFormat>(w, x_stride, n_threads, [&](const PackedBlock& b) {
     for (int64_t t0 = 0; t0 < n_tokens; t0 += kTokenTile) {
       const int64_t tokens = std::min(kTokenTile, n_tokens - t0);
       const auto kernel = kernels[static_cast<size_t>(tokens - 1)];
       for (int64_t strip = 0; strip < b.n_strips; ++strip) {
         const int64_t row = b.r0 + strip * kStripRows;
-        kernel(b.packed + strip * b.steps * kStripRows, b.steps, x + t0 * x_stride + b.s0, x_stride,
-               y + t0 * w.rows + row, w.rows, row_mask(w.rows - row), row_mask(w.rows - row - 16),
-               b.s0 > 0);
+        kernel(b.packed[0] + strip * b.steps * kStripRows, b.steps, x + t0 * x_stride + b.s0,
+               x_stride, y + t0 * w.rows + row, w.rows, row_mask(w.rows - row),
+               row_mask(w.rows - row - 16), b.s0 > 0);
       }
     }
   });
@@ -271,11 +306,12 @@ bool amx_bf16_granted() {
 #endif
 }
 
-// Every tile 16 rows x 64 bytes. 0: activations; 1, 2: the strip's two 16-row halves of
-// weights; 3, 4: the halves' sums.
+// Every tile 16 rows x 64 bytes. 0: activations (their high parts); 1, 2: the strip's two
+// 16-row halves of weights (high parts); 3, 4: the halves' sums; F16 only: 5 the activations'
+// remainders, 6, 7 the weights'.
 MOA_AMX_TARGET void configure_tiles() {
   TileConfig config;
-  for (int t = 0; t < 5; ++t) {
+  for (int t = 0; t < 8; ++t) {
     config.rows[t] = kAmxTokens;
     config.colsb[t] = 64;
   }
@@ -286,7 +322,11 @@ MOA_AMX_TARGET void release_tiles() { _tile_release(); }
 
 // sums[h][t][0..16) += tokens t x rows 16 h .. 16 h + 15 of a strip over n_steps (a multiple of
 // 16) BF16 pairs; x: the token block's A tiles from the first step on, the strip 32 pairs a step.
-MOA_AMX_TARGET void amx_strip(const uint32_t* strip, int64_t n_steps, const uint32_t* x,
+// kSplit (F16): high x high + high x low + low x high; low x low, under 2^-18 of each product,
+// is left out.
+template <bool kSplit>
+MOA_AMX_TARGET void amx_strip(const uint32_t* strip, const uint32_t* strip_low, int64_t n_steps,
+                              const uint32_t* x, const uint32_t* x_low,
                               float (*sums)[kAmxTokens][16]) {
   constexpr size_t kStripBytes = kStripRows * sizeof(uint32_t);
   _tile_loadd(3, sums[0], 64);
@@ -297,38 +337,52 @@ MOA_AMX_TARGET void amx_strip(const uint32_t* strip, int64_t n_steps, const uint
     _tile_loadd(2, strip + k * kStripRows + 16, kStripBytes);
     _tile_dpbf16ps(3, 0, 1);
     _tile_dpbf16ps(4, 0, 2);
+    if constexpr (kSplit) {
+      _tile_loadd(5, x_low + k * kAmxTokens, 64);
+      _tile_loadd(6, strip_low + k * kStripRows, kStripBytes);
+      _tile_loadd(7, strip_low + k * kStripRows + 16, kStripBytes);
+      _tile_dpbf16ps(3, 0, 6);
+      _tile_dpbf16ps(4, 0, 7);
+      _tile_dpbf16ps(3, 5, 1);
+      _tile_dpbf16ps(4, 5, 2);
+    }
   }
   _tile_stored(3, sums[0], 64);
   _tile_stored(4, sums[1], 64);
 }
 
-// Activations as BF16 pairs (the high halves of the BF16-rounded floats) laid out tile by tile:
-// per 16-token block, each run of 16 pairs is one 1 KiB A tile, so a tile load reads
-// consecutive lines (token-major rows lie a whole row apart: often a page and an L1 set each).
-// Zeros past the tokens and values.
+// Activations as BF16 pairs laid out tile by tile: per 16-token block, each run of 16 pairs is
+// one 1 KiB A tile, so a tile load reads consecutive lines (token-major rows lie a whole row
+// apart: often a page and an L1 set each). BF16 weights: the BF16-rounded activations; F16: their
+// exact high parts and remainders. Zeros past the tokens and values.
 struct AmxActivations {
   int64_t tiles_per_block = 0;  // 16 pairs each
-  std::vector<uint32_t> tiles;
+  std::vector<uint32_t> high, low;
   // Where the A tile of token t's block and step s0 starts (s0 a multiple of 16).
   size_t offset(int64_t t, int64_t s0) const {
     return static_cast<size_t>((t / kAmxTokens * tiles_per_block + s0 / kAmxSteps) * kAmxTokens *
                                kAmxSteps);
   }
-  const uint32_t* at(int64_t t0, int64_t s0) const { return tiles.data() + offset(t0, s0); }
 };
 
-AmxActivations amx_activations(const float* x, int64_t n_tokens, int64_t cols) {
+MOA_AVX512_TARGET AmxActivations amx_activations(const float* x, int64_t n_tokens, int64_t cols,
+                                                 bool split) {
   AmxActivations a;
   a.tiles_per_block = ((cols + 1) / 2 + kAmxSteps - 1) / kAmxSteps;
-  const int64_t stride = a.tiles_per_block * kAmxSteps;
-  std::vector<uint32_t> rows;
-  bf16_pairs(x, n_tokens, cols, stride, rows);
   const int64_t blocks = (n_tokens + kAmxTokens - 1) / kAmxTokens;
-  a.tiles.assign(static_cast<size_t>(blocks * stride * kAmxTokens), 0u);
+  const auto size = static_cast<size_t>(blocks * a.tiles_per_block * kAmxTokens * kAmxSteps);
+  a.high.assign(size, 0u);
+  if (split) a.low.assign(size, 0u);
   for (int64_t t = 0; t < n_tokens; ++t) {
-    for (int64_t s0 = 0; s0 < stride; s0 += kAmxSteps) {
-      std::copy_n(rows.data() + t * stride + s0, kAmxSteps,
-                  a.tiles.data() + a.offset(t, s0) + t % kAmxTokens * kAmxSteps);
+    for (int64_t c = 0; c < cols; c += 2 * kAmxSteps) {  // 32 values: one A tile row
+      const int64_t valid = std::min<int64_t>(32, cols - c);
+      const auto m0 = static_cast<__mmask16>(valid >= 16 ? 0xFFFF : (1u << valid) - 1);
+      const auto m1 = static_cast<__mmask16>(valid <= 16 ? 0 : (1u << (valid - 16)) - 1);
+      const __m512 f0 = _mm512_maskz_loadu_ps(m0, x + t * cols + c);
+      const __m512 f1 = _mm512_maskz_loadu_ps(m1, x + t * cols + c + 16);
+      const size_t at = a.offset(t, c / 2) + static_cast<size_t>(t % kAmxTokens * kAmxSteps);
+      _mm512_storeu_si512(a.high.data() + at, bf16_part<Format::kBf16High>(f0, f1));
+      if (split) _mm512_storeu_si512(a.low.data() + at, bf16_part<Format::kBf16Low>(f0, f1));
     }
   }
   return a;
@@ -366,19 +420,23 @@ struct AmxTiles {
 
 // The AMX GEMM: panels and K blocks as run_gemm, each strip x 16-token tile one amx_strip call
 // whose sums go through a small buffer (y is read back for later K blocks, written masked).
+template <bool kSplit, Format... kFormats>
 void run_gemm_amx(const WeightMatrix& w, const AmxActivations& x, int64_t n_tokens, float* y,
                   int n_threads) {
-  for_each_packed_block<Format::kBf16Pairs, AmxTiles>(
+  for_each_packed_block<AmxTiles, kFormats...>(
       w, x.tiles_per_block * kAmxSteps, n_threads, [&](const PackedBlock& b) {
         alignas(64) float sums[2][kAmxTokens][16];
         for (int64_t t0 = 0; t0 < n_tokens; t0 += kAmxTokens) {
           const int64_t tokens = std::min(kAmxTokens, n_tokens - t0);
+          const size_t x_at = x.offset(t0, b.s0);
           for (int64_t strip = 0; strip < b.n_strips; ++strip) {
             const int64_t row = b.r0 + strip * kStripRows;
             const __mmask16 masks[2] = {row_mask(w.rows - row), row_mask(w.rows - row - 16)};
             float* y_tile = y + t0 * w.rows + row;
+            const int64_t at = strip * b.steps * kStripRows;
             load_sums(y_tile, w.rows, tokens, masks, b.s0 == 0, sums);
-            amx_strip(b.packed + strip * b.steps * kStripRows, b.steps, x.at(t0, b.s0), sums);
+            amx_strip<kSplit>(b.packed[0] + at, kSplit ? b.packed[1] + at : nullptr, b.steps,
+                              x.high.data() + x_at, kSplit ? x.low.data() + x_at : nullptr, sums);
             store_sums(sums, tokens, masks, y_tile, w.rows);
           }
         }
@@ -410,8 +468,14 @@ bool half_gemm_uses_amx() {
 
 void matmul_half(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, int n_threads,
                  bool allow_amx) {
-  if (allow_amx && w.type == gguf::TensorType::kBF16 && half_gemm_uses_amx()) {
-    run_gemm_amx(w, amx_activations(x, n_tokens, w.cols), n_tokens, y, n_threads);
+  if (allow_amx && half_gemm_uses_amx()) {
+    if (w.type == gguf::TensorType::kBF16) {
+      run_gemm_amx<false, Format::kBf16Pairs>(w, amx_activations(x, n_tokens, w.cols, false),
+                                              n_tokens, y, n_threads);
+    } else {
+      run_gemm_amx<true, Format::kBf16High, Format::kBf16Low>(
+          w, amx_activations(x, n_tokens, w.cols, true), n_tokens, y, n_threads);
+    }
     return;
   }
   if (half_gemm_kind(w.type) == HalfGemm::kF16Fma) {

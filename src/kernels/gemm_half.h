@@ -19,8 +19,9 @@ enum class HalfGemm {
 // The kernel this CPU runs for weights of `type`; kNone for other types.
 HalfGemm half_gemm_kind(gguf::TensorType type);
 
-// True when matmul_half runs BF16 weights on AMX-BF16 tiles (CPU, OS permission, MOA_NO_AMX
-// unset): products exact, F32 sums, as the vdpbf16ps kernel.
+// True when matmul_half runs on AMX-BF16 tiles (CPU, OS permission, MOA_NO_AMX unset): BF16
+// weights with exact products, F16 weights as BF16 high parts + remainders with all but the
+// remainders' product (under 2^-18 of each product left out).
 bool half_gemm_uses_amx();
 
 // Y[t] = W X[t] for F16/BF16 weights, x already rounded to the weight's format (F16 or BF16

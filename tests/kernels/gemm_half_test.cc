@@ -1,7 +1,7 @@
 // The AVX-512 F16/BF16 prefill GEMM (gemm_f16.cc) against the double-precision reference at
 // odd sizes: row counts off the 32-row strips and 128-row panels, column counts off the
 // 16-step pack chunks, the 256-step K blocks and BF16 pairs, token counts off the 12-token tile
-// and the 16-token AMX tile; BF16 with the AMX-BF16 tiles where this CPU has them, and without.
+// and the 16-token AMX tile; with the AMX-BF16 tiles where this CPU has them, and without.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -30,12 +30,13 @@ std::vector<uint8_t> stored_rows(TensorType type, const std::vector<float>& valu
   return bytes;
 }
 
-// Products are exact in both formats (and on AMX tiles), so only F32 summation order separates
-// the kernel from the reference: the same bound as the F32 matvec tests.
+// Products are exact in both formats, so only F32 summation order separates the kernel from
+// the reference: the same bound as the F32 matvec tests. AMX on F16 also leaves out the product
+// of the two BF16 remainders, under 2^-18 of each |w x| (values here within +-1: under
+// 4e-6 * cols in all), inside the same bound, which a dropped high x low product (2^-9) breaks.
 double tolerance(int64_t cols) { return 2e-6 * static_cast<double>(cols) + 1e-5; }
 
-// The kernel variants this CPU can run: AMX tiles (where granted; BF16 weights only) and the
-// AVX-512 micro-kernel.
+// The kernel variants this CPU can run: AMX tiles (where granted) and the AVX-512 micro-kernel.
 std::vector<bool> amx_choices() {
   if (half_gemm_uses_amx()) return {true, false};
   return {false};
@@ -74,6 +75,24 @@ TEST(HalfGemm, MatchesReferenceAtOddSizes) {
       }
     }
   }
+}
+
+// The AMX path's split really carries F16 precision: weights and activations that BF16 alone
+// would round (11 significant bits) still give the F16 products, within the F32 bound.
+TEST(HalfGemm, AmxKeepsF16PrecisionThroughTheBf16Split) {
+  if (!half_gemm_uses_amx()) GTEST_SKIP() << "no AMX-BF16 here (CPU, or OS tile permission)";
+  const int64_t rows = 32, cols = 64, n_tokens = 16;
+  std::vector<float> values(static_cast<size_t>(rows * cols));
+  for (size_t i = 0; i < values.size(); ++i) values[i] = 1.0f + static_cast<float>(i % 7) / 1024;
+  const std::vector<uint8_t> bytes = stored_rows(TensorType::kF16, values, rows, cols);
+  const WeightMatrix w{TensorType::kF16, bytes.data(), rows, cols};
+  std::vector<float> x(static_cast<size_t>(n_tokens * cols));
+  for (size_t i = 0; i < x.size(); ++i) x[i] = 1.0f - static_cast<float>(i % 5) / 2048;
+  std::vector<float> got(static_cast<size_t>(n_tokens * rows)), want(got.size());
+  matmul_half(w, x.data(), n_tokens, got.data(), 1, true);
+  reference::matmul(w, x.data(), n_tokens, want.data());
+  // BF16-rounded operands would be off by up to 2^-8 per value here: about 0.25 on these sums.
+  EXPECT_LE(max_abs_diff(got, want), 1e-4);
 }
 
 // matmul() picks the kernel for batches; its result must equal the reference too.
