@@ -115,9 +115,10 @@ BENCHMARK(BM_Matmul512)
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 
-// The BF16 prefill kernels side by side on the same 512-token product (compare in one run with
-// --benchmark_enable_random_interleaving: this VM's speed drifts). Args: type code (BF16), n,
-// kernels (0: AMX-BF16 tiles, where the CPU and OS allow; 1: the vdpbf16ps micro-kernel).
+// The F16/BF16 prefill kernels side by side on the same 512-token product (compare in one run
+// with --benchmark_enable_random_interleaving: this VM's speed drifts). Args: type code (F16,
+// BF16), n, kernels (0: AMX-BF16 tiles where the CPU and OS allow; 1: the AVX-512 micro-kernel,
+// F32 FMAs or vdpbf16ps).
 void BM_HalfKernels512(benchmark::State& state) {
   const auto type = static_cast<TensorType>(state.range(0));
   const int64_t n = state.range(1), tokens = 512;

@@ -315,7 +315,9 @@ MOA_AMX_TARGET void configure_tiles() {
     config.rows[t] = kAmxTokens;
     config.colsb[t] = 64;
   }
-  _tile_loadconfig(&config);
+  // GCC 12's _tile_loadconfig declares only 8 of the 64 bytes read, so the rows and colsb stores
+  // above were dropped as dead (seen at -march=x86-64): hand ldtilecfg the whole struct.
+  __asm__ volatile("ldtilecfg %0" : : "m"(config));
 }
 
 MOA_AMX_TARGET void release_tiles() { _tile_release(); }
@@ -329,6 +331,9 @@ MOA_AMX_TARGET void amx_strip(const uint32_t* strip, const uint32_t* strip_low, 
                               const uint32_t* x, const uint32_t* x_low,
                               float (*sums)[kAmxTokens][16]) {
   constexpr size_t kStripBytes = kStripRows * sizeof(uint32_t);
+  // GCC 12's tileloadd does not declare that it reads memory: the sums, strips and activations
+  // must be stored before it.
+  __asm__ volatile("" : : : "memory");
   _tile_loadd(3, sums[0], 64);
   _tile_loadd(4, sums[1], 64);
   for (int64_t k = 0; k < n_steps; k += kAmxSteps) {
