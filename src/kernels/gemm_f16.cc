@@ -293,6 +293,9 @@ struct alignas(64) TileConfig {
 
 // CPUID leaf 7 (AMX-BF16: EDX bit 22, AMX-TILE: bit 24), then Linux's permission for the 8 KiB
 // tile state (arch_prctl ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA = 18). MOA_NO_AMX=1 opts out.
+constexpr long kArchRequestXcompPerm = 0x1023;
+constexpr long kXfeatureTileData = 18;
+
 bool amx_bf16_granted() {
   if (const char* off = std::getenv("MOA_NO_AMX"); off != nullptr && std::strcmp(off, "1") == 0)
     return false;
@@ -300,7 +303,7 @@ bool amx_bf16_granted() {
   if (__get_cpuid_count(7, 0, &a, &b, &c, &d) == 0) return false;
   if ((d & (1u << 22)) == 0 || (d & (1u << 24)) == 0) return false;
 #if defined(__linux__)
-  return syscall(SYS_arch_prctl, 0x1023, 18) == 0;
+  return syscall(SYS_arch_prctl, kArchRequestXcompPerm, kXfeatureTileData) == 0;
 #else
   return false;
 #endif
@@ -425,9 +428,11 @@ struct AmxTiles {
 
 // The AMX GEMM: panels and K blocks as run_gemm, each strip x 16-token tile one amx_strip call
 // whose sums go through a small buffer (y is read back for later K blocks, written masked).
-template <bool kSplit, Format... kFormats>
+// kFormats: kBf16Pairs (BF16 weights), or kBf16High and kBf16Low (F16 weights, split).
+template <Format... kFormats>
 void run_gemm_amx(const WeightMatrix& w, const AmxActivations& x, int64_t n_tokens, float* y,
                   int n_threads) {
+  constexpr bool kSplit = sizeof...(kFormats) == 2;
   for_each_packed_block<AmxTiles, kFormats...>(
       w, x.tiles_per_block * kAmxSteps, n_threads, [&](const PackedBlock& b) {
         alignas(64) float sums[2][kAmxTokens][16];
@@ -475,10 +480,10 @@ void matmul_half(const WeightMatrix& w, const float* x, int64_t n_tokens, float*
                  bool allow_amx) {
   if (allow_amx && half_gemm_uses_amx()) {
     if (w.type == gguf::TensorType::kBF16) {
-      run_gemm_amx<false, Format::kBf16Pairs>(w, amx_activations(x, n_tokens, w.cols, false),
-                                              n_tokens, y, n_threads);
+      run_gemm_amx<Format::kBf16Pairs>(w, amx_activations(x, n_tokens, w.cols, false), n_tokens, y,
+                                       n_threads);
     } else {
-      run_gemm_amx<true, Format::kBf16High, Format::kBf16Low>(
+      run_gemm_amx<Format::kBf16High, Format::kBf16Low>(
           w, amx_activations(x, n_tokens, w.cols, true), n_tokens, y, n_threads);
     }
     return;

@@ -54,12 +54,12 @@ double relative_diff(const Logits& got, const std::vector<std::vector<double>>& 
 // tiles F16 products leave out the BF16 remainders' product (under 2^-18 of each; gemm_f16.cc),
 // enough to flip more of them: 3.7e-4 (qwen2) and 4.9e-4 (llama), 3.3e-4 to 4.9e-4 over seeds
 // 1-8, so 1e-3. (With that product kept they stay under 3e-4, at no speed gain over FMAs.)
-// A BF16 flip is 2^-8 of
-// an element: seed 1's llama BF16 model has one when AMX tiles sum its GEMMs (3.3e-3; the GEMMs
-// themselves differ from the vdpbf16ps kernel's by 5e-7), so BF16 uses seed 2 (none on either). For
-// Q8_K such a flip is one step of max/127 and moves the logits by ~1e-2; seed 1's llama Q5_K model
-// has one (measured 1.5e-2), so Q5_K uses seed 2; seed 1's qwen2 Q4_K model has one when built with
-// -O1 (the sanitizer build: 1.4e-2) and seed 2's in every build (1.1e-2), so Q4_K uses seed 3.
+// A BF16 flip is 2^-8 of an element: seed 1's llama BF16 model has one when AMX tiles sum its
+// GEMMs (3.3e-3; the GEMMs themselves differ from the vdpbf16ps kernel's by 5e-7), so BF16 uses
+// seed 2 (none on either). For Q8_K such a flip is one step of max/127 and moves the logits by
+// ~1e-2; seed 1's llama Q5_K model has one (measured 1.5e-2), so Q5_K uses seed 2; seed 1's qwen2
+// Q4_K model has one when built with -O1 (the sanitizer build: 1.4e-2) and seed 2's in every
+// build (1.1e-2), so Q4_K uses seed 3.
 struct TypeCase {
   TensorType type;
   double tolerance;

@@ -69,7 +69,7 @@ TEST(HalfGemm, MatchesReferenceAtOddSizes) {
       }
       expect_half_gemm_matches(type, 17, 257, 25, 2, amx);
       expect_half_gemm_matches(type, 300, 1100, 40, 1, amx);  // several K blocks, partial panel
-      expect_half_gemm_matches(type, 40, 2048, 35, 2, amx);   // AMX rows padded off 4 KiB strides
+      expect_half_gemm_matches(type, 40, 2048, 35, 2, amx);   // 4 KiB token rows, AMX tiled
       for (int64_t rows : {32, 64, 96, 320}) {
         for (int64_t cols : {64, 96}) expect_half_gemm_matches(type, rows, cols, 9, 2, amx);
       }
