@@ -79,35 +79,36 @@ struct SliceLayout {
   size_t scale_offset[kVectors] = {};  // Q8_0: bytes to the block's F16 scale
 };
 
-template <int kVectors>
-SliceLayout<kVectors> slice_layout(KvType type, int64_t first, int64_t head_dim) {
+template <KvType kType, int kVectors>
+SliceLayout<kVectors> slice_layout(int64_t first, int64_t head_dim) {
   SliceLayout<kVectors> layout;
   constexpr int64_t kLanes = 16;
   // 16 values never straddle a Q8_0 block (blocks are 32 values, or a whole row of 16).
-  const int64_t block = kv_block_elements(type, head_dim);
+  const int64_t block = kv_block_elements(kType, head_dim);
   for (int v = 0; v < kVectors; ++v) {
     const int64_t i = first + v * kLanes;
-    if (type == KvType::kQ8_0) {  // the block's F16 scale, then its int8 values
-      layout.scale_offset[v] = kv_bytes(type, i - i % block, head_dim);
+    if constexpr (kType == KvType::kQ8_0) {  // the block's F16 scale, then its int8 values
+      layout.scale_offset[v] = kv_bytes(kType, i - i % block, head_dim);
       layout.value_offset[v] = layout.scale_offset[v] + 2 + static_cast<size_t>(i % block);
     } else {
-      layout.value_offset[v] = kv_bytes(type, i, head_dim);
+      layout.value_offset[v] = kv_bytes(kType, i, head_dim);
     }
   }
   return layout;
 }
 
-// Widens kVectors slices of 16 values of a stored K/V row to F32.
-template <int kVectors>
-void load_value_slices(KvType type, const uint8_t* row, const SliceLayout<kVectors>& layout,
-                       hn::Vec<DV>* out) {
+// Widens kVectors slices of 16 values of a stored K/V row to F32. Inlined into the per-key loop
+// with the type fixed at compile time: as a call it spilled all 16 accumulators every key.
+template <KvType kType, int kVectors>
+HWY_INLINE void load_value_slices(const uint8_t* row, const SliceLayout<kVectors>& layout,
+                                  hn::Vec<DV>* out) {
   const DV d;
   auto scale = hn::Zero(d);
   for (int v = 0; v < kVectors; ++v) {
     const uint8_t* values = row + layout.value_offset[v];
-    if (type == KvType::kF32) {
+    if constexpr (kType == KvType::kF32) {
       out[v] = hn::LoadU(d, reinterpret_cast<const float*>(values));
-    } else if (type == KvType::kQ8_0) {
+    } else if constexpr (kType == KvType::kQ8_0) {
       const auto q = hn::PromoteTo(
           hn::Rebind<int32_t, DV>(),
           hn::LoadU(hn::Rebind<int8_t, DV>(), reinterpret_cast<const int8_t*>(values)));
@@ -125,7 +126,7 @@ void load_value_slices(KvType type, const uint8_t* row, const SliceLayout<kVecto
 // o[r][c .. c + 16 kVectors) = o[r] * correction[r] + sum_j p[j * width + r] * v[j], for rows
 // r0 .. r0 + kRows; value rows are read straight from the cache. kRows x kVectors = 16
 // accumulators: half the register file, the rest holds values and weights.
-template <int64_t kRows, int kVectors>
+template <KvType kType, int64_t kRows, int kVectors>
 void lane_values_slice(const LaneTile& tile, const float* p, int64_t width, const float* correction,
                        int64_t r0, int64_t c, float* o, int64_t o_stride) {
   const DV d;
@@ -135,12 +136,12 @@ void lane_values_slice(const LaneTile& tile, const float* p, int64_t width, cons
     for (int v = 0; v < kVectors; ++v)
       acc[r][v] = hn::Mul(hn::LoadU(d, o + (r0 + r) * o_stride + c + 16 * v), scale);
   }
-  const size_t row_bytes = kv_bytes(tile.type, tile.head_dim, tile.head_dim);
-  const SliceLayout<kVectors> layout = slice_layout<kVectors>(tile.type, c, tile.head_dim);
-  for (int64_t j = 0; j < tile.n_keys; ++j) {
+  const size_t row_bytes = kv_bytes(kType, tile.head_dim, tile.head_dim);
+  const SliceLayout<kVectors> layout = slice_layout<kType, kVectors>(c, tile.head_dim);
+  const auto* row = static_cast<const uint8_t*>(tile.v);
+  for (int64_t j = 0; j < tile.n_keys; ++j, row += row_bytes) {
     hn::Vec<DV> values[kVectors];
-    const uint8_t* row = static_cast<const uint8_t*>(tile.v) + static_cast<size_t>(j) * row_bytes;
-    load_value_slices<kVectors>(tile.type, row, layout, values);
+    load_value_slices<kType, kVectors>(row, layout, values);
     const float* pj = p + j * width + r0;
     for (int64_t r = 0; r < kRows; ++r) {
       const auto weight = hn::Set(d, pj[r]);
@@ -154,18 +155,29 @@ void lane_values_slice(const LaneTile& tile, const float* p, int64_t width, cons
 }
 
 // All value slices of rows r0 .. r0 + kRows: kVectors at a time, then single vectors.
-template <int64_t kRows, int kVectors>
+template <KvType kType, int64_t kRows, int kVectors>
 void lane_values(const LaneTile& tile, const LaneBuffers& buffers, int64_t width,
                  const float* correction, int64_t r0) {
   int64_t c = 0;
   for (; c + 16 * kVectors <= tile.head_dim; c += 16 * kVectors) {
-    lane_values_slice<kRows, kVectors>(tile, buffers.scores, width, correction, r0, c, buffers.o,
-                                       buffers.o_stride);
+    lane_values_slice<kType, kRows, kVectors>(tile, buffers.scores, width, correction, r0, c,
+                                              buffers.o, buffers.o_stride);
   }
   for (; c < tile.head_dim; c += 16) {
-    lane_values_slice<kRows, 1>(tile, buffers.scores, width, correction, r0, c, buffers.o,
-                                buffers.o_stride);
+    lane_values_slice<kType, kRows, 1>(tile, buffers.scores, width, correction, r0, c, buffers.o,
+                                       buffers.o_stride);
   }
+}
+
+template <KvType kType>
+void lane_values_all_rows(const LaneTile& tile, const LaneBuffers& buffers, int64_t width,
+                          const float* correction) {
+  if (buffers.rows <= 4) {  // small GQA groups: skip the padding lanes' values
+    lane_values<kType, 4, 4>(tile, buffers, width, correction, 0);
+    return;
+  }
+  for (int64_t r0 = 0; r0 < buffers.rows; r0 += 8)
+    lane_values<kType, 8, 2>(tile, buffers, width, correction, r0);
 }
 
 template <class D>
@@ -173,12 +185,14 @@ void lane_update(D d, const LaneTile& tile, LaneBuffers& buffers) {
   const auto width = static_cast<int64_t>(hn::Lanes(d));
   float correction[kMaxLaneRows] = {};  // only W lanes are stored; zeroed for narrow targets
   lane_tile_softmax(width, buffers, correction);
-  if (buffers.rows <= 4) {  // small GQA groups: skip the padding lanes' values
-    lane_values<4, 4>(tile, buffers, width, correction, 0);
-    return;
+  switch (tile.type) {
+    case KvType::kF32:
+      return lane_values_all_rows<KvType::kF32>(tile, buffers, width, correction);
+    case KvType::kQ8_0:
+      return lane_values_all_rows<KvType::kQ8_0>(tile, buffers, width, correction);
+    default:
+      return lane_values_all_rows<KvType::kF16>(tile, buffers, width, correction);
   }
-  for (int64_t r0 = 0; r0 < buffers.rows; r0 += 8)
-    lane_values<8, 2>(tile, buffers, width, correction, r0);
 }
 
 }  // namespace

@@ -179,6 +179,18 @@ void load_kv_row(KvType type, const void* src_row, int64_t n, float* dst) {
   for (; i < n; ++i) dst[i] = half_to_float(src[i]);
 }
 
+void load_kv_rows(KvType type, const void* src, int64_t n_rows, int64_t head_dim, float* dst) {
+  // Q8_0 rows shorter than two blocks are one block each: a longer run would regroup them.
+  if (kv_block_elements(type, head_dim) != kv_block_elements(type, n_rows * head_dim)) {
+    for (int64_t r = 0; r < n_rows; ++r) {
+      load_kv_row(type, static_cast<const uint8_t*>(src) + kv_bytes(type, r * head_dim, head_dim),
+                  head_dim, dst + r * head_dim);
+    }
+    return;
+  }
+  load_kv_row(type, src, n_rows * head_dim, dst);
+}
+
 float exp_shifted_tile(float* s, float shift) {
   const DF d;
   const auto lanes = static_cast<int64_t>(hn::Lanes(d));
@@ -376,32 +388,26 @@ void TileWorker::update_rows(int64_t n_keys_tile) {
 
 void TileWorker::run_lane_tile(const KeyRun& run, const QueryBlock& block, const BandMask& mask,
                                int64_t first_slot, int64_t n_keys_tile) {
-  const int64_t hd = shape_.head_dim;
-  // Each key row converted also asks for the tile's value row (needed after the scores) and
-  // the next tile's key row, spread out so the requests overlap with this tile's math.
-  const size_t row_bytes = kv_bytes(type_, hd, hd);
+  const int64_t hd = shape_.head_dim;  // a multiple of 16 here, so head_pad_ == hd
+  // A tile's rows are contiguous in the run: its values (needed after the scores) and the next
+  // tile's keys are requested in one sweep, then the keys are converted in one call.
+  const size_t tile_bytes = kv_bytes(type_, n_keys_tile * hd, hd);
+  const auto* v_rows = static_cast<const char*>(row_address(type_, run.v, first_slot * hd, hd));
+  const auto* next_k =
+      static_cast<const char*>(row_address(type_, run.k, (first_slot + kKeyTile) * hd, hd));
   const bool next_tile = first_slot + 2 * kKeyTile <= run.n_keys;
-  for (int64_t j = 0; j < kKeyTile; ++j) {
-    float* k_row = k_tile_.data() + j * head_pad_;
-    if (j >= n_keys_tile) {
-      if (bf16_) std::fill_n(k_bf16_.data() + j * hd, hd, uint16_t{0});
-      if (!bf16_) std::fill_n(k_row, head_pad_, 0.0f);
-      continue;
-    }
-    const auto* v_row =
-        static_cast<const char*>(row_address(type_, run.v, (first_slot + j) * hd, hd));
-    const auto* next_k =
-        static_cast<const char*>(row_address(type_, run.k, (first_slot + kKeyTile + j) * hd, hd));
-    for (size_t b = 0; b < row_bytes; b += 64) {
-      __builtin_prefetch(v_row + b, 0, 2);
-      if (next_tile) __builtin_prefetch(next_k + b, 0, 2);
-    }
-    const void* k_src = row_address(type_, run.k, (first_slot + j) * hd, hd);
-    if (bf16_) {
-      bf16_key_row(static_cast<const uint16_t*>(k_src), hd, k_bf16_.data() + j * hd);
-    } else {
-      load_row(type_, k_src, hd, head_pad_, k_row);
-    }
+  for (size_t b = 0; b < tile_bytes; b += 64) {
+    __builtin_prefetch(v_rows + b, 0, 2);
+    if (next_tile) __builtin_prefetch(next_k + b, 0, 2);
+  }
+  const void* k_src = row_address(type_, run.k, first_slot * hd, hd);
+  const int64_t n_values = n_keys_tile * hd, tile_values = kKeyTile * hd;
+  if (bf16_) {
+    bf16_key_row(static_cast<const uint16_t*>(k_src), n_values, k_bf16_.data());
+    std::fill(k_bf16_.data() + n_values, k_bf16_.data() + tile_values, uint16_t{0});
+  } else {
+    load_kv_rows(type_, k_src, n_keys_tile, hd, k_tile_.data());
+    std::fill(k_tile_.data() + n_values, k_tile_.data() + tile_values, 0.0f);
   }
   LaneBuffers buffers{q_lanes_.data(), k_tile_.data(), head_pad_, scores_.data(), acc_.m.data(),
                       acc_.l.data(),   acc_.o.data(),  head_pad_, rows_};

@@ -32,6 +32,8 @@ float exp_shifted_tile(float* s, float shift);
 
 // Converts one stored key/value row (n = head_dim values, F32, F16 or Q8_0) to F32.
 void load_kv_row(KvType type, const void* src_row, int64_t n, float* dst);
+// Converts n_rows consecutive stored rows of head_dim values to F32, packed row after row.
+void load_kv_rows(KvType type, const void* src, int64_t n_rows, int64_t head_dim, float* dst);
 
 // Tiles of a run of n_keys slots visible from queries at absolute positions q_first .. q_last
 // under `mask`, when slot t holds the key at position key_pos0 + t. Tiles are in slot units.
