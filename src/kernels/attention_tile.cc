@@ -389,17 +389,18 @@ void TileWorker::update_rows(int64_t n_keys_tile) {
 void TileWorker::run_lane_tile(const KeyRun& run, const QueryBlock& block, const BandMask& mask,
                                int64_t first_slot, int64_t n_keys_tile) {
   const int64_t hd = shape_.head_dim;  // a multiple of 16 here, so head_pad_ == hd
-  // A tile's rows are contiguous in the run: its values (needed after the scores) and the next
-  // tile's keys are requested in one sweep, then the keys are converted in one call.
+  // A tile's rows are contiguous in the run. Its values (needed after the scores) are requested
+  // first and the next tile's keys only once the scores are done: both at once crowded the values
+  // out of L1 before use. Its keys, requested during the tile before, are converted in one call.
   const size_t tile_bytes = kv_bytes(type_, n_keys_tile * hd, hd);
   const auto* v_rows = static_cast<const char*>(row_address(type_, run.v, first_slot * hd, hd));
   const auto* next_k =
       static_cast<const char*>(row_address(type_, run.k, (first_slot + kKeyTile) * hd, hd));
   const bool next_tile = first_slot + 2 * kKeyTile <= run.n_keys;
-  for (size_t b = 0; b < tile_bytes; b += 64) {
-    __builtin_prefetch(v_rows + b, 0, 2);
-    if (next_tile) __builtin_prefetch(next_k + b, 0, 2);
-  }
+  const auto prefetch = [tile_bytes](const char* rows) {
+    for (size_t b = 0; b < tile_bytes; b += 64) __builtin_prefetch(rows + b, 0, 2);
+  };
+  prefetch(v_rows);
   const void* k_src = row_address(type_, run.k, first_slot * hd, hd);
   const int64_t n_values = n_keys_tile * hd, tile_values = kKeyTile * hd;
   if (bf16_) {
@@ -414,11 +415,13 @@ void TileWorker::run_lane_tile(const KeyRun& run, const QueryBlock& block, const
   const LaneTile tile{type_, row_address(type_, run.v, first_slot * hd, hd), n_keys_tile, hd};
   if (!bf16_) {
     lane_tile_scores(lane_width_, hd, buffers);
+    if (next_tile) prefetch(next_k);
     mask_scores(block, mask, run.key_pos0 + first_slot, n_keys_tile, 1, lane_width_);
     lane_tile_update(lane_width_, tile, buffers);
     return;
   }
   lane_tile_scores_bf16(lane_width_, hd, q_pairs_.data(), k_bf16_.data(), scores_.data());
+  if (next_tile) prefetch(next_k);
   mask_scores(block, mask, run.key_pos0 + first_slot, n_keys_tile, 1, lane_width_);
   float correction[kMaxLaneRows] = {};
   lane_tile_softmax(lane_width_, buffers, correction);
