@@ -54,20 +54,6 @@ int sum16(const int8_t* q) {
   return hn::GetLane(hn::SumOfLanes(di, acc));
 }
 
-// Q4_K's 12 packed bytes as 16 bytes in 4 words: 8 scales (bytes 0-7) then 8 mins (bytes
-// 8-15), 6 bits each. Scales and mins 0-3 are the low 6 bits of bytes 0-3 / 4-7; 4-7 take a
-// nibble of bytes 8-11 plus the top 2 bits of bytes 0-3 / 4-7.
-struct ScaleWords {
-  uint32_t w[4];
-};
-ScaleWords q4_k_scales_mins(const uint8_t* packed) {
-  uint32_t p[3];
-  std::memcpy(p, packed, sizeof(p));
-  constexpr uint32_t kLow6 = 0x3f3f3f3f, kLow4 = 0x0f0f0f0f, kTop2 = 0x03030303;
-  return {{p[0] & kLow6, (p[2] & kLow4) | (((p[0] >> 6) & kTop2) << 4), p[1] & kLow6,
-           ((p[2] >> 4) & kLow4) | (((p[1] >> 6) & kTop2) << 4)}};
-}
-
 // Where natural value i of a 128-value group sits in Q4_K's nibble order (0, 2, 1, 3 by 32s).
 int64_t q4_k_slot(int64_t i) {
   constexpr int64_t kSlot[4] = {0, 2, 1, 3};
@@ -85,6 +71,21 @@ __m512i two_halves(int a, int b) {
                             _mm256_set1_epi16(static_cast<int16_t>(b)), 1);
 }
 
+// q4_k_scales_mins in one vector: the 12 packed bytes are read as the low 3 words of a 16-byte
+// load (the block's next field follows them, so the load stays inside the block).
+__m128i q4_k_scales_mins_vector(const uint8_t* packed) {
+  const __m128i p = _mm_loadu_si128(reinterpret_cast<const __m128i*>(packed));
+  // Words 0 and 2: the low 6 bits of p0 / p1; words 1 and 3: a nibble of p2 (low, then high).
+  const __m128i low = _mm_and_si128(
+      _mm_srlv_epi32(_mm_shuffle_epi32(p, _MM_SHUFFLE(2, 1, 2, 0)), _mm_set_epi32(4, 0, 0, 0)),
+      _mm_set_epi32(0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f));
+  // Words 1 and 3 also take the top 2 bits of each byte of p0 / p1 as bits 4-5.
+  const __m128i top =
+      _mm_and_si128(_mm_srli_epi32(_mm_shuffle_epi32(p, _MM_SHUFFLE(1, 1, 0, 0)), 2),
+                    _mm_set_epi32(0x30303030, 0, 0x30303030, 0));
+  return _mm_or_si128(low, top);
+}
+
 template <class Block>
 float dot_q4_k(const Block* w, const Q8KActivation& a, int64_t n_blocks) {
   const __m512i nibble = _mm512_set1_epi8(0x0F), one = _mm512_set1_epi8(1);
@@ -93,10 +94,7 @@ float dot_q4_k(const Block* w, const Q8KActivation& a, int64_t n_blocks) {
   for (int64_t b = 0; b < n_blocks; ++b) {
     const Block& blk = w[b];
     const int8_t* x = a.qs.data() + b * kBlock;
-    const ScaleWords sm = q4_k_scales_mins(blk.scales);
-    // Built in registers: storing the words and loading them as a vector stalls the load.
-    const __m128i scales_mins = _mm_set_epi32(static_cast<int>(sm.w[3]), static_cast<int>(sm.w[2]),
-                                              static_cast<int>(sm.w[1]), static_cast<int>(sm.w[0]));
+    const __m128i scales_mins = q4_k_scales_mins_vector(blk.scales);
     const __m512i scales = _mm512_cvtepu8_epi16(_mm256_castsi128_si256(scales_mins));
     __m512i sums = _mm512_setzero_si512();
     __m512i qh_02 = _mm512_setzero_si512();  // Q5_K: qh, then qh >> 2 (bits of sub-blocks +2)
@@ -125,12 +123,12 @@ float dot_q4_k(const Block* w, const Q8KActivation& a, int64_t n_blocks) {
     }
     const float dx = a.scales[static_cast<size_t>(b)];
     acc = _mm512_fmadd_ps(_mm512_set1_ps(half_to_float(blk.d) * dx), _mm512_cvtepi32_ps(sums), acc);
-    const __m256i sums32 = _mm256_madd_epi16(
-        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.sums16.data() + b * kGroups)),
-        _mm256_set1_epi16(1));
-    const __m256i mins = _mm256_cvtepu8_epi32(_mm_srli_si128(scales_mins, 8));
+    // min j times the sums of its two 16-value groups: each min doubled, one vpmaddwd.
+    const __m256i mins = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(scales_mins, scales_mins));
+    const __m256i min_sums = _mm256_madd_epi16(
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.sums16.data() + b * kGroups)), mins);
     acc_min = _mm256_fmadd_ps(_mm256_set1_ps(half_to_float(blk.dmin) * dx),
-                              _mm256_cvtepi32_ps(_mm256_mullo_epi32(mins, sums32)), acc_min);
+                              _mm256_cvtepi32_ps(min_sums), acc_min);
   }
   return _mm512_reduce_add_ps(acc) - _mm512_reduce_add_ps(_mm512_zextps256_ps512(acc_min));
 }
@@ -183,6 +181,20 @@ float dot_q6_k(const gguf::BlockQ6_K* w, const Q8KActivation& a, int64_t n_block
   return _mm512_reduce_add_ps(acc);
 }
 #else
+// Q4_K's 12 packed bytes as 16 bytes in 4 words: 8 scales (bytes 0-7) then 8 mins (bytes
+// 8-15), 6 bits each. Scales and mins 0-3 are the low 6 bits of bytes 0-3 / 4-7; 4-7 take a
+// nibble of bytes 8-11 plus the top 2 bits of bytes 0-3 / 4-7.
+struct ScaleWords {
+  uint32_t w[4];
+};
+ScaleWords q4_k_scales_mins(const uint8_t* packed) {
+  uint32_t p[3];
+  std::memcpy(p, packed, sizeof(p));
+  constexpr uint32_t kLow6 = 0x3f3f3f3f, kLow4 = 0x0f0f0f0f, kTop2 = 0x03030303;
+  return {{p[0] & kLow6, (p[2] & kLow4) | (((p[0] >> 6) & kTop2) << 4), p[1] & kLow6,
+           ((p[2] >> 4) & kLow4) | (((p[1] >> 6) & kTop2) << 4)}};
+}
+
 template <class Block>
 float dot_q4_k(const Block* w, const Q8KActivation& a, int64_t n_blocks) {
   float total = 0.0f;
