@@ -107,12 +107,8 @@ void round_int8_batch(gguf::TensorType type, const float* x, int64_t n_tokens, i
         place(q8.qs, cols, t0, out.q8.qs);
         place(q8.scales, cols / f.super_k, t0, out.q8.scales);
         const int64_t first = t0 * cols / f.super_k;
-        for (int64_t b = 0; b < n / f.super_k; ++b) {
-          int32_t sum = 0;
-          for (int64_t i = 0; i < f.super_k; ++i)
-            sum += q8.qs[static_cast<size_t>(b * f.super_k + i)];
-          out.sums32[static_cast<size_t>(first + b)] = sum;
-        }
+        for (int64_t b = 0; b < n / f.super_k; ++b)
+          out.sums32[static_cast<size_t>(first + b)] = -q8.negated_sums[static_cast<size_t>(b * 8)];
       }
     }
   }

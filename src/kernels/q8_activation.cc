@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 #include "gguf/quant.h"
 #include "hwy/highway.h"
@@ -92,17 +93,42 @@ void dot_blocks(const Block* w, const Q8Activation* const* xs, int64_t n_blocks,
   for (int t = 0; t < kTokens; ++t) y[t * y_stride] = sum_lanes(acc[t]);
 }
 
-// Two blocks in one 512-bit vector: half the instructions per block of the 256-bit form, which
-// matters because a Q8_0 row dot is close to instruction-bound at full memory speed.
+// Q4_0 and Q5_0: the block's stored codes are its weights plus 8 / 16, unsigned bytes as they are.
+__m256i unsigned_weights(const gguf::BlockQ4_0& b) { return nibbles(b.qs); }
+__m256i unsigned_weights(const gguf::BlockQ5_0& b) {
+  uint32_t qh;
+  std::memcpy(&qh, b.qh, sizeof qh);
+  return _mm256_or_si256(nibbles(b.qs),
+                         _mm256_and_si256(_mm256_movm_epi8(qh), _mm256_set1_epi8(0x10)));
+}
+
+// Integer sums of two blocks in one 512-bit vector: half the instructions per block of the 256-bit
+// form, which matters because a row dot is close to instruction-bound at full memory speed.
+// Q8_0 moves w's sign onto x (AVX-512 has no vpsignb; where w is 0 its magnitude zeroes the
+// product). Q4_0 and Q5_0 multiply their unsigned codes by x from a seed of -offset * (sum of x),
+// which saves unpacking them to signed bytes (for Q8_0 the seed's load cost more than it saved).
 template <class Block>
-__m512 two_block_products(const Block* w, const int8_t* x, const float* x_scales, __m512 acc) {
-  const __m512i q =
-      _mm512_inserti64x4(_mm512_castsi256_si512(signed_weights(w[0])), signed_weights(w[1]), 1);
+__m512i two_block_sums(const Block* w, const int8_t* x, const int32_t* negated_sums) {
   const __m512i xv = _mm512_loadu_si512(x);
-  // x with w's sign (AVX-512 has no vpsignb; where w is 0 its magnitude zeroes the product).
-  const __m512i signed_x =
-      _mm512_mask_sub_epi8(xv, _mm512_movepi8_mask(q), _mm512_setzero_si512(), xv);
-  const __m512i sums = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(q), signed_x);
+  if constexpr (std::is_same_v<Block, gguf::BlockQ8_0>) {
+    const __m512i q =
+        _mm512_inserti64x4(_mm512_castsi256_si512(signed_weights(w[0])), signed_weights(w[1]), 1);
+    const __m512i signed_x =
+        _mm512_mask_sub_epi8(xv, _mm512_movepi8_mask(q), _mm512_setzero_si512(), xv);
+    return _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(q), signed_x);
+  } else {
+    constexpr int kOffsetShift = std::is_same_v<Block, gguf::BlockQ4_0> ? 3 : 4;  // 8 or 16
+    const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(unsigned_weights(w[0])),
+                                         unsigned_weights(w[1]), 1);
+    const __m512i seed = _mm512_slli_epi32(_mm512_loadu_si512(negated_sums), kOffsetShift);
+    return _mm512_dpbusd_epi32(seed, u, xv);
+  }
+}
+
+template <class Block>
+__m512 two_block_products(const Block* w, const int8_t* x, const float* x_scales,
+                          const int32_t* negated_sums, __m512 acc) {
+  const __m512i sums = two_block_sums(w, x, negated_sums);
   const __m128i halves = _mm_insert_epi16(_mm_cvtsi32_si128(w[0].d), w[1].d, 1);
   const __m128 scales =
       _mm_mul_ps(_mm_cvtph_ps(halves),
@@ -119,13 +145,14 @@ float dot_one(const Block* w, const Q8Activation& x, int64_t n_blocks) {
   __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
   const int8_t* xq = x.qs.data();
   const float* xd = x.scales.data();
+  const int32_t* xs = x.negated_sums.data();
   int64_t b = 0;
   for (; b + 3 < n_blocks; b += 4) {
-    acc0 = two_block_products(w + b, xq + b * kBlock, xd + b, acc0);
-    acc1 = two_block_products(w + b + 2, xq + (b + 2) * kBlock, xd + b + 2, acc1);
+    acc0 = two_block_products(w + b, xq + b * kBlock, xd + b, xs + b * 8, acc0);
+    acc1 = two_block_products(w + b + 2, xq + (b + 2) * kBlock, xd + b + 2, xs + (b + 2) * 8, acc1);
   }
   if (b + 1 < n_blocks) {
-    acc0 = two_block_products(w + b, xq + b * kBlock, xd + b, acc0);
+    acc0 = two_block_products(w + b, xq + b * kBlock, xd + b, xs + b * 8, acc0);
     b += 2;
   }
   float sum = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
@@ -272,6 +299,7 @@ void quantize_activation(const float* x, int64_t n, Q8Activation& out) {
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
   out.qs.resize(static_cast<size_t>(n));
   out.scales.resize(static_cast<size_t>(n / kBlock));
+  out.negated_sums.assign(static_cast<size_t>(n / kBlock * 8), 0);
   for (int64_t b = 0; b < n / kBlock; ++b) {
     const float* xb = x + b * kBlock;
     auto amax = hn::Zero(d);
@@ -279,10 +307,14 @@ void quantize_activation(const float* x, int64_t n, Q8Activation& out) {
     const float scale = hn::GetLane(hn::MaxOfLanes(d, amax)) / 127.0f;
     const auto inverse = hn::Set(d, scale != 0.0f ? 1.0f / scale : 0.0f);
     out.scales[static_cast<size_t>(b)] = half_to_float(gguf::fp32_to_fp16(scale));
+    const hn::RebindToSigned<DF> di;
+    auto sum = hn::Zero(di);
     for (int64_t k = 0; k < kBlock; k += lanes) {
-      const auto q = hn::NearestInt(hn::Mul(hn::LoadU(d, xb + k), inverse));
-      hn::StoreU(hn::DemoteTo(DI8(), q), DI8(), out.qs.data() + b * kBlock + k);
+      const auto q = hn::DemoteTo(DI8(), hn::NearestInt(hn::Mul(hn::LoadU(d, xb + k), inverse)));
+      hn::StoreU(q, DI8(), out.qs.data() + b * kBlock + k);
+      sum = hn::Add(sum, hn::PromoteTo(di, q));  // the stored bytes, even from NaN inputs
     }
+    out.negated_sums[static_cast<size_t>(b * 8)] = -hn::GetLane(hn::SumOfLanes(di, sum));
   }
 }
 

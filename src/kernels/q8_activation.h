@@ -26,6 +26,9 @@ bool rounds_activation(gguf::TensorType type);
 struct Q8Activation {
   std::vector<int8_t> qs;
   std::vector<float> scales;  // F16-rounded like ggml's block_q8_0.d
+  // 8 int32 per block: minus the sum of its qs, then 7 zeros. Seeded into a block's vpdpbusd
+  // lanes (shifted by the weight's offset) it takes back the offset of Q4_0/Q5_0 weight codes.
+  std::vector<int32_t> negated_sums;
 };
 
 // One activation vector in Q8_K blocks (ggml's block_q8_K): scales[b] * qs[256 b + i]
