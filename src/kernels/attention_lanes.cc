@@ -38,28 +38,62 @@ void lane_scores(D d, const float* q_lanes, int64_t head_dim, const float* k, in
   }
 }
 
+// Whether a DV vector holds two keys' rows of W = Lanes(d) lanes (W = 8 on 16-float vectors).
+template <class D>
+bool two_keys_per_vector(D d) {
+  return hn::Lanes(DV()) == 2 * hn::Lanes(d);
+}
+
+// The W lanes of v (a DV vector holding one or two keys' rows) combined by `op`.
+template <class D, class Op>
+hn::Vec<D> fold_to_lanes(D d, hn::Vec<DV> v, Op op) {
+  HWY_ALIGN float lanes[16] = {};
+  hn::Store(v, DV(), lanes);
+  auto folded = hn::Load(d, lanes);
+  if (two_keys_per_vector(d)) folded = op(folded, hn::LoadU(d, lanes + hn::Lanes(d)));
+  return folded;
+}
+
+// A W-lane vector repeated across a DV vector (one copy per key it holds).
+template <class D>
+hn::Vec<DV> repeat_lanes(D d, hn::Vec<D> v) {
+  HWY_ALIGN float lanes[16] = {};
+  hn::Store(v, d, lanes);
+  if (two_keys_per_vector(d)) hn::StoreU(v, d, lanes + hn::Lanes(d));
+  return hn::Load(DV(), lanes);
+}
+
 // Online-softmax step for every lane: scores become probabilities in place, m and l are
-// updated; returns the per-lane factor the previous output must be scaled by.
+// updated; returns the per-lane factor the previous output must be scaled by. Scores are walked
+// a whole DV vector at a time (two keys of an 8-lane tile): half the instructions of the
+// exponentials.
 template <class D>
 hn::Vec<D> lane_softmax(D d, float* s, float* m, float* l) {
   const auto width = static_cast<int64_t>(hn::Lanes(d));
-  const auto neg_inf = hn::Set(d, kNegInf);
-  auto tile_max = neg_inf;
-  for (int64_t j = 0; j < kKeyTile; ++j) tile_max = hn::Max(tile_max, hn::LoadU(d, s + j * width));
+  const DV dv;
+  const auto neg_inf = hn::Set(dv, kNegInf);
+  const auto step = static_cast<int64_t>(hn::Lanes(dv));
+  auto wide_max = neg_inf;
+  for (int64_t j = 0; j < kKeyTile * width; j += step)
+    wide_max = hn::Max(wide_max, hn::LoadU(dv, s + j));
+  const auto tile_max = fold_to_lanes(d, wide_max, [](auto a, auto b) { return hn::Max(a, b); });
   const auto m_old = hn::LoadU(d, m);
   const auto m_new = hn::Max(m_old, tile_max);
-  const auto floor = hn::Set(d, -88.0f);
   // Lanes that have seen no key yet have nothing to rescale (and -inf - -inf is NaN).
   const auto correction =
-      hn::IfThenZeroElse(hn::Eq(m_old, neg_inf), hn::Exp(d, hn::Max(hn::Sub(m_old, m_new), floor)));
-  auto sum = hn::Zero(d);
-  for (int64_t j = 0; j < kKeyTile; ++j) {
-    const auto x = hn::LoadU(d, s + j * width);
+      hn::IfThenZeroElse(hn::Eq(m_old, hn::Set(d, kNegInf)),
+                         hn::Exp(d, hn::Max(hn::Sub(m_old, m_new), hn::Set(d, -88.0f))));
+  const auto wide_m = repeat_lanes(d, m_new);
+  const auto floor = hn::Set(dv, -88.0f);
+  auto wide_sum = hn::Zero(dv);
+  for (int64_t j = 0; j < kKeyTile * width; j += step) {
+    const auto x = hn::LoadU(dv, s + j);
     const auto e =
-        hn::IfThenZeroElse(hn::Eq(x, neg_inf), hn::Exp(d, hn::Max(hn::Sub(x, m_new), floor)));
-    hn::StoreU(e, d, s + j * width);
-    sum = hn::Add(sum, e);
+        hn::IfThenZeroElse(hn::Eq(x, neg_inf), hn::Exp(dv, hn::Max(hn::Sub(x, wide_m), floor)));
+    hn::StoreU(e, dv, s + j);
+    wide_sum = hn::Add(wide_sum, e);
   }
+  const auto sum = fold_to_lanes(d, wide_sum, [](auto a, auto b) { return hn::Add(a, b); });
   hn::StoreU(m_new, d, m);
   hn::StoreU(hn::MulAdd(hn::LoadU(d, l), correction, sum), d, l);
   return correction;
