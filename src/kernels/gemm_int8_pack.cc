@@ -1,8 +1,14 @@
 // Weight side of the int8 prefill GEMM (kernels/gemm_int8.h): unpacks each stored block of a
 // weight row to unsigned bytes and float scales, and interleaves 16 rows so that 4 consecutive
-// values of each row share one 32-bit lane. Runs once per panel per matmul, i.e. once for every
-// token of the batch, so it is plain code the compiler vectorizes; the micro-kernels do the work.
+// values of each row share one 32-bit lane. Runs once per panel per matmul: each row's block is
+// unpacked on its own (plain code the compiler vectorizes), then the 16 rows' 4-byte pieces are
+// interleaved by an in-register transpose where AVX-512 is there (a 4-byte scatter per piece
+// took a tenth of a Q8_0 GEMM and a fifth of a Q4_0 one).
+#include <algorithm>
 #include <cstring>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 #include "gguf/k_quant_scales.h"
 #include "gguf/quant.h"
@@ -97,19 +103,66 @@ void unpack(const gguf::BlockQ6_K& b, Unpacked& u) {
   for (int j = 0; j < 16; ++j) u.scales[j] = d * static_cast<float>(b.scales[j]);
 }
 
-// Writes row `lane`'s unpacked super-block into a group's super-block at `dst`.
-void scatter(const Unpacked& u, const Int8GemmFormat& f, int64_t lane, uint8_t* dst) {
-  for (int64_t k = 0; k < f.super_k / 4; ++k)
-    std::memcpy(dst + k * 4 * kGemmLanes + 4 * lane, u.q + 4 * k, 4);
+// Interleaves 32 quant bytes of each of the 16 rows: dst[64 k + 4 lane + b] = rows[lane][4 k + b]
+// for k < 8, i.e. a transpose of 16 rows x 8 four-byte pieces.
+void interleave_32_values(const uint8_t* const* rows, uint8_t* dst) {
+#if defined(__AVX512F__)
+  // Register p starts as pieces 0..7 of rows p and p + 8 (position = 8 * (lane >= 8) + k). Each
+  // stage swaps one bit of the register index (a bit of the row) with the same bit of the position
+  // (a bit of k); after three, register k holds piece k of every row at position lane.
+  __m512i r[8];
+  for (int p = 0; p < 8; ++p) {
+    // Masked forms throughout: GCC 12 flags the undefined upper half of a widened 256-bit
+    // vector (and the plain insert's undefined source) as maybe-uninitialized here.
+    const __m512i low = _mm512_maskz_loadu_epi32(0x00FF, rows[p]);
+    const __m256i high = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows[p + 8]));
+    r[p] = _mm512_mask_inserti64x4(low, 0xFF, low, high, 1);
+  }
+  for (int bit = 1; bit < 8; bit <<= 1) {
+    alignas(64) int32_t keep[16], take[16];  // sources: 0-15 the first register, 16-31 the second
+    for (int q = 0; q < 16; ++q) {
+      keep[q] = (q & bit) != 0 ? 16 + (q & ~bit) : q;
+      take[q] = (q & bit) != 0 ? 16 + q : (q | bit);
+    }
+    const __m512i keep_index = _mm512_load_si512(keep), take_index = _mm512_load_si512(take);
+    for (int p = 0; p < 8; ++p) {
+      if ((p & bit) != 0) continue;
+      const __m512i a = r[p], b = r[p | bit];
+      r[p] = _mm512_permutex2var_epi32(a, keep_index, b);
+      r[p | bit] = _mm512_permutex2var_epi32(a, take_index, b);
+    }
+  }
+  for (int k = 0; k < 8; ++k) _mm512_storeu_si512(dst + 64 * k, r[k]);
+#else
+  for (int64_t lane = 0; lane < kGemmLanes; ++lane) {
+    for (int64_t k = 0; k < 8; ++k)
+      std::memcpy(dst + k * 4 * kGemmLanes + 4 * lane, rows[lane] + 4 * k, 4);
+  }
+#endif
+}
+
+// Writes the 16 rows' unpacked super-blocks as one group's super-block at `dst`.
+void write_group(const Unpacked* u, const Int8GemmFormat& f, uint8_t* dst) {
+  const uint8_t* rows[kGemmLanes];
+  for (int64_t v = 0; v < f.super_k; v += 32) {
+    for (int64_t lane = 0; lane < kGemmLanes; ++lane) rows[lane] = u[lane].q + v;
+    interleave_32_values(rows, dst + v * kGemmLanes);
+  }
   auto* scales = reinterpret_cast<float*>(dst + f.super_k * kGemmLanes);
-  for (int64_t j = 0; j < f.subs; ++j) scales[j * kGemmLanes + lane] = u.scales[j];
+  for (int64_t j = 0; j < f.subs; ++j) {
+    for (int64_t lane = 0; lane < kGemmLanes; ++lane)
+      scales[j * kGemmLanes + lane] = u[lane].scales[j];
+  }
   if (!f.mins) return;
   auto* mins = reinterpret_cast<int16_t*>(scales + f.subs * kGemmLanes);
-  for (int64_t p = 0; p < 4; ++p) {
-    mins[(p * kGemmLanes + lane) * 2] = u.mins[2 * p];
-    mins[(p * kGemmLanes + lane) * 2 + 1] = u.mins[2 * p + 1];
+  auto* dmin = reinterpret_cast<float*>(mins + 4 * kGemmLanes * 2);
+  for (int64_t lane = 0; lane < kGemmLanes; ++lane) {
+    for (int64_t p = 0; p < 4; ++p) {
+      mins[(p * kGemmLanes + lane) * 2] = u[lane].mins[2 * p];
+      mins[(p * kGemmLanes + lane) * 2 + 1] = u[lane].mins[2 * p + 1];
+    }
+    dmin[lane] = u[lane].dmin;
   }
-  reinterpret_cast<float*>(mins + 4 * kGemmLanes * 2)[lane] = u.dmin;
 }
 
 template <class Block>
@@ -118,18 +171,18 @@ void pack_groups(const WeightMatrix& w, const Int8GemmFormat& f, int64_t r0, int
   const int64_t n_super = w.cols / f.super_k;
   const size_t row_bytes = gguf::row_bytes(w.type, w.cols);
   const int64_t group_bytes = n_super * f.group_bytes;
-  Unpacked u;
+  Unpacked u[kGemmLanes];
   for (int64_t g = 0; g < n_groups; ++g) {
-    uint8_t* group = out + g * group_bytes;
     const int64_t first = r0 + g * kGemmLanes;
-    if (first + kGemmLanes > w.rows) std::memset(group, 0, static_cast<size_t>(group_bytes));
-    for (int64_t lane = 0; lane < kGemmLanes && first + lane < w.rows; ++lane) {
-      const auto* blocks = reinterpret_cast<const Block*>(
-          static_cast<const uint8_t*>(w.data) + static_cast<size_t>(first + lane) * row_bytes);
-      for (int64_t s = 0; s < n_super; ++s) {
-        unpack(blocks[s], u);
-        scatter(u, f, lane, group + s * f.group_bytes);
-      }
+    const int64_t n_rows = std::min<int64_t>(kGemmLanes, w.rows - first);
+    // Rows past the matrix stay zero: weights, scales and mins of 0 add nothing.
+    for (int64_t lane = n_rows; lane < kGemmLanes; ++lane) u[lane] = Unpacked{};
+    const auto* rows = static_cast<const uint8_t*>(w.data) + static_cast<size_t>(first) * row_bytes;
+    for (int64_t s = 0; s < n_super; ++s) {
+      for (int64_t lane = 0; lane < n_rows; ++lane)
+        unpack(reinterpret_cast<const Block*>(rows + static_cast<size_t>(lane) * row_bytes)[s],
+               u[lane]);
+      write_group(u, f, out + g * group_bytes + s * f.group_bytes);
     }
   }
 }
