@@ -37,6 +37,17 @@ const void* row_address(KvType type, const void* base, int64_t element, int64_t 
   return static_cast<const uint8_t*>(base) + kv_bytes(type, element, head_dim);
 }
 
+// Keeps v in a register: GCC otherwise folds a load shared by several FMAs into each of them as a
+// memory operand, and the reloads (20 loads per 16 FMAs in the scores) bound the loop.
+template <class V>
+HWY_INLINE void keep_in_register(V& v) {
+#if HWY_TARGET <= HWY_AVX2
+  asm("" : "+v"(v.raw));
+#else
+  (void)v;
+#endif
+}
+
 // scores[r][0..kKeyTile) for kRows rows from K^T laid out [head_dim][kKeyTile]: each K^T vector
 // loaded once serves every row (4 rows x 4 vectors of accumulators fit the register file).
 template <int kRows>
@@ -52,7 +63,10 @@ void scores_from_transposed(const float* q, int64_t q_stride, const float* kt, i
     for (int64_t i = 0; i < head_dim; ++i) {
       const float* krow = kt + i * kKeyTile + c;
       hn::Vec<DF> k[4];
-      for (int v = 0; v < 4; ++v) k[v] = hn::LoadU(d, krow + v * lanes);
+      for (int v = 0; v < 4; ++v) {
+        k[v] = hn::LoadU(d, krow + v * lanes);
+        keep_in_register(k[v]);
+      }
       for (int r = 0; r < kRows; ++r) {
         const auto qr = hn::Set(d, q[r * q_stride + i]);
         for (int v = 0; v < 4; ++v) acc[r][v] = hn::MulAdd(qr, k[v], acc[r][v]);
@@ -134,7 +148,10 @@ void accumulate_value_slice(const float* const* p, const float* v, int64_t n_key
     for (int r = 0; r < kRows; ++r) any = any || p[r][j] != 0.0f;
     if (!any) continue;
     hn::Vec<DF> values[kVectors];
-    for (int k = 0; k < kVectors; ++k) values[k] = hn::LoadU(d, v + j * head_pad + c + k * lanes);
+    for (int k = 0; k < kVectors; ++k) {
+      values[k] = hn::LoadU(d, v + j * head_pad + c + k * lanes);
+      keep_in_register(values[k]);
+    }
     for (int r = 0; r < kRows; ++r) {
       const auto pj = hn::Set(d, p[r][j]);
       for (int k = 0; k < kVectors; ++k) acc[r][k] = hn::MulAdd(pj, values[k], acc[r][k]);
@@ -371,19 +388,41 @@ bool TileWorker::softmax_row(int64_t r, float* correction) {
 }
 
 void TileWorker::update_rows(int64_t n_keys_tile) {
-  const float* p[2];
-  float* o[2];
-  float correction[2];
-  int pending = 0;  // rows with visible keys, accumulated two at a time
+  // Rows with visible keys are accumulated four at a time: 4 rows x 4 vectors of accumulators
+  // let each value vector loaded serve 4 FMAs.
+  constexpr int kBatch = 4;
+  const float* p[kBatch];
+  float* o[kBatch];
+  float correction[kBatch];
+  int pending = 0;
+  const auto flush = [&] {
+    const float* const* pp = p;
+    float* const* oo = o;
+    switch (pending) {
+      case 4:
+        accumulate_values<4>(pp, v_tile_.data(), n_keys_tile, head_pad_, correction, oo);
+        break;
+      case 3:
+        accumulate_values<3>(pp, v_tile_.data(), n_keys_tile, head_pad_, correction, oo);
+        break;
+      case 2:
+        accumulate_values<2>(pp, v_tile_.data(), n_keys_tile, head_pad_, correction, oo);
+        break;
+      case 1:
+        accumulate_values<1>(pp, v_tile_.data(), n_keys_tile, head_pad_, correction, oo);
+        break;
+      default:
+        break;
+    }
+    pending = 0;
+  };
   for (int64_t r = 0; r < rows_; ++r) {
     if (!softmax_row(r, &correction[pending])) continue;
     p[pending] = scores_.data() + r * kKeyTile;
     o[pending] = acc_.o.data() + r * head_pad_;
-    if (++pending < 2) continue;
-    accumulate_values<2>(p, v_tile_.data(), n_keys_tile, head_pad_, correction, o);
-    pending = 0;
+    if (++pending == kBatch) flush();
   }
-  if (pending == 1) accumulate_values<1>(p, v_tile_.data(), n_keys_tile, head_pad_, correction, o);
+  flush();
 }
 
 void TileWorker::run_lane_tile(const KeyRun& run, const QueryBlock& block, const BandMask& mask,
