@@ -67,10 +67,11 @@ void print_results(const Model& model, const std::string& model_name, const Thro
                    const kernels::Int8Peak& int8) {
   print_model_line(model, model_name, cfg, kv_types_label(results));
   fmt::print(
-      "machine: memory bandwidth up to {:.1f} GB/s, OpenBLAS sgemm peak up to {:.1f} GFLOP/s, "
-      "int8 dot peak ({}) up to {:.1f} GOP/s (probed around every decode / prefill repeat, the "
-      "int8 peak around every prefill row; a row's bound and % are medians over its repeats)\n",
-      bandwidth, sgemm, kernels::int8_dot_isa_name(int8.isa), int8.gops);
+      "machine: memory bandwidth up to {:.1f} GB/s, OpenBLAS sgemm peak ({} kernels) up to {:.1f} "
+      "GFLOP/s, int8 dot peak ({}) up to {:.1f} GOP/s (probed around every decode / prefill "
+      "repeat, the int8 peak around every prefill row; a row's bound and % are medians over its "
+      "repeats)\n",
+      bandwidth, sgemm_kernel_name(), sgemm, kernels::int8_dot_isa_name(int8.isa), int8.gops);
   fmt::print(
       "each row is planned and its cache sized for N = depth + test tokens; decode GB/s counts "
       "the weights + the K/V a step attends (KV MiB read, mean per step), not the cache "
@@ -118,6 +119,7 @@ nlohmann::json results_json(const Model& model, const std::string& model_name,
   j["kv_type"] = kv_types_label(results);
   j["memory_bandwidth_gbs"] = bandwidth;
   j["sgemm_peak_gflops"] = sgemm;
+  j["sgemm_kernels"] = sgemm_kernel_name();
   j["int8_peak_gops"] = int8.gops;
   j["int8_peak_isa"] = kernels::int8_dot_isa_name(int8.isa);
   j["results"] = throughput_rows_json(results);

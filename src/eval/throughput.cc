@@ -308,4 +308,9 @@ double measure_sgemm_gflops(int n_threads) {
   return best;
 }
 
+std::string sgemm_kernel_name() {
+  const char* name = openblas_get_corename();
+  return name != nullptr ? std::string(name) : std::string("unknown");
+}
+
 }  // namespace moa

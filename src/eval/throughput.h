@@ -97,6 +97,9 @@ void fill_synthetic(AttentionCache& cache, const ModelConfig& config, int seq, i
 
 // Peak single-precision GEMM rate of OpenBLAS on this machine (GFLOP/s), the prefill ceiling.
 double measure_sgemm_gflops(int n_threads);
+// The OpenBLAS kernel set that sgemm runs (e.g. "SkylakeX", "Haswell"): OPENBLAS_CORETYPE in the
+// environment overrides moa's choice, and an older kernel set can halve the peak above.
+std::string sgemm_kernel_name();
 
 double median(std::vector<double> values);
 

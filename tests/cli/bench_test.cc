@@ -25,6 +25,7 @@ TEST(BenchCommand, ReportsEveryDepthAndBatchAsJson) {
   EXPECT_EQ(j["weight_type"], "Q8_0");
   EXPECT_GT(j["memory_bandwidth_gbs"].get<double>(), 0.0);
   EXPECT_GT(j["sgemm_peak_gflops"].get<double>(), 0.0);
+  EXPECT_FALSE(j["sgemm_kernels"].get<std::string>().empty());  // OpenBLAS's kernel set
   EXPECT_GT(j["int8_peak_gops"].get<double>(), 0.0);
   EXPECT_FALSE(j["int8_peak_isa"].get<std::string>().empty());
   const auto& results = j["results"];
