@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Same-run comparison of two Release builds (this machine's speed drifts from minute to minute, so
+# only ratios taken in one run mean anything): prefill (pp512, Q8_0 / Q4_K / F16 weights), decode
+# at depth 16384 (F16 and Q8_0 KV) and the decode/prefill attention kernels, each command run
+# with the old build and then the new one, the whole sequence twice. Usage:
+#   OLD=/path/to/old/build NEW=build bench/compare_builds.sh
+# Both builds need `moa`, `bench/attention_bench` and `bench/kernels_bench`. Outputs go to $OUT.
+# OPENBLAS_CORETYPE is unset so that moa picks OpenBLAS's best kernels for the sgemm peak it
+# divides prefill by (an environment that sets it, e.g. to Haswell on an AVX-512 CPU, halves it).
+set -euo pipefail
+OLD="${OLD:?set OLD to the old build directory}"
+NEW="${NEW:-build}"
+OUT="${OUT:-build/compare}"
+THREADS="${THREADS:-2}"
+unset OPENBLAS_CORETYPE
+export OMP_NUM_THREADS="$THREADS"
+mkdir -p "$OUT"
+
+run() {
+  local name="$1"
+  shift
+  echo "\$ $*" | tee "$OUT/$name.txt"
+  "$@" 2>&1 | tee -a "$OUT/$name.txt" | grep -E "^\| [a-z]|^BM_" || true
+}
+
+for pass in 1 2; do
+  for type in q8_0 q4_k f16; do
+    for side in old new; do
+      dir=$OLD
+      [[ $side == new ]] && dir=$NEW
+      run "pp512-$type-$side-$pass" "$dir/moa" bench --random llama-1b --random-type "$type" \
+        -p 512 -n 0 -r 3 --ctx 0 -t "$THREADS"
+    done
+  done
+  for side in old new; do
+    dir=$OLD
+    [[ $side == new ]] && dir=$NEW
+    run "tg16k-$side-$pass" "$dir/moa" bench --random llama-1b --random-type q8_0 -p 0 -n 16 -r 2 \
+      --ctx 16384 --kv-type f16,q8_0 -t "$THREADS"
+  done
+  for side in old new; do
+    dir=$OLD
+    [[ $side == new ]] && dir=$NEW
+    run "decode-attn-$side-$pass" "$dir/bench/attention_bench" --benchmark_filter=DecodeAll
+    run "prefill-attn-$side-$pass" "$dir/bench/kernels_bench" --benchmark_filter='BM_Attention/2048/'
+  done
+done
