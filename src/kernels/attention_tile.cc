@@ -395,25 +395,13 @@ void TileWorker::update_rows(int64_t n_keys_tile) {
   float* o[kBatch];
   float correction[kBatch];
   int pending = 0;
+  using Accumulate =
+      void (*)(const float* const*, const float*, int64_t, int64_t, const float*, float* const*);
+  static constexpr Accumulate kAccumulate[kBatch + 1] = {
+      nullptr, &accumulate_values<1>, &accumulate_values<2>, &accumulate_values<3>,
+      &accumulate_values<4>};
   const auto flush = [&] {
-    const float* const* pp = p;
-    float* const* oo = o;
-    switch (pending) {
-      case 4:
-        accumulate_values<4>(pp, v_tile_.data(), n_keys_tile, head_pad_, correction, oo);
-        break;
-      case 3:
-        accumulate_values<3>(pp, v_tile_.data(), n_keys_tile, head_pad_, correction, oo);
-        break;
-      case 2:
-        accumulate_values<2>(pp, v_tile_.data(), n_keys_tile, head_pad_, correction, oo);
-        break;
-      case 1:
-        accumulate_values<1>(pp, v_tile_.data(), n_keys_tile, head_pad_, correction, oo);
-        break;
-      default:
-        break;
-    }
+    if (pending > 0) kAccumulate[pending](p, v_tile_.data(), n_keys_tile, head_pad_, correction, o);
     pending = 0;
   };
   for (int64_t r = 0; r < rows_; ++r) {
