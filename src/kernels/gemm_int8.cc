@@ -4,7 +4,7 @@
 // weight offset. OpenMP threads then
 // take 32-row units: each unpacks its rows for the whole row length into a thread-local buffer
 // (L2-resident), and walks it in chunks of 512 values (the chunk's weights stay in L1) across the
-// batch, 4 tokens per micro-kernel call.
+// batch, 6 tokens per micro-kernel call (4 for Q4_K/Q5_K).
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -139,6 +139,7 @@ void gemm_int8(const WeightMatrix& w, const Int8Batch& batch, float* y, int n_th
   const int64_t chunk = std::max<int64_t>(1, kChunkValues / f.super_k);
   const int64_t n_units = (w.rows + kUnitRows - 1) / kUnitRows;
   const size_t buffer_bytes = static_cast<size_t>(kTileGroups * group_stride);
+  const int64_t tokens_per_tile = tile_tokens(f);
 #pragma omp parallel num_threads(n_threads) if (n_threads > 1 && n_units > 1)
   {
     std::vector<uint8_t> storage(buffer_bytes + 64);
@@ -162,7 +163,7 @@ void gemm_int8(const WeightMatrix& w, const Int8Batch& batch, float* y, int n_th
       for (int64_t c0 = 0; c0 < n_super; c0 += chunk) {
         tile.n_super = std::min(chunk, n_super - c0);
         tile.accumulate = c0 > 0;
-        for (int64_t t0 = 0; t0 < n_tokens; t0 += kTileTokens) {
+        for (int64_t t0 = 0; t0 < n_tokens; t0 += tokens_per_tile) {
           tile.w = buffer + c0 * f.group_bytes;
           tile.x = qs + t0 * w.cols + c0 * f.super_k;
           tile.x_scales = scales + t0 * n_super + c0;
@@ -170,7 +171,7 @@ void gemm_int8(const WeightMatrix& w, const Int8Batch& batch, float* y, int n_th
           tile.x_min_sums =
               f.mins ? sums.min_sums.data() + t0 * tile.x_min_sums_stride + c0 * 4 : nullptr;
           tile.y = y + t0 * w.rows + r0;
-          tile.n_tokens = static_cast<int>(std::min<int64_t>(kTileTokens, n_tokens - t0));
+          tile.n_tokens = static_cast<int>(std::min<int64_t>(tokens_per_tile, n_tokens - t0));
           run_int8_tile(f, tile, portable);
         }
       }

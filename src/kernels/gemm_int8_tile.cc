@@ -1,7 +1,7 @@
-// Micro-kernels of the int8 prefill GEMM (kernels/gemm_int8.h). A tile is up to 4 tokens x 2
+// Micro-kernels of the int8 prefill GEMM (kernels/gemm_int8.h). A tile is up to 6 tokens x 2
 // groups of 16 weight rows: per 4 values, one 64-byte load of packed weights per group and one
 // broadcast of 4 activation bytes per token feed tokens x groups vpdpbusd, so each weight load
-// serves 4 tokens and the accumulators never leave registers. Integer sums run over one
+// serves every token and the accumulators never leave registers. Integer sums run over one
 // sub-block (32 values; 16 for Q6_K), starting from -offset * (activation sum) to undo the
 // unsigned weight offset, then one convert + FMA applies the per-row float scale; K-quants fold
 // the 8 mins in with vpdpwssd and multiply by the activation's super-block scale once. Without
@@ -175,11 +175,15 @@ void run_format(const Int8Tile& a, bool portable) {
   static_assert(Shape<kSuperK, kSubK, kMins>::kGroupBytes % 64 == 0);
   if (portable) return tile_portable<kSuperK, kSubK, kMins>(a);
 #if defined(MOA_GEMM_VNNI)
-  static_assert(kTileTokens == 4 && kTileGroups == 2);
+  static_assert(kTileTokens == 6 && kTileGroups == 2);
   const auto by_groups = [&]<int T>() {
     if (a.n_groups == 2) return tile_vnni<kSuperK, kSubK, kMins, T, 2>(a);
     return tile_vnni<kSuperK, kSubK, kMins, T, 1>(a);
   };
+  if constexpr (!kMins) {  // the 6-token tiles (tile_tokens)
+    if (a.n_tokens == 6) return by_groups.template operator()<6>();
+    if (a.n_tokens == 5) return by_groups.template operator()<5>();
+  }
   switch (a.n_tokens) {
     case 4:
       return by_groups.template operator()<4>();

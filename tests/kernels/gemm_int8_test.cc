@@ -42,12 +42,14 @@ void expect_matches_reference(const StoredMatrix& m, int64_t tokens, int threads
       << " tokens " << tokens << " threads " << threads << (portable ? " portable" : "");
 }
 
-// Rows not a multiple of 16 or 32, tokens not a multiple of 4, rows longer than one 512-value
-// chunk (768, 1280) so later chunks accumulate onto earlier ones.
+// Rows not a multiple of 16 or 32, tokens not a multiple of the tile's 4 or 6 (every tail of 1 to
+// 5 tokens), rows longer than one 512-value chunk (768, 1280) so later chunks accumulate onto
+// earlier ones.
 TEST(GemmInt8, MatchesTheDoubleReferenceAtOddSizes) {
   for (TensorType type : kTypes) {
-    for (const Case& c : {Case{37, 256, 9, 2}, Case{16, 768, 4, 1}, Case{71, 1280, 7, 2},
-                          Case{5, 512, 1, 1}, Case{33, 256, 3, 2}}) {
+    for (const Case& c :
+         {Case{37, 256, 9, 2}, Case{16, 768, 4, 1}, Case{71, 1280, 7, 2}, Case{5, 512, 1, 1},
+          Case{33, 256, 3, 2}, Case{19, 512, 11, 1}, Case{40, 256, 14, 2}}) {
       const StoredMatrix m = make_matrix(type, c.rows, c.cols, 7);
       for (bool portable : {false, true})
         expect_matches_reference(m, c.tokens, c.threads, portable);
