@@ -183,8 +183,8 @@ MOA_BF16_TARGET void f16_row_to_bf16(const uint16_t* f16_row, int64_t head_dim, 
 
 }  // namespace
 
-void bf16_key_row(const uint16_t* f16_row, int64_t head_dim, uint16_t* dst) {
-  f16_row_to_bf16(f16_row, head_dim, dst);
+void bf16_key_row(const uint16_t* f16_row, int64_t n, uint16_t* dst) {
+  f16_row_to_bf16(f16_row, n, dst);
 }
 
 void lane_tile_scores_bf16(int64_t width, int64_t head_dim, const uint32_t* q_pairs,

@@ -439,7 +439,7 @@ void TileWorker::run_lane_tile(const KeyRun& run, const QueryBlock& block, const
   }
   LaneBuffers buffers{q_lanes_.data(), k_tile_.data(), head_pad_, scores_.data(), acc_.m.data(),
                       acc_.l.data(),   acc_.o.data(),  head_pad_, rows_};
-  const LaneTile tile{type_, row_address(type_, run.v, first_slot * hd, hd), n_keys_tile, hd};
+  const LaneTile tile{type_, v_rows, n_keys_tile, hd};
   if (!bf16_) {
     lane_tile_scores(lane_width_, hd, buffers);
     if (next_tile) prefetch(next_k);

@@ -102,8 +102,8 @@ void lane_tile_softmax(int64_t width, LaneBuffers& buffers, float* correction);
 bool bf16_attention_available();
 // q_lanes [head_dim][width] F32 -> [head_dim / 2][width] BF16 pairs (head_dim even).
 void bf16_query_pairs(const float* q_lanes, int64_t head_dim, int64_t width, uint32_t* out);
-// One F16 key row -> BF16 (head_dim a multiple of 16).
-void bf16_key_row(const uint16_t* f16_row, int64_t head_dim, uint16_t* dst);
+// F16 keys -> BF16: n values (a multiple of 16; a whole tile of rows at once).
+void bf16_key_row(const uint16_t* f16_row, int64_t n, uint16_t* dst);
 // scores = Q K^T for a tile of kKeyTile BF16 key rows (head_dim apart).
 void lane_tile_scores_bf16(int64_t width, int64_t head_dim, const uint32_t* q_pairs,
                            const uint16_t* k_tile, float* scores);

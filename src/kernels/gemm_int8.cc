@@ -38,8 +38,9 @@ int32_t pack_pair(int32_t lo, int32_t hi) {
 SubBlockSums sub_block_sums(const Int8GemmFormat& f, const Int8Batch& batch) {
   SubBlockSums out;
   if (!batch.k_blocks) {
-    out.init.resize(batch.sums32.size());
-    for (size_t b = 0; b < out.init.size(); ++b) out.init[b] = -f.offset * batch.sums32[b];
+    out.init.resize(batch.q8.scales.size());
+    for (size_t b = 0; b < out.init.size(); ++b)
+      out.init[b] = f.offset * batch.q8.negated_sums[8 * b];
     return out;
   }
   const std::vector<int16_t>& sums16 = batch.q8k.sums16;  // one per 16 values
@@ -85,7 +86,7 @@ void round_int8_batch(gguf::TensorType type, const float* x, int64_t n_tokens, i
   } else {
     out.q8.qs.resize(values);
     out.q8.scales.resize(blocks);
-    out.sums32.resize(blocks);
+    out.q8.negated_sums.resize(blocks * 8);
   }
   // Rounding is per block, so token ranges are independent.
   const int64_t per_thread =
@@ -106,9 +107,7 @@ void round_int8_batch(gguf::TensorType type, const float* x, int64_t n_tokens, i
         quantize_activation(x + t0 * cols, n, q8);
         place(q8.qs, cols, t0, out.q8.qs);
         place(q8.scales, cols / f.super_k, t0, out.q8.scales);
-        const int64_t first = t0 * cols / f.super_k;
-        for (int64_t b = 0; b < n / f.super_k; ++b)
-          out.sums32[static_cast<size_t>(first + b)] = -q8.negated_sums[static_cast<size_t>(b * 8)];
+        place(q8.negated_sums, cols / f.super_k * 8, t0, out.q8.negated_sums);
       }
     }
   }

@@ -97,9 +97,8 @@ struct Int8Batch {
   bool k_blocks = false;  // Q8_K rather than Q8_0 blocks
   int64_t n_tokens = 0;
   int64_t cols = 0;
-  Q8Activation q8;              // tokens one after another, as one long row
-  Q8KActivation q8k;            // the same, natural order
-  std::vector<int32_t> sums32;  // Q8_0 blocks: the sum of each block's 32 bytes
+  Q8Activation q8;    // tokens one after another, as one long row (with its block sums)
+  Q8KActivation q8k;  // the same, natural order
 };
 
 // Rounds x ([n_tokens][cols]) as matvec rounds it for weights of `type`, tokens split over threads.

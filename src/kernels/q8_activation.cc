@@ -51,16 +51,21 @@ __m256i nibbles(const uint8_t* qs) {
   return _mm256_set_m128i(hi, lo);
 }
 
-BlockInts signed_weights(const gguf::BlockQ4_0& b) {
-  return _mm256_sub_epi8(nibbles(b.qs), _mm256_set1_epi8(8));
-}
-
-// Bit j of qh becomes 16 in byte j (vpmovm2b sets a byte per mask bit).
-BlockInts signed_weights(const gguf::BlockQ5_0& b) {
+// Q4_0 and Q5_0: the block's stored codes are its weights plus 8 / 16, unsigned bytes as they are
+// (Q5_0: bit j of qh becomes 16 in byte j, vpmovm2b setting a byte per mask bit).
+__m256i unsigned_weights(const gguf::BlockQ4_0& b) { return nibbles(b.qs); }
+__m256i unsigned_weights(const gguf::BlockQ5_0& b) {
   uint32_t qh;
   std::memcpy(&qh, b.qh, sizeof qh);
-  const __m256i fifth = _mm256_and_si256(_mm256_movm_epi8(qh), _mm256_set1_epi8(0x10));
-  return _mm256_sub_epi8(_mm256_or_si256(nibbles(b.qs), fifth), _mm256_set1_epi8(16));
+  return _mm256_or_si256(nibbles(b.qs),
+                         _mm256_and_si256(_mm256_movm_epi8(qh), _mm256_set1_epi8(0x10)));
+}
+
+BlockInts signed_weights(const gguf::BlockQ4_0& b) {
+  return _mm256_sub_epi8(unsigned_weights(b), _mm256_set1_epi8(8));
+}
+BlockInts signed_weights(const gguf::BlockQ5_0& b) {
+  return _mm256_sub_epi8(unsigned_weights(b), _mm256_set1_epi8(16));
 }
 
 // Eight int32 partial sums of w[i] * x[i]; `magnitude` = |w| (unsigned operand of vpdpbusd).
@@ -91,15 +96,6 @@ void dot_blocks(const Block* w, const Q8Activation* const* xs, int64_t n_blocks,
     }
   }
   for (int t = 0; t < kTokens; ++t) y[t * y_stride] = sum_lanes(acc[t]);
-}
-
-// Q4_0 and Q5_0: the block's stored codes are its weights plus 8 / 16, unsigned bytes as they are.
-__m256i unsigned_weights(const gguf::BlockQ4_0& b) { return nibbles(b.qs); }
-__m256i unsigned_weights(const gguf::BlockQ5_0& b) {
-  uint32_t qh;
-  std::memcpy(&qh, b.qh, sizeof qh);
-  return _mm256_or_si256(nibbles(b.qs),
-                         _mm256_and_si256(_mm256_movm_epi8(qh), _mm256_set1_epi8(0x10)));
 }
 
 // Integer sums of two blocks in one 512-bit vector: half the instructions per block of the 256-bit
