@@ -145,7 +145,7 @@ void BM_DecodeAllLayers(benchmark::State& state) {
       benchmark::Counter(dense_bytes(c, depth), benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(BM_DecodeAllLayers)
-    ->ArgsProduct({{4096, 16384}, {0, 1}})
+    ->ArgsProduct({{1024, 4096, 16384}, {0, 1}})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 

@@ -3,6 +3,7 @@
 // softmax runs elementwise across lanes, so there is no horizontal sum and no K transpose;
 // values are widened straight from the cache and shared by every row. This keeps GQA decode
 // attention near the FMA peak where per-row dot products spent most of their time reducing.
+// Blocks of up to 8 rows score two keys per 16-float vector (key pairs, below).
 #include <algorithm>
 #include <cstring>
 #include <limits>
@@ -36,6 +37,29 @@ void lane_scores(D d, const float* q_lanes, int64_t head_dim, const float* k, in
     }
     for (int64_t j = 0; j < kKeysPerPass; ++j) hn::StoreU(acc[j], d, s + (j0 + j) * width);
   }
+}
+
+// Two keys per 16-float vector for 8-lane tiles. Key pair p holds, for each position t, the
+// values of keys 2p and 2p + 1 at dimension pair_dim(t) side by side; the query lanes are
+// doubled to match (lane 2h + e = row h), so one 64-bit broadcast feeds a 16-lane FMA that
+// scores two keys: half the loads and FMAs of one key per 8-lane FMA. The dimension order is
+// whatever a per-128-bit-block interleave produces; Q.K does not depend on it.
+constexpr int64_t kPairLanes = 16;
+constexpr int64_t kPairsPerPass = 8;  // score accumulators: 16 keys
+
+// The dimension at position t of a key pair (t < head_dim; head_dim a multiple of 16): chunks
+// of 16 dimensions, lower then upper per-block interleave of two 16-float vectors.
+int64_t pair_dim(int64_t t) {
+  const int64_t chunk = t / 16, half = (t % 16) / 8, w = t % 8;
+  return 16 * chunk + 4 * (w / 2) + 2 * half + w % 2;
+}
+
+// s[(2p + e) * 8 + h] from acc lanes 2h + e: even lanes (key 2p) first, then odd lanes.
+hn::Vec<DV> pair_lanes_to_keys(hn::Vec<DV> acc) {
+  const DV d;
+  alignas(64) static constexpr int32_t kOrder[16] = {0, 2, 4, 6, 8, 10, 12, 14,
+                                                     1, 3, 5, 7, 9, 11, 13, 15};
+  return hn::TableLookupLanes(acc, hn::SetTableIndices(d, kOrder));
 }
 
 // Whether a DV vector holds two keys' rows of W = Lanes(d) lanes (W = 8 on 16-float vectors).
@@ -157,6 +181,40 @@ HWY_INLINE void load_value_slices(const uint8_t* row, const SliceLayout<kVectors
   }
 }
 
+// Dimensions [c, c + 16 kVectors) of the tile's key rows (n_keys of them, zeros after) widened
+// into key pairs, written in pair order (strided writes aliased the reads).
+template <KvType kType, int kVectors>
+void pair_key_slices(const uint8_t* rows, size_t row_bytes, int64_t n_keys, int64_t head_dim,
+                     int64_t c, float* k_pairs) {
+  const DV d;
+  const SliceLayout<kVectors> layout = slice_layout<kType, kVectors>(c, head_dim);
+  for (int64_t p = 0; p < kKeyTile / 2; ++p) {
+    hn::Vec<DV> even[kVectors], odd[kVectors];
+    for (int v = 0; v < kVectors; ++v) even[v] = odd[v] = hn::Zero(d);
+    if (2 * p < n_keys) load_value_slices<kType, kVectors>(rows + 2 * p * row_bytes, layout, even);
+    if (2 * p + 1 < n_keys)
+      load_value_slices<kType, kVectors>(rows + (2 * p + 1) * row_bytes, layout, odd);
+    float* dst = k_pairs + 2 * p * head_dim + 2 * c;
+    for (int v = 0; v < kVectors; ++v) {
+      hn::StoreU(hn::InterleaveLower(d, even[v], odd[v]), d, dst + 32 * v);
+      hn::StoreU(hn::InterleaveUpper(d, even[v], odd[v]), d, dst + 32 * v + 16);
+    }
+  }
+}
+
+// All of a tile's keys as pairs: 64 dimensions at a time (the two slices of a Q8_0 block share
+// one scale conversion), then 16.
+template <KvType kType>
+void pair_keys(const void* k, int64_t n_keys, int64_t head_dim, float* k_pairs) {
+  const size_t row_bytes = kv_bytes(kType, head_dim, head_dim);
+  const auto* rows = static_cast<const uint8_t*>(k);
+  int64_t c = 0;
+  for (; c + 64 <= head_dim; c += 64)
+    pair_key_slices<kType, 4>(rows, row_bytes, n_keys, head_dim, c, k_pairs);
+  for (; c < head_dim; c += 16)
+    pair_key_slices<kType, 1>(rows, row_bytes, n_keys, head_dim, c, k_pairs);
+}
+
 // o[r][c .. c + 16 kVectors) = o[r] * correction[r] + sum_j p[j * width + r] * v[j], for rows
 // r0 .. r0 + kRows; value rows are read straight from the cache. kRows x kVectors = 16
 // accumulators: half the register file, the rest holds values and weights.
@@ -239,14 +297,9 @@ int64_t lane_width(int64_t rows, int64_t head_dim) {
   return rows <= wide ? wide : 0;
 }
 
-void lane_tile_scores(int64_t width, int64_t head_dim, const LaneBuffers& buffers) {
-  if (width == 8) {
-    lane_scores(hn::CappedTag<float, 8>(), buffers.q_lanes, head_dim, buffers.k_tile,
-                buffers.k_stride, buffers.scores);
-  } else {
-    lane_scores(hn::CappedTag<float, 16>(), buffers.q_lanes, head_dim, buffers.k_tile,
-                buffers.k_stride, buffers.scores);
-  }
+void lane_tile_scores_wide(int64_t head_dim, const LaneBuffers& buffers) {
+  lane_scores(hn::CappedTag<float, 16>(), buffers.q_lanes, head_dim, buffers.k_tile,
+              buffers.k_stride, buffers.scores);
 }
 
 void lane_tile_softmax(int64_t width, LaneBuffers& buffers, float* correction) {
@@ -264,6 +317,48 @@ void lane_tile_update(int64_t width, const LaneTile& tile, LaneBuffers& buffers)
     lane_update(hn::CappedTag<float, 8>(), tile, buffers);
   } else {
     lane_update(hn::CappedTag<float, 16>(), tile, buffers);
+  }
+}
+
+void lane_pair_queries(const float* q_lanes, int64_t head_dim, float* q_pairs) {
+  constexpr int64_t kWidth = kPairLanes / 2;
+  for (int64_t t = 0; t < head_dim; ++t) {
+    const float* q = q_lanes + pair_dim(t) * kWidth;
+    for (int64_t h = 0; h < kWidth; ++h) q_pairs[t * kPairLanes + 2 * h] = q[h];
+    for (int64_t h = 0; h < kWidth; ++h) q_pairs[t * kPairLanes + 2 * h + 1] = q[h];
+  }
+}
+
+void lane_pair_keys(KvType type, const void* k, int64_t n_keys, int64_t head_dim, float* k_pairs) {
+  switch (type) {
+    case KvType::kF32:
+      return pair_keys<KvType::kF32>(k, n_keys, head_dim, k_pairs);
+    case KvType::kQ8_0:
+      return pair_keys<KvType::kQ8_0>(k, n_keys, head_dim, k_pairs);
+    default:
+      return pair_keys<KvType::kF16>(k, n_keys, head_dim, k_pairs);
+  }
+}
+
+void lane_tile_scores_paired(int64_t head_dim, const float* q_pairs, const float* k_pairs,
+                             float* s) {
+  const DV d;
+  const hn::Repartition<uint64_t, DV> d64;
+  const int64_t pair_stride = 2 * head_dim;
+  for (int64_t p0 = 0; p0 < kKeyTile / 2; p0 += kPairsPerPass) {
+    hn::Vec<DV> acc[kPairsPerPass];
+    for (auto& a : acc) a = hn::Zero(d);
+    const float* kp = k_pairs + p0 * pair_stride;
+    for (int64_t t = 0; t < head_dim; ++t) {
+      const auto q = hn::LoadU(d, q_pairs + t * kPairLanes);
+      for (int64_t p = 0; p < kPairsPerPass; ++p) {
+        uint64_t bits;
+        std::memcpy(&bits, kp + p * pair_stride + 2 * t, sizeof(bits));
+        acc[p] = hn::MulAdd(hn::BitCast(d, hn::Set(d64, bits)), q, acc[p]);
+      }
+    }
+    for (int64_t p = 0; p < kPairsPerPass; ++p)
+      hn::StoreU(pair_lanes_to_keys(acc[p]), d, s + 2 * (p0 + p) * (kPairLanes / 2));
   }
 }
 

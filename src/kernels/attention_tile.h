@@ -89,8 +89,16 @@ struct LaneTile {
   int64_t head_dim = 0;
 };
 
-// scores = Q K^T for the tile, rows in lanes.
-void lane_tile_scores(int64_t width, int64_t head_dim, const LaneBuffers& buffers);
+// scores = Q K^T for a 16-lane tile, rows in lanes.
+void lane_tile_scores_wide(int64_t head_dim, const LaneBuffers& buffers);
+// 8-lane tiles with two keys per 16-float vector (attention_lanes.cc; 16-float vectors only).
+// q_lanes [head_dim][8] -> q_pairs [head_dim][16] in the pair order of lane_pair_keys.
+void lane_pair_queries(const float* q_lanes, int64_t head_dim, float* q_pairs);
+// A tile's stored key rows (n_keys; zeros after) -> kKeyTile / 2 F32 pairs of rows interleaved.
+void lane_pair_keys(KvType type, const void* k, int64_t n_keys, int64_t head_dim, float* k_pairs);
+// scores [kKeyTile][8] = Q K^T from the paired queries and keys.
+void lane_tile_scores_paired(int64_t head_dim, const float* q_pairs, const float* k_pairs,
+                             float* scores);
 // Online-softmax update of m, l and o with the (masked) scores and the tile's values.
 void lane_tile_update(int64_t width, const LaneTile& tile, LaneBuffers& buffers);
 // The softmax half of lane_tile_update: scores become probabilities, m and l are updated, and
@@ -136,6 +144,8 @@ class TileWorker {
   // Online-softmax step of row r (scores become probabilities); false if it sees no key here.
   bool softmax_row(int64_t r, float* correction);
   void update_rows(int64_t n_keys_tile);
+  // 8-lane F32 tiles score two keys per 16-float vector (lane_width 8 implies such vectors).
+  bool paired_keys() const { return lane_width_ == 8 && !bf16_; }
 
   AttentionShape shape_;
   KvType type_ = KvType::kF32;
@@ -147,7 +157,8 @@ class TileWorker {
   bool transposed_ = false;  // many rows: scores via K^T, vectorised over keys
   int64_t lane_width_ = 0;   // few rows: rows in SIMD lanes (0 = not used)
   bool bf16_ = false;        // lanes tiles multiply in BF16 (F16 cache, AVX512-BF16)
-  std::vector<float> q_tile_, q_lanes_, k_tile_, k_transposed_, v_tile_, scores_;
+  std::vector<float> q_tile_, q_lanes_, q_lane_pairs_, k_tile_, k_pairs_, k_transposed_, v_tile_,
+      scores_;
   std::vector<uint32_t> q_pairs_, p_pairs_;
   std::vector<uint16_t> k_bf16_;
   PartialResult acc_;
