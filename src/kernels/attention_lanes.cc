@@ -3,8 +3,9 @@
 // softmax runs elementwise across lanes, so there is no horizontal sum and no K transpose;
 // values are widened straight from the cache and shared by every row. This keeps GQA decode
 // attention near the FMA peak where per-row dot products spent most of their time reducing.
-// Blocks of up to 8 rows score two keys per 16-float vector (key pairs, below).
+// Blocks of 4 or up to 8 rows score four or two keys per 16-float vector (key groups, below).
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <limits>
 
@@ -39,42 +40,66 @@ void lane_scores(D d, const float* q_lanes, int64_t head_dim, const float* k, in
   }
 }
 
-// Two keys per 16-float vector for 8-lane tiles. Key pair p holds, for each position t, the
-// values of keys 2p and 2p + 1 at dimension pair_dim(t) side by side; the query lanes are
-// doubled to match (lane 2h + e = row h), so one 64-bit broadcast feeds a 16-lane FMA that
-// scores two keys: half the loads and FMAs of one key per 8-lane FMA. The dimension order is
-// whatever a per-128-bit-block interleave produces; Q.K does not depend on it.
-constexpr int64_t kPairLanes = 16;
-constexpr int64_t kPairsPerPass = 8;  // score accumulators: 16 keys
+// Several keys per 16-float vector for tiles of 8 or 4 rows: kKeys = 16 / W keys (pairs for
+// W = 8, quads for W = 4). Key group g holds, for each position t, the values of keys
+// kKeys g .. kKeys g + kKeys - 1 at dimension grouped_dim(t) side by side; the query lanes are
+// repeated to match (lane kKeys h + e = row h), so one 64- or 128-bit broadcast feeds a 16-lane
+// FMA that scores kKeys keys: no padding lanes and 1 / kKeys of the loads of one key per W-lane
+// FMA. The dimension order is whatever per-128-bit-block interleaves produce; Q.K does not
+// depend on it.
+constexpr int64_t kVectorLanes = 16;
+constexpr int64_t kGroupsPerPass = 8;  // score accumulators
 
-// The dimension at position t of a key pair (t < head_dim; head_dim a multiple of 16): chunks
-// of 16 dimensions, lower then upper per-block interleave of two 16-float vectors.
-int64_t pair_dim(int64_t t) {
-  const int64_t chunk = t / 16, half = (t % 16) / 8, w = t % 8;
-  return 16 * chunk + 4 * (w / 2) + 2 * half + w % 2;
+// The dimension at position t of a key group (head_dim a multiple of 16): chunks of 16
+// dimensions; pairs are the lower then upper interleave of two vectors, quads the four outputs of
+// a 4 x 4 transpose within each 128-bit block.
+template <int64_t kKeys>
+int64_t grouped_dim(int64_t t) {
+  const int64_t chunk = t / 16, u = t % 16;
+  if constexpr (kKeys == 2) return 16 * chunk + 4 * (u % 8 / 2) + 2 * (u / 8) + u % 2;
+  return 16 * chunk + 4 * (u % 4) + u / 4;
 }
 
-// s[(2p + e) * 8 + h] from acc lanes 2h + e: even lanes (key 2p) first, then odd lanes.
-hn::Vec<DV> pair_lanes_to_keys(hn::Vec<DV> acc) {
+// s[(kKeys g + e) * W + h] from acc lanes kKeys h + e.
+template <int64_t kKeys>
+hn::Vec<DV> grouped_lanes_to_keys(hn::Vec<DV> acc) {
+  constexpr int64_t kWidth = kVectorLanes / kKeys;
+  alignas(64) static constexpr auto kOrder = [] {
+    std::array<int32_t, kVectorLanes> order{};
+    for (int64_t i = 0; i < kVectorLanes; ++i)
+      order[i] = static_cast<int32_t>(kKeys * (i % kWidth) + i / kWidth);
+    return order;
+  }();
+  return hn::TableLookupLanes(acc, hn::SetTableIndices(DV(), kOrder.data()));
+}
+
+// The kKeys values at one position of a key group, repeated across a vector.
+template <int64_t kKeys>
+HWY_INLINE hn::Vec<DV> broadcast_keys(const float* values) {
   const DV d;
-  alignas(64) static constexpr int32_t kOrder[16] = {0, 2, 4, 6, 8, 10, 12, 14,
-                                                     1, 3, 5, 7, 9, 11, 13, 15};
-  return hn::TableLookupLanes(acc, hn::SetTableIndices(d, kOrder));
+  if constexpr (kKeys == 2) {
+    uint64_t bits;
+    std::memcpy(&bits, values, sizeof(bits));
+    return hn::BitCast(d, hn::Set(hn::Repartition<uint64_t, DV>(), bits));
+  } else {
+    return hn::LoadDup128(d, values);
+  }
 }
 
-// Whether a DV vector holds two keys' rows of W = Lanes(d) lanes (W = 8 on 16-float vectors).
+// Keys' rows of W = Lanes(d) lanes in one DV vector: 1, 2 or 4.
 template <class D>
-bool two_keys_per_vector(D d) {
-  return hn::Lanes(DV()) == 2 * hn::Lanes(d);
+int64_t keys_per_vector(D d) {
+  return static_cast<int64_t>(hn::Lanes(DV()) / hn::Lanes(d));
 }
 
-// The W lanes of v (a DV vector holding one or two keys' rows) combined by `op`.
+// The W lanes of v (a DV vector holding one or more keys' rows) combined by `op`.
 template <class D, class Op>
 hn::Vec<D> fold_to_lanes(D d, hn::Vec<DV> v, Op op) {
   HWY_ALIGN float lanes[16] = {};
   hn::Store(v, DV(), lanes);
   auto folded = hn::Load(d, lanes);
-  if (two_keys_per_vector(d)) folded = op(folded, hn::LoadU(d, lanes + hn::Lanes(d)));
+  for (int64_t k = 1; k < keys_per_vector(d); ++k)
+    folded = op(folded, hn::LoadU(d, lanes + k * hn::Lanes(d)));
   return folded;
 }
 
@@ -82,15 +107,14 @@ hn::Vec<D> fold_to_lanes(D d, hn::Vec<DV> v, Op op) {
 template <class D>
 hn::Vec<DV> repeat_lanes(D d, hn::Vec<D> v) {
   HWY_ALIGN float lanes[16] = {};
-  hn::Store(v, d, lanes);
-  if (two_keys_per_vector(d)) hn::StoreU(v, d, lanes + hn::Lanes(d));
+  for (int64_t k = 0; k < keys_per_vector(d); ++k) hn::StoreU(v, d, lanes + k * hn::Lanes(d));
   return hn::Load(DV(), lanes);
 }
 
 // Online-softmax step for every lane: scores become probabilities in place, m and l are
 // updated; returns the per-lane factor the previous output must be scaled by. Scores are walked
-// a whole DV vector at a time (two keys of an 8-lane tile): half the instructions of the
-// exponentials.
+// a whole DV vector at a time (two or four keys of an 8- or 4-lane tile): fewer instructions for
+// the exponentials.
 template <class D>
 hn::Vec<D> lane_softmax(D d, float* s, float* m, float* l) {
   const auto width = static_cast<int64_t>(hn::Lanes(d));
@@ -182,37 +206,94 @@ HWY_INLINE void load_value_slices(const uint8_t* row, const SliceLayout<kVectors
 }
 
 // Dimensions [c, c + 16 kVectors) of the tile's key rows (n_keys of them, zeros after) widened
-// into key pairs, written in pair order (strided writes aliased the reads).
-template <KvType kType, int kVectors>
-void pair_key_slices(const uint8_t* rows, size_t row_bytes, int64_t n_keys, int64_t head_dim,
-                     int64_t c, float* k_pairs) {
+// into key groups, written in group order (strided writes aliased the reads).
+template <KvType kType, int kVectors, int64_t kKeys>
+void group_key_slices(const uint8_t* rows, size_t row_bytes, int64_t n_keys, int64_t head_dim,
+                      int64_t c, float* k_groups) {
   const DV d;
+  const hn::Repartition<double, DV> dd;
   const SliceLayout<kVectors> layout = slice_layout<kType, kVectors>(c, head_dim);
-  for (int64_t p = 0; p < kKeyTile / 2; ++p) {
-    hn::Vec<DV> even[kVectors], odd[kVectors];
-    for (int v = 0; v < kVectors; ++v) even[v] = odd[v] = hn::Zero(d);
-    if (2 * p < n_keys) load_value_slices<kType, kVectors>(rows + 2 * p * row_bytes, layout, even);
-    if (2 * p + 1 < n_keys)
-      load_value_slices<kType, kVectors>(rows + (2 * p + 1) * row_bytes, layout, odd);
-    float* dst = k_pairs + 2 * p * head_dim + 2 * c;
-    for (int v = 0; v < kVectors; ++v) {
-      hn::StoreU(hn::InterleaveLower(d, even[v], odd[v]), d, dst + 32 * v);
-      hn::StoreU(hn::InterleaveUpper(d, even[v], odd[v]), d, dst + 32 * v + 16);
+  for (int64_t g = 0; g < kKeyTile / kKeys; ++g) {
+    hn::Vec<DV> r[kKeys][kVectors];
+    for (int64_t e = 0; e < kKeys; ++e) {
+      for (int v = 0; v < kVectors; ++v) r[e][v] = hn::Zero(d);
+      const int64_t key = kKeys * g + e;
+      if (key < n_keys) load_value_slices<kType, kVectors>(rows + key * row_bytes, layout, r[e]);
+    }
+    float* dst = k_groups + kKeys * (g * head_dim + c);
+    for (int v = 0; v < kVectors; ++v, dst += 16 * kKeys) {
+      const auto ab_lower = hn::InterleaveLower(d, r[0][v], r[1][v]);
+      const auto ab_upper = hn::InterleaveUpper(d, r[0][v], r[1][v]);
+      if constexpr (kKeys == 2) {
+        hn::StoreU(ab_lower, d, dst);
+        hn::StoreU(ab_upper, d, dst + 16);
+      } else {  // pairs of pairs: (a, b, c, d) of one dimension per 128-bit block
+        const auto cd_lower = hn::BitCast(dd, hn::InterleaveLower(d, r[2][v], r[3][v]));
+        const auto cd_upper = hn::BitCast(dd, hn::InterleaveUpper(d, r[2][v], r[3][v]));
+        const auto ab_lo = hn::BitCast(dd, ab_lower), ab_hi = hn::BitCast(dd, ab_upper);
+        hn::StoreU(hn::BitCast(d, hn::InterleaveLower(dd, ab_lo, cd_lower)), d, dst);
+        hn::StoreU(hn::BitCast(d, hn::InterleaveUpper(dd, ab_lo, cd_lower)), d, dst + 16);
+        hn::StoreU(hn::BitCast(d, hn::InterleaveLower(dd, ab_hi, cd_upper)), d, dst + 32);
+        hn::StoreU(hn::BitCast(d, hn::InterleaveUpper(dd, ab_hi, cd_upper)), d, dst + 48);
+      }
     }
   }
 }
 
-// All of a tile's keys as pairs: 64 dimensions at a time (the two slices of a Q8_0 block share
+// All of a tile's keys as groups: 64 dimensions at a time (the two slices of a Q8_0 block share
 // one scale conversion), then 16.
-template <KvType kType>
-void pair_keys(const void* k, int64_t n_keys, int64_t head_dim, float* k_pairs) {
+template <KvType kType, int64_t kKeys>
+void group_keys(const void* k, int64_t n_keys, int64_t head_dim, float* k_groups) {
   const size_t row_bytes = kv_bytes(kType, head_dim, head_dim);
   const auto* rows = static_cast<const uint8_t*>(k);
   int64_t c = 0;
   for (; c + 64 <= head_dim; c += 64)
-    pair_key_slices<kType, 4>(rows, row_bytes, n_keys, head_dim, c, k_pairs);
+    group_key_slices<kType, 4, kKeys>(rows, row_bytes, n_keys, head_dim, c, k_groups);
   for (; c < head_dim; c += 16)
-    pair_key_slices<kType, 1>(rows, row_bytes, n_keys, head_dim, c, k_pairs);
+    group_key_slices<kType, 1, kKeys>(rows, row_bytes, n_keys, head_dim, c, k_groups);
+}
+
+template <int64_t kKeys>
+void group_keys_of_type(KvType type, const void* k, int64_t n_keys, int64_t head_dim,
+                        float* k_groups) {
+  switch (type) {
+    case KvType::kF32:
+      return group_keys<KvType::kF32, kKeys>(k, n_keys, head_dim, k_groups);
+    case KvType::kQ8_0:
+      return group_keys<KvType::kQ8_0, kKeys>(k, n_keys, head_dim, k_groups);
+    default:
+      return group_keys<KvType::kF16, kKeys>(k, n_keys, head_dim, k_groups);
+  }
+}
+
+// s[j * W + h] = Q.K for the tile from grouped queries and keys.
+template <int64_t kKeys>
+void grouped_scores(int64_t head_dim, const float* q_groups, const float* k_groups, float* s) {
+  const DV d;
+  const int64_t group_stride = kKeys * head_dim;
+  for (int64_t g0 = 0; g0 < kKeyTile / kKeys; g0 += kGroupsPerPass) {
+    hn::Vec<DV> acc[kGroupsPerPass];
+    for (auto& a : acc) a = hn::Zero(d);
+    const float* kg = k_groups + g0 * group_stride;
+    for (int64_t t = 0; t < head_dim; ++t) {
+      const auto q = hn::LoadU(d, q_groups + t * kVectorLanes);
+      for (int64_t g = 0; g < kGroupsPerPass; ++g)
+        acc[g] = hn::MulAdd(broadcast_keys<kKeys>(kg + g * group_stride + kKeys * t), q, acc[g]);
+    }
+    for (int64_t g = 0; g < kGroupsPerPass; ++g)
+      hn::StoreU(grouped_lanes_to_keys<kKeys>(acc[g]), d, s + (g0 + g) * kVectorLanes);
+  }
+}
+
+template <int64_t kKeys>
+void group_queries(const float* q_lanes, int64_t head_dim, float* q_groups) {
+  constexpr int64_t kWidth = kVectorLanes / kKeys;
+  for (int64_t t = 0; t < head_dim; ++t) {
+    const float* q = q_lanes + grouped_dim<kKeys>(t) * kWidth;
+    for (int64_t h = 0; h < kWidth; ++h) {
+      for (int64_t e = 0; e < kKeys; ++e) q_groups[t * kVectorLanes + kKeys * h + e] = q[h];
+    }
+  }
 }
 
 // o[r][c .. c + 16 kVectors) = o[r] * correction[r] + sum_j p[j * width + r] * v[j], for rows
@@ -293,6 +374,7 @@ int64_t lane_width(int64_t rows, int64_t head_dim) {
   const int64_t narrow = static_cast<int64_t>(hn::Lanes(hn::CappedTag<float, 8>()));
   const int64_t wide = static_cast<int64_t>(hn::Lanes(DV()));
   if (narrow != 8 || wide != 16 || head_dim % 16 != 0 || rows < 4) return 0;
+  if (rows == 4) return 4;
   if (rows <= narrow) return narrow;
   return rows <= wide ? wide : 0;
 }
@@ -303,7 +385,10 @@ void lane_tile_scores_wide(int64_t head_dim, const LaneBuffers& buffers) {
 }
 
 void lane_tile_softmax(int64_t width, LaneBuffers& buffers, float* correction) {
-  if (width == 8) {
+  if (width == 4) {
+    const hn::CappedTag<float, 4> d;
+    hn::StoreU(lane_softmax(d, buffers.scores, buffers.m, buffers.l), d, correction);
+  } else if (width == 8) {
     const hn::CappedTag<float, 8> d;
     hn::StoreU(lane_softmax(d, buffers.scores, buffers.m, buffers.l), d, correction);
   } else {
@@ -313,53 +398,30 @@ void lane_tile_softmax(int64_t width, LaneBuffers& buffers, float* correction) {
 }
 
 void lane_tile_update(int64_t width, const LaneTile& tile, LaneBuffers& buffers) {
-  if (width == 8) {
+  if (width == 4) {
+    lane_update(hn::CappedTag<float, 4>(), tile, buffers);
+  } else if (width == 8) {
     lane_update(hn::CappedTag<float, 8>(), tile, buffers);
   } else {
     lane_update(hn::CappedTag<float, 16>(), tile, buffers);
   }
 }
 
-void lane_pair_queries(const float* q_lanes, int64_t head_dim, float* q_pairs) {
-  constexpr int64_t kWidth = kPairLanes / 2;
-  for (int64_t t = 0; t < head_dim; ++t) {
-    const float* q = q_lanes + pair_dim(t) * kWidth;
-    for (int64_t h = 0; h < kWidth; ++h) q_pairs[t * kPairLanes + 2 * h] = q[h];
-    for (int64_t h = 0; h < kWidth; ++h) q_pairs[t * kPairLanes + 2 * h + 1] = q[h];
-  }
+void lane_group_queries(int64_t width, const float* q_lanes, int64_t head_dim, float* q_groups) {
+  if (width == 8) return group_queries<2>(q_lanes, head_dim, q_groups);
+  group_queries<4>(q_lanes, head_dim, q_groups);
 }
 
-void lane_pair_keys(KvType type, const void* k, int64_t n_keys, int64_t head_dim, float* k_pairs) {
-  switch (type) {
-    case KvType::kF32:
-      return pair_keys<KvType::kF32>(k, n_keys, head_dim, k_pairs);
-    case KvType::kQ8_0:
-      return pair_keys<KvType::kQ8_0>(k, n_keys, head_dim, k_pairs);
-    default:
-      return pair_keys<KvType::kF16>(k, n_keys, head_dim, k_pairs);
-  }
+void lane_group_keys(int64_t width, KvType type, const void* k, int64_t n_keys, int64_t head_dim,
+                     float* k_groups) {
+  if (width == 8) return group_keys_of_type<2>(type, k, n_keys, head_dim, k_groups);
+  group_keys_of_type<4>(type, k, n_keys, head_dim, k_groups);
 }
 
-void lane_tile_scores_paired(int64_t head_dim, const float* q_pairs, const float* k_pairs,
-                             float* s) {
-  const DV d;
-  const hn::Repartition<uint64_t, DV> d64;
-  const int64_t pair_stride = 2 * head_dim;
-  for (int64_t p0 = 0; p0 < kKeyTile / 2; p0 += kPairsPerPass) {
-    hn::Vec<DV> acc[kPairsPerPass];
-    for (auto& a : acc) a = hn::Zero(d);
-    const float* kp = k_pairs + p0 * pair_stride;
-    for (int64_t t = 0; t < head_dim; ++t) {
-      const auto q = hn::LoadU(d, q_pairs + t * kPairLanes);
-      for (int64_t p = 0; p < kPairsPerPass; ++p) {
-        uint64_t bits;
-        std::memcpy(&bits, kp + p * pair_stride + 2 * t, sizeof(bits));
-        acc[p] = hn::MulAdd(hn::BitCast(d, hn::Set(d64, bits)), q, acc[p]);
-      }
-    }
-    for (int64_t p = 0; p < kPairsPerPass; ++p)
-      hn::StoreU(pair_lanes_to_keys(acc[p]), d, s + 2 * (p0 + p) * (kPairLanes / 2));
-  }
+void lane_tile_scores_grouped(int64_t width, int64_t head_dim, const float* q_groups,
+                              const float* k_groups, float* scores) {
+  if (width == 8) return grouped_scores<2>(head_dim, q_groups, k_groups, scores);
+  grouped_scores<4>(head_dim, q_groups, k_groups, scores);
 }
 
 }  // namespace moa::kernels

@@ -265,8 +265,8 @@ void TileWorker::reset(const AttentionShape& shape, KvType type, const float* q,
   grow(q_lanes_, static_cast<size_t>(shape.head_dim * kMaxLaneRows));
   grow(k_tile_, static_cast<size_t>(kKeyTile) * hp);
   grow(k_transposed_, static_cast<size_t>(shape.head_dim * kKeyTile));
-  grow(k_pairs_, static_cast<size_t>(shape.head_dim * kKeyTile));
-  grow(q_lane_pairs_, static_cast<size_t>(shape.head_dim * 2 * kMaxLaneRows));
+  grow(k_groups_, static_cast<size_t>(shape.head_dim * kKeyTile));
+  grow(q_lane_groups_, static_cast<size_t>(shape.head_dim * 2 * kMaxLaneRows));
   grow(v_tile_, static_cast<size_t>(kKeyTile) * hp);
   grow(scores_, max_rows * static_cast<size_t>(kKeyTile));
   grow(acc_.m, max_rows);
@@ -285,6 +285,7 @@ void TileWorker::load_queries(const QueryBlock& block) {
   transposed_ = rows_ >= kTransposeMinRows;
   const int64_t hd = shape_.head_dim;
   lane_width_ = transposed_ ? 0 : lane_width(rows_, hd);
+  if (bf16_ && lane_width_ == 4) lane_width_ = 8;  // the BF16 lane kernels take 8 or 16 lanes
   if (lane_width_ > 0) std::fill_n(q_lanes_.begin(), hd * lane_width_, 0.0f);
   for (int64_t r = 0; r < rows_; ++r) {
     const int64_t query = block.q_begin + r / group_;
@@ -295,7 +296,7 @@ void TileWorker::load_queries(const QueryBlock& block) {
     std::fill(dst + hd, dst + head_pad_, 0.0f);
     for (int64_t i = 0; i < hd && lane_width_ > 0; ++i) q_lanes_[i * lane_width_ + r] = dst[i];
   }
-  if (paired_keys()) lane_pair_queries(q_lanes_.data(), hd, q_lane_pairs_.data());
+  if (grouped_keys()) lane_group_queries(lane_width_, q_lanes_.data(), hd, q_lane_groups_.data());
   if (bf16_ && lane_width_ > 0) bf16_query_pairs(q_lanes_.data(), hd, lane_width_, q_pairs_.data());
   const int64_t live_rows = std::max(rows_, lane_width_);  // lane padding rows are computed too
   std::fill_n(acc_.m.begin(), live_rows, kNegInf);
@@ -433,8 +434,8 @@ void TileWorker::run_lane_tile(const KeyRun& run, const QueryBlock& block, const
   prefetch(v_rows);
   const void* k_src = row_address(type_, run.k, first_slot * hd, hd);
   const int64_t n_values = n_keys_tile * hd, tile_values = kKeyTile * hd;
-  if (paired_keys()) {
-    lane_pair_keys(type_, k_src, n_keys_tile, hd, k_pairs_.data());
+  if (grouped_keys()) {
+    lane_group_keys(lane_width_, type_, k_src, n_keys_tile, hd, k_groups_.data());
   } else if (bf16_) {
     bf16_key_row(static_cast<const uint16_t*>(k_src), n_values, k_bf16_.data());
     std::fill(k_bf16_.data() + n_values, k_bf16_.data() + tile_values, uint16_t{0});
@@ -446,8 +447,9 @@ void TileWorker::run_lane_tile(const KeyRun& run, const QueryBlock& block, const
                       acc_.l.data(),   acc_.o.data(),  head_pad_, rows_};
   const LaneTile tile{type_, v_rows, n_keys_tile, hd};
   if (!bf16_) {
-    if (paired_keys()) {
-      lane_tile_scores_paired(hd, q_lane_pairs_.data(), k_pairs_.data(), scores_.data());
+    if (grouped_keys()) {
+      lane_tile_scores_grouped(lane_width_, hd, q_lane_groups_.data(), k_groups_.data(),
+                               scores_.data());
     } else {
       lane_tile_scores_wide(hd, buffers);
     }

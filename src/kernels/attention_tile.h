@@ -60,12 +60,12 @@ struct PartialResult {
   std::vector<float> m, l, o;
 };
 
-// Rows-in-lanes tile math for decode-shaped blocks (attention_lanes.cc). The lane width W is 8
-// or 16; lanes past the block's rows are padding whose results are never read.
+// Rows-in-lanes tile math for decode-shaped blocks (attention_lanes.cc). The lane width W is 4,
+// 8 or 16; lanes past the block's rows are padding whose results are never read.
 inline constexpr int64_t kMaxLaneRows = 16;
 
-// W for a block of `rows` rows, or 0 when the rows-in-lanes path does not apply (too few or too
-// many rows, head_dim not a multiple of 16, or a CPU without 16-float vectors).
+// W (4, 8 or 16) for a block of `rows` rows, or 0 when the rows-in-lanes path does not apply (too
+// few or too many rows, head_dim not a multiple of 16, or a CPU without 16-float vectors).
 int64_t lane_width(int64_t rows, int64_t head_dim);
 
 // The worker's buffers as the lane kernels see them.
@@ -91,14 +91,16 @@ struct LaneTile {
 
 // scores = Q K^T for a 16-lane tile, rows in lanes.
 void lane_tile_scores_wide(int64_t head_dim, const LaneBuffers& buffers);
-// 8-lane tiles with two keys per 16-float vector (attention_lanes.cc; 16-float vectors only).
-// q_lanes [head_dim][8] -> q_pairs [head_dim][16] in the pair order of lane_pair_keys.
-void lane_pair_queries(const float* q_lanes, int64_t head_dim, float* q_pairs);
-// A tile's stored key rows (n_keys; zeros after) -> kKeyTile / 2 F32 pairs of rows interleaved.
-void lane_pair_keys(KvType type, const void* k, int64_t n_keys, int64_t head_dim, float* k_pairs);
-// scores [kKeyTile][8] = Q K^T from the paired queries and keys.
-void lane_tile_scores_paired(int64_t head_dim, const float* q_pairs, const float* k_pairs,
-                             float* scores);
+// 8- and 4-lane tiles with two or four keys per 16-float vector (attention_lanes.cc; only where
+// lane_width gives those widths, which implies 16-float vectors).
+// q_lanes [head_dim][width] -> q_groups [head_dim][16] in the order of lane_group_keys.
+void lane_group_queries(int64_t width, const float* q_lanes, int64_t head_dim, float* q_groups);
+// A tile's stored key rows (n_keys; zeros after) -> F32 key groups (kKeyTile x head_dim floats).
+void lane_group_keys(int64_t width, KvType type, const void* k, int64_t n_keys, int64_t head_dim,
+                     float* k_groups);
+// scores [kKeyTile][width] = Q K^T from the grouped queries and keys.
+void lane_tile_scores_grouped(int64_t width, int64_t head_dim, const float* q_groups,
+                              const float* k_groups, float* scores);
 // Online-softmax update of m, l and o with the (masked) scores and the tile's values.
 void lane_tile_update(int64_t width, const LaneTile& tile, LaneBuffers& buffers);
 // The softmax half of lane_tile_update: scores become probabilities, m and l are updated, and
@@ -144,8 +146,8 @@ class TileWorker {
   // Online-softmax step of row r (scores become probabilities); false if it sees no key here.
   bool softmax_row(int64_t r, float* correction);
   void update_rows(int64_t n_keys_tile);
-  // 8-lane F32 tiles score two keys per 16-float vector (lane_width 8 implies such vectors).
-  bool paired_keys() const { return lane_width_ == 8 && !bf16_; }
+  // 8- and 4-lane F32 tiles score several keys per 16-float vector.
+  bool grouped_keys() const { return (lane_width_ == 8 || lane_width_ == 4) && !bf16_; }
 
   AttentionShape shape_;
   KvType type_ = KvType::kF32;
@@ -157,7 +159,7 @@ class TileWorker {
   bool transposed_ = false;  // many rows: scores via K^T, vectorised over keys
   int64_t lane_width_ = 0;   // few rows: rows in SIMD lanes (0 = not used)
   bool bf16_ = false;        // lanes tiles multiply in BF16 (F16 cache, AVX512-BF16)
-  std::vector<float> q_tile_, q_lanes_, q_lane_pairs_, k_tile_, k_pairs_, k_transposed_, v_tile_,
+  std::vector<float> q_tile_, q_lanes_, q_lane_groups_, k_tile_, k_groups_, k_transposed_, v_tile_,
       scores_;
   std::vector<uint32_t> q_pairs_, p_pairs_;
   std::vector<uint16_t> k_bf16_;
