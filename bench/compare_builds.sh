@@ -4,6 +4,7 @@
 # at depth 16384 (F16 and Q8_0 KV) and the decode/prefill attention kernels, each command run
 # with the old build and then the new one, the whole sequence twice. Usage:
 #   OLD=/path/to/old/build NEW=build bench/compare_builds.sh
+# PARTS=decode skips the prefill runs (PARTS="prefill decode" by default).
 # Both builds need `moa`, `bench/attention_bench` and `bench/kernels_bench`. Outputs go to $OUT.
 # OPENBLAS_CORETYPE is unset so that moa picks OpenBLAS's best kernels for the sgemm peak it
 # divides prefill by (an environment that sets it, e.g. to Haswell on an AVX-512 CPU, halves it).
@@ -12,6 +13,7 @@ OLD="${OLD:?set OLD to the old build directory}"
 NEW="${NEW:-build}"
 OUT="${OUT:-build/compare}"
 THREADS="${THREADS:-2}"
+PARTS="${PARTS:-prefill decode}"
 unset OPENBLAS_CORETYPE
 export OMP_NUM_THREADS="$THREADS"
 mkdir -p "$OUT"
@@ -25,6 +27,7 @@ run() {
 
 for pass in 1 2; do
   for type in q8_0 q4_k f16; do
+    [[ $PARTS == *prefill* ]] || continue
     for side in old new; do
       dir=$OLD
       [[ $side == new ]] && dir=$NEW
@@ -41,7 +44,9 @@ for pass in 1 2; do
   for side in old new; do
     dir=$OLD
     [[ $side == new ]] && dir=$NEW
-    run "decode-attn-$side-$pass" "$dir/bench/attention_bench" --benchmark_filter=DecodeAll
+    run "decode-attn-$side-$pass" "$dir/bench/attention_bench" \
+      --benchmark_filter='DecodeAllLayers/(4096|16384)|AttentionAt16K/(100|25)/1/'
+    [[ $PARTS == *prefill* ]] || continue
     run "prefill-attn-$side-$pass" "$dir/bench/kernels_bench" --benchmark_filter='BM_Attention/2048/'
   done
 done

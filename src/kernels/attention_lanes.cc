@@ -9,9 +9,9 @@
 #include <cstring>
 #include <limits>
 
-#include "hwy/contrib/math/math-inl.h"
 #include "hwy/highway.h"
 #include "kernels/attention_tile.h"
+#include "kernels/exp_vector.h"
 #include "kernels/half.h"
 
 namespace moa::kernels {
@@ -128,16 +128,13 @@ hn::Vec<D> lane_softmax(D d, float* s, float* m, float* l) {
   const auto m_old = hn::LoadU(d, m);
   const auto m_new = hn::Max(m_old, tile_max);
   // Lanes that have seen no key yet have nothing to rescale (and -inf - -inf is NaN).
-  const auto correction =
-      hn::IfThenZeroElse(hn::Eq(m_old, hn::Set(d, kNegInf)),
-                         hn::Exp(d, hn::Max(hn::Sub(m_old, m_new), hn::Set(d, -88.0f))));
+  const auto correction = hn::IfThenZeroElse(hn::Eq(m_old, hn::Set(d, kNegInf)),
+                                             exp_nonpositive(d, hn::Sub(m_old, m_new)));
   const auto wide_m = repeat_lanes(d, m_new);
-  const auto floor = hn::Set(dv, -88.0f);
   auto wide_sum = hn::Zero(dv);
   for (int64_t j = 0; j < kKeyTile * width; j += step) {
     const auto x = hn::LoadU(dv, s + j);
-    const auto e =
-        hn::IfThenZeroElse(hn::Eq(x, neg_inf), hn::Exp(dv, hn::Max(hn::Sub(x, wide_m), floor)));
+    const auto e = hn::IfThenZeroElse(hn::Eq(x, neg_inf), exp_nonpositive(dv, hn::Sub(x, wide_m)));
     hn::StoreU(e, dv, s + j);
     wide_sum = hn::Add(wide_sum, e);
   }

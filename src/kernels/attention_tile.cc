@@ -10,9 +10,9 @@
 #include <immintrin.h>
 #endif
 
-#include "hwy/contrib/math/math-inl.h"
 #include "hwy/highway.h"
 #include "kernels/attention_tile.h"
+#include "kernels/exp_vector.h"
 #include "kernels/half.h"
 
 namespace moa::kernels {
@@ -211,13 +211,12 @@ void load_kv_rows(KvType type, const void* src, int64_t n_rows, int64_t head_dim
 float exp_shifted_tile(float* s, float shift) {
   const DF d;
   const auto lanes = static_cast<int64_t>(hn::Lanes(d));
-  const auto neg_shift = hn::Set(d, -shift), floor = hn::Set(d, -88.0f);
-  const auto neg_inf = hn::Set(d, kNegInf);
+  const auto neg_shift = hn::Set(d, -shift), neg_inf = hn::Set(d, kNegInf);
   auto sum = hn::Zero(d);
   for (int64_t j = 0; j < kKeyTile; j += lanes) {
     const auto x = hn::LoadU(d, s + j);
     const auto e =
-        hn::IfThenZeroElse(hn::Eq(x, neg_inf), hn::Exp(d, hn::Max(hn::Add(x, neg_shift), floor)));
+        hn::IfThenZeroElse(hn::Eq(x, neg_inf), exp_nonpositive(d, hn::Add(x, neg_shift)));
     hn::StoreU(e, d, s + j);
     sum = hn::Add(sum, e);
   }
@@ -420,9 +419,10 @@ void TileWorker::update_rows(int64_t n_keys_tile) {
 void TileWorker::run_lane_tile(const KeyRun& run, const QueryBlock& block, const BandMask& mask,
                                int64_t first_slot, int64_t n_keys_tile) {
   const int64_t hd = shape_.head_dim;  // a multiple of 16 here, so head_pad_ == hd
-  // A tile's rows are contiguous in the run. Its values (needed after the scores) are requested
-  // first and the next tile's keys only once the scores are done: both at once crowded the values
-  // out of L1 before use. Its keys, requested during the tile before, are converted in one call.
+  // A tile's rows are contiguous in the run. Its keys, requested during the tile before, are
+  // converted first; then its values (needed after the scores) are requested, and the next
+  // tile's keys only once the scores are done: both at once crowded the values out of L1 before
+  // use, and values requested before the key conversion competed with its loads.
   const size_t tile_bytes = kv_bytes(type_, n_keys_tile * hd, hd);
   const auto* v_rows = static_cast<const char*>(row_address(type_, run.v, first_slot * hd, hd));
   const auto* next_k =
@@ -431,7 +431,6 @@ void TileWorker::run_lane_tile(const KeyRun& run, const QueryBlock& block, const
   const auto prefetch = [tile_bytes](const char* rows) {
     for (size_t b = 0; b < tile_bytes; b += 64) __builtin_prefetch(rows + b, 0, 2);
   };
-  prefetch(v_rows);
   const void* k_src = row_address(type_, run.k, first_slot * hd, hd);
   const int64_t n_values = n_keys_tile * hd, tile_values = kKeyTile * hd;
   if (grouped_keys()) {
@@ -443,6 +442,7 @@ void TileWorker::run_lane_tile(const KeyRun& run, const QueryBlock& block, const
     load_kv_rows(type_, k_src, n_keys_tile, hd, k_tile_.data());
     std::fill(k_tile_.data() + n_values, k_tile_.data() + tile_values, 0.0f);
   }
+  prefetch(v_rows);
   LaneBuffers buffers{q_lanes_.data(), k_tile_.data(), head_pad_, scores_.data(), acc_.m.data(),
                       acc_.l.data(),   acc_.o.data(),  head_pad_, rows_};
   const LaneTile tile{type_, v_rows, n_keys_tile, hd};

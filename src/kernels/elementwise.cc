@@ -1,11 +1,13 @@
 // Row-wise and elementwise kernels of the forward pass: RMS norm, SwiGLU, residual adds, biases
 // and rotary position embedding. They are cheap next to the matmuls, so they are SIMD over one
 // row and single-threaded; RoPE computes each token's angles once (in double) for all heads.
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
 #include "hwy/contrib/math/math-inl.h"
 #include "hwy/highway.h"
+#include "kernels/exp_vector.h"
 #include "kernels/kernels.h"
 #include "util/error.h"
 
@@ -72,6 +74,20 @@ void swiglu(const float* gate, const float* up, int64_t n, float* out) {
     hn::StoreU(hn::Mul(hn::Div(g, hn::Add(one, e)), hn::LoadU(d, up + i)), d, out + i);
   }
   for (; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+}
+
+void exp_nonpositive(const float* x, int64_t n, float* out) {
+  const DF d;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
+  int64_t i = 0;
+  for (; i + lanes <= n; i += lanes)
+    hn::StoreU(exp_nonpositive(d, hn::LoadU(d, x + i)), d, out + i);
+  if (i < n) {  // the tail through one padded vector, so every value takes the vector path
+    HWY_ALIGN float tail[hn::MaxLanes(DF())] = {};
+    std::copy(x + i, x + n, tail);
+    hn::Store(exp_nonpositive(d, hn::Load(d, tail)), d, tail);
+    std::copy(tail, tail + (n - i), out + i);
+  }
 }
 
 void add_inplace(float* x, const float* y, int64_t n) {

@@ -1,7 +1,9 @@
 // RMS norm, SwiGLU, adds and RoPE against the double-precision reference and hand values.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numbers>
 #include <vector>
 
@@ -24,6 +26,26 @@ TEST(RmsNorm, MatchesReference) {
     reference::rms_norm(x.data(), w.data(), n, 3, 1e-5f, want.data());
     EXPECT_LE(max_abs_diff(got, want), 1e-5) << n;
   }
+}
+
+TEST(ExpNonpositive, MatchesDoubleExpWithinItsStatedError) {
+  std::vector<double> xs = {
+      0.0, -1e-30, -0.5 * std::numbers::ln2, -std::numbers::ln2, -1.0, -10.5, -86.99, -87.0};
+  for (int i = 0; i <= 200000; ++i) xs.push_back(-87.0 * i / 200000.0);
+  std::vector<float> x(xs.begin(), xs.end()), got(x.size());
+  exp_nonpositive(x.data(), static_cast<int64_t>(x.size()), got.data());
+  double worst = 0.0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double want = std::exp(static_cast<double>(x[i]));
+    worst = std::max(worst, std::abs(got[i] - want) / want);
+  }
+  EXPECT_LE(worst, 4e-7);
+  EXPECT_EQ(got[0], 1.0f);
+  // Below the floor every input counts as the floor: a positive, finite weight.
+  const std::vector<float> far = {-88.0f, -1e30f, -std::numeric_limits<float>::max()};
+  std::vector<float> far_got(far.size());
+  exp_nonpositive(far.data(), 3, far_got.data());
+  for (float e : far_got) EXPECT_FLOAT_EQ(e, std::exp(-87.0f));
 }
 
 TEST(RmsNorm, NormalisesAKnownRow) {
