@@ -20,33 +20,13 @@ namespace {
 namespace hn = hwy::HWY_NAMESPACE;
 using DV = hn::CappedTag<float, 16>;  // value vectors: whole 16-float slices of a head
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
-constexpr int64_t kKeysPerPass = 8;  // score accumulators held in registers
-
-// s[j * W + r] = sum_i q_lanes[i * W + r] * k[j * k_stride + i] for the kKeyTile keys of a tile.
-template <class D>
-void lane_scores(D d, const float* q_lanes, int64_t head_dim, const float* k, int64_t k_stride,
-                 float* s) {
-  const auto width = static_cast<int64_t>(hn::Lanes(d));
-  for (int64_t j0 = 0; j0 < kKeyTile; j0 += kKeysPerPass) {
-    hn::Vec<D> acc[kKeysPerPass];
-    for (auto& a : acc) a = hn::Zero(d);
-    const float* kj = k + j0 * k_stride;
-    for (int64_t i = 0; i < head_dim; ++i) {
-      const auto q = hn::LoadU(d, q_lanes + i * width);
-      for (int64_t j = 0; j < kKeysPerPass; ++j)
-        acc[j] = hn::MulAdd(hn::Set(d, kj[j * k_stride + i]), q, acc[j]);
-    }
-    for (int64_t j = 0; j < kKeysPerPass; ++j) hn::StoreU(acc[j], d, s + (j0 + j) * width);
-  }
-}
-
-// Several keys per 16-float vector for tiles of 8 or 4 rows: kKeys = 16 / W keys (pairs for
-// W = 8, quads for W = 4). Key group g holds, for each position t, the values of keys
-// kKeys g .. kKeys g + kKeys - 1 at dimension grouped_dim(t) side by side; the query lanes are
-// repeated to match (lane kKeys h + e = row h), so one 64- or 128-bit broadcast feeds a 16-lane
-// FMA that scores kKeys keys: no padding lanes and 1 / kKeys of the loads of one key per W-lane
-// FMA. The dimension order is whatever per-128-bit-block interleaves produce; Q.K does not
-// depend on it.
+// Rows in lanes, and for tiles of 8 or 4 rows several keys per 16-float vector: kKeys = 16 / W
+// keys (one for W = 16, pairs for W = 8, quads for W = 4). Key group g holds, for each position t,
+// the values of keys kKeys g .. kKeys g + kKeys - 1 at dimension grouped_dim(t) side by side; the
+// query lanes are repeated to match (lane kKeys h + e = row h), so one 64- or 128-bit broadcast
+// feeds a 16-lane FMA that scores kKeys keys: no padding lanes and 1 / kKeys of the loads of one
+// key per W-lane FMA. The dimension order is whatever per-128-bit-block interleaves produce; Q.K
+// does not depend on it.
 constexpr int64_t kVectorLanes = 16;
 constexpr int64_t kGroupsPerPass = 8;  // score accumulators
 
@@ -55,6 +35,7 @@ constexpr int64_t kGroupsPerPass = 8;  // score accumulators
 // a 4 x 4 transpose within each 128-bit block.
 template <int64_t kKeys>
 int64_t grouped_dim(int64_t t) {
+  if constexpr (kKeys == 1) return t;
   const int64_t chunk = t / 16, u = t % 16;
   if constexpr (kKeys == 2) return 16 * chunk + 4 * (u % 8 / 2) + 2 * (u / 8) + u % 2;
   return 16 * chunk + 4 * (u % 4) + u / 4;
@@ -77,7 +58,9 @@ hn::Vec<DV> grouped_lanes_to_keys(hn::Vec<DV> acc) {
 template <int64_t kKeys>
 HWY_INLINE hn::Vec<DV> broadcast_keys(const float* values) {
   const DV d;
-  if constexpr (kKeys == 2) {
+  if constexpr (kKeys == 1) {
+    return hn::Set(d, *values);
+  } else if constexpr (kKeys == 2) {
     uint64_t bits;
     std::memcpy(&bits, values, sizeof(bits));
     return hn::BitCast(d, hn::Set(hn::Repartition<uint64_t, DV>(), bits));
@@ -202,13 +185,35 @@ HWY_INLINE void load_value_slices(const uint8_t* row, const SliceLayout<kVectors
   }
 }
 
+// One 16-dimension slice of a key group (row e's values in v[e]) stored in group order: 16 kKeys
+// floats.
+template <int64_t kKeys>
+HWY_INLINE void store_key_group(const hn::Vec<DV>* v, float* dst) {
+  const DV d;
+  if constexpr (kKeys == 1) {
+    hn::StoreU(v[0], d, dst);
+  } else if constexpr (kKeys == 2) {
+    hn::StoreU(hn::InterleaveLower(d, v[0], v[1]), d, dst);
+    hn::StoreU(hn::InterleaveUpper(d, v[0], v[1]), d, dst + 16);
+  } else {  // pairs of pairs: (a, b, c, d) of one dimension per 128-bit block
+    const hn::Repartition<double, DV> dd;
+    const auto ab_lower = hn::BitCast(dd, hn::InterleaveLower(d, v[0], v[1]));
+    const auto ab_upper = hn::BitCast(dd, hn::InterleaveUpper(d, v[0], v[1]));
+    const auto cd_lower = hn::BitCast(dd, hn::InterleaveLower(d, v[2], v[3]));
+    const auto cd_upper = hn::BitCast(dd, hn::InterleaveUpper(d, v[2], v[3]));
+    hn::StoreU(hn::BitCast(d, hn::InterleaveLower(dd, ab_lower, cd_lower)), d, dst);
+    hn::StoreU(hn::BitCast(d, hn::InterleaveUpper(dd, ab_lower, cd_lower)), d, dst + 16);
+    hn::StoreU(hn::BitCast(d, hn::InterleaveLower(dd, ab_upper, cd_upper)), d, dst + 32);
+    hn::StoreU(hn::BitCast(d, hn::InterleaveUpper(dd, ab_upper, cd_upper)), d, dst + 48);
+  }
+}
+
 // Dimensions [c, c + 16 kVectors) of the tile's key rows (n_keys of them, zeros after) widened
 // into key groups, written in group order (strided writes aliased the reads).
 template <KvType kType, int kVectors, int64_t kKeys>
 void group_key_slices(const uint8_t* rows, size_t row_bytes, int64_t n_keys, int64_t head_dim,
                       int64_t c, float* k_groups) {
   const DV d;
-  const hn::Repartition<double, DV> dd;
   const SliceLayout<kVectors> layout = slice_layout<kType, kVectors>(c, head_dim);
   for (int64_t g = 0; g < kKeyTile / kKeys; ++g) {
     hn::Vec<DV> r[kKeys][kVectors];
@@ -219,20 +224,9 @@ void group_key_slices(const uint8_t* rows, size_t row_bytes, int64_t n_keys, int
     }
     float* dst = k_groups + kKeys * (g * head_dim + c);
     for (int v = 0; v < kVectors; ++v, dst += 16 * kKeys) {
-      const auto ab_lower = hn::InterleaveLower(d, r[0][v], r[1][v]);
-      const auto ab_upper = hn::InterleaveUpper(d, r[0][v], r[1][v]);
-      if constexpr (kKeys == 2) {
-        hn::StoreU(ab_lower, d, dst);
-        hn::StoreU(ab_upper, d, dst + 16);
-      } else {  // pairs of pairs: (a, b, c, d) of one dimension per 128-bit block
-        const auto cd_lower = hn::BitCast(dd, hn::InterleaveLower(d, r[2][v], r[3][v]));
-        const auto cd_upper = hn::BitCast(dd, hn::InterleaveUpper(d, r[2][v], r[3][v]));
-        const auto ab_lo = hn::BitCast(dd, ab_lower), ab_hi = hn::BitCast(dd, ab_upper);
-        hn::StoreU(hn::BitCast(d, hn::InterleaveLower(dd, ab_lo, cd_lower)), d, dst);
-        hn::StoreU(hn::BitCast(d, hn::InterleaveUpper(dd, ab_lo, cd_lower)), d, dst + 16);
-        hn::StoreU(hn::BitCast(d, hn::InterleaveLower(dd, ab_hi, cd_upper)), d, dst + 32);
-        hn::StoreU(hn::BitCast(d, hn::InterleaveUpper(dd, ab_hi, cd_upper)), d, dst + 48);
-      }
+      hn::Vec<DV> slice[kKeys];
+      for (int64_t e = 0; e < kKeys; ++e) slice[e] = r[e][v];
+      store_key_group<kKeys>(slice, dst);
     }
   }
 }
@@ -277,8 +271,10 @@ void grouped_scores(int64_t head_dim, const float* q_groups, const float* k_grou
       for (int64_t g = 0; g < kGroupsPerPass; ++g)
         acc[g] = hn::MulAdd(broadcast_keys<kKeys>(kg + g * group_stride + kKeys * t), q, acc[g]);
     }
-    for (int64_t g = 0; g < kGroupsPerPass; ++g)
-      hn::StoreU(grouped_lanes_to_keys<kKeys>(acc[g]), d, s + (g0 + g) * kVectorLanes);
+    for (int64_t g = 0; g < kGroupsPerPass; ++g) {
+      if constexpr (kKeys > 1) acc[g] = grouped_lanes_to_keys<kKeys>(acc[g]);
+      hn::StoreU(acc[g], d, s + (g0 + g) * kVectorLanes);
+    }
   }
 }
 
@@ -376,11 +372,6 @@ int64_t lane_width(int64_t rows, int64_t head_dim) {
   return rows <= wide ? wide : 0;
 }
 
-void lane_tile_scores_wide(int64_t head_dim, const LaneBuffers& buffers) {
-  lane_scores(hn::CappedTag<float, 16>(), buffers.q_lanes, head_dim, buffers.k_tile,
-              buffers.k_stride, buffers.scores);
-}
-
 void lane_tile_softmax(int64_t width, LaneBuffers& buffers, float* correction) {
   if (width == 4) {
     const hn::CappedTag<float, 4> d;
@@ -405,18 +396,21 @@ void lane_tile_update(int64_t width, const LaneTile& tile, LaneBuffers& buffers)
 }
 
 void lane_group_queries(int64_t width, const float* q_lanes, int64_t head_dim, float* q_groups) {
+  if (width == 16) return group_queries<1>(q_lanes, head_dim, q_groups);
   if (width == 8) return group_queries<2>(q_lanes, head_dim, q_groups);
   group_queries<4>(q_lanes, head_dim, q_groups);
 }
 
 void lane_group_keys(int64_t width, KvType type, const void* k, int64_t n_keys, int64_t head_dim,
                      float* k_groups) {
+  if (width == 16) return group_keys_of_type<1>(type, k, n_keys, head_dim, k_groups);
   if (width == 8) return group_keys_of_type<2>(type, k, n_keys, head_dim, k_groups);
   group_keys_of_type<4>(type, k, n_keys, head_dim, k_groups);
 }
 
 void lane_tile_scores_grouped(int64_t width, int64_t head_dim, const float* q_groups,
                               const float* k_groups, float* scores) {
+  if (width == 16) return grouped_scores<1>(head_dim, q_groups, k_groups, scores);
   if (width == 8) return grouped_scores<2>(head_dim, q_groups, k_groups, scores);
   grouped_scores<4>(head_dim, q_groups, k_groups, scores);
 }

@@ -196,18 +196,6 @@ void load_kv_row(KvType type, const void* src_row, int64_t n, float* dst) {
   for (; i < n; ++i) dst[i] = half_to_float(src[i]);
 }
 
-void load_kv_rows(KvType type, const void* src, int64_t n_rows, int64_t head_dim, float* dst) {
-  // Q8_0 rows shorter than two blocks are one block each: a longer run would regroup them.
-  if (kv_block_elements(type, head_dim) != kv_block_elements(type, n_rows * head_dim)) {
-    for (int64_t r = 0; r < n_rows; ++r) {
-      load_kv_row(type, static_cast<const uint8_t*>(src) + kv_bytes(type, r * head_dim, head_dim),
-                  head_dim, dst + r * head_dim);
-    }
-    return;
-  }
-  load_kv_row(type, src, n_rows * head_dim, dst);
-}
-
 float exp_shifted_tile(float* s, float shift) {
   const DF d;
   const auto lanes = static_cast<int64_t>(hn::Lanes(d));
@@ -435,24 +423,17 @@ void TileWorker::run_lane_tile(const KeyRun& run, const QueryBlock& block, const
   const int64_t n_values = n_keys_tile * hd, tile_values = kKeyTile * hd;
   if (grouped_keys()) {
     lane_group_keys(lane_width_, type_, k_src, n_keys_tile, hd, k_groups_.data());
-  } else if (bf16_) {
+  } else {  // BF16 products
     bf16_key_row(static_cast<const uint16_t*>(k_src), n_values, k_bf16_.data());
     std::fill(k_bf16_.data() + n_values, k_bf16_.data() + tile_values, uint16_t{0});
-  } else {
-    load_kv_rows(type_, k_src, n_keys_tile, hd, k_tile_.data());
-    std::fill(k_tile_.data() + n_values, k_tile_.data() + tile_values, 0.0f);
   }
   prefetch(v_rows);
-  LaneBuffers buffers{q_lanes_.data(), k_tile_.data(), head_pad_, scores_.data(), acc_.m.data(),
-                      acc_.l.data(),   acc_.o.data(),  head_pad_, rows_};
+  LaneBuffers buffers{q_lanes_.data(), scores_.data(), acc_.m.data(), acc_.l.data(),
+                      acc_.o.data(),   head_pad_,      rows_};
   const LaneTile tile{type_, v_rows, n_keys_tile, hd};
   if (!bf16_) {
-    if (grouped_keys()) {
-      lane_tile_scores_grouped(lane_width_, hd, q_lane_groups_.data(), k_groups_.data(),
-                               scores_.data());
-    } else {
-      lane_tile_scores_wide(hd, buffers);
-    }
+    lane_tile_scores_grouped(lane_width_, hd, q_lane_groups_.data(), k_groups_.data(),
+                             scores_.data());
     if (next_tile) prefetch(next_k);
     mask_scores(block, mask, run.key_pos0 + first_slot, n_keys_tile, 1, lane_width_);
     lane_tile_update(lane_width_, tile, buffers);

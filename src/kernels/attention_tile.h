@@ -32,8 +32,6 @@ float exp_shifted_tile(float* s, float shift);
 
 // Converts one stored key/value row (n = head_dim values, F32, F16 or Q8_0) to F32.
 void load_kv_row(KvType type, const void* src_row, int64_t n, float* dst);
-// Converts n_rows consecutive stored rows of head_dim values to F32, packed row after row.
-void load_kv_rows(KvType type, const void* src, int64_t n_rows, int64_t head_dim, float* dst);
 
 // Tiles of a run of n_keys slots visible from queries at absolute positions q_first .. q_last
 // under `mask`, when slot t holds the key at position key_pos0 + t. Tiles are in slot units.
@@ -71,12 +69,10 @@ int64_t lane_width(int64_t rows, int64_t head_dim);
 // The worker's buffers as the lane kernels see them.
 struct LaneBuffers {
   const float* q_lanes = nullptr;  // [head_dim][W] scaled queries
-  const float* k_tile = nullptr;   // kKeyTile F32 key rows (zero rows past the tile's keys)
-  int64_t k_stride = 0;
-  float* scores = nullptr;  // [kKeyTile][W]: scores, then probabilities
-  float* m = nullptr;       // W running maxima
-  float* l = nullptr;       // W running denominators
-  float* o = nullptr;       // W rows of o_stride floats
+  float* scores = nullptr;         // [kKeyTile][W]: scores, then probabilities
+  float* m = nullptr;              // W running maxima
+  float* l = nullptr;              // W running denominators
+  float* o = nullptr;              // W rows of o_stride floats
   int64_t o_stride = 0;
   int64_t rows = 0;  // real rows (<= W); the values pass may stop at the next multiple of 4
 };
@@ -89,10 +85,8 @@ struct LaneTile {
   int64_t head_dim = 0;
 };
 
-// scores = Q K^T for a 16-lane tile, rows in lanes.
-void lane_tile_scores_wide(int64_t head_dim, const LaneBuffers& buffers);
-// 8- and 4-lane tiles with two or four keys per 16-float vector (attention_lanes.cc; only where
-// lane_width gives those widths, which implies 16-float vectors).
+// Q K^T of a lanes tile with 16 / width keys per 16-float vector (attention_lanes.cc; only
+// where lane_width gives a width, which implies 16-float vectors).
 // q_lanes [head_dim][width] -> q_groups [head_dim][16] in the order of lane_group_keys.
 void lane_group_queries(int64_t width, const float* q_lanes, int64_t head_dim, float* q_groups);
 // A tile's stored key rows (n_keys; zeros after) -> F32 key groups (kKeyTile x head_dim floats).
@@ -146,8 +140,8 @@ class TileWorker {
   // Online-softmax step of row r (scores become probabilities); false if it sees no key here.
   bool softmax_row(int64_t r, float* correction);
   void update_rows(int64_t n_keys_tile);
-  // 8- and 4-lane F32 tiles score several keys per 16-float vector.
-  bool grouped_keys() const { return (lane_width_ == 8 || lane_width_ == 4) && !bf16_; }
+  // Lanes tiles multiplying in F32 take their keys as key groups.
+  bool grouped_keys() const { return lane_width_ > 0 && !bf16_; }
 
   AttentionShape shape_;
   KvType type_ = KvType::kF32;
