@@ -253,7 +253,7 @@ void TileWorker::reset(const AttentionShape& shape, KvType type, const float* q,
   grow(k_tile_, static_cast<size_t>(kKeyTile) * hp);
   grow(k_transposed_, static_cast<size_t>(shape.head_dim * kKeyTile));
   grow(k_groups_, static_cast<size_t>(shape.head_dim * kKeyTile));
-  grow(q_lane_groups_, static_cast<size_t>(shape.head_dim * 2 * kMaxLaneRows));
+  grow(q_lane_groups_, static_cast<size_t>(shape.head_dim * kMaxLaneRows));  // [hd][16]
   grow(v_tile_, static_cast<size_t>(kKeyTile) * hp);
   grow(scores_, max_rows * static_cast<size_t>(kKeyTile));
   grow(acc_.m, max_rows);
