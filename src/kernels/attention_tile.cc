@@ -428,8 +428,8 @@ void TileWorker::run_lane_tile(const KeyRun& run, const QueryBlock& block, const
     std::fill(k_bf16_.data() + n_values, k_bf16_.data() + tile_values, uint16_t{0});
   }
   prefetch(v_rows);
-  LaneBuffers buffers{q_lanes_.data(), scores_.data(), acc_.m.data(), acc_.l.data(),
-                      acc_.o.data(),   head_pad_,      rows_};
+  LaneBuffers buffers{scores_.data(), acc_.m.data(), acc_.l.data(),
+                      acc_.o.data(),  head_pad_,     rows_};
   const LaneTile tile{type_, v_rows, n_keys_tile, hd};
   if (!bf16_) {
     lane_tile_scores_grouped(lane_width_, hd, q_lane_groups_.data(), k_groups_.data(),

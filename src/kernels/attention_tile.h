@@ -68,11 +68,10 @@ int64_t lane_width(int64_t rows, int64_t head_dim);
 
 // The worker's buffers as the lane kernels see them.
 struct LaneBuffers {
-  const float* q_lanes = nullptr;  // [head_dim][W] scaled queries
-  float* scores = nullptr;         // [kKeyTile][W]: scores, then probabilities
-  float* m = nullptr;              // W running maxima
-  float* l = nullptr;              // W running denominators
-  float* o = nullptr;              // W rows of o_stride floats
+  float* scores = nullptr;  // [kKeyTile][W]: scores, then probabilities
+  float* m = nullptr;       // W running maxima
+  float* l = nullptr;       // W running denominators
+  float* o = nullptr;       // W rows of o_stride floats
   int64_t o_stride = 0;
   int64_t rows = 0;  // real rows (<= W); the values pass may stop at the next multiple of 4
 };
