@@ -45,7 +45,7 @@ void rms_norm(const float* x, const float* weight, int64_t n, int64_t n_tokens, 
 // out = silu(gate) * up, elementwise over n values.
 void swiglu(const float* gate, const float* up, int64_t n, float* out);
 // out[i] = e^x[i] for x[i] <= 0 as the attention softmax computes it (kernels/exp_vector.h):
-// inputs below -87 count as -87; relative error below 1.2e-7.
+// inputs below -87 count as -87; Highway's Exp without its range checks (error below 1.2e-7).
 void exp_nonpositive(const float* x, int64_t n, float* out);
 // x += y over n values.
 void add_inplace(float* x, const float* y, int64_t n);

@@ -39,7 +39,7 @@ TEST(ExpNonpositive, MatchesDoubleExpWithinItsStatedError) {
     const double want = std::exp(static_cast<double>(x[i]));
     worst = std::max(worst, std::abs(got[i] - want) / want);
   }
-  EXPECT_LE(worst, 1.2e-7);  // measured 7.6e-8
+  EXPECT_LE(worst, 1.2e-7);  // measured 8.0e-8 (a degree-6 Taylor e^r: 2.2e-7)
   EXPECT_EQ(got[0], 1.0f);
   // Below the floor every input counts as the floor: a positive, finite weight.
   const std::vector<float> far = {-88.0f, -1e30f, -std::numeric_limits<float>::max()};
