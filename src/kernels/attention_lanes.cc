@@ -192,6 +192,7 @@ HWY_INLINE void store_key_group(const hn::Vec<DV>* v, float* dst) {
   const DV d;
   if constexpr (kKeys == 1) {
     hn::StoreU(v[0], d, dst);
+#if HWY_TARGET != HWY_SCALAR  // one-lane vectors never take key groups (lane_width is 0 there)
   } else if constexpr (kKeys == 2) {
     hn::StoreU(hn::InterleaveLower(d, v[0], v[1]), d, dst);
     hn::StoreU(hn::InterleaveUpper(d, v[0], v[1]), d, dst + 16);
@@ -205,6 +206,7 @@ HWY_INLINE void store_key_group(const hn::Vec<DV>* v, float* dst) {
     hn::StoreU(hn::BitCast(d, hn::InterleaveUpper(dd, ab_lower, cd_lower)), d, dst + 16);
     hn::StoreU(hn::BitCast(d, hn::InterleaveLower(dd, ab_upper, cd_upper)), d, dst + 32);
     hn::StoreU(hn::BitCast(d, hn::InterleaveUpper(dd, ab_upper, cd_upper)), d, dst + 48);
+#endif
   }
 }
 
