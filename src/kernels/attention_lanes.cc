@@ -246,17 +246,34 @@ void group_keys(const void* k, int64_t n_keys, int64_t head_dim, float* k_groups
     group_key_slices<kType, 1, kKeys>(rows, row_bytes, n_keys, head_dim, c, k_groups);
 }
 
-template <int64_t kKeys>
-void group_keys_of_type(KvType type, const void* k, int64_t n_keys, int64_t head_dim,
-                        float* k_groups) {
+// f.template operator()<kType>() for a cache's KV type: the per-type kernels are compiled with
+// the type fixed.
+template <class F>
+void with_kv_type(KvType type, F&& f) {
   switch (type) {
     case KvType::kF32:
-      return group_keys<KvType::kF32, kKeys>(k, n_keys, head_dim, k_groups);
+      return f.template operator()<KvType::kF32>();
     case KvType::kQ8_0:
-      return group_keys<KvType::kQ8_0, kKeys>(k, n_keys, head_dim, k_groups);
+      return f.template operator()<KvType::kQ8_0>();
     default:
-      return group_keys<KvType::kF16, kKeys>(k, n_keys, head_dim, k_groups);
+      return f.template operator()<KvType::kF16>();
   }
+}
+
+// f(d) with the lane tag of a width lane_width gives (4, 8 or 16).
+template <class F>
+void with_lane_tag(int64_t width, F&& f) {
+  if (width == 4) return f(hn::CappedTag<float, 4>());
+  if (width == 8) return f(hn::CappedTag<float, 8>());
+  f(hn::CappedTag<float, 16>());
+}
+
+// f.template operator()<kKeys>() with the keys per vector of that width's key groups.
+template <class F>
+void with_keys_per_vector(int64_t width, F&& f) {
+  if (width == 16) return f.template operator()<1>();
+  if (width == 8) return f.template operator()<2>();
+  f.template operator()<4>();
 }
 
 // s[j * W + h] = Q.K for the tile from grouped queries and keys.
@@ -352,15 +369,10 @@ template <class D>
 void lane_update(D d, const LaneTile& tile, LaneBuffers& buffers) {
   const auto width = static_cast<int64_t>(hn::Lanes(d));
   float correction[kMaxLaneRows] = {};  // only W lanes are stored; zeroed for narrow targets
-  lane_tile_softmax(width, buffers, correction);
-  switch (tile.type) {
-    case KvType::kF32:
-      return lane_values_all_rows<KvType::kF32>(tile, buffers, width, correction);
-    case KvType::kQ8_0:
-      return lane_values_all_rows<KvType::kQ8_0>(tile, buffers, width, correction);
-    default:
-      return lane_values_all_rows<KvType::kF16>(tile, buffers, width, correction);
-  }
+  hn::StoreU(lane_softmax(d, buffers.scores, buffers.m, buffers.l), d, correction);
+  with_kv_type(tile.type, [&]<KvType kType>() {
+    lane_values_all_rows<kType>(tile, buffers, width, correction);
+  });
 }
 
 }  // namespace
@@ -375,46 +387,32 @@ int64_t lane_width(int64_t rows, int64_t head_dim) {
 }
 
 void lane_tile_softmax(int64_t width, LaneBuffers& buffers, float* correction) {
-  if (width == 4) {
-    const hn::CappedTag<float, 4> d;
+  with_lane_tag(width, [&](auto d) {
     hn::StoreU(lane_softmax(d, buffers.scores, buffers.m, buffers.l), d, correction);
-  } else if (width == 8) {
-    const hn::CappedTag<float, 8> d;
-    hn::StoreU(lane_softmax(d, buffers.scores, buffers.m, buffers.l), d, correction);
-  } else {
-    const hn::CappedTag<float, 16> d;
-    hn::StoreU(lane_softmax(d, buffers.scores, buffers.m, buffers.l), d, correction);
-  }
+  });
 }
 
 void lane_tile_update(int64_t width, const LaneTile& tile, LaneBuffers& buffers) {
-  if (width == 4) {
-    lane_update(hn::CappedTag<float, 4>(), tile, buffers);
-  } else if (width == 8) {
-    lane_update(hn::CappedTag<float, 8>(), tile, buffers);
-  } else {
-    lane_update(hn::CappedTag<float, 16>(), tile, buffers);
-  }
+  with_lane_tag(width, [&](auto d) { lane_update(d, tile, buffers); });
 }
 
 void lane_group_queries(int64_t width, const float* q_lanes, int64_t head_dim, float* q_groups) {
-  if (width == 16) return group_queries<1>(q_lanes, head_dim, q_groups);
-  if (width == 8) return group_queries<2>(q_lanes, head_dim, q_groups);
-  group_queries<4>(q_lanes, head_dim, q_groups);
+  with_keys_per_vector(width,
+                       [&]<int64_t kKeys>() { group_queries<kKeys>(q_lanes, head_dim, q_groups); });
 }
 
 void lane_group_keys(int64_t width, KvType type, const void* k, int64_t n_keys, int64_t head_dim,
                      float* k_groups) {
-  if (width == 16) return group_keys_of_type<1>(type, k, n_keys, head_dim, k_groups);
-  if (width == 8) return group_keys_of_type<2>(type, k, n_keys, head_dim, k_groups);
-  group_keys_of_type<4>(type, k, n_keys, head_dim, k_groups);
+  with_keys_per_vector(width, [&]<int64_t kKeys>() {
+    with_kv_type(type,
+                 [&]<KvType kType>() { group_keys<kType, kKeys>(k, n_keys, head_dim, k_groups); });
+  });
 }
 
 void lane_tile_scores_grouped(int64_t width, int64_t head_dim, const float* q_groups,
                               const float* k_groups, float* scores) {
-  if (width == 16) return grouped_scores<1>(head_dim, q_groups, k_groups, scores);
-  if (width == 8) return grouped_scores<2>(head_dim, q_groups, k_groups, scores);
-  grouped_scores<4>(head_dim, q_groups, k_groups, scores);
+  with_keys_per_vector(
+      width, [&]<int64_t kKeys>() { grouped_scores<kKeys>(head_dim, q_groups, k_groups, scores); });
 }
 
 }  // namespace moa::kernels
