@@ -276,16 +276,44 @@ void with_keys_per_vector(int64_t width, F&& f) {
   f.template operator()<4>();
 }
 
+// Part of a TilePrefetch stream: `per_step` lines of `rows` per step of a loop, from line
+// `first`; lines past `lines` are not requested.
+struct PrefetchShare {
+  const char* rows = nullptr;
+  int64_t lines = 0;
+  int64_t first = 0;
+  int64_t per_step = 0;
+
+  HWY_INLINE void request(int64_t step) const {
+    for (int64_t i = 0; i < per_step; ++i) {
+      const int64_t line = first + step * per_step + i;
+      if (line < lines) __builtin_prefetch(rows + 64 * line, 0, 3);
+    }
+  }
+};
+
+// Lines per step to spread `lines` over `steps` steps.
+int64_t lines_per_step(int64_t lines, int64_t steps) {
+  return (lines + std::max<int64_t>(1, steps) - 1) / std::max<int64_t>(1, steps);
+}
+
 // s[j * W + h] = Q.K for the tile from grouped queries and keys.
+// Also requests the next tile's keys (`next_keys`), spread over its steps.
 template <int64_t kKeys>
-void grouped_scores(int64_t head_dim, const float* q_groups, const float* k_groups, float* s) {
+void grouped_scores(int64_t head_dim, const float* q_groups, const float* k_groups, float* s,
+                    const TilePrefetch& next) {
   const DV d;
   const int64_t group_stride = kKeys * head_dim;
+  constexpr int64_t kPasses = kKeyTile / kKeys / kGroupsPerPass;
+  const int64_t per_step = lines_per_step(next.lines, kPasses * head_dim);
   for (int64_t g0 = 0; g0 < kKeyTile / kKeys; g0 += kGroupsPerPass) {
     hn::Vec<DV> acc[kGroupsPerPass];
     for (auto& a : acc) a = hn::Zero(d);
     const float* kg = k_groups + g0 * group_stride;
+    const PrefetchShare share{next.k, next.lines, g0 / kGroupsPerPass * head_dim * per_step,
+                              per_step};
     for (int64_t t = 0; t < head_dim; ++t) {
+      share.request(t);
       const auto q = hn::LoadU(d, q_groups + t * kVectorLanes);
       for (int64_t g = 0; g < kGroupsPerPass; ++g)
         acc[g] = hn::MulAdd(broadcast_keys<kKeys>(kg + g * group_stride + kKeys * t), q, acc[g]);
@@ -313,7 +341,8 @@ void group_queries(const float* q_lanes, int64_t head_dim, float* q_groups) {
 // accumulators: half the register file, the rest holds values and weights.
 template <KvType kType, int64_t kRows, int kVectors>
 void lane_values_slice(const LaneTile& tile, const float* p, int64_t width, const float* correction,
-                       int64_t r0, int64_t c, float* o, int64_t o_stride) {
+                       int64_t r0, int64_t c, float* o, int64_t o_stride,
+                       const PrefetchShare& share) {
   const DV d;
   hn::Vec<DV> acc[kRows][kVectors];
   for (int64_t r = 0; r < kRows; ++r) {
@@ -325,6 +354,7 @@ void lane_values_slice(const LaneTile& tile, const float* p, int64_t width, cons
   const SliceLayout<kVectors> layout = slice_layout<kType, kVectors>(c, tile.head_dim);
   const auto* row = static_cast<const uint8_t*>(tile.v);
   for (int64_t j = 0; j < tile.n_keys; ++j, row += row_bytes) {
+    share.request(j);
     hn::Vec<DV> values[kVectors];
     load_value_slices<kType, kVectors>(row, layout, values);
     const float* pj = p + j * width + r0;
@@ -339,30 +369,45 @@ void lane_values_slice(const LaneTile& tile, const float* p, int64_t width, cons
   }
 }
 
-// All value slices of rows r0 .. r0 + kRows: kVectors at a time, then single vectors.
+// All value slices of rows r0 .. r0 + kRows: kVectors at a time, then single vectors. `pass`
+// counts the values passes of the tile so far (each takes its share of the prefetch stream).
 template <KvType kType, int64_t kRows, int kVectors>
 void lane_values(const LaneTile& tile, const LaneBuffers& buffers, int64_t width,
-                 const float* correction, int64_t r0) {
+                 const float* correction, int64_t r0, int64_t per_key, int64_t& pass) {
+  const auto share = [&] {
+    return PrefetchShare{tile.next.v, tile.next.lines, pass++ * tile.n_keys * per_key, per_key};
+  };
   int64_t c = 0;
   for (; c + 16 * kVectors <= tile.head_dim; c += 16 * kVectors) {
     lane_values_slice<kType, kRows, kVectors>(tile, buffers.scores, width, correction, r0, c,
-                                              buffers.o, buffers.o_stride);
+                                              buffers.o, buffers.o_stride, share());
   }
   for (; c < tile.head_dim; c += 16) {
     lane_values_slice<kType, kRows, 1>(tile, buffers.scores, width, correction, r0, c, buffers.o,
-                                       buffers.o_stride);
+                                       buffers.o_stride, share());
   }
+}
+
+// Values passes lane_values makes over a tile: slices of 16 kVectors dimensions, then of 16.
+template <int kVectors>
+int64_t values_passes(int64_t head_dim) {
+  return head_dim / (16 * kVectors) + head_dim % (16 * kVectors) / 16;
 }
 
 template <KvType kType>
 void lane_values_all_rows(const LaneTile& tile, const LaneBuffers& buffers, int64_t width,
                           const float* correction) {
-  if (buffers.rows <= 4) {  // small GQA groups: skip the padding lanes' values
-    lane_values<kType, 4, 4>(tile, buffers, width, correction, 0);
+  const bool narrow = buffers.rows <= 4;  // small GQA groups: skip the padding lanes' values
+  const int64_t passes = narrow ? values_passes<4>(tile.head_dim)
+                                : (buffers.rows + 7) / 8 * values_passes<2>(tile.head_dim);
+  const int64_t per_key = lines_per_step(tile.next.lines, passes * tile.n_keys);
+  int64_t pass = 0;
+  if (narrow) {
+    lane_values<kType, 4, 4>(tile, buffers, width, correction, 0, per_key, pass);
     return;
   }
   for (int64_t r0 = 0; r0 < buffers.rows; r0 += 8)
-    lane_values<kType, 8, 2>(tile, buffers, width, correction, r0);
+    lane_values<kType, 8, 2>(tile, buffers, width, correction, r0, per_key, pass);
 }
 
 template <class D>
@@ -410,9 +455,10 @@ void lane_group_keys(int64_t width, KvType type, const void* k, int64_t n_keys, 
 }
 
 void lane_tile_scores_grouped(int64_t width, int64_t head_dim, const float* q_groups,
-                              const float* k_groups, float* scores) {
-  with_keys_per_vector(
-      width, [&]<int64_t kKeys>() { grouped_scores<kKeys>(head_dim, q_groups, k_groups, scores); });
+                              const float* k_groups, float* scores, const TilePrefetch& next) {
+  with_keys_per_vector(width, [&]<int64_t kKeys>() {
+    grouped_scores<kKeys>(head_dim, q_groups, k_groups, scores, next);
+  });
 }
 
 }  // namespace moa::kernels

@@ -405,20 +405,23 @@ void TileWorker::update_rows(int64_t n_keys_tile) {
 }
 
 void TileWorker::run_lane_tile(const KeyRun& run, const QueryBlock& block, const BandMask& mask,
-                               int64_t first_slot, int64_t n_keys_tile) {
+                               int64_t first_slot, int64_t n_keys_tile, int64_t next_slot,
+                               bool streamed) {
   const int64_t hd = shape_.head_dim;  // a multiple of 16 here, so head_pad_ == hd
-  // A tile's rows are contiguous in the run. Its keys, requested during the tile before, are
-  // converted first; then its values (needed after the scores) are requested, and the next
-  // tile's keys only once the scores are done: both at once crowded the values out of L1 before
-  // use, and values requested before the key conversion competed with its loads.
+  // A tile's keys and values were requested during the tile before, a few lines per key of its
+  // values pass (TilePrefetch); the first tile of a worker's stretch requests its values as a
+  // whole once its keys are converted (values requested before competed with the key loads).
   const size_t tile_bytes = kv_bytes(type_, n_keys_tile * hd, hd);
   const auto* v_rows = static_cast<const char*>(row_address(type_, run.v, first_slot * hd, hd));
-  const auto* next_k =
-      static_cast<const char*>(row_address(type_, run.k, (first_slot + kKeyTile) * hd, hd));
-  const bool next_tile = first_slot + 2 * kKeyTile <= run.n_keys;
   const auto prefetch = [tile_bytes](const char* rows) {
     for (size_t b = 0; b < tile_bytes; b += 64) __builtin_prefetch(rows + b, 0, 2);
   };
+  TilePrefetch next;
+  if (next_slot >= 0) {
+    next.k = static_cast<const char*>(row_address(type_, run.k, next_slot * hd, hd));
+    next.v = static_cast<const char*>(row_address(type_, run.v, next_slot * hd, hd));
+    next.lines = static_cast<int64_t>((kv_bytes(type_, kKeyTile * hd, hd) + 63) / 64);
+  }
   const void* k_src = row_address(type_, run.k, first_slot * hd, hd);
   const int64_t n_values = n_keys_tile * hd, tile_values = kKeyTile * hd;
   if (grouped_keys()) {
@@ -427,20 +430,22 @@ void TileWorker::run_lane_tile(const KeyRun& run, const QueryBlock& block, const
     bf16_key_row(static_cast<const uint16_t*>(k_src), n_values, k_bf16_.data());
     std::fill(k_bf16_.data() + n_values, k_bf16_.data() + tile_values, uint16_t{0});
   }
-  prefetch(v_rows);
   LaneBuffers buffers{scores_.data(), acc_.m.data(), acc_.l.data(),
                       acc_.o.data(),  head_pad_,     rows_};
-  const LaneTile tile{type_, v_rows, n_keys_tile, hd};
   if (!bf16_) {
+    if (!streamed) prefetch(v_rows);
+    const LaneTile tile{type_, v_rows, n_keys_tile, hd, next};
     lane_tile_scores_grouped(lane_width_, hd, q_lane_groups_.data(), k_groups_.data(),
-                             scores_.data());
-    if (next_tile) prefetch(next_k);
+                             scores_.data(), next);
     mask_scores(block, mask, run.key_pos0 + first_slot, n_keys_tile, 1, lane_width_);
     lane_tile_update(lane_width_, tile, buffers);
     return;
   }
+  // BF16 products keep whole-tile requests: the values now, the next keys after the scores.
+  prefetch(v_rows);
+  const LaneTile tile{type_, v_rows, n_keys_tile, hd, {}};
   lane_tile_scores_bf16(lane_width_, hd, q_pairs_.data(), k_bf16_.data(), scores_.data());
-  if (next_tile) prefetch(next_k);
+  if (next.lines > 0) prefetch(next.k);
   mask_scores(block, mask, run.key_pos0 + first_slot, n_keys_tile, 1, lane_width_);
   float correction[kMaxLaneRows] = {};
   lane_tile_softmax(lane_width_, buffers, correction);
@@ -454,11 +459,13 @@ void TileWorker::run(const QueryBlock& block, const BandMask& mask, std::span<co
   for (const RunTiles& part : tiles) {
     const int64_t count = part.tiles.count();
     const KeyRun& run = runs[static_cast<size_t>(part.run)];
-    for (int64_t t = std::max(t_begin, before); t < std::min(t_end, before + count); ++t) {
+    const int64_t t0 = std::max(t_begin, before), t1 = std::min(t_end, before + count);
+    for (int64_t t = t0; t < t1; ++t) {
       const int64_t first_slot = part.tiles.tile(t - before) * kKeyTile;
       const int64_t n_keys_tile = std::min(kKeyTile, part.tiles.end_key - first_slot);
       if (lane_width_ > 0) {
-        run_lane_tile(run, block, mask, first_slot, n_keys_tile);
+        const int64_t next_slot = t + 1 < t1 ? part.tiles.tile(t + 1 - before) * kKeyTile : -1;
+        run_lane_tile(run, block, mask, first_slot, n_keys_tile, next_slot, t > t0);
         continue;
       }
       load_keys_values(run, first_slot, n_keys_tile);

@@ -76,12 +76,22 @@ struct LaneBuffers {
   int64_t rows = 0;  // real rows (<= W); the values pass may stop at the next multiple of 4
 };
 
+// The next tile's key and value rows (`lines` cache lines each), requested a line or two per
+// step while this tile's scores (keys) and values (values) are computed: a steady stream, where
+// requesting a whole tile at once stalled on the CPU's limit of outstanding misses.
+struct TilePrefetch {
+  const char* k = nullptr;
+  const char* v = nullptr;
+  int64_t lines = 0;  // 0: nothing to request
+};
+
 // The stored values of one tile.
 struct LaneTile {
   KvType type = KvType::kF32;
   const void* v = nullptr;  // the tile's first value row
   int64_t n_keys = 0;       // value rows present (the rest of the tile is masked)
   int64_t head_dim = 0;
+  TilePrefetch next;  // its values are requested during the values pass
 };
 
 // Q K^T of a lanes tile with 16 / width keys per 16-float vector (attention_lanes.cc; only
@@ -91,9 +101,9 @@ void lane_group_queries(int64_t width, const float* q_lanes, int64_t head_dim, f
 // A tile's stored key rows (n_keys; zeros after) -> F32 key groups (kKeyTile x head_dim floats).
 void lane_group_keys(int64_t width, KvType type, const void* k, int64_t n_keys, int64_t head_dim,
                      float* k_groups);
-// scores [kKeyTile][width] = Q K^T from the grouped queries and keys.
+// scores [kKeyTile][width] = Q K^T from the grouped queries and keys; requests next.k meanwhile.
 void lane_tile_scores_grouped(int64_t width, int64_t head_dim, const float* q_groups,
-                              const float* k_groups, float* scores);
+                              const float* k_groups, float* scores, const TilePrefetch& next);
 // Online-softmax update of m, l and o with the (masked) scores and the tile's values.
 void lane_tile_update(int64_t width, const LaneTile& tile, LaneBuffers& buffers);
 // The softmax half of lane_tile_update: scores become probabilities, m and l are updated, and
@@ -134,8 +144,10 @@ class TileWorker {
   // Score (row r, key j) sits at scores_[r * row_stride + j * key_stride].
   void mask_scores(const QueryBlock& block, const BandMask& mask, int64_t first_pos,
                    int64_t n_keys_tile, int64_t row_stride, int64_t key_stride);
+  // next_slot: the tile this worker runs next in the same run (-1: none); streamed: this tile
+  // was requested during the one before.
   void run_lane_tile(const KeyRun& run, const QueryBlock& block, const BandMask& mask,
-                     int64_t first_slot, int64_t n_keys_tile);
+                     int64_t first_slot, int64_t n_keys_tile, int64_t next_slot, bool streamed);
   // Online-softmax step of row r (scores become probabilities); false if it sees no key here.
   bool softmax_row(int64_t r, float* correction);
   void update_rows(int64_t n_keys_tile);
