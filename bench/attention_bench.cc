@@ -5,8 +5,8 @@
 // runs through all 32 layers, as decode does, so the keys come from DRAM: one layer's 25% cache
 // (~17 MiB) rerun alone could stay in the CPU caches. Benchmarks: one decode step, one 256-token
 // prefill chunk at the end of the context, a whole 16K prefill in 256-token chunks (one layer of
-// 8/2 heads, so it finishes in seconds), and a TinyLlama-shaped dense decode step at several
-// depths.
+// 8/2 heads, so it finishes in seconds), and dense decode steps at several depths of a
+// TinyLlama-shaped (GQA group 8) and a multi-head (Llama-2-7B-like) cache.
 #include <benchmark/benchmark.h>
 #include <omp.h>
 
@@ -123,13 +123,11 @@ BENCHMARK(BM_AttentionAt16K)
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 
-// One decode step through every layer of a TinyLlama-1.1B-shaped dense cache (22 layers, 32
-// query / 4 KV heads: GQA group 8, head_dim 64): the attention part of `moa bench` tg at depth.
-// Args: depth, KV type (0: F16, 1: Q8_0). Counter: F16 KV bytes at that depth / time.
-void BM_DecodeAllLayers(benchmark::State& state) {
+// One decode step through every layer of a dense cache of shape c. Args: depth, KV type (0:
+// F16, 1: Q8_0). Counter: F16 KV bytes at that depth / time.
+void decode_all_layers(benchmark::State& state, const ModelConfig& c) {
   const int64_t depth = state.range(0);
   const auto type = state.range(1) == 0 ? kernels::KvType::kF16 : kernels::KvType::kQ8_0;
-  const ModelConfig c = attention_shape(22, 32, 4, 64);
   auto cache = make_attention_cache(kv_shape(c, depth + 1, 1, type), AttentionMethod{},
                                     std::nullopt, kChunk);
   std::mt19937_64 rng(1);
@@ -144,8 +142,25 @@ void BM_DecodeAllLayers(benchmark::State& state) {
   state.counters["kv_GBps"] =
       benchmark::Counter(dense_bytes(c, depth), benchmark::Counter::kIsIterationInvariantRate);
 }
+
+// TinyLlama-1.1B's attention (22 layers, 32 query / 4 KV heads: GQA group 8, head_dim 64): the
+// attention part of `moa bench` tg at depth.
+void BM_DecodeAllLayers(benchmark::State& state) {
+  decode_all_layers(state, attention_shape(22, 32, 4, 64));
+}
 BENCHMARK(BM_DecodeAllLayers)
     ->ArgsProduct({{1024, 4096, 16384}, {0, 1}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+// Multi-head attention, one query row per KV head (Llama-2-7B's heads: 32 / 32, head_dim 128;
+// 22 layers): decode reads 512 bytes of F16 K and V per head and key for one query, so it is
+// bound by memory bandwidth alone.
+void BM_DecodeMultiHead(benchmark::State& state) {
+  decode_all_layers(state, attention_shape(22, 32, 32, 128));
+}
+BENCHMARK(BM_DecodeMultiHead)
+    ->ArgsProduct({{1024, 4096}, {0, 1}})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 

@@ -336,6 +336,38 @@ void group_queries(const float* q_lanes, int64_t head_dim, float* q_groups) {
   }
 }
 
+// Fewer than 4 rows: each score is a dot product of a stored key row with a query row (kRows
+// accumulators per key, one horizontal sum each), where key groups would spend 4 / kRows
+// products per useful one. s[j * 4 + r]; padding lanes and keys past the tile's end get 0. The
+// next tile's keys are requested a share per key.
+template <KvType kType, int64_t kRows>
+void row_scores(const void* k, int64_t n_keys, int64_t head_dim, const float* q, int64_t q_stride,
+                float* s, const TilePrefetch& next) {
+  const DV d;
+  constexpr int64_t kMaxSlices = 16;  // head_dim <= 256
+  const int64_t slices = head_dim / 16;
+  SliceLayout<1> layouts[kMaxSlices];
+  for (int64_t v = 0; v < slices; ++v) layouts[v] = slice_layout<kType, 1>(16 * v, head_dim);
+  const size_t row_bytes = kv_bytes(kType, head_dim, head_dim);
+  const PrefetchShare share{next.k, next.lines, 0, lines_per_step(next.lines, kKeyTile)};
+  const auto* row = static_cast<const uint8_t*>(k);
+  for (int64_t j = 0; j < kKeyTile; ++j, row += row_bytes) {
+    share.request(j);
+    float* sj = s + j * 4;
+    std::fill_n(sj, 4, 0.0f);
+    if (j >= n_keys) continue;
+    hn::Vec<DV> acc[kRows];
+    for (auto& a : acc) a = hn::Zero(d);
+    for (int64_t v = 0; v < slices; ++v) {
+      hn::Vec<DV> key[1];
+      load_value_slices<kType, 1>(row, layouts[v], key);
+      for (int64_t r = 0; r < kRows; ++r)
+        acc[r] = hn::MulAdd(key[0], hn::LoadU(d, q + r * q_stride + 16 * v), acc[r]);
+    }
+    for (int64_t r = 0; r < kRows; ++r) sj[r] = hn::GetLane(hn::SumOfLanes(d, acc[r]));
+  }
+}
+
 // o[r][c .. c + 16 kVectors) = o[r] * correction[r] + sum_j p[j * width + r] * v[j], for rows
 // r0 .. r0 + kRows; value rows are read straight from the cache. kRows x kVectors = 16
 // accumulators: half the register file, the rest holds values and weights.
@@ -394,20 +426,36 @@ int64_t values_passes(int64_t head_dim) {
   return head_dim / (16 * kVectors) + head_dim % (16 * kVectors) / 16;
 }
 
+// Rows r0 .. r0 + kRows with kVectors-wide slices, after the `passes` their prefetch share
+// is spread over.
+template <KvType kType, int64_t kRows, int kVectors>
+void lane_values_rows(const LaneTile& tile, const LaneBuffers& buffers, int64_t width,
+                      const float* correction, int64_t passes) {
+  const int64_t per_key = lines_per_step(tile.next.lines, passes * tile.n_keys);
+  int64_t pass = 0;
+  for (int64_t r0 = 0; r0 < buffers.rows; r0 += kRows)
+    lane_values<kType, kRows, kVectors>(tile, buffers, width, correction, r0, per_key, pass);
+}
+
+// The values pass over the real rows only (fewer than 4 rows take the 4-lane tiles, whose
+// padding rows it skips).
 template <KvType kType>
 void lane_values_all_rows(const LaneTile& tile, const LaneBuffers& buffers, int64_t width,
                           const float* correction) {
-  const bool narrow = buffers.rows <= 4;  // small GQA groups: skip the padding lanes' values
-  const int64_t passes = narrow ? values_passes<4>(tile.head_dim)
-                                : (buffers.rows + 7) / 8 * values_passes<2>(tile.head_dim);
-  const int64_t per_key = lines_per_step(tile.next.lines, passes * tile.n_keys);
-  int64_t pass = 0;
-  if (narrow) {
-    lane_values<kType, 4, 4>(tile, buffers, width, correction, 0, per_key, pass);
-    return;
+  const int64_t hd = tile.head_dim;
+  switch (std::min<int64_t>(buffers.rows, 5)) {
+    case 1:
+      return lane_values_rows<kType, 1, 8>(tile, buffers, width, correction, values_passes<8>(hd));
+    case 2:
+      return lane_values_rows<kType, 2, 8>(tile, buffers, width, correction, values_passes<8>(hd));
+    case 3:
+      return lane_values_rows<kType, 3, 4>(tile, buffers, width, correction, values_passes<4>(hd));
+    case 4:
+      return lane_values_rows<kType, 4, 4>(tile, buffers, width, correction, values_passes<4>(hd));
+    default:
+      return lane_values_rows<kType, 8, 2>(tile, buffers, width, correction,
+                                           (buffers.rows + 7) / 8 * values_passes<2>(hd));
   }
-  for (int64_t r0 = 0; r0 < buffers.rows; r0 += 8)
-    lane_values<kType, 8, 2>(tile, buffers, width, correction, r0, per_key, pass);
 }
 
 template <class D>
@@ -425,8 +473,8 @@ void lane_update(D d, const LaneTile& tile, LaneBuffers& buffers) {
 int64_t lane_width(int64_t rows, int64_t head_dim) {
   const int64_t narrow = static_cast<int64_t>(hn::Lanes(hn::CappedTag<float, 8>()));
   const int64_t wide = static_cast<int64_t>(hn::Lanes(DV()));
-  if (narrow != 8 || wide != 16 || head_dim % 16 != 0 || rows < 4) return 0;
-  if (rows == 4) return 4;
+  if (narrow != 8 || wide != 16 || head_dim % 16 != 0 || rows < 1) return 0;
+  if (rows <= 4) return 4;
   if (rows <= narrow) return narrow;
   return rows <= wide ? wide : 0;
 }
@@ -451,6 +499,16 @@ void lane_group_keys(int64_t width, KvType type, const void* k, int64_t n_keys, 
   with_keys_per_vector(width, [&]<int64_t kKeys>() {
     with_kv_type(type,
                  [&]<KvType kType>() { group_keys<kType, kKeys>(k, n_keys, head_dim, k_groups); });
+  });
+}
+
+void lane_tile_scores_rows(int64_t rows, KvType type, const void* k, int64_t n_keys,
+                           int64_t head_dim, const float* q, int64_t q_stride, float* scores,
+                           const TilePrefetch& next) {
+  with_kv_type(type, [&]<KvType kType>() {
+    if (rows == 1) return row_scores<kType, 1>(k, n_keys, head_dim, q, q_stride, scores, next);
+    if (rows == 2) return row_scores<kType, 2>(k, n_keys, head_dim, q, q_stride, scores, next);
+    row_scores<kType, 3>(k, n_keys, head_dim, q, q_stride, scores, next);
   });
 }
 

@@ -272,7 +272,8 @@ void TileWorker::load_queries(const QueryBlock& block) {
   transposed_ = rows_ >= kTransposeMinRows;
   const int64_t hd = shape_.head_dim;
   lane_width_ = transposed_ ? 0 : lane_width(rows_, hd);
-  if (bf16_ && lane_width_ == 4) lane_width_ = 8;  // the BF16 lane kernels take 8 or 16 lanes
+  // The BF16 lane kernels take 8 or 16 lanes; fewer than 4 rows keep the row-by-row tiles there.
+  if (bf16_ && lane_width_ == 4) lane_width_ = rows_ == 4 ? 8 : 0;
   if (lane_width_ > 0) std::fill_n(q_lanes_.begin(), hd * lane_width_, 0.0f);
   for (int64_t r = 0; r < rows_; ++r) {
     const int64_t query = block.q_begin + r / group_;
@@ -426,7 +427,7 @@ void TileWorker::run_lane_tile(const KeyRun& run, const QueryBlock& block, const
   const int64_t n_values = n_keys_tile * hd, tile_values = kKeyTile * hd;
   if (grouped_keys()) {
     lane_group_keys(lane_width_, type_, k_src, n_keys_tile, hd, k_groups_.data());
-  } else {  // BF16 products
+  } else if (bf16_) {
     bf16_key_row(static_cast<const uint16_t*>(k_src), n_values, k_bf16_.data());
     std::fill(k_bf16_.data() + n_values, k_bf16_.data() + tile_values, uint16_t{0});
   }
@@ -435,8 +436,13 @@ void TileWorker::run_lane_tile(const KeyRun& run, const QueryBlock& block, const
   if (!bf16_) {
     if (!streamed) prefetch(v_rows);
     const LaneTile tile{type_, v_rows, n_keys_tile, hd, next};
-    lane_tile_scores_grouped(lane_width_, hd, q_lane_groups_.data(), k_groups_.data(),
-                             scores_.data(), next);
+    if (grouped_keys()) {
+      lane_tile_scores_grouped(lane_width_, hd, q_lane_groups_.data(), k_groups_.data(),
+                               scores_.data(), next);
+    } else {
+      lane_tile_scores_rows(rows_, type_, k_src, n_keys_tile, hd, q_tile_.data(), head_pad_,
+                            scores_.data(), next);
+    }
     mask_scores(block, mask, run.key_pos0 + first_slot, n_keys_tile, 1, lane_width_);
     lane_tile_update(lane_width_, tile, buffers);
     return;

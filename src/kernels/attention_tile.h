@@ -104,6 +104,11 @@ void lane_group_keys(int64_t width, KvType type, const void* k, int64_t n_keys, 
 // scores [kKeyTile][width] = Q K^T from the grouped queries and keys; requests next.k meanwhile.
 void lane_tile_scores_grouped(int64_t width, int64_t head_dim, const float* q_groups,
                               const float* k_groups, float* scores, const TilePrefetch& next);
+// The same scores for 1-3 rows (4 lanes) straight from the stored key rows: q holds the scaled
+// query rows, q_stride apart; requests next.k meanwhile.
+void lane_tile_scores_rows(int64_t rows, KvType type, const void* k, int64_t n_keys,
+                           int64_t head_dim, const float* q, int64_t q_stride, float* scores,
+                           const TilePrefetch& next);
 // Online-softmax update of m, l and o with the (masked) scores and the tile's values.
 void lane_tile_update(int64_t width, const LaneTile& tile, LaneBuffers& buffers);
 // The softmax half of lane_tile_update: scores become probabilities, m and l are updated, and
@@ -151,8 +156,9 @@ class TileWorker {
   // Online-softmax step of row r (scores become probabilities); false if it sees no key here.
   bool softmax_row(int64_t r, float* correction);
   void update_rows(int64_t n_keys_tile);
-  // Lanes tiles multiplying in F32 take their keys as key groups.
-  bool grouped_keys() const { return lane_width_ > 0 && !bf16_; }
+  // Lanes tiles of 4 or more rows multiplying in F32 take their keys as key groups (fewer rows
+  // take dot products of the stored key rows).
+  bool grouped_keys() const { return lane_width_ > 0 && !bf16_ && rows_ >= 4; }
 
   AttentionShape shape_;
   KvType type_ = KvType::kF32;

@@ -94,14 +94,16 @@ TEST(Attention, SingleQueryDecodeMatchesReference) {
   }
 }
 
-// Blocks of 4..16 rows (decode of a GQA group, or a few queries) take the rows-in-lanes path:
-// 8 and 16 lanes, padding lanes, value passes of 4 and 8 rows, head sizes that leave a single
-// 16-wide slice, masks with sinks and bands, F32 and F16, one and two threads.
+// Blocks of 1..16 rows (decode of a GQA group, or a few queries) take the rows-in-lanes path:
+// 4, 8 and 16 lanes, padding lanes, 1-3 rows scored as row dot products, value passes of 1, 2,
+// 3, 4 and 8 rows, head sizes that leave a single 16-wide slice, masks with sinks and bands, F32
+// and F16, one and two threads.
 TEST(Attention, FewRowBlocksInLanesMatchReference) {
   struct Rows {
     int64_t group, n_query;
   };
-  const Rows shapes[] = {{4, 1}, {5, 1}, {8, 1}, {6, 2}, {12, 1}, {16, 1}, {4, 3}, {1, 5}, {8, 2}};
+  const Rows shapes[] = {{1, 1}, {2, 1}, {3, 1},  {1, 2},  {1, 3}, {4, 1}, {5, 1},
+                         {8, 1}, {6, 2}, {12, 1}, {16, 1}, {4, 3}, {1, 5}, {8, 2}};
   const std::vector<BandMask> masks[] = {{}, same_mask(2, {4, 100}), {{64, 70}, {0, 1}}};
   for (const Rows& r : shapes) {
     for (int64_t head_dim : {16, 48, 80, 128}) {
@@ -144,7 +146,7 @@ TEST(Attention, F16CacheMatchesReference) {
 TEST(Attention, Q8_0CacheMatchesReference) {
   for (int64_t head_dim : {8, 16, 64, 128}) {
     expect_matches_reference({8, 2, head_dim, 70, 0, 70, {}, KvType::kQ8_0});
-    for (int64_t group : {1, 4, 5, 8}) {
+    for (int64_t group : {1, 2, 3, 4, 5, 8}) {
       expect_matches_reference(
           {2 * group, 2, head_dim, 1, 600, 601, same_mask(2, {4, 200}), KvType::kQ8_0});
     }
@@ -184,13 +186,15 @@ TEST(Attention, QueriesWithNoVisibleKeyGetZeros) {
 
 TEST(Attention, LaneRowsWithNoVisibleKeyGetZeros) {
   const std::vector<BandMask> none = same_mask(1, {0, 0});
-  const AttentionShape shape{8, 1, 16, 0.5f};  // a GQA group of 8 in lanes
-  const auto q = random_floats(8 * 16, 1);
-  const auto kv = random_floats(200 * 16, 2);
-  std::vector<float> out(q.size(), 7.0f);
-  attention(shape, q.data(), 1, 150, {KvType::kF32, kv.data(), kv.data(), 3200, 200}, none,
-            out.data(), 2);
-  for (float v : out) EXPECT_EQ(v, 0.0f);
+  for (int64_t group : {8, 1}) {  // a GQA group of 8 in lanes; one row scored by row dots
+    const AttentionShape shape{group, 1, 16, 0.5f};
+    const auto q = random_floats(group * 16, 1);
+    const auto kv = random_floats(200 * 16, 2);
+    std::vector<float> out(q.size(), 7.0f);
+    attention(shape, q.data(), 1, 150, {KvType::kF32, kv.data(), kv.data(), 3200, 200}, none,
+              out.data(), 2);
+    for (float v : out) EXPECT_EQ(v, 0.0f);
+  }
 }
 
 TEST(Attention, WeightsValuesBySoftmaxOfScores) {
