@@ -272,8 +272,7 @@ void TileWorker::load_queries(const QueryBlock& block) {
   transposed_ = rows_ >= kTransposeMinRows;
   const int64_t hd = shape_.head_dim;
   lane_width_ = transposed_ ? 0 : lane_width(rows_, hd);
-  // The BF16 lane kernels take 8 or 16 lanes; fewer than 4 rows keep the row-by-row tiles there.
-  if (bf16_ && lane_width_ == 4) lane_width_ = rows_ == 4 ? 8 : 0;
+  if (lane_bf16() && lane_width_ == 4) lane_width_ = 8;  // the BF16 lane kernels take 8 or 16
   if (lane_width_ > 0) std::fill_n(q_lanes_.begin(), hd * lane_width_, 0.0f);
   for (int64_t r = 0; r < rows_; ++r) {
     const int64_t query = block.q_begin + r / group_;
@@ -285,7 +284,8 @@ void TileWorker::load_queries(const QueryBlock& block) {
     for (int64_t i = 0; i < hd && lane_width_ > 0; ++i) q_lanes_[i * lane_width_ + r] = dst[i];
   }
   if (grouped_keys()) lane_group_queries(lane_width_, q_lanes_.data(), hd, q_lane_groups_.data());
-  if (bf16_ && lane_width_ > 0) bf16_query_pairs(q_lanes_.data(), hd, lane_width_, q_pairs_.data());
+  if (lane_bf16() && lane_width_ > 0)
+    bf16_query_pairs(q_lanes_.data(), hd, lane_width_, q_pairs_.data());
   const int64_t live_rows = std::max(rows_, lane_width_);  // lane padding rows are computed too
   std::fill_n(acc_.m.begin(), live_rows, kNegInf);
   std::fill_n(acc_.l.begin(), live_rows, 0.0f);
@@ -427,13 +427,13 @@ void TileWorker::run_lane_tile(const KeyRun& run, const QueryBlock& block, const
   const int64_t n_values = n_keys_tile * hd, tile_values = kKeyTile * hd;
   if (grouped_keys()) {
     lane_group_keys(lane_width_, type_, k_src, n_keys_tile, hd, k_groups_.data());
-  } else if (bf16_) {
+  } else if (lane_bf16()) {
     bf16_key_row(static_cast<const uint16_t*>(k_src), n_values, k_bf16_.data());
     std::fill(k_bf16_.data() + n_values, k_bf16_.data() + tile_values, uint16_t{0});
   }
   LaneBuffers buffers{scores_.data(), acc_.m.data(), acc_.l.data(),
                       acc_.o.data(),  head_pad_,     rows_};
-  if (!bf16_) {
+  if (!lane_bf16()) {
     if (!streamed) prefetch(v_rows);
     const LaneTile tile{type_, v_rows, n_keys_tile, hd, next};
     if (grouped_keys()) {

@@ -159,6 +159,9 @@ class TileWorker {
   // Lanes tiles of 4 or more rows multiplying in F32 take their keys as key groups (fewer rows
   // take dot products of the stored key rows).
   bool grouped_keys() const { return lane_width_ > 0 && !bf16_ && rows_ >= 4; }
+  // Lanes tiles multiply in BF16 when asked for 4 or more rows; fewer keep F32 row dots, which
+  // already waste no products.
+  bool lane_bf16() const { return bf16_ && rows_ >= 4; }
 
   AttentionShape shape_;
   KvType type_ = KvType::kF32;

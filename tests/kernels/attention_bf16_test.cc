@@ -95,12 +95,17 @@ TEST(AttentionBf16, DecodeTilesMatchReferenceWithinStatedTolerance) {
   }
 }
 
-// An F32 cache, and blocks too wide for lanes (prefill), keep exact F32 products even when
-// BF16 is allowed.
+// An F32 cache, blocks of fewer than 4 rows (multi-head decode: F32 row dots) and blocks too
+// wide for lanes (prefill) keep exact F32 products even when BF16 is allowed.
 TEST(AttentionBf16, F32CachesAndWideBlocksStayExact) {
   Problem f32_cache{8, 1, 64, 900, {}, KvType::kF32};
   Outputs out = run(f32_cache, 2);
   EXPECT_EQ(max_abs_diff(out.bf16, out.f32), 0.0);
+  for (int64_t group : {1, 3}) {
+    Problem few_rows{group, 1, 64, 700, band(4, 300)};
+    out = run(few_rows, 2);
+    EXPECT_EQ(max_abs_diff(out.bf16, out.f32), 0.0) << "group " << group;
+  }
   Problem prefill{8, 40, 64, 300, {}};
   out = run(prefill, 2);
   EXPECT_LE(max_abs_diff(out.bf16, out.want), kF32Tolerance);
