@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Same-run comparison of two Release builds (this machine's speed drifts from minute to minute, so
 # only ratios taken in one run mean anything): prefill (pp512, Q8_0 / Q4_K / F16 weights), decode
-# at depth 16384 (F16 and Q8_0 KV) and the decode/prefill attention kernels, each command run
-# with the old build and then the new one, the whole sequence twice. Usage:
+# at depth 16384 (F16 and Q8_0 KV) and the decode/prefill attention kernels (decode: GQA groups
+# of 8 and 4, and multi-head), each command run with the old build and then the new one, the
+# whole sequence twice. Usage:
 #   OLD=/path/to/old/build NEW=build bench/compare_builds.sh
 # PARTS=decode skips the prefill runs (PARTS="prefill decode" by default).
 # Both builds need `moa`, `bench/attention_bench` and `bench/kernels_bench`. Outputs go to $OUT.
@@ -45,7 +46,7 @@ for pass in 1 2; do
     dir=$OLD
     [[ $side == new ]] && dir=$NEW
     run "decode-attn-$side-$pass" "$dir/bench/attention_bench" \
-      --benchmark_filter='DecodeAllLayers/(4096|16384)|AttentionAt16K/(100|25)/1/'
+      --benchmark_filter='DecodeAllLayers/(4096|16384)|DecodeMultiHead/4096|AttentionAt16K/(100|25)/1/'
     [[ $PARTS == *prefill* ]] || continue
     run "prefill-attn-$side-$pass" "$dir/bench/kernels_bench" --benchmark_filter='BM_Attention/2048/'
   done

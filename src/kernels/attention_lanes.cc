@@ -344,9 +344,8 @@ template <KvType kType, int64_t kRows>
 void row_scores(const void* k, int64_t n_keys, int64_t head_dim, const float* q, int64_t q_stride,
                 float* s, const TilePrefetch& next) {
   const DV d;
-  constexpr int64_t kMaxSlices = 16;  // head_dim <= 256
-  const int64_t slices = head_dim / 16;
-  SliceLayout<1> layouts[kMaxSlices];
+  const int64_t slices = head_dim / 16;  // <= kMaxRowDotHeadDim / 16 (lane_width)
+  SliceLayout<1> layouts[kMaxRowDotHeadDim / 16];
   for (int64_t v = 0; v < slices; ++v) layouts[v] = slice_layout<kType, 1>(16 * v, head_dim);
   const size_t row_bytes = kv_bytes(kType, head_dim, head_dim);
   const PrefetchShare share{next.k, next.lines, 0, lines_per_step(next.lines, kKeyTile)};
@@ -474,6 +473,7 @@ int64_t lane_width(int64_t rows, int64_t head_dim) {
   const int64_t narrow = static_cast<int64_t>(hn::Lanes(hn::CappedTag<float, 8>()));
   const int64_t wide = static_cast<int64_t>(hn::Lanes(DV()));
   if (narrow != 8 || wide != 16 || head_dim % 16 != 0 || rows < 1) return 0;
+  if (rows < 4 && head_dim > kMaxRowDotHeadDim) return 0;
   if (rows <= 4) return 4;
   if (rows <= narrow) return narrow;
   return rows <= wide ? wide : 0;

@@ -62,8 +62,13 @@ struct PartialResult {
 // 8 or 16; lanes past the block's rows are padding whose results are never read.
 inline constexpr int64_t kMaxLaneRows = 16;
 
+// Blocks of fewer than 4 rows take the lanes path up to this head size (their row dots keep one
+// slice layout per 16 dimensions on the stack).
+inline constexpr int64_t kMaxRowDotHeadDim = 256;
+
 // W (4, 8 or 16) for a block of `rows` rows, or 0 when the rows-in-lanes path does not apply (too
-// few or too many rows, head_dim not a multiple of 16, or a CPU without 16-float vectors).
+// many rows, fewer than 4 with head_dim past kMaxRowDotHeadDim, head_dim not a multiple of 16, or
+// a CPU without 16-float vectors).
 int64_t lane_width(int64_t rows, int64_t head_dim);
 
 // The worker's buffers as the lane kernels see them.

@@ -118,6 +118,16 @@ TEST(Attention, FewRowBlocksInLanesMatchReference) {
   }
 }
 
+TEST(Attention, OneRowBlocksOfEveryHeadSizeMatchReference) {
+  // 256: the largest the lanes row dots take; 272 goes back to the row-by-row tiles.
+  for (int64_t head_dim : {8, 256, 272}) {
+    for (KvType type : {KvType::kF32, KvType::kF16, KvType::kQ8_0}) {
+      if (type == KvType::kQ8_0 && head_dim % 32 != 0 && 32 % head_dim != 0) continue;
+      expect_matches_reference({2, 2, head_dim, 1, 299, 300, same_mask(2, {4, 100}), type});
+    }
+  }
+}
+
 TEST(Attention, SplitKeyDecodeOnOneKvHeadMatchesReference) {
   // One KV head and one query: the planner must split the keys across tasks and merge.
   expect_matches_reference({4, 1, 128, 1, 4999, 5000, {}});
