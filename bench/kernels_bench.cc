@@ -51,6 +51,20 @@ void BM_MemoryBandwidth(benchmark::State& state) {
 }
 BENCHMARK(BM_MemoryBandwidth)->Iterations(1)->Unit(benchmark::kMillisecond);
 
+// Args of the matvec benchmarks: every stored format's type code (F32, F16, BF16, Q8_0, Q4_0,
+// Q4_K, Q6_K).
+void every_stored_type(benchmark::internal::Benchmark* b) {
+  for (int type : {0, 1, 30, 8, 2, 12, 14}) b->Arg(type);
+  b->UseRealTime()->Unit(benchmark::kMicrosecond);
+}
+
+// The format's name and the bytes of one matrix read per product.
+void set_matvec_counters(benchmark::State& state, TensorType type, size_t matrix_bytes) {
+  state.SetLabel(gguf::tensor_type_name(static_cast<uint32_t>(type)));
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) *
+                          static_cast<int64_t>(matrix_bytes));
+}
+
 void BM_Matvec(benchmark::State& state) {
   const auto type = static_cast<TensorType>(state.range(0));
   const int64_t n = 4096;
@@ -69,24 +83,13 @@ void BM_Matvec(benchmark::State& state) {
     matvec(w, x.data(), y.data(), threads());
     benchmark::DoNotOptimize(y.data());
   }
-  state.SetLabel(gguf::tensor_type_name(static_cast<uint32_t>(type)));
-  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) *
-                          static_cast<int64_t>(first.size()));
+  set_matvec_counters(state, type, first.size());
 }
-BENCHMARK(BM_Matvec)
-    ->Arg(0)
-    ->Arg(1)
-    ->Arg(30)
-    ->Arg(8)
-    ->Arg(2)
-    ->Arg(12)
-    ->Arg(14)
-    ->UseRealTime()
-    ->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_Matvec)->Apply(every_stored_type);
 
-// The same products from one 4096 x 512 matrix reused every iteration (1-2.3 MiB, cache
-// resident): the kernel's instruction-bound rate. Where it is not well above BM_Matvec's, decode
-// of that format is compute-bound, not memory-bound.
+// The same products from one 512 x 4096 matrix reused every iteration (1.1 MiB for Q4_0 to
+// 8 MiB for F32: in L2 or L3): the kernel's instruction-bound rate. Where it is not well above
+// BM_Matvec's, decode of that format is compute-bound, not memory-bound.
 void BM_MatvecInCache(benchmark::State& state) {
   const auto type = static_cast<TensorType>(state.range(0));
   const int64_t rows = 512, cols = 4096;
@@ -98,20 +101,9 @@ void BM_MatvecInCache(benchmark::State& state) {
     matvec(w, x.data(), y.data(), threads());
     benchmark::DoNotOptimize(y.data());
   }
-  state.SetLabel(gguf::tensor_type_name(static_cast<uint32_t>(type)));
-  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) *
-                          static_cast<int64_t>(stored.size()));
+  set_matvec_counters(state, type, stored.size());
 }
-BENCHMARK(BM_MatvecInCache)
-    ->Arg(0)
-    ->Arg(1)
-    ->Arg(30)
-    ->Arg(8)
-    ->Arg(2)
-    ->Arg(12)
-    ->Arg(14)
-    ->UseRealTime()
-    ->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_MatvecInCache)->Apply(every_stored_type);
 
 // Args: type code, n (an n x n matrix times 512 tokens). Block-quantized types take the int8
 // GEMM where the CPU has AVX-512 VNNI (kernels/gemm_int8.h); compare with BM_SgemmPeak512 of the
