@@ -349,12 +349,12 @@ void row_scores(const void* k, int64_t n_keys, int64_t head_dim, const float* q,
   for (int64_t v = 0; v < slices; ++v) layouts[v] = slice_layout<kType, 1>(16 * v, head_dim);
   const size_t row_bytes = kv_bytes(kType, head_dim, head_dim);
   const PrefetchShare share{next.k, next.lines, 0, lines_per_step(next.lines, kKeyTile)};
-  const auto* row = static_cast<const uint8_t*>(k);
-  for (int64_t j = 0; j < kKeyTile; ++j, row += row_bytes) {
+  for (int64_t j = 0; j < kKeyTile; ++j) {
     share.request(j);
     float* sj = s + j * 4;
     std::fill_n(sj, 4, 0.0f);
     if (j >= n_keys) continue;
+    const auto* row = static_cast<const uint8_t*>(k) + static_cast<size_t>(j) * row_bytes;
     hn::Vec<DV> acc[kRows];
     for (auto& a : acc) a = hn::Zero(d);
     for (int64_t v = 0; v < slices; ++v) {

@@ -407,7 +407,7 @@ void TileWorker::update_rows(int64_t n_keys_tile) {
 
 void TileWorker::run_lane_tile(const KeyRun& run, const QueryBlock& block, const BandMask& mask,
                                int64_t first_slot, int64_t n_keys_tile, int64_t next_slot,
-                               bool streamed) {
+                               int64_t next_keys, bool streamed) {
   const int64_t hd = shape_.head_dim;  // a multiple of 16 here, so head_pad_ == hd
   // A tile's keys and values were requested during the tile before, a few lines per key of its
   // values pass (TilePrefetch); the first tile of a worker's stretch requests its values as a
@@ -418,10 +418,10 @@ void TileWorker::run_lane_tile(const KeyRun& run, const QueryBlock& block, const
     for (size_t b = 0; b < tile_bytes; b += 64) __builtin_prefetch(rows + b, 0, 2);
   };
   TilePrefetch next;
-  if (next_slot >= 0) {
+  if (next_keys > 0) {
     next.k = static_cast<const char*>(row_address(type_, run.k, next_slot * hd, hd));
     next.v = static_cast<const char*>(row_address(type_, run.v, next_slot * hd, hd));
-    next.lines = static_cast<int64_t>((kv_bytes(type_, kKeyTile * hd, hd) + 63) / 64);
+    next.lines = static_cast<int64_t>((kv_bytes(type_, next_keys * hd, hd) + 63) / 64);
   }
   const void* k_src = row_address(type_, run.k, first_slot * hd, hd);
   const int64_t n_values = n_keys_tile * hd, tile_values = kKeyTile * hd;
@@ -470,8 +470,10 @@ void TileWorker::run(const QueryBlock& block, const BandMask& mask, std::span<co
       const int64_t first_slot = part.tiles.tile(t - before) * kKeyTile;
       const int64_t n_keys_tile = std::min(kKeyTile, part.tiles.end_key - first_slot);
       if (lane_width_ > 0) {
-        const int64_t next_slot = t + 1 < t1 ? part.tiles.tile(t + 1 - before) * kKeyTile : -1;
-        run_lane_tile(run, block, mask, first_slot, n_keys_tile, next_slot, t > t0);
+        const int64_t next_slot = t + 1 < t1 ? part.tiles.tile(t + 1 - before) * kKeyTile : 0;
+        const int64_t next_keys =
+            t + 1 < t1 ? std::min(kKeyTile, part.tiles.end_key - next_slot) : int64_t{0};
+        run_lane_tile(run, block, mask, first_slot, n_keys_tile, next_slot, next_keys, t > t0);
         continue;
       }
       load_keys_values(run, first_slot, n_keys_tile);

@@ -154,10 +154,11 @@ class TileWorker {
   // Score (row r, key j) sits at scores_[r * row_stride + j * key_stride].
   void mask_scores(const QueryBlock& block, const BandMask& mask, int64_t first_pos,
                    int64_t n_keys_tile, int64_t row_stride, int64_t key_stride);
-  // next_slot: the tile this worker runs next in the same run (-1: none); streamed: this tile
-  // was requested during the one before.
+  // next_slot, next_keys: the first slot and keys of the tile this worker runs next in the same
+  // run (0 keys: none); streamed: this tile was requested during the one before.
   void run_lane_tile(const KeyRun& run, const QueryBlock& block, const BandMask& mask,
-                     int64_t first_slot, int64_t n_keys_tile, int64_t next_slot, bool streamed);
+                     int64_t first_slot, int64_t n_keys_tile, int64_t next_slot, int64_t next_keys,
+                     bool streamed);
   // Online-softmax step of row r (scores become probabilities); false if it sees no key here.
   bool softmax_row(int64_t r, float* correction);
   void update_rows(int64_t n_keys_tile);
