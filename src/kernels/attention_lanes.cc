@@ -297,8 +297,8 @@ int64_t lines_per_step(int64_t lines, int64_t steps) {
   return (lines + std::max<int64_t>(1, steps) - 1) / std::max<int64_t>(1, steps);
 }
 
-// s[j * W + h] = Q.K for the tile from grouped queries and keys.
-// Also requests the next tile's keys (`next_keys`), spread over its steps.
+// s[j * W + h] = Q.K for the tile from grouped queries and keys; requests the next tile's keys
+// (next.k) spread over its steps.
 template <int64_t kKeys>
 void grouped_scores(int64_t head_dim, const float* q_groups, const float* k_groups, float* s,
                     const TilePrefetch& next) {

@@ -273,7 +273,9 @@ void TileWorker::load_queries(const QueryBlock& block) {
   const int64_t hd = shape_.head_dim;
   lane_width_ = transposed_ ? 0 : lane_width(rows_, hd);
   if (lane_bf16() && lane_width_ == 4) lane_width_ = 8;  // the BF16 lane kernels take 8 or 16
-  if (lane_width_ > 0) std::fill_n(q_lanes_.begin(), hd * lane_width_, 0.0f);
+  // Key groups and BF16 pairs start from the queries in lanes; 1-3-row row dots read q_tile_.
+  const bool lane_queries = grouped_keys() || (lane_bf16() && lane_width_ > 0);
+  if (lane_queries) std::fill_n(q_lanes_.begin(), hd * lane_width_, 0.0f);
   for (int64_t r = 0; r < rows_; ++r) {
     const int64_t query = block.q_begin + r / group_;
     const int64_t head = block.kv_head * group_ + r % group_;
@@ -281,10 +283,10 @@ void TileWorker::load_queries(const QueryBlock& block) {
     float* dst = q_tile_.data() + r * head_pad_;
     for (int64_t i = 0; i < hd; ++i) dst[i] = src[i] * shape_.scale;
     std::fill(dst + hd, dst + head_pad_, 0.0f);
-    for (int64_t i = 0; i < hd && lane_width_ > 0; ++i) q_lanes_[i * lane_width_ + r] = dst[i];
+    for (int64_t i = 0; i < hd && lane_queries; ++i) q_lanes_[i * lane_width_ + r] = dst[i];
   }
   if (grouped_keys()) lane_group_queries(lane_width_, q_lanes_.data(), hd, q_lane_groups_.data());
-  if (lane_bf16() && lane_width_ > 0)
+  if (lane_queries && lane_bf16())
     bf16_query_pairs(q_lanes_.data(), hd, lane_width_, q_pairs_.data());
   const int64_t live_rows = std::max(rows_, lane_width_);  // lane padding rows are computed too
   std::fill_n(acc_.m.begin(), live_rows, kNegInf);
@@ -470,9 +472,11 @@ void TileWorker::run(const QueryBlock& block, const BandMask& mask, std::span<co
       const int64_t first_slot = part.tiles.tile(t - before) * kKeyTile;
       const int64_t n_keys_tile = std::min(kKeyTile, part.tiles.end_key - first_slot);
       if (lane_width_ > 0) {
-        const int64_t next_slot = t + 1 < t1 ? part.tiles.tile(t + 1 - before) * kKeyTile : 0;
-        const int64_t next_keys =
-            t + 1 < t1 ? std::min(kKeyTile, part.tiles.end_key - next_slot) : int64_t{0};
+        int64_t next_slot = 0, next_keys = 0;  // the tile after this one in the run, if any
+        if (t + 1 < t1) {
+          next_slot = part.tiles.tile(t + 1 - before) * kKeyTile;
+          next_keys = std::min(kKeyTile, part.tiles.end_key - next_slot);
+        }
         run_lane_tile(run, block, mask, first_slot, n_keys_tile, next_slot, next_keys, t > t0);
         continue;
       }
