@@ -5,6 +5,8 @@
 // Q4_0 weights, to Q8_K blocks for the K-quants (kernels/q8_activation.h); F32 weights keep it.
 // Rows are split over OpenMP threads.
 #include <algorithm>
+#include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "gguf/quant.h"
@@ -15,67 +17,63 @@
 #include "kernels/parallel.h"
 #include "kernels/q8_activation.h"
 #include "kernels/row_dot.h"
+#include "kernels/stream_prefetch.h"
 #include "util/error.h"
 
 namespace moa::kernels {
 namespace {
 
 namespace hn = hwy::HWY_NAMESPACE;
-float dot_f32(const void* row, const float* x, int64_t n) {
-  const hn::ScalableTag<float> d;
-  const auto* w = static_cast<const float*>(row);
-  const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
-  auto acc0 = hn::Zero(d), acc1 = hn::Zero(d);
-  int64_t i = 0;
-  for (; i + 2 * lanes <= n; i += 2 * lanes) {
-    acc0 = hn::MulAdd(hn::LoadU(d, w + i), hn::LoadU(d, x + i), acc0);
-    acc1 = hn::MulAdd(hn::LoadU(d, w + i + lanes), hn::LoadU(d, x + i + lanes), acc1);
+using DF = hn::ScalableTag<float>;
+
+// Weights of type T (F32, or BF16 / F16 widened exactly) as an F32 vector, and one as a float.
+template <class T>
+HWY_INLINE hn::Vec<DF> load_widened(const T* p) {
+  if constexpr (std::is_same_v<T, float>) {
+    return hn::LoadU(DF(), p);
+  } else {
+    return hn::PromoteTo(DF(), hn::LoadU(hn::Rebind<T, DF>(), p));
   }
-  float sum = hn::GetLane(hn::SumOfLanes(d, hn::Add(acc0, acc1)));
-  for (; i < n; ++i) sum += w[i] * x[i];
-  return sum;
+}
+template <class T>
+float widened(const T* p) {
+  uint16_t bits;
+  if constexpr (std::is_same_v<T, float>) {
+    return *p;
+  } else {
+    std::memcpy(&bits, p, sizeof(bits));
+    return std::is_same_v<T, hwy::float16_t> ? half_to_float(bits) : bf16_to_float(bits);
+  }
 }
 
-// BF16 weights (widened exactly by a shift) times an activation already on the BF16 grid, so
-// every product is exact as in ggml's bf16 x bf16 dot.
-float dot_bf16(const void* row, const float* x, int64_t n) {
-  const hn::ScalableTag<float> d;
-  const hn::Rebind<hwy::bfloat16_t, decltype(d)> dh;
-  const auto* w = static_cast<const uint16_t*>(row);
-  const auto* wh = reinterpret_cast<const hwy::bfloat16_t*>(w);
-  const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
-  auto acc0 = hn::Zero(d), acc1 = hn::Zero(d);
+// F32, BF16 or F16 weights times an F32 activation, kRows rows read at once (separate memory
+// streams). BF16 and F16 weights take an activation kept in F32 but already on their grid
+// (llama.cpp rounds it so), so every product is exact as in ggml's bf16 x bf16 and f16 x f16
+// dots, and an F32 activation costs no widening per row. Two accumulators per row.
+template <class T, int kRows>
+void dot_float_rows(const void* const* rows, const float* x, int64_t n, float* y) {
+  const DF d;
+  constexpr int64_t lanes = static_cast<int64_t>(hn::MaxLanes(d));
+  const T* w[kRows];
+  hn::Vec<DF> acc0[kRows], acc1[kRows];
+  for (int r = 0; r < kRows; ++r) {
+    w[r] = static_cast<const T*>(rows[r]);
+    acc0[r] = acc1[r] = hn::Zero(d);
+  }
   int64_t i = 0;
   for (; i + 2 * lanes <= n; i += 2 * lanes) {
-    acc0 = hn::MulAdd(hn::PromoteTo(d, hn::LoadU(dh, wh + i)), hn::LoadU(d, x + i), acc0);
-    acc1 = hn::MulAdd(hn::PromoteTo(d, hn::LoadU(dh, wh + i + lanes)), hn::LoadU(d, x + i + lanes),
-                      acc1);
+    const auto x0 = hn::LoadU(d, x + i), x1 = hn::LoadU(d, x + i + lanes);
+    for (int r = 0; r < kRows; ++r) {
+      prefetch_stream_ahead<2 * lanes * sizeof(T)>(w[r] + i);
+      acc0[r] = hn::MulAdd(load_widened(w[r] + i), x0, acc0[r]);
+      acc1[r] = hn::MulAdd(load_widened(w[r] + i + lanes), x1, acc1[r]);
+    }
   }
-  float sum = hn::GetLane(hn::SumOfLanes(d, hn::Add(acc0, acc1)));
-  for (; i < n; ++i) sum += bf16_to_float(w[i]) * x[i];
-  return sum;
-}
-
-// F16 weights times an F16-rounded activation (llama.cpp's rule for F16 weights): both sides are
-// widened in registers; the activation takes half the cache traffic of an F32 one.
-float dot_f16_f16(const void* row, const uint16_t* x, int64_t n) {
-  const hn::ScalableTag<float> d;
-  const hn::Rebind<hwy::float16_t, decltype(d)> dh;
-  const auto* w = static_cast<const hwy::float16_t*>(row);
-  const auto* xh = reinterpret_cast<const hwy::float16_t*>(x);
-  const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
-  auto acc0 = hn::Zero(d), acc1 = hn::Zero(d);
-  int64_t i = 0;
-  for (; i + 2 * lanes <= n; i += 2 * lanes) {
-    acc0 = hn::MulAdd(hn::PromoteTo(d, hn::LoadU(dh, w + i)),
-                      hn::PromoteTo(d, hn::LoadU(dh, xh + i)), acc0);
-    acc1 = hn::MulAdd(hn::PromoteTo(d, hn::LoadU(dh, w + i + lanes)),
-                      hn::PromoteTo(d, hn::LoadU(dh, xh + i + lanes)), acc1);
+  for (int r = 0; r < kRows; ++r) {
+    float sum = hn::GetLane(hn::SumOfLanes(d, hn::Add(acc0[r], acc1[r])));
+    for (int64_t j = i; j < n; ++j) sum += widened(w[r] + j) * x[j];
+    y[r] = sum;
   }
-  float sum = hn::GetLane(hn::SumOfLanes(d, hn::Add(acc0, acc1)));
-  const auto* w16 = static_cast<const uint16_t*>(row);
-  for (; i < n; ++i) sum += half_to_float(w16[i]) * half_to_float(x[i]);
-  return sum;
 }
 
 }  // namespace
@@ -102,17 +100,10 @@ RowDot::RowDot(const WeightMatrix& w, const float* x) : w_(w), x_(x) {
   if (uses_q8_activation(w.type)) quantize_activation(x, w.cols, x_q8_);
   if (uses_q8_k_activation(w.type)) quantize_activation_q8_k(x, w.cols, x_q8_k_);
   if (uses_q4_k_order(w.type)) order_for_q4_k(x_q8_k_);
-  if (w.type == gguf::TensorType::kF16) round_to_f16(x, w.cols, x_f16_);
-  if (w.type == gguf::TensorType::kBF16) {
-    x_bf16_.assign(x, x + w.cols);
-    round_activation_grid(w.type, x_bf16_.data(), w.cols, 1);
+  if (w.type == gguf::TensorType::kF16 || w.type == gguf::TensorType::kBF16) {
+    x_half_grid_.assign(x, x + w.cols);
+    round_activation_grid(w.type, x_half_grid_.data(), w.cols, 1);
   }
-}
-
-void RowDot::prefetch(int64_t r) const {
-  if (r >= w_.rows) return;
-  const auto* bytes = static_cast<const char*>(row(r));
-  for (size_t b = 0; b < row_bytes_; b += 64) __builtin_prefetch(bytes + b);
 }
 
 const void* RowDot::row(int64_t r) const {
@@ -120,51 +111,73 @@ const void* RowDot::row(int64_t r) const {
 }
 
 float RowDot::operator()(int64_t r) const {
-  const void* row = this->row(r);
+  float y = 0.0f;
+  dot_rows(std::span(&r, 1), &y);
+  return y;
+}
+
+void RowDot::dot_rows(std::span<const int64_t> rs, float* y) const {
+  if (rs.empty() || rs.size() > kRowStreams) fail("RowDot: {} rows at once", rs.size());
+  const void* rows[kRowStreams];
+  for (size_t i = 0; i < rs.size(); ++i) rows[i] = row(rs[i]);
+  const std::span<const void* const> stored(rows, rs.size());
   switch (w_.type) {
-    case gguf::TensorType::kF32:
-      return dot_f32(row, x_, w_.cols);
-    case gguf::TensorType::kF16:
-      return dot_f16_f16(row, x_f16_.data(), w_.cols);
-    case gguf::TensorType::kBF16:
-      return dot_bf16(row, x_bf16_.data(), w_.cols);
     case gguf::TensorType::kQ8_0:
     case gguf::TensorType::kQ5_0:
     case gguf::TensorType::kQ4_0:
-      return dot_q8_activation(w_.type, row, x_q8_, w_.cols);
+      return dot_q8_activation_rows(w_.type, stored, x_q8_, w_.cols, y);
     case gguf::TensorType::kQ6_K:
     case gguf::TensorType::kQ5_K:
     case gguf::TensorType::kQ4_K:
-      return dot_q8_k_activation(w_.type, row, x_q8_k_, w_.cols);
+      return dot_q8_k_activation_rows(w_.type, stored, x_q8_k_, w_.cols, y);
     default:
-      return 0.0f;  // unreachable: rejected in the constructor
+      break;
   }
+  with_row_count(rs.size(), [&]<int kRows>() {
+    if (w_.type == gguf::TensorType::kF16) {
+      dot_float_rows<hwy::float16_t, kRows>(rows, x_half_grid_.data(), w_.cols, y);
+    } else if (w_.type == gguf::TensorType::kBF16) {
+      dot_float_rows<hwy::bfloat16_t, kRows>(rows, x_half_grid_.data(), w_.cols, y);
+    } else {  // F32: the constructor rejected every other type
+      dot_float_rows<float, kRows>(rows, x_, w_.cols, y);
+    }
+  });
 }
 
 namespace {
 
-// y_i = W_i x for every projection in one parallel loop over the concatenated rows.
+// y_i = W_i x for every projection in one parallel loop. The unit of work is a row stream
+// group: unit u of a matrix of R rows is rows u, u + s, u + 2 s, u + 3 s (those < R) with
+// s = ceil(R / kRowStreams), read in one row dot, so each thread streams its rows from
+// kRowStreams places in memory at once (kernels/stream_prefetch.h); consecutive units move
+// every stream on by one row.
 void matvec_projections(std::span<const Projection> projections, const float* x, int n_threads) {
   std::vector<RowDot> dots;
-  std::vector<int64_t> first_row;  // of each projection in the concatenated row range
-  int64_t total_rows = 0, total_weights = 0;
+  std::vector<int64_t> first_unit, stride;  // per projection: its first unit, rows between streams
+  int64_t total_units = 0, total_weights = 0;
   for (const Projection& p : projections) {
     dots.emplace_back(p.w, x);
-    first_row.push_back(total_rows);
-    total_rows += p.w.rows;
+    first_unit.push_back(total_units);
+    stride.push_back((p.w.rows + static_cast<int64_t>(kRowStreams) - 1) /
+                     static_cast<int64_t>(kRowStreams));
+    total_units += stride.back();
     total_weights += p.w.rows * p.w.cols;
   }
   const int threads = threads_for_work(n_threads, total_weights, kMinMatvecWeightsPerThread);
   const bool parallel = threads > 1;
   // Dynamic chunks: a thread delayed by another process does not hold up the whole product.
-  const int64_t chunk = std::max<int64_t>(16, total_rows / (16 * std::max(1, n_threads)));
+  const int64_t chunk = std::max<int64_t>(4, total_units / (16 * std::max(1, n_threads)));
 #pragma omp parallel for num_threads(threads) schedule(dynamic, chunk) if (parallel)
-  for (int64_t g = 0; g < total_rows; ++g) {
+  for (int64_t g = 0; g < total_units; ++g) {
     size_t i = 0;
-    while (i + 1 < first_row.size() && g >= first_row[i + 1]) ++i;
-    const int64_t r = g - first_row[i];
-    dots[i].prefetch(r + kPrefetchRows);
-    projections[i].y[r] = dots[i](r);
+    while (i + 1 < first_unit.size() && g >= first_unit[i + 1]) ++i;
+    const int64_t u = g - first_unit[i], rows = projections[i].w.rows;
+    int64_t group[kRowStreams];
+    size_t count = 0;
+    for (int64_t r = u; r < rows && count < kRowStreams; r += stride[i]) group[count++] = r;
+    float y[kRowStreams];
+    dots[i].dot_rows(std::span(group, count), y);
+    for (size_t k = 0; k < count; ++k) projections[i].y[group[k]] = y[k];
   }
 }
 

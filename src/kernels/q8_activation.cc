@@ -12,6 +12,7 @@
 #include "gguf/quant.h"
 #include "hwy/highway.h"
 #include "kernels/half.h"
+#include "kernels/stream_prefetch.h"
 #include "util/error.h"
 
 #if defined(__AVX512VNNI__) && defined(__AVX512VL__) && defined(__AVX512BW__)
@@ -86,6 +87,7 @@ void dot_blocks(const Block* w, const Q8Activation* const* xs, int64_t n_blocks,
   __m256 acc[kTokens];
   for (auto& a : acc) a = _mm256_setzero_ps();
   for (int64_t b = 0; b < n_blocks; ++b) {
+    prefetch_stream_ahead<sizeof(Block)>(w + b);
     const BlockInts q = signed_weights(w[b]);
     const __m256i magnitude = _mm256_abs_epi8(q);
     const float dw = half_to_float(w[b].d);
@@ -135,30 +137,38 @@ __m512 two_block_products(const Block* w, const int8_t* x, const float* x_scales
   return _mm512_fmadd_ps(per_lane, _mm512_cvtepi32_ps(sums), acc);
 }
 
-// One token: two accumulators over alternate block pairs hide the FMA latency.
-template <class Block>
-float dot_one(const Block* w, const Q8Activation& x, int64_t n_blocks) {
-  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+// One token, kRows rows read at once (far apart in memory: separate streams, see
+// kernels/stream_prefetch.h): per row two accumulators over alternate block pairs hide the FMA
+// latency, so each row's sum is the same as when it is read alone.
+template <class Block, int kRows>
+void dot_rows(const Block* const* w, const Q8Activation& x, int64_t n_blocks, float* y) {
+  __m512 acc0[kRows], acc1[kRows];
+  for (int r = 0; r < kRows; ++r) acc0[r] = acc1[r] = _mm512_setzero_ps();
   const int8_t* xq = x.qs.data();
   const float* xd = x.scales.data();
   const int32_t* xs = x.negated_sums.data();
   int64_t b = 0;
   for (; b + 3 < n_blocks; b += 4) {
-    acc0 = two_block_products(w + b, xq + b * kBlock, xd + b, xs + b * 8, acc0);
-    acc1 = two_block_products(w + b + 2, xq + (b + 2) * kBlock, xd + b + 2, xs + (b + 2) * 8, acc1);
+    for (int r = 0; r < kRows; ++r) {
+      prefetch_stream_ahead<4 * sizeof(Block)>(w[r] + b);
+      acc0[r] = two_block_products(w[r] + b, xq + b * kBlock, xd + b, xs + b * 8, acc0[r]);
+      acc1[r] = two_block_products(w[r] + b + 2, xq + (b + 2) * kBlock, xd + b + 2,
+                                   xs + (b + 2) * 8, acc1[r]);
+    }
   }
-  if (b + 1 < n_blocks) {
-    acc0 = two_block_products(w + b, xq + b * kBlock, xd + b, xs + b * 8, acc0);
-    b += 2;
+  const bool pair = b + 1 < n_blocks;
+  const int64_t last = pair ? b + 2 : b;
+  for (int r = 0; r < kRows; ++r) {
+    if (pair) acc0[r] = two_block_products(w[r] + b, xq + b * kBlock, xd + b, xs + b * 8, acc0[r]);
+    float sum = _mm512_reduce_add_ps(_mm512_add_ps(acc0[r], acc1[r]));
+    if (last < n_blocks) {
+      const BlockInts q = signed_weights(w[r][last]);
+      const __m256i s = block_sums(q, _mm256_abs_epi8(q), xq + last * kBlock);
+      sum += sum_lanes(_mm256_mul_ps(_mm256_set1_ps(half_to_float(w[r][last].d) * xd[last]),
+                                     _mm256_cvtepi32_ps(s)));
+    }
+    y[r] = sum;
   }
-  float sum = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
-  if (b < n_blocks) {
-    const BlockInts q = signed_weights(w[b]);
-    const __m256i s = block_sums(q, _mm256_abs_epi8(q), xq + b * kBlock);
-    sum += sum_lanes(
-        _mm256_mul_ps(_mm256_set1_ps(half_to_float(w[b].d) * xd[b]), _mm256_cvtepi32_ps(s)));
-  }
-  return sum;
 }
 #else
 void signed_weights(const gguf::BlockQ8_0& b, int8_t* q) { std::copy_n(b.qs, kBlock, q); }
@@ -199,12 +209,10 @@ void dot_blocks(const Block* w, const Q8Activation* const* xs, int64_t n_blocks,
   for (int t = 0; t < kTokens; ++t) y[t * y_stride] = acc[t];
 }
 
-template <class Block>
-float dot_one(const Block* w, const Q8Activation& x, int64_t n_blocks) {
+template <class Block, int kRows>
+void dot_rows(const Block* const* w, const Q8Activation& x, int64_t n_blocks, float* y) {
   const Q8Activation* xs[1] = {&x};
-  float y = 0.0f;
-  dot_blocks<Block, 1>(w, xs, n_blocks, &y, 1);
-  return y;
+  for (int r = 0; r < kRows; ++r) dot_blocks<Block, 1>(w[r], xs, n_blocks, y + r, 1);
 }
 #endif
 
@@ -314,18 +322,6 @@ void quantize_activation(const float* x, int64_t n, Q8Activation& out) {
   }
 }
 
-void round_to_f16(const float* x, int64_t n, std::vector<uint16_t>& out) {
-  const DF d;
-  const hn::Rebind<hwy::float16_t, DF> dh;
-  const auto lanes = static_cast<int64_t>(hn::Lanes(d));
-  out.resize(static_cast<size_t>(n));
-  auto* dst = reinterpret_cast<hwy::float16_t*>(out.data());
-  int64_t i = 0;
-  for (; kNativeF16 && i + lanes <= n; i += lanes)
-    hn::StoreU(hn::DemoteTo(dh, hn::LoadU(d, x + i)), dh, dst + i);
-  for (; i < n; ++i) out[static_cast<size_t>(i)] = gguf::fp32_to_fp16(x[i]);
-}
-
 void round_activation_grid(gguf::TensorType type, float* x, int64_t n, int64_t n_rows) {
   if (type == gguf::TensorType::kF16) {
     const DF d;
@@ -350,7 +346,21 @@ void round_activation_grid(gguf::TensorType type, float* x, int64_t n, int64_t n
 }
 
 float dot_q8_activation(gguf::TensorType type, const void* row, const Q8Activation& x, int64_t n) {
-  return with_blocks(type, row, [&](const auto* blocks) { return dot_one(blocks, x, n / kBlock); });
+  float y = 0.0f;
+  dot_q8_activation_rows(type, std::span(&row, 1), x, n, &y);
+  return y;
+}
+
+void dot_q8_activation_rows(gguf::TensorType type, std::span<const void* const> rows,
+                            const Q8Activation& x, int64_t n, float* y) {
+  if (rows.empty() || rows.size() > kRowStreams)
+    fail("dot_q8_activation_rows: {} rows, expected 1 to {}", rows.size(), kRowStreams);
+  with_blocks(type, rows[0], [&]<class Block>(const Block*) {
+    with_row_count(rows.size(), [&]<int kRows>() {
+      dot_rows<Block, kRows>(rows_as<Block, kRows>(rows).data(), x, n / kBlock, y);
+    });
+    return 0.0f;
+  });
 }
 
 void dot_q8_activation_batch(gguf::TensorType type, const void* row,

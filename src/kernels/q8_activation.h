@@ -7,6 +7,8 @@
 // prefill, decode and batches agree to F32 accumulation order. Internal to kernels/.
 #pragma once
 
+#include <array>
+#include <cstddef>
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -43,6 +45,35 @@ struct Q8KActivation {
   bool q4_k_order = false;
 };
 
+// Rows a *_rows dot reads at once: separate memory streams, where one core reading one sequential
+// stream keeps too few cache misses in flight (kernels/stream_prefetch.h).
+inline constexpr size_t kRowStreams = 4;
+
+// f.template operator()<R>() with R = count (1 .. kRowStreams), compiled per count.
+template <class F>
+void with_row_count(size_t count, F&& f) {
+  switch (count) {
+    case 1:
+      return f.template operator()<1>();
+    case 2:
+      return f.template operator()<2>();
+    case 3:
+      return f.template operator()<3>();
+    default:
+      return f.template operator()<4>();
+  }
+}
+static_assert(kRowStreams == 4, "with_row_count covers 1 .. 4 rows");
+
+// The first kRows of `rows` as arrays of a format's blocks.
+template <class Block, int kRows>
+std::array<const Block*, kRows> rows_as(std::span<const void* const> rows) {
+  std::array<const Block*, kRows> blocks;
+  for (int r = 0; r < kRows; ++r)
+    blocks[static_cast<size_t>(r)] = static_cast<const Block*>(rows[r]);
+  return blocks;
+}
+
 // Rounds x (n values, n a multiple of 256) as ggml's quantize_row_q8_K_ref: per block the value
 // of largest magnitude m maps to -127, q = min(127, nearest_even(x * -127 / m)), scale = m / -127.
 void quantize_activation_q8_k(const float* x, int64_t n, Q8KActivation& out);
@@ -56,13 +87,13 @@ bool uses_q4_k_order(gguf::TensorType type);
 // the type needs: integer sums per block, scaled once per block.
 float dot_q8_k_activation(gguf::TensorType type, const void* row, const Q8KActivation& x,
                           int64_t n);
+// The same for 1 .. kRowStreams rows of one type read at once, as dot_q8_activation_rows.
+void dot_q8_k_activation_rows(gguf::TensorType type, std::span<const void* const> rows,
+                              const Q8KActivation& x, int64_t n, float* y);
 
 // Rounds x (n values, n a multiple of 32) to Q8_0 blocks: scale = F16(max|x| / 127),
 // q = nearest integer to x * 127 / max|x| (ties to even, as ggml's AVX quantizer).
 void quantize_activation(const float* x, int64_t n, Q8Activation& out);
-
-// F16 weights take the activation rounded to F16 (nearest even), as llama.cpp does.
-void round_to_f16(const float* x, int64_t n, std::vector<uint16_t>& out);
 
 // Replaces x (n_rows rows of n values) by the values the row dots of `type` multiply with (F16,
 // BF16 or Q8_0/Q8_K blocks as ggml rounds them); unchanged for F32 weights.
@@ -70,6 +101,11 @@ void round_activation_grid(gguf::TensorType type, float* x, int64_t n, int64_t n
 
 // Dot product of one stored Q8_0, Q5_0 or Q4_0 row (n values) with a quantized activation.
 float dot_q8_activation(gguf::TensorType type, const void* row, const Q8Activation& x, int64_t n);
+
+// y[r] = dot of rows[r] (1 .. kRowStreams rows of one type, anywhere in memory) with x; each y[r]
+// equals dot_q8_activation of that row alone.
+void dot_q8_activation_rows(gguf::TensorType type, std::span<const void* const> rows,
+                            const Q8Activation& x, int64_t n, float* y);
 
 // The same for up to kMaxQ8Batch activations at once: y[t * y_stride] = dot(row, *xs[t]); each
 // weight block is loaded and made unsigned once for every token.

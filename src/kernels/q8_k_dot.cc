@@ -12,6 +12,7 @@
 #include "hwy/highway.h"
 #include "kernels/half.h"
 #include "kernels/q8_activation.h"
+#include "kernels/stream_prefetch.h"
 #include "util/error.h"
 
 #if defined(__AVX512BW__) && defined(__AVX512VL__)
@@ -86,51 +87,63 @@ __m128i q4_k_scales_mins_vector(const uint8_t* packed) {
   return _mm_or_si128(low, top);
 }
 
+// Block b of one Q4_K / Q5_K row added to its accumulators (acc: scaled sums, acc_min: mins).
 template <class Block>
-float dot_q4_k(const Block* w, const Q8KActivation& a, int64_t n_blocks) {
+HWY_INLINE void add_q4_k_block(const Block& blk, const Q8KActivation& a, int64_t b, __m512& acc,
+                               __m256& acc_min) {
   const __m512i nibble = _mm512_set1_epi8(0x0F), one = _mm512_set1_epi8(1);
-  __m512 acc = _mm512_setzero_ps();
-  __m256 acc_min = _mm256_setzero_ps();
-  for (int64_t b = 0; b < n_blocks; ++b) {
-    const Block& blk = w[b];
-    const int8_t* x = a.qs.data() + b * kBlock;
-    const __m128i scales_mins = q4_k_scales_mins_vector(blk.scales);
-    const __m512i scales = _mm512_cvtepu8_epi16(_mm256_castsi128_si256(scales_mins));
-    __m512i sums = _mm512_setzero_si512();
-    __m512i qh_02 = _mm512_setzero_si512();  // Q5_K: qh, then qh >> 2 (bits of sub-blocks +2)
-    if constexpr (kHasFifthBit<Block>) {
-      const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.qh));
-      qh_02 = _mm512_inserti64x4(_mm512_castsi256_si512(qh), _mm256_srli_epi16(qh, 2), 1);
-    }
-    for (int c = 0; c < 2; ++c) {  // 64 bytes = sub-blocks 4c..4c+3 (low nibbles: even ones)
-      const __m512i q = _mm512_loadu_si512(blk.qs + 64 * c);
-      __m512i lo = _mm512_and_si512(q, nibble);
-      __m512i hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), nibble);
-      if constexpr (kHasFifthBit<Block>) {
-        // Bit 4c (+2 in the upper half) for the low nibbles, the next bit for the high ones.
-        const __m512i bits = _mm512_srli_epi16(qh_02, 4 * c);
-        lo = _mm512_or_si512(lo, _mm512_slli_epi16(_mm512_and_si512(bits, one), 4));
-        hi = _mm512_or_si512(
-            hi, _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(bits, 1), one), 4));
-      }
-      // Nibble order: the 64 activations of the low nibbles, then those of the high nibbles.
-      const __m512i p_lo = _mm512_maddubs_epi16(lo, _mm512_loadu_si512(x + 128 * c));
-      const __m512i p_hi = _mm512_maddubs_epi16(hi, _mm512_loadu_si512(x + 128 * c + 64));
-      const __m512i s_lo = _mm512_permutexvar_epi16(two_halves(4 * c, 4 * c + 2), scales);
-      const __m512i s_hi = _mm512_permutexvar_epi16(two_halves(4 * c + 1, 4 * c + 3), scales);
-      sums = _mm512_add_epi32(sums, _mm512_madd_epi16(p_lo, s_lo));
-      sums = _mm512_add_epi32(sums, _mm512_madd_epi16(p_hi, s_hi));
-    }
-    const float dx = a.scales[static_cast<size_t>(b)];
-    acc = _mm512_fmadd_ps(_mm512_set1_ps(half_to_float(blk.d) * dx), _mm512_cvtepi32_ps(sums), acc);
-    // min j times the sums of its two 16-value groups: each min doubled, one vpmaddwd.
-    const __m256i mins = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(scales_mins, scales_mins));
-    const __m256i min_sums = _mm256_madd_epi16(
-        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.sums16.data() + b * kGroups)), mins);
-    acc_min = _mm256_fmadd_ps(_mm256_set1_ps(half_to_float(blk.dmin) * dx),
-                              _mm256_cvtepi32_ps(min_sums), acc_min);
+  const int8_t* x = a.qs.data() + b * kBlock;
+  const __m128i scales_mins = q4_k_scales_mins_vector(blk.scales);
+  const __m512i scales = _mm512_cvtepu8_epi16(_mm256_castsi128_si256(scales_mins));
+  __m512i sums = _mm512_setzero_si512();
+  __m512i qh_02 = _mm512_setzero_si512();  // Q5_K: qh, then qh >> 2 (bits of sub-blocks +2)
+  if constexpr (kHasFifthBit<Block>) {
+    const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.qh));
+    qh_02 = _mm512_inserti64x4(_mm512_castsi256_si512(qh), _mm256_srli_epi16(qh, 2), 1);
   }
-  return _mm512_reduce_add_ps(acc) - _mm512_reduce_add_ps(_mm512_zextps256_ps512(acc_min));
+  for (int c = 0; c < 2; ++c) {  // 64 bytes = sub-blocks 4c..4c+3 (low nibbles: even ones)
+    const __m512i q = _mm512_loadu_si512(blk.qs + 64 * c);
+    __m512i lo = _mm512_and_si512(q, nibble);
+    __m512i hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), nibble);
+    if constexpr (kHasFifthBit<Block>) {
+      // Bit 4c (+2 in the upper half) for the low nibbles, the next bit for the high ones.
+      const __m512i bits = _mm512_srli_epi16(qh_02, 4 * c);
+      lo = _mm512_or_si512(lo, _mm512_slli_epi16(_mm512_and_si512(bits, one), 4));
+      hi = _mm512_or_si512(hi,
+                           _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(bits, 1), one), 4));
+    }
+    // Nibble order: the 64 activations of the low nibbles, then those of the high nibbles.
+    const __m512i p_lo = _mm512_maddubs_epi16(lo, _mm512_loadu_si512(x + 128 * c));
+    const __m512i p_hi = _mm512_maddubs_epi16(hi, _mm512_loadu_si512(x + 128 * c + 64));
+    const __m512i s_lo = _mm512_permutexvar_epi16(two_halves(4 * c, 4 * c + 2), scales);
+    const __m512i s_hi = _mm512_permutexvar_epi16(two_halves(4 * c + 1, 4 * c + 3), scales);
+    sums = _mm512_add_epi32(sums, _mm512_madd_epi16(p_lo, s_lo));
+    sums = _mm512_add_epi32(sums, _mm512_madd_epi16(p_hi, s_hi));
+  }
+  const float dx = a.scales[static_cast<size_t>(b)];
+  acc = _mm512_fmadd_ps(_mm512_set1_ps(half_to_float(blk.d) * dx), _mm512_cvtepi32_ps(sums), acc);
+  // min j times the sums of its two 16-value groups: each min doubled, one vpmaddwd.
+  const __m256i mins = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(scales_mins, scales_mins));
+  const __m256i min_sums = _mm256_madd_epi16(
+      _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.sums16.data() + b * kGroups)), mins);
+  acc_min = _mm256_fmadd_ps(_mm256_set1_ps(half_to_float(blk.dmin) * dx),
+                            _mm256_cvtepi32_ps(min_sums), acc_min);
+}
+
+// kRows rows read at once (separate memory streams); each row's sum as when read alone.
+template <class Block, int kRows>
+void dot_q4_k(const Block* const* w, const Q8KActivation& a, int64_t n_blocks, float* y) {
+  __m512 acc[kRows];
+  __m256 acc_min[kRows];
+  for (int r = 0; r < kRows; ++r) acc[r] = _mm512_setzero_ps(), acc_min[r] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    for (int r = 0; r < kRows; ++r) {
+      prefetch_stream_ahead<sizeof(Block)>(w[r] + b);
+      add_q4_k_block(w[r][b], a, b, acc[r], acc_min[r]);
+    }
+  }
+  for (int r = 0; r < kRows; ++r)
+    y[r] = _mm512_reduce_add_ps(acc[r]) - _mm512_reduce_add_ps(_mm512_zextps256_ps512(acc_min[r]));
 }
 
 // Index vector for vpermw: 16-bit lane i takes element first + i / 8 (one scale per 16 values,
@@ -141,44 +154,55 @@ __m512i scale_per_16(int first) {
   return _mm512_load_si512(idx);
 }
 
-float dot_q6_k(const gguf::BlockQ6_K* w, const Q8KActivation& a, int64_t n_blocks) {
+// Block b of one Q6_K row added to its accumulator.
+HWY_INLINE void add_q6_k_block(const gguf::BlockQ6_K& blk, const Q8KActivation& a, int64_t b,
+                               const __m512i* idx, __m512& acc) {
   const __m512i low4 = _mm512_set1_epi8(0x0F), low2 = _mm512_set1_epi8(0x03);
-  const __m512i idx[4] = {scale_per_16(0), scale_per_16(4), scale_per_16(8), scale_per_16(12)};
-  __m512 acc = _mm512_setzero_ps();
-  for (int64_t b = 0; b < n_blocks; ++b) {
-    const gguf::BlockQ6_K& blk = w[b];
-    const int8_t* x = a.qs.data() + b * kBlock;
-    const __m256i scales16 =
-        _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.scales)));
-    const __m512i scales = _mm512_castsi256_si512(scales16);
-    __m512i sums = _mm512_setzero_si512();
-    for (int h = 0; h < 2; ++h) {  // 128 values: ql[64 h ..], qh[32 h ..]
-      const __m512i ql = _mm512_loadu_si512(blk.ql + 64 * h);
-      const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.qh + 32 * h));
-      const __m512i qh_02 =
-          _mm512_inserti64x4(_mm512_castsi256_si512(qh), _mm256_srli_epi16(qh, 2), 1);
-      const __m512i qh_46 = _mm512_srli_epi16(qh_02, 4);
-      // Values 0-63 and 64-127 of this half, unsigned 0..63 (the -32 is applied below).
-      const __m512i q_first = _mm512_or_si512(_mm512_and_si512(ql, low4),
-                                              _mm512_slli_epi16(_mm512_and_si512(qh_02, low2), 4));
-      const __m512i q_second = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), low4),
-                                               _mm512_slli_epi16(_mm512_and_si512(qh_46, low2), 4));
-      const __m512i p_first = _mm512_maddubs_epi16(q_first, _mm512_loadu_si512(x + 128 * h));
-      const __m512i p_second = _mm512_maddubs_epi16(q_second, _mm512_loadu_si512(x + 128 * h + 64));
-      sums = _mm512_add_epi32(
-          sums, _mm512_madd_epi16(p_first, _mm512_permutexvar_epi16(idx[2 * h], scales)));
-      sums = _mm512_add_epi32(
-          sums, _mm512_madd_epi16(p_second, _mm512_permutexvar_epi16(idx[2 * h + 1], scales)));
-    }
-    // q - 32: subtract 32 * sum over groups of scale * (sum of x over the group).
-    const __m256i offset = _mm256_madd_epi16(
-        scales16,
-        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.sums16.data() + b * kGroups)));
-    sums = _mm512_sub_epi32(sums, _mm512_zextsi256_si512(_mm256_slli_epi32(offset, 5)));
-    acc = _mm512_fmadd_ps(_mm512_set1_ps(half_to_float(blk.d) * a.scales[static_cast<size_t>(b)]),
-                          _mm512_cvtepi32_ps(sums), acc);
+  const int8_t* x = a.qs.data() + b * kBlock;
+  const __m256i scales16 =
+      _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.scales)));
+  const __m512i scales = _mm512_castsi256_si512(scales16);
+  __m512i sums = _mm512_setzero_si512();
+  for (int h = 0; h < 2; ++h) {  // 128 values: ql[64 h ..], qh[32 h ..]
+    const __m512i ql = _mm512_loadu_si512(blk.ql + 64 * h);
+    const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.qh + 32 * h));
+    const __m512i qh_02 =
+        _mm512_inserti64x4(_mm512_castsi256_si512(qh), _mm256_srli_epi16(qh, 2), 1);
+    const __m512i qh_46 = _mm512_srli_epi16(qh_02, 4);
+    // Values 0-63 and 64-127 of this half, unsigned 0..63 (the -32 is applied below).
+    const __m512i q_first = _mm512_or_si512(_mm512_and_si512(ql, low4),
+                                            _mm512_slli_epi16(_mm512_and_si512(qh_02, low2), 4));
+    const __m512i q_second = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), low4),
+                                             _mm512_slli_epi16(_mm512_and_si512(qh_46, low2), 4));
+    const __m512i p_first = _mm512_maddubs_epi16(q_first, _mm512_loadu_si512(x + 128 * h));
+    const __m512i p_second = _mm512_maddubs_epi16(q_second, _mm512_loadu_si512(x + 128 * h + 64));
+    sums = _mm512_add_epi32(
+        sums, _mm512_madd_epi16(p_first, _mm512_permutexvar_epi16(idx[2 * h], scales)));
+    sums = _mm512_add_epi32(
+        sums, _mm512_madd_epi16(p_second, _mm512_permutexvar_epi16(idx[2 * h + 1], scales)));
   }
-  return _mm512_reduce_add_ps(acc);
+  // q - 32: subtract 32 * sum over groups of scale * (sum of x over the group).
+  const __m256i offset = _mm256_madd_epi16(
+      scales16,
+      _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.sums16.data() + b * kGroups)));
+  sums = _mm512_sub_epi32(sums, _mm512_zextsi256_si512(_mm256_slli_epi32(offset, 5)));
+  acc = _mm512_fmadd_ps(_mm512_set1_ps(half_to_float(blk.d) * a.scales[static_cast<size_t>(b)]),
+                        _mm512_cvtepi32_ps(sums), acc);
+}
+
+// kRows rows read at once (separate memory streams); each row's sum as when read alone.
+template <int kRows>
+void dot_q6_k(const gguf::BlockQ6_K* const* w, const Q8KActivation& a, int64_t n_blocks, float* y) {
+  const __m512i idx[4] = {scale_per_16(0), scale_per_16(4), scale_per_16(8), scale_per_16(12)};
+  __m512 acc[kRows];
+  for (auto& v : acc) v = _mm512_setzero_ps();
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    for (int r = 0; r < kRows; ++r) {
+      prefetch_stream_ahead<sizeof(gguf::BlockQ6_K)>(w[r] + b);
+      add_q6_k_block(w[r][b], a, b, idx, acc[r]);
+    }
+  }
+  for (int r = 0; r < kRows; ++r) y[r] = _mm512_reduce_add_ps(acc[r]);
 }
 #else
 // Q4_K's 12 packed bytes as 16 bytes in 4 words: 8 scales (bytes 0-7) then 8 mins (bytes
@@ -196,7 +220,7 @@ ScaleWords q4_k_scales_mins(const uint8_t* packed) {
 }
 
 template <class Block>
-float dot_q4_k(const Block* w, const Q8KActivation& a, int64_t n_blocks) {
+float dot_q4_k_row(const Block* w, const Q8KActivation& a, int64_t n_blocks) {
   float total = 0.0f;
   for (int64_t b = 0; b < n_blocks; ++b) {
     const Block& blk = w[b];
@@ -224,7 +248,7 @@ float dot_q4_k(const Block* w, const Q8KActivation& a, int64_t n_blocks) {
   return total;
 }
 
-float dot_q6_k(const gguf::BlockQ6_K* w, const Q8KActivation& a, int64_t n_blocks) {
+float dot_q6_k_row(const gguf::BlockQ6_K* w, const Q8KActivation& a, int64_t n_blocks) {
   float total = 0.0f;
   for (int64_t b = 0; b < n_blocks; ++b) {
     const gguf::BlockQ6_K& blk = w[b];
@@ -240,6 +264,15 @@ float dot_q6_k(const gguf::BlockQ6_K* w, const Q8KActivation& a, int64_t n_block
     total += half_to_float(blk.d) * a.scales[static_cast<size_t>(b)] * static_cast<float>(sum);
   }
   return total;
+}
+template <class Block, int kRows>
+void dot_q4_k(const Block* const* w, const Q8KActivation& a, int64_t n_blocks, float* y) {
+  for (int r = 0; r < kRows; ++r) y[r] = dot_q4_k_row(w[r], a, n_blocks);
+}
+
+template <int kRows>
+void dot_q6_k(const gguf::BlockQ6_K* const* w, const Q8KActivation& a, int64_t n_blocks, float* y) {
+  for (int r = 0; r < kRows; ++r) y[r] = dot_q6_k_row(w[r], a, n_blocks);
 }
 #endif
 
@@ -289,17 +322,32 @@ bool uses_q4_k_order(gguf::TensorType type) {
 
 float dot_q8_k_activation(gguf::TensorType type, const void* row, const Q8KActivation& x,
                           int64_t n) {
+  float y = 0.0f;
+  dot_q8_k_activation_rows(type, std::span(&row, 1), x, n, &y);
+  return y;
+}
+
+void dot_q8_k_activation_rows(gguf::TensorType type, std::span<const void* const> rows,
+                              const Q8KActivation& x, int64_t n, float* y) {
+  if (rows.empty() || rows.size() > kRowStreams)
+    fail("dot_q8_k_activation_rows: {} rows, expected 1 to {}", rows.size(), kRowStreams);
   if (!uses_q8_k_activation(type))
     fail("dot_q8_k_activation: weight type {} does not take a Q8_K activation",
          static_cast<uint32_t>(type));
   if (uses_q4_k_order(type) != x.q4_k_order)
     fail("dot_q8_k_activation: the activation is not in the order {} needs",
          gguf::tensor_type_name(static_cast<uint32_t>(type)));
-  if (type == gguf::TensorType::kQ4_K)
-    return dot_q4_k(static_cast<const gguf::BlockQ4_K*>(row), x, n / kBlock);
-  if (type == gguf::TensorType::kQ5_K)
-    return dot_q4_k(static_cast<const gguf::BlockQ5_K*>(row), x, n / kBlock);
-  return dot_q6_k(static_cast<const gguf::BlockQ6_K*>(row), x, n / kBlock);
+  with_row_count(rows.size(), [&]<int kRows>() {
+    if (type == gguf::TensorType::kQ4_K) {
+      dot_q4_k<gguf::BlockQ4_K, kRows>(rows_as<gguf::BlockQ4_K, kRows>(rows).data(), x, n / kBlock,
+                                       y);
+    } else if (type == gguf::TensorType::kQ5_K) {
+      dot_q4_k<gguf::BlockQ5_K, kRows>(rows_as<gguf::BlockQ5_K, kRows>(rows).data(), x, n / kBlock,
+                                       y);
+    } else {
+      dot_q6_k<kRows>(rows_as<gguf::BlockQ6_K, kRows>(rows).data(), x, n / kBlock, y);
+    }
+  });
 }
 
 }  // namespace moa::kernels

@@ -10,6 +10,7 @@
 #include "kernels/kernels.h"
 #include "kernels/random_data.h"
 #include "kernels/reference.h"
+#include "kernels/row_dot.h"
 #include "util/error.h"
 
 namespace moa::kernels {
@@ -46,6 +47,28 @@ TEST(Matvec, MatchesReferenceOnEveryFormat) {
     for (Shape shape : {Shape{1, 256}, Shape{7, 512}, Shape{33, 768}, Shape{301, 1024}}) {
       for (int threads : {1, 2}) expect_matvec_matches(type, shape, threads);
     }
+  }
+}
+
+// matvec reads up to kRowStreams rows in one row dot (separate memory streams); each row's result
+// must be the bits of that row read alone, whichever rows are grouped and in whatever order.
+TEST(Matvec, RowsReadTogetherEqualEachRowReadAlone) {
+  for (TensorType type : kAllTypes) {
+    const StoredMatrix m = make_matrix(type, 13, 512, 5);
+    const std::vector<float> x = random_floats(512, 6);
+    const RowDot dot(m.view, x.data());
+    const std::vector<int64_t> rows = {12, 0, 7, 3};
+    for (size_t count = 1; count <= kRowStreams; ++count) {
+      std::vector<float> together(count);
+      dot.dot_rows(std::span(rows.data(), count), together.data());
+      for (size_t i = 0; i < count; ++i) {
+        EXPECT_EQ(together[i], dot(rows[i])) << gguf::tensor_type_name(static_cast<uint32_t>(type))
+                                             << " row " << rows[i] << " of " << count;
+      }
+    }
+    const std::vector<int64_t> too_many(kRowStreams + 1, 0);
+    std::vector<float> y(too_many.size());
+    EXPECT_THROW(dot.dot_rows(too_many, y.data()), Error);
   }
 }
 
