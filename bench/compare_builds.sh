@@ -5,7 +5,8 @@
 # of 8 and 4, and multi-head), each command run with the old build and then the new one, the
 # whole sequence twice. Usage:
 #   OLD=/path/to/old/build NEW=build bench/compare_builds.sh
-# PARTS=decode skips the prefill runs (PARTS="prefill decode" by default).
+# PARTS=decode skips the prefill runs (PARTS="prefill decode" by default); PARTS=matvec adds
+# decode at depth 0 (tg32, Q8_0 / Q4_K / F16 weights) and the matvec kernels from memory.
 # Both builds need `moa`, `bench/attention_bench` and `bench/kernels_bench`. Outputs go to $OUT.
 # OPENBLAS_CORETYPE is unset so that moa picks OpenBLAS's best kernels for the sgemm peak it
 # divides prefill by (an environment that sets it, e.g. to Haswell on an AVX-512 CPU, halves it).
@@ -28,6 +29,22 @@ run() {
 
 for pass in 1 2; do
   for type in q8_0 q4_k f16; do
+    [[ $PARTS == *matvec* ]] || continue
+    for side in old new; do
+      dir=$OLD
+      [[ $side == new ]] && dir=$NEW
+      run "tg32-$type-$side-$pass" "$dir/moa" bench --random llama-1b --random-type "$type" \
+        -p 0 -n 32 -r 3 --ctx 0 -t "$THREADS"
+    done
+  done
+  for side in old new; do
+    [[ $PARTS == *matvec* ]] || continue
+    dir=$OLD
+    [[ $side == new ]] && dir=$NEW
+    run "matvec-$side-$pass" "$dir/bench/kernels_bench" \
+      --benchmark_filter='BM_Matvec/|BM_MemoryBandwidth'
+  done
+  for type in q8_0 q4_k f16; do
     [[ $PARTS == *prefill* ]] || continue
     for side in old new; do
       dir=$OLD
@@ -37,12 +54,14 @@ for pass in 1 2; do
     done
   done
   for side in old new; do
+    [[ $PARTS == *decode* ]] || continue
     dir=$OLD
     [[ $side == new ]] && dir=$NEW
     run "tg16k-$side-$pass" "$dir/moa" bench --random llama-1b --random-type q8_0 -p 0 -n 16 -r 2 \
       --ctx 16384 --kv-type f16,q8_0 -t "$THREADS"
   done
   for side in old new; do
+    [[ $PARTS == *decode* ]] || continue
     dir=$OLD
     [[ $side == new ]] && dir=$NEW
     run "decode-attn-$side-$pass" "$dir/bench/attention_bench" \

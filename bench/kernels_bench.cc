@@ -16,6 +16,7 @@
 #include "kernels/gemm_half.h"
 #include "kernels/kernels.h"
 #include "kernels/q8_activation.h"
+#include "kernels/row_dot.h"
 #include "util/huge_pages.h"
 
 namespace moa::kernels {
@@ -86,6 +87,43 @@ void BM_Matvec(benchmark::State& state) {
   set_matvec_counters(state, type, first.size());
 }
 BENCHMARK(BM_Matvec)->Apply(every_stored_type);
+
+// Why matvec reads several rows at once (docs/dense-engine.md, Row streams). Arg: rows per row
+// dot (1, 2 or 4, each group's rows a 1/n of the matrix apart, as matvec groups them). Q8_0
+// 4096 x 4096 matrices streamed from memory like BM_Matvec; every variant prefetches ahead in its
+// row dots. Compare the GB/s of the three in one run with BM_MemoryBandwidth.
+void BM_MatvecRowStreams(benchmark::State& state) {
+  const auto streams = static_cast<int64_t>(state.range(0));
+  const int64_t n = 4096;
+  const auto first = stored_matrix(TensorType::kQ8_0, n, n);
+  const size_t copies = (size_t{96} << 20) / first.size() + 1;
+  const std::vector<HugePageVector<uint8_t>> matrices(
+      copies, HugePageVector<uint8_t>(first.begin(), first.end()));
+  const auto x = random_floats(n, 2);
+  std::vector<float> y(static_cast<size_t>(n));
+  const int64_t stride = n / streams;
+  size_t next = 0;
+  for (auto _ : state) {
+    const RowDot dot({TensorType::kQ8_0, matrices[next].data(), n, n}, x.data());
+    next = (next + 1) % copies;
+#pragma omp parallel for num_threads(threads()) schedule(dynamic, 16)
+    for (int64_t u = 0; u < stride; ++u) {
+      int64_t rows[kRowStreams];
+      for (int64_t k = 0; k < streams; ++k) rows[k] = u + k * stride;
+      float out[kRowStreams];
+      dot.dot_rows(std::span(rows, static_cast<size_t>(streams)), out);
+      for (int64_t k = 0; k < streams; ++k) y[static_cast<size_t>(rows[k])] = out[k];
+    }
+    benchmark::DoNotOptimize(y.data());
+  }
+  set_matvec_counters(state, TensorType::kQ8_0, first.size());
+}
+BENCHMARK(BM_MatvecRowStreams)
+    ->Arg(1)
+    ->Arg(2)
+    ->Arg(4)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
 
 // The same products from one 512 x 4096 matrix reused every iteration (1.1 MiB for Q4_0 to
 // 8 MiB for F32: in L2 or L3): the kernel's instruction-bound rate. Where it is not well above

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 namespace moa::kernels {
 
@@ -21,7 +22,9 @@ inline constexpr size_t kStreamAheadBytes = 4096;
 // every line between them).
 template <size_t kBytes>
 inline void prefetch_stream_ahead(const void* p) {
-  const char* ahead = static_cast<const char*>(p) + kStreamAheadBytes;
+  // Integer arithmetic: the address may lie past the end of the matrix, and is never read.
+  const auto* ahead =
+      reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(p) + kStreamAheadBytes);
   for (size_t b = 0; b < kBytes; b += 64) __builtin_prefetch(ahead + b, 0, 3);
 }
 
