@@ -27,46 +27,38 @@ run() {
   "$@" 2>&1 | tee -a "$OUT/$name.txt" | grep -E "^\| [a-z]|^BM_" || true
 }
 
+# Runs a command with the old build, then the new one: @DIR@ in its arguments is the build.
+both() {
+  local name="$1"
+  shift
+  for side in old new; do
+    local dir=$OLD
+    [[ $side == new ]] && dir=$NEW
+    run "$name-$side-$pass" "${@//@DIR@/$dir}"
+  done
+}
+
 for pass in 1 2; do
-  for type in q8_0 q4_k f16; do
-    [[ $PARTS == *matvec* ]] || continue
-    for side in old new; do
-      dir=$OLD
-      [[ $side == new ]] && dir=$NEW
-      run "tg32-$type-$side-$pass" "$dir/moa" bench --random llama-1b --random-type "$type" \
-        -p 0 -n 32 -r 3 --ctx 0 -t "$THREADS"
+  if [[ $PARTS == *matvec* ]]; then
+    for type in q8_0 q4_k f16; do
+      both "tg32-$type" @DIR@/moa bench --random llama-1b --random-type "$type" -p 0 -n 32 -r 3 \
+        --ctx 0 -t "$THREADS"
     done
-  done
-  for side in old new; do
-    [[ $PARTS == *matvec* ]] || continue
-    dir=$OLD
-    [[ $side == new ]] && dir=$NEW
-    run "matvec-$side-$pass" "$dir/bench/kernels_bench" \
-      --benchmark_filter='BM_Matvec/|BM_MemoryBandwidth'
-  done
-  for type in q8_0 q4_k f16; do
-    [[ $PARTS == *prefill* ]] || continue
-    for side in old new; do
-      dir=$OLD
-      [[ $side == new ]] && dir=$NEW
-      run "pp512-$type-$side-$pass" "$dir/moa" bench --random llama-1b --random-type "$type" \
-        -p 512 -n 0 -r 3 --ctx 0 -t "$THREADS"
+    both matvec @DIR@/bench/kernels_bench --benchmark_filter='BM_Matvec/|BM_MemoryBandwidth'
+  fi
+  if [[ $PARTS == *prefill* ]]; then
+    for type in q8_0 q4_k f16; do
+      both "pp512-$type" @DIR@/moa bench --random llama-1b --random-type "$type" -p 512 -n 0 -r 3 \
+        --ctx 0 -t "$THREADS"
     done
-  done
-  for side in old new; do
-    [[ $PARTS == *decode* ]] || continue
-    dir=$OLD
-    [[ $side == new ]] && dir=$NEW
-    run "tg16k-$side-$pass" "$dir/moa" bench --random llama-1b --random-type q8_0 -p 0 -n 16 -r 2 \
-      --ctx 16384 --kv-type f16,q8_0 -t "$THREADS"
-  done
-  for side in old new; do
-    [[ $PARTS == *decode* ]] || continue
-    dir=$OLD
-    [[ $side == new ]] && dir=$NEW
-    run "decode-attn-$side-$pass" "$dir/bench/attention_bench" \
+  fi
+  if [[ $PARTS == *decode* ]]; then
+    both tg16k @DIR@/moa bench --random llama-1b --random-type q8_0 -p 0 -n 16 -r 2 --ctx 16384 \
+      --kv-type f16,q8_0 -t "$THREADS"
+    both decode-attn @DIR@/bench/attention_bench \
       --benchmark_filter='DecodeAllLayers/(4096|16384)|DecodeMultiHead/4096|AttentionAt16K/(100|25)/1/'
-    [[ $PARTS == *prefill* ]] || continue
-    run "prefill-attn-$side-$pass" "$dir/bench/kernels_bench" --benchmark_filter='BM_Attention/2048/'
-  done
+  fi
+  if [[ $PARTS == *prefill* ]]; then
+    both prefill-attn @DIR@/bench/kernels_bench --benchmark_filter='BM_Attention/2048/'
+  fi
 done

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "gguf/types.h"
+#include "util/error.h"
 
 namespace moa::kernels {
 
@@ -49,9 +50,12 @@ struct Q8KActivation {
 // stream keeps too few cache misses in flight (kernels/stream_prefetch.h).
 inline constexpr size_t kRowStreams = 4;
 
-// f.template operator()<R>() with R = count (1 .. kRowStreams), compiled per count.
+// f.template operator()<R>() with R = count (1 .. kRowStreams), compiled per count; throws for
+// any other count.
 template <class F>
 void with_row_count(size_t count, F&& f) {
+  if (count == 0 || count > kRowStreams)
+    fail("row dot: {} rows, expected 1 to {}", count, kRowStreams);
   switch (count) {
     case 1:
       return f.template operator()<1>();
