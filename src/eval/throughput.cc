@@ -250,9 +250,19 @@ std::vector<ThroughputResult> measure_throughput(
   std::vector<ThroughputResult> results;
   const ModelIdentity identity = identity_of(c, model.file().metadata_hash());
   const double weight_bytes = decode_weight_bytes(model);
+  // Every row's method is planned before any row is timed: a combination that fails at one N
+  // (a streaming window with no room at a shallow depth) fails in seconds, not after the rows
+  // before it have run for minutes.
   for (const AttentionMethod& method : cfg.methods) {
-    // Options are checked once, at the run's largest N; a plan file's rules give spans at any N.
+    // Options are checked at the run's largest N; a plan file's rules give spans at any N.
     check_attention_method(method, max_ctx);
+    if (!method.plan_path.empty()) continue;  // read and checked at max_ctx below
+    for (int64_t depth : cfg.depths) {
+      if (cfg.n_prompt > 0) method_plan(method, identity, depth + cfg.n_prompt);
+      if (cfg.n_gen > 0) method_plan(method, identity, depth + cfg.n_gen);
+    }
+  }
+  for (const AttentionMethod& method : cfg.methods) {
     std::optional<SparsePlan> file_plan;
     if (!method.plan_path.empty()) file_plan = method_plan(method, identity, max_ctx);
     // One row: its own plan and cache for N = depth + test tokens, so a shallow row of a deep

@@ -6,6 +6,7 @@
 #include "eval/throughput.h"
 #include "kv/static_kv_cache.h"
 #include "support/assets.h"
+#include "util/input_error.h"
 
 namespace moa {
 namespace {
@@ -93,6 +94,23 @@ TEST(MeasureThroughput, PlansEveryDepthForItsOwnLength) {
   EXPECT_LT(results[2].kv_cache_bytes, results[3].kv_cache_bytes);
   EXPECT_LT(results[2].kv_bytes_read_per_step, results[0].kv_bytes_read_per_step);
   EXPECT_LT(results[4].kv_cache_bytes, results[5].kv_cache_bytes);
+}
+
+// A method that cannot be planned at one row's N fails before any row is timed: 4 sinks leave
+// no window at density 0.5 and N = 8 (depth 0 + 8 decode steps), though they do at depth 256.
+TEST(MeasureThroughput, RejectsAnUnplannableRowBeforeTimingAny) {
+  MOA_REQUIRE_ASSET(path, "models/stories260K.gguf");
+  const Model model = Model::load(path);
+  ThroughputConfig cfg;
+  cfg.n_prompt = 0;
+  cfg.n_gen = 8;
+  cfg.repeats = 1;
+  cfg.depths = {256, 0};
+  cfg.methods = {AttentionMethod{}, method_named("streaming", 0.5)};
+  std::vector<std::string> timed;
+  const auto record = [&](const std::string& line) { timed.push_back(line); };
+  EXPECT_THROW(measure_throughput(model, cfg, record), InputError);
+  EXPECT_TRUE(timed.empty()) << "first row timed before the error: " << timed.front();
 }
 
 }  // namespace
