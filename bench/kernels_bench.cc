@@ -14,7 +14,9 @@
 #include "gguf/quant.h"
 #include "kernels/bandwidth.h"
 #include "kernels/gemm_half.h"
+#include "kernels/gemm_int8.h"
 #include "kernels/kernels.h"
+#include "kernels/peak_probe.h"
 #include "kernels/q8_activation.h"
 #include "kernels/row_dot.h"
 #include "util/huge_pages.h"
@@ -202,6 +204,59 @@ BENCHMARK(BM_HalfKernels512)
     ->ArgsProduct({{1, 30}, {2048}, {0, 1}})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
+
+// One int8 micro-kernel call at a time on one thread, its weights (32 rows x 512 values, one K
+// chunk) and activations in L1: the micro-kernel's own rate, beside the one-thread vpdpbusd probe
+// (`peak_GOP/s`). Compare with BM_Matmul512 under OMP_NUM_THREADS=1 in the same run: the gap is
+// what the GEMM around the micro-kernel costs (packing, rounding, activations from L2). Arg: type.
+void BM_Int8TileInCache(benchmark::State& state) {
+  const auto type = static_cast<TensorType>(state.range(0));
+  const Int8GemmFormat f = int8_gemm_format(type);
+  const int64_t cols = 512, rows = kTileGroups * kGemmLanes, tokens = tile_tokens(f);
+  const int64_t n_super = cols / f.super_k;
+  const auto stored = stored_matrix(type, rows, cols);
+  const WeightMatrix w{type, stored.data(), rows, cols};
+  std::vector<uint8_t> packed(static_cast<size_t>(kTileGroups * n_super * f.group_bytes));
+  pack_int8_gemm_groups(w, 0, kTileGroups, packed.data());
+  const auto x = random_floats(tokens * cols, 2);
+  Int8Batch batch;
+  round_int8_batch(type, x.data(), tokens, cols, batch, 1);
+  // The offset sums only move values, not time: zeros stand in for them.
+  std::vector<int32_t> init(static_cast<size_t>(tokens * n_super * f.subs));
+  std::vector<int32_t> min_sums(static_cast<size_t>(tokens * n_super * 4));
+  std::vector<float> y(static_cast<size_t>(tokens * rows));
+  Int8Tile tile;
+  tile.w = packed.data();
+  tile.group_stride = n_super * f.group_bytes;
+  tile.x = batch.k_blocks ? batch.q8k.qs.data() : batch.q8.qs.data();
+  tile.x_stride = cols;
+  tile.x_scales = batch.k_blocks ? batch.q8k.scales.data() : batch.q8.scales.data();
+  tile.x_scales_stride = n_super;
+  tile.x_init = init.data();
+  tile.x_init_stride = n_super * f.subs;
+  tile.x_min_sums = f.mins ? min_sums.data() : nullptr;
+  tile.x_min_sums_stride = n_super * 4;
+  tile.n_super = n_super;
+  tile.y = y.data();
+  tile.y_stride = rows;
+  tile.n_tokens = static_cast<int>(tokens);
+  tile.n_groups = kTileGroups;
+  tile.n_rows = rows;
+  tile.accumulate = true;
+  constexpr int kCalls = 256;
+  const double peak = measure_int8_peak(1).gops;
+  for (auto _ : state) {
+    for (int i = 0; i < kCalls; ++i) run_int8_tile(f, tile, false);
+    benchmark::DoNotOptimize(y.data());
+  }
+  const double gops = 2.0 * static_cast<double>(tokens * rows * cols) * kCalls / 1e9;
+  state.counters["GOP/s"] = benchmark::Counter(gops * static_cast<double>(state.iterations()),
+                                               benchmark::Counter::kIsRate);
+  state.counters["peak_GOP/s"] = peak;
+  state.SetLabel(gguf::tensor_type_name(static_cast<uint32_t>(type)));
+}
+// Q8_0, Q4_0, Q4_K, Q6_K.
+BENCHMARK(BM_Int8TileInCache)->Arg(8)->Arg(2)->Arg(12)->Arg(14)->UseRealTime();
 
 // The ceiling for BM_Matmul512: OpenBLAS sgemm on F32 with its own threads. Arg: n.
 void BM_SgemmPeak512(benchmark::State& state) {
