@@ -59,7 +59,7 @@ std::string calibration_to_json(const CalibrationSet& set) {
                             {"prompt", s.prompt},
                             {"answer", s.answer}});
   }
-  return j.dump() + "\n";
+  return json_fields::json_text(j) + "\n";
 }
 
 CalibrationSet calibration_from_json(const std::string& text, const std::string& file) {

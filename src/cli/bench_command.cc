@@ -16,6 +16,7 @@
 #include "kernels/bandwidth.h"
 #include "kernels/peak_probe.h"
 #include "util/error.h"
+#include "util/json_fields.h"
 
 namespace moa::cli {
 namespace {
@@ -145,7 +146,7 @@ void run_busy_neighbour(const Model& model, const std::string& name, const Bench
                                      {"loaded_tokens_per_second", r.loaded.tokens_per_second},
                                      {"loaded_over_quiet_time", r.slowdown()}});
     }
-    fmt::print("{}\n", j.dump(1));
+    fmt::print("{}\n", json_fields::json_text(j, 1));
     return;
   }
   print_model_line(model, name, o.throughput, kv_type_name(o.throughput.kv_type));
@@ -200,7 +201,8 @@ void run_bench(BenchOptions o) {
   if (int8.gops == 0.0) int8 = kernels::measure_int8_peak(o.throughput.n_threads);
   if (o.json) {
     fmt::print("{}\n",
-               results_json(model, name, o.throughput, results, bandwidth, sgemm, int8).dump(1));
+               json_fields::json_text(
+                   results_json(model, name, o.throughput, results, bandwidth, sgemm, int8), 1));
   } else {
     print_results(model, name, o.throughput, results, bandwidth, sgemm, int8);
   }

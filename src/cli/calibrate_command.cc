@@ -10,6 +10,7 @@
 
 #include "calibrate/calibrate.h"
 #include "cli/commands.h"
+#include "util/atomic_file.h"
 #include "util/error.h"
 
 namespace moa::cli {
@@ -50,7 +51,6 @@ void print_summary(const CalibrationSet& set) {
 
 void run_calibrate(CalibrateCliOptions& o) {
   if (o.output.empty()) fail("-o: give the calibration set's output path");
-  if (o.n_threads < 0) fail("-t: {} is not a valid thread count", o.n_threads);
   for (int64_t n : o.run.lengths) {
     if (n < 1) fail("--lengths: {} is not a positive token count", n);
   }
@@ -58,8 +58,9 @@ void run_calibrate(CalibrateCliOptions& o) {
   for (const std::string& name : o.tasks) o.run.tasks.push_back(parse_task_kind(name));
   o.run.stop_at_newline = !o.no_newline_stop;
   o.run.answer_cue = !o.no_answer_cue;
-  o.run.n_threads = o.n_threads > 0 ? o.n_threads : default_thread_count();
+  o.run.n_threads = thread_count(o.n_threads);
   const Model model = Model::load(o.model_path, model_file_load(o.map_model));
+  check_output_path(o.output);
   check_calibrate_options(o.run, model);  // its errors name the field; main adds the flag
   const CalibrationSet set = calibrate(model, o.run, o.output, isatty(STDERR_FILENO) != 0);
   print_summary(set);
@@ -86,7 +87,7 @@ void register_calibrate(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("-n,--samples", o->run.samples_per_length, "Samples per length")
       ->capture_default_str();
-  cmd->add_option("--seed", o->run.seed, "Seed of the generated prompts")->capture_default_str();
+  add_seed_option(*cmd, o->run.seed, "Seed of the generated prompts")->capture_default_str();
   cmd->add_option("--max-answer", o->run.max_answer, "Answer tokens at most")
       ->capture_default_str();
   cmd->add_flag("--no-newline-stop", o->no_newline_stop,

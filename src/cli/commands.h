@@ -43,6 +43,9 @@ void add_model_source_options(CLI::App& cmd, ModelSource& source);
 // The file to load: -m's, or the random model's, built once in the system temp folder.
 std::string model_source_path(const ModelSource& source);
 
+// `--seed`: a whole number 0 .. 2^64 - 1 as written ("-1" and 2^64 are refused, not wrapped).
+CLI::Option* add_seed_option(CLI::App& cmd, uint64_t& seed, const std::string& description);
+
 // `--mmap`: map the model file instead of reading it into huge pages.
 void add_mmap_flag(CLI::App& cmd, bool& map_model);
 // --memory-budget MIB and --exact-backward of moa profile and moa profile bench (the profiler's

@@ -11,6 +11,7 @@
 #include "cli/commands.h"
 #include "optimize/compress.h"
 #include "plan/plan_io.h"
+#include "util/atomic_file.h"
 #include "util/error.h"
 #include "util/progress.h"
 
@@ -93,7 +94,9 @@ void run_compress(CompressCliOptions& o) {
   o.run.calibrate.answer_cue = !o.no_answer_cue;
   o.run.optimize.shape = o.shape == "binary" ? PlanShape::kBinary : PlanShape::kElastic;
   const std::string work_dir = o.work_dir.empty() ? default_work_dir(o.output) : o.work_dir;
+  keep_from_overwrite(o.run.calibrate.source);  // a source text, if it names a file
   const Model model = Model::load(o.model_path, model_file_load(o.map_model));
+  check_output_path(o.output);  // before the five stages
   const ModelConfig& config = model.config();
   CompressSettings s;
   try {
@@ -162,7 +165,7 @@ void register_compress(CLI::App& app) {
   cmd->add_option("--tasks", o->tasks, "Built-in tasks in rotation: lines, passkey, kv")
       ->delimiter(',')
       ->capture_default_str();
-  cmd->add_option("--seed", o->run.calibrate.seed, "Seed of the generated prompts")
+  add_seed_option(*cmd, o->run.calibrate.seed, "Seed of the generated prompts")
       ->capture_default_str();
   cmd->add_option("--max-answer", o->run.calibrate.max_answer, "Answer tokens at most")
       ->capture_default_str();

@@ -16,6 +16,7 @@
 #include "kv/kv_cache.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
+#include "util/json_fields.h"
 #include "util/progress.h"
 
 namespace moa::cli {
@@ -115,6 +116,7 @@ void run_eval_retrieval(const RetrievalOptions& o) {
   config.answer_tokens = o.answer_tokens;
   const TaskKind kind = parse_task_kind(o.task);
   const Model model = Model::load(o.common.model_path, model_file_load(o.common.map_model));
+  if (!o.common.output.empty()) check_output_path(o.common.output);
   RetrievalSettings settings;
   settings.task = std::string(task_kind_name(kind));
   settings.model = o.common.model_path;
@@ -170,8 +172,10 @@ struct PplOptions {
 void run_eval_ppl(const PplOptions& o) {
   const std::vector<EvalMethod> methods = eval_methods(o.common);
   const RetrievalConfig config = run_config(o.common);
+  keep_from_overwrite(o.text_file);
   const std::string text = read_text_file(o.text_file);
   const Model model = Model::load(o.common.model_path, model_file_load(o.common.map_model));
+  if (!o.common.output.empty()) check_output_path(o.common.output);
   if (o.n_ctx < 4 || o.n_ctx > model.config().n_ctx_train) {
     fail("--ctx: {} is not a context for this model (expected 4 .. {})", o.n_ctx,
          model.config().n_ctx_train);
@@ -218,7 +222,7 @@ void run_eval_ppl(const PplOptions& o) {
            {"stride", o.stride},
            {"methods", settings["methods"]},
            {"results", results}};
-  write_file_atomically(o.common.output, out.dump(1) + "\n");
+  write_file_atomically(o.common.output, json_fields::json_text(out, 1) + "\n");
 }
 
 struct SpeedOptions {
@@ -233,6 +237,7 @@ void run_eval_speed(SpeedOptions o) {
   o.throughput.methods.clear();
   for (const EvalMethod& m : methods) o.throughput.methods.push_back(m.attention);
   const Model model = Model::load(o.common.model_path, model_file_load(o.common.map_model));
+  if (!o.common.output.empty()) check_output_path(o.common.output);
   for (int64_t depth : o.throughput.depths) {
     if (depth < 0 ||
         depth + std::max(o.throughput.n_prompt, o.throughput.n_gen) > model.config().n_ctx_train) {
@@ -262,7 +267,7 @@ void run_eval_speed(SpeedOptions o) {
            {"seed", o.throughput.seed},
            {"methods", settings_json(described)["methods"]},
            {"results", throughput_rows_json(results)}};
-  write_file_atomically(o.common.output, out.dump(1) + "\n");
+  write_file_atomically(o.common.output, json_fields::json_text(out, 1) + "\n");
 }
 
 }  // namespace
@@ -285,7 +290,7 @@ void register_eval(CLI::App& app) {
   ret->add_option("--answer-prefix", r->answer_prefix, "Text appended raw after each prompt");
   ret->add_option("--answer-tokens", r->answer_tokens, "Greedy answer budget (stops at newline)")
       ->capture_default_str();
-  ret->add_option("--seed", r->seed, "Seed of the generated cases")->capture_default_str();
+  add_seed_option(*ret, r->seed, "Seed of the generated cases")->capture_default_str();
   ret->add_option("--threshold", r->threshold, "Accuracy defining the effective context length")
       ->capture_default_str();
   ret->callback([r] { run_eval_retrieval(*r); });

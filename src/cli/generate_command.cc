@@ -23,6 +23,7 @@
 #include "kv/kv_cache.h"
 #include "kv/static_kv_cache.h"
 #include "util/error.h"
+#include "util/input_error.h"
 
 namespace moa::cli {
 
@@ -39,7 +40,8 @@ struct GenerateOptions {
   bool map_model = false;  // --mmap
   int64_t n_ctx = 0;
   SamplingParams sampling;
-  int64_t seed = -1;
+  uint64_t seed = 0;
+  bool seed_given = false;  // --seed; otherwise a random one
   std::vector<std::string> stops;
   std::string chat_template = "raw";
   std::string system;
@@ -132,8 +134,7 @@ void run_generate(GenerateOptions options) {
   check_options(options);
   const std::string text = prompt_text(options);
   const int threads = thread_count(options.n_threads);
-  options.sampling.seed =
-      options.seed >= 0 ? static_cast<uint64_t>(options.seed) : std::random_device{}();
+  options.sampling.seed = options.seed_given ? options.seed : std::random_device{}();
   const Model model = Model::load(options.model_path, model_file_load(options.map_model));
   const int64_t n_ctx = context_size(options, model.config());
   std::vector<TokenId> history = tokenize_prompt(model, options, text, n_ctx);
@@ -218,7 +219,7 @@ void register_generate(CLI::App& app) {
   cmd->add_option("--repeat-last-n", options->sampling.repeat_last_n,
                   "Tokens of history the repetition penalty considers")
       ->capture_default_str();
-  cmd->add_option("--seed", options->seed, "Random seed (default: random)");
+  CLI::Option* seed = add_seed_option(*cmd, options->seed, "Random seed (default: random)");
   cmd->add_option("--stop", options->stops, "Stop when this text is produced (repeatable)");
   cmd->add_option("--chat-template", options->chat_template, "raw, llama2, llama3 or chatml")
       ->capture_default_str();
@@ -226,16 +227,22 @@ void register_generate(CLI::App& app) {
   cmd->add_option("--kv-type", options->kv_type, "KV cache storage: f32, f16 or q8_0")
       ->capture_default_str();
   cmd->add_option("--plan", options->attention.plan_path, "Sparse-attention plan (MoA) to run");
-  cmd->add_option("--method", options->method, "Attention: dense, streaming, moa or h2o")
-      ->capture_default_str();
+  CLI::Option* method =
+      cmd->add_option("--method", options->method, "Attention: dense, streaming, moa or h2o")
+          ->capture_default_str();
   cmd->add_option("--density", options->attention.density,
                   "streaming, h2o: KV density (0, 1], sinks included, at N (-c, else prompt + -n)")
       ->capture_default_str();
   cmd->add_option("--sinks", options->attention.sinks,
                   "streaming: sink tokens G (counted in --density)")
       ->capture_default_str();
-  cmd->callback([options] {
+  cmd->callback([options, seed, method] {
+    options->seed_given = seed->count() > 0;
     if (!options->attention.plan_path.empty() && options->method == "dense") {
+      // --plan alone runs it; an explicit --method dense beside it is a contradiction.
+      if (method->count() > 0) {
+        fail_input("method", "dense runs no plan (give --method moa with --plan, or no --plan)");
+      }
       options->method = "moa";
     }
     run_generate(*options);

@@ -2,6 +2,7 @@
 // to the flags that carry them, so only cli/ knows flag names and every `error:` line still
 // names the flag the user typed.
 #include <array>
+#include <charconv>
 #include <string>
 #include <string_view>
 
@@ -44,6 +45,19 @@ constexpr std::array kFieldFlags = {
 };
 
 }  // namespace
+
+CLI::Option* add_seed_option(CLI::App& cmd, uint64_t& seed, const std::string& description) {
+  const CLI::Validator whole_number(
+      [](const std::string& text) {
+        uint64_t value = 0;
+        const char* end = text.data() + text.size();
+        const auto [ptr, ec] = std::from_chars(text.data(), end, value);
+        if (ec == std::errc() && ptr == end) return std::string();
+        return "'" + text + "' is not a seed (expected a whole number 0 .. 18446744073709551615)";
+      },
+      "");
+  return cmd.add_option("--seed", seed, description)->check(whole_number);
+}
 
 std::string flag_for_field(std::string_view command, std::string_view field) {
   for (const FieldFlag& f : kFieldFlags) {

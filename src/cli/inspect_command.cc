@@ -10,6 +10,7 @@
 #include "tokenizer/tokenizer.h"
 #include "util/checked_math.h"
 #include "util/error.h"
+#include "util/json_fields.h"
 #include "util/printable.h"
 
 namespace moa::cli {
@@ -158,7 +159,7 @@ void run_inspect(const InspectOptions& o) {
   if (o.ctx < 0) fail("--ctx: {} is negative", o.ctx);
   nlohmann::json j = describe(file, config, tokenizer, o.ctx > 0 ? o.ctx : config.n_ctx_train);
   if (o.json) {
-    fmt::print("{}\n", j.dump(2));
+    fmt::print("{}\n", json_fields::json_text(j, 2));
   } else {
     print_table(j);
   }

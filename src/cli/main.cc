@@ -5,10 +5,14 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <exception>
 #include <iostream>
 #include <sstream>
+#include <string_view>
+#include <system_error>
 
 #include "cli/commands.h"
 #include "engine/forward.h"
@@ -55,6 +59,34 @@ int print_error(const std::string& message) {
   return 1;
 }
 
+// An empty value ("-t ''", "-f ''") would read as 0 or as "not given": every option that takes a
+// value refuses it, in every subcommand.
+void refuse_empty_values(CLI::App& app) {
+  const CLI::Validator non_empty(
+      [](const std::string& value) {
+        return value.empty() ? std::string("an empty value (expected one)") : std::string();
+      },
+      "");
+  for (CLI::Option* option : app.get_options()) {
+    if (option->get_type_size() != 0) option->check(non_empty);
+  }
+  for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) {
+    refuse_empty_values(*sub);
+  }
+}
+
+// Results go to stdout: a write that failed there (a full disk, a closed descriptor) is an error,
+// not a silent success with the output lost.
+int check_stdout() {
+  std::cout.flush();
+  errno = 0;
+  const bool failed = !std::cout.good() || std::fflush(stdout) != 0 || std::ferror(stdout) != 0;
+  if (!failed) return 0;
+  const int saved = errno;
+  return print_error(fmt::format("stdout: write failed{}{}", saved != 0 ? ": " : "",
+                                 saved != 0 ? std::strerror(saved) : ""));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -87,6 +119,7 @@ int main(int argc, char** argv) {
   moa::cli::register_optimize(app);
   moa::cli::register_compress(app);
   moa::cli::register_answer_loss(app);
+  refuse_empty_values(app);
 
   try {
     app.parse(argc, argv);
@@ -100,10 +133,17 @@ int main(int argc, char** argv) {
         app.get_subcommands().empty() ? "" : app.get_subcommands().front()->get_name();
     return print_error(
         fmt::format("{}: {}", moa::cli::flag_for_field(command, e.field()), e.what()));
+  } catch (const std::system_error& e) {
+    // fmt::print's own report of a failed write names no stream: results are printed to stdout.
+    constexpr std::string_view kFmtWrite = "cannot write to file";
+    if (std::string_view(e.what()).starts_with(kFmtWrite)) {
+      return print_error(fmt::format("stdout: write failed: {}", e.code().message()));
+    }
+    return print_error(e.what());
   } catch (const std::bad_alloc&) {
     return print_error("out of memory");
   } catch (const std::exception& e) {
     return print_error(e.what());
   }
-  return 0;
+  return check_stdout();
 }

@@ -14,6 +14,7 @@
 #include "optimize/plan_optimizer.h"
 #include "optimize/validation_loss.h"
 #include "plan/plan_io.h"
+#include "util/atomic_file.h"
 #include "util/error.h"
 #include "util/progress.h"
 
@@ -83,6 +84,7 @@ int64_t validate(OptimizeResult& r, const OptimizeCliOptions& o, const Influence
                  p.lengths[r.objective].length);
     return 0;
   }
+  keep_from_overwrite(o.calib_path);
   const CalibrationSet set = read_calibration(o.calib_path);
   std::vector<int64_t> profiled;
   for (const ProfiledLength& l : p.lengths) profiled.push_back(l.length);
@@ -96,7 +98,7 @@ int64_t validate(OptimizeResult& r, const OptimizeCliOptions& o, const Influence
   const Model model = Model::load(o.model_path);
   check_calibration_matches(set, p.model, model.config().n_vocab, o.calib_path);
   const std::vector<const CalibrationSample*> samples = samples_at(set, length, o.calib_path);
-  const int threads = o.n_threads > 0 ? o.n_threads : default_thread_count();
+  const int threads = thread_count(o.n_threads);
   Progress progress(fmt::format("validating at length {}", length),
                     static_cast<int64_t>(r.candidates.size()));
   int64_t tokens = 0;
@@ -110,7 +112,11 @@ int64_t validate(OptimizeResult& r, const OptimizeCliOptions& o, const Influence
 }
 
 void run_optimize(OptimizeCliOptions& o) {
+  thread_count(o.n_threads);  // checked before the solves, though only validation uses it
+  keep_from_overwrite(o.profile_path);
+  if (!o.calib_path.empty()) keep_from_overwrite(o.calib_path);
   const gguf::GgufFile file = gguf::GgufFile::open(o.model_path);
+  if (!o.output.empty()) check_output_path(o.output);  // before the solves
   const ModelConfig config = read_model_config(file);
   const InfluenceProfile profile = read_profile(o.profile_path);
   check_profile_matches(profile, identity_of(config, file.metadata_hash()), o.profile_path);
@@ -197,8 +203,8 @@ void add_solver_options(CLI::App& cmd, OptimizeOptions& o) {
 
 void check_solver_options(const OptimizeOptions& o) {
   if (o.pareto.points < 1) fail("--points: {} is not a positive count", o.pareto.points);
-  if (!(o.pareto.milp.time_limit_s > 0.0))
-    fail("--time-limit: {} s is not a positive time", o.pareto.milp.time_limit_s);
+  if (!(o.pareto.milp.time_limit_s > 0.0 && std::isfinite(o.pareto.milp.time_limit_s)))
+    fail("--time-limit: {} s is not a positive, finite time", o.pareto.milp.time_limit_s);
   if (!(o.pareto.milp.gap >= 0.0 && o.pareto.milp.gap < 1.0))
     fail("--gap: {} is not a fraction in [0, 1)", o.pareto.milp.gap);
 }

@@ -9,6 +9,7 @@
 #include "gguf/gguf_file.h"
 #include "plan/plan_io.h"
 #include "util/error.h"
+#include "util/json_fields.h"
 #include "util/printable.h"
 
 namespace moa::cli {
@@ -107,7 +108,7 @@ void show(const PlanOptions& o) {
   if (!o.model_path.empty()) check_plan_matches(plan, model_identity(o.model_path), o.plan_path);
   nlohmann::json j = describe_plan(plan, o.lengths);
   if (o.json) {
-    fmt::print("{}\n", j.dump(1));
+    fmt::print("{}\n", json_fields::json_text(j, 1));
   } else {
     print_plan_table(j);
     if (!o.lengths.empty()) print_span_grid(plan, o.lengths.back());

@@ -12,6 +12,7 @@
 #include "cli/commands.h"
 #include "profile/profile_bench.h"
 #include "util/error.h"
+#include "util/json_fields.h"
 
 namespace moa::cli {
 namespace {
@@ -105,7 +106,7 @@ void run_profile_bench(ProfileBenchOptions o) {
                               {"rss_before_bytes", r.rss_before},
                               {"peak_rss_bytes", r.peak_rss}});
     }
-    fmt::print("{}\n", j.dump(1));
+    fmt::print("{}\n", json_fields::json_text(j, 1));
   }
 }
 

@@ -12,6 +12,7 @@
 #include "plan/plan.h"
 #include "profile/mpi_exchange.h"
 #include "profile/profiler.h"
+#include "util/atomic_file.h"
 #include "util/error.h"
 
 namespace moa::cli {
@@ -62,7 +63,7 @@ void run_profile(ProfileCliOptions& o) {
   if (o.model_path.empty()) fail("-m: give the model the calibration set was made for");
   if (o.calibration_path.empty()) fail("--calib: give the calibration set (moa calibrate)");
   if (o.output.empty()) fail("-o: give the profile's output path");
-  if (o.n_threads < 0) fail("-t: {} is not a valid thread count", o.n_threads);
+  thread_count(o.n_threads);  // checks -t; 0 (all cores) is shared among ranks below
   if (o.run.sinks < 0) fail("--sinks: {} is negative (expected >= 0)", o.run.sinks);
   o.run.memory_budget = memory_budget_bytes(o.memory_budget_mib);
   keep_freed_memory_for_reuse();
@@ -72,8 +73,10 @@ void run_profile(ProfileCliOptions& o) {
     const int ranks_here = mpi != nullptr ? mpi->local_size() : 1;
     o.run.n_threads =
         o.n_threads > 0 ? o.n_threads : std::max(1, default_thread_count() / ranks_here);
+    keep_from_overwrite(o.calibration_path);
     const CalibrationSet set = read_calibration(o.calibration_path);
     const Model model = Model::load(o.model_path, model_file_load(o.map_model));
+    check_output_path(o.output);
     try {
       check_profile_inputs(set, o.calibration_path, model, o.run);
     } catch (const Error& e) {

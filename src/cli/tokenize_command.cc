@@ -7,6 +7,7 @@
 #include "cli/commands.h"
 #include "gguf/gguf_file.h"
 #include "tokenizer/tokenizer.h"
+#include "util/json_fields.h"
 
 namespace moa::cli {
 namespace {
@@ -31,7 +32,7 @@ void run_tokenize(const TokenizeOptions& o, bool has_prompt) {
   if (o.json) {
     nlohmann::json j = nlohmann::json::array();
     for (TokenId id : ids) j.push_back({{"id", id}, {"piece", tokenizer.token_to_piece(id)}});
-    fmt::print("{}\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    fmt::print("{}\n", json_fields::json_text(j));
   } else if (o.ids_only) {
     std::string line;
     for (size_t i = 0; i < ids.size(); ++i) line += (i ? " " : "") + std::to_string(ids[i]);

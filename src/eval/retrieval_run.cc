@@ -6,6 +6,7 @@
 
 #include "util/atomic_file.h"
 #include "util/error.h"
+#include "util/json_fields.h"
 #include "util/progress.h"
 
 namespace moa {
@@ -82,9 +83,10 @@ RetrievalRun run_retrieval(const Model& model, const RetrievalSettings& settings
       done.insert({m.name, c.id});
       if (!output.empty()) {
         write_file_atomically(
-            output, retrieval_results_json(settings, run.records,
-                                           summarize(model, settings, methods, run.records))
-                            .dump(1) +
+            output, json_fields::json_text(
+                        retrieval_results_json(settings, run.records,
+                                               summarize(model, settings, methods, run.records)),
+                        1) +
                         "\n");
       }
       progress.step(a.n_prompt_tokens);
@@ -93,7 +95,9 @@ RetrievalRun run_retrieval(const Model& model, const RetrievalSettings& settings
   run.summary = summarize(model, settings, methods, run.records);
   if (!output.empty()) {
     write_file_atomically(
-        output, retrieval_results_json(settings, run.records, run.summary).dump(1) + "\n");
+        output,
+        json_fields::json_text(retrieval_results_json(settings, run.records, run.summary), 1) +
+            "\n");
   }
   return run;
 }

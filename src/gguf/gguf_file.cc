@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "gguf/quant.h"
+#include "util/atomic_file.h"
 #include "util/checked_math.h"
 #include "util/error.h"
 #include "util/printable.h"
@@ -172,6 +173,7 @@ std::string TensorInfo::shape_string() const {
 GgufFile GgufFile::open(const std::string& path, FileLoad load) {
   GgufFile file;
   file.mapping_ = MappedFile::open(path, load);
+  keep_from_overwrite(path);  // no output of this process may replace the model it reads
   file.bytes_ = file.mapping_.bytes();
   file.name_ = path;
   file.parse_image();

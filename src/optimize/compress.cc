@@ -16,6 +16,7 @@
 #include "profile/profiler.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
+#include "util/json_fields.h"
 #include "util/progress.h"
 
 namespace moa {
@@ -101,7 +102,7 @@ void claim_work_dir(const CompressSettings& s, const std::string& dir) {
     }
     return;
   }
-  write_file_atomically(path, mine.dump(1) + "\n");
+  write_file_atomically(path, json_fields::json_text(mine, 1) + "\n");
 }
 
 // The front as found by the optimizer: candidate plans and their solver results.
@@ -117,7 +118,7 @@ void write_front(const OptimizeResult& r, const std::string& path) {
                                {"optimal", c.assignment.optimal},
                                {"gap", c.assignment.gap}});
   }
-  write_file_atomically(path, j.dump() + "\n");
+  write_file_atomically(path, json_fields::json_text(j) + "\n");
 }
 
 OptimizeResult read_front(const std::string& path, const RuleGrid& grid,
@@ -263,7 +264,7 @@ CompressSettings resolve_compress_settings(const CompressOptions& o, const Model
 }
 
 std::string compress_settings_json(const CompressSettings& s) {
-  return settings_to_json(s).dump(1);
+  return json_fields::json_text(settings_to_json(s), 1);
 }
 
 CompressResult compress_model(const Model& model, const CompressSettings& s,
@@ -345,7 +346,8 @@ CompressResult compress_model(const Model& model, const CompressSettings& s,
     if (losses[i] < 0.0) {
       losses[i] =
           plan_answer_loss(model, candidates[i].plan, samples, s.validation_length, n_threads);
-      write_file_atomically(losses_path, nlohmann::json({{"losses", losses}}).dump() + "\n");
+      write_file_atomically(losses_path,
+                            json_fields::json_text(nlohmann::json({{"losses", losses}})) + "\n");
       progress.step(tokens);
     }
     candidates[i].validation_loss = losses[i];

@@ -148,7 +148,7 @@ std::string plan_to_json(const SparsePlan& plan) {
     point["validation_loss"] = p.validation_loss >= 0.0 ? json(p.validation_loss) : json(nullptr);
     j["pareto"].push_back(point);
   }
-  return j.dump(1) + "\n";
+  return json_fields::json_text(j, 1) + "\n";
 }
 
 SparsePlan plan_from_json(const std::string& text, const std::string& name) {
@@ -196,6 +196,7 @@ SparsePlan plan_from_json(const std::string& text, const std::string& name) {
 }
 
 SparsePlan read_plan(const std::string& path) {
+  keep_from_overwrite(path);  // plans are only ever inputs where they are read
   return plan_from_json(read_regular_file(path), path);
 }
 

@@ -120,7 +120,7 @@ void write_profile(const InfluenceProfile& p, const std::string& path) {
     header["lengths"].push_back({{"length", l.length}, {"samples", l.samples}});
   }
   write_file_atomically(path, [&](std::ostream& out) {
-    out << header.dump() << '\n';
+    out << json_fields::json_text(header) << '\n';
     for (const ProfiledLength& l : p.lengths) {
       for (const kernels::InfluenceHistogram& h : l.layers) {
         for (const std::vector<double>* v :

@@ -2,19 +2,67 @@
 #include "util/atomic_file.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <mutex>
+#include <set>
+#include <utility>
 
 #include "util/error.h"
 
 namespace moa {
+namespace {
+
+using FileId = std::pair<dev_t, ino_t>;
+
+std::mutex kept_mutex;
+std::set<FileId> kept_files;
+
+// Fails unless `path` may be replaced by an output: it is absent, or a regular file not kept.
+void check_output_target(const std::string& path) {
+  if (path.empty()) fail("an empty output path (expected a file name)");
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return;  // absent (or unreachable: the write will say)
+  if (!S_ISREG(st.st_mode)) {
+    fail(
+        "{}: not a regular file (moa writes its outputs only to regular files, as it replaces "
+        "them whole)",
+        path);
+  }
+  const std::lock_guard lock(kept_mutex);
+  if (kept_files.count({st.st_dev, st.st_ino}) != 0) {
+    fail("{}: is an input of this command (expected another output path)", path);
+  }
+}
+
+}  // namespace
+
+void check_output_path(const std::string& path) {
+  check_output_target(path);
+  const std::string parent = std::filesystem::path(path).parent_path().string();
+  const std::string folder = parent.empty() ? "." : parent;
+  struct stat st {};
+  if (::stat(folder.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    fail("{}: cannot create file: its folder {} does not exist", path, folder);
+  }
+}
+
+void keep_from_overwrite(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return;
+  const std::lock_guard lock(kept_mutex);
+  kept_files.insert({st.st_dev, st.st_ino});
+}
 
 void write_file_atomically(const std::string& path,
                            const std::function<void(std::ostream&)>& write) {
+  check_output_target(path);
   const std::string temp_path = path + ".tmp." + std::to_string(::getpid());
   try {
     std::ofstream out(temp_path, std::ios::binary | std::ios::trunc);

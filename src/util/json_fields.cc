@@ -5,6 +5,10 @@
 
 namespace moa::json_fields {
 
+std::string json_text(const json& j, int indent) {
+  return j.dump(indent, ' ', false, json::error_handler_t::replace);
+}
+
 json parse(const std::string& text, const std::string& file, const char* expected) {
   try {
     return json::parse(text);

@@ -12,6 +12,10 @@ namespace moa::json_fields {
 
 using nlohmann::json;
 
+// `j` as text; strings holding invalid UTF-8 (a GGUF's name, a path) get U+FFFD where
+// nlohmann::json's dump would throw. indent -1: one line.
+std::string json_text(const json& j, int indent = -1);
+
 // Parses `text`; a syntax error names the file, the byte offset and what the file should be.
 json parse(const std::string& text, const std::string& file, const char* expected);
 

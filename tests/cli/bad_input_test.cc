@@ -4,11 +4,14 @@
 // two-line message or raw control byte. The bad files are built once in a temp folder.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 // GCC 12 at -O1 with the sanitizers (CI's ASan build) warns inside <regex> about its own
 // std::function members; the warning is in the library's code, not this test's.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <regex>
@@ -260,6 +263,69 @@ TEST_F(BadInputTest, PlanFilesWithOutOfRangeNumbersNameTheFileAndField) {
        "error: .*/no/dir.json: cannot create file: No such file or directory"},
   };
   for (const BadInput& c : cases) expect_rejected(c);
+}
+
+TEST_F(BadInputTest, OutputsThatWouldReplaceAnInputOrASpecialFileAreRefused) {
+  const std::string model = path("model.gguf");
+  const auto model_bytes = test::read_file(model).size();
+  const BadInput cases[] = {
+      {"-o is the model", "plan dense -m " + model + " -o " + model,
+       "error: .*/model.gguf: is an input of this command \\(expected another output path\\)"},
+      {"-o is a FIFO", "plan dense -m " + model + " -o " + path("fifo"),
+       "error: .*/fifo: not a regular file \\(moa writes its outputs only to regular files, as "
+       "it replaces them whole\\)"},
+      {"-o is a folder", "plan dense -m " + model + " -o " + path("folder"),
+       "error: .*/folder: not a regular file .*"},
+  };
+  for (const BadInput& c : cases) expect_rejected(c);
+  EXPECT_EQ(test::read_file(model).size(), model_bytes);
+  struct stat st {};
+  ASSERT_EQ(::stat(path("fifo").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISFIFO(st.st_mode)) << "the FIFO was replaced";
+}
+
+TEST_F(BadInputTest, EmptyOrWrappedFlagValuesAreRefused) {
+  const BadInput cases[] = {
+      {"--temp ''", generate("model.gguf", "--temp ''"),
+       "error: --temp: an empty value \\(expected one\\)"},
+      {"-f ''", "generate -m " + path("model.gguf") + " -f '' -n 2",
+       "error: --file: an empty value \\(expected one\\)"},
+      {"-o ''", "plan dense -m " + path("model.gguf") + " -o ''",
+       "error: --output: an empty value \\(expected one\\)"},
+      {"--seed -1", generate("model.gguf", "--seed -1"),
+       "error: --seed: '-1' is not a seed \\(expected a whole number 0 \\.\\. "
+       "18446744073709551615\\)"},
+      {"--seed 2^64", generate("model.gguf", "--seed 18446744073709551616"),
+       "error: --seed: '18446744073709551616' is not a seed .*"},
+      {"--method dense with --plan",
+       generate("model.gguf", "--method dense --plan " + path("sinks500.json")),
+       "error: --method: dense runs no plan \\(give --method moa with --plan, or no --plan\\)"},
+  };
+  for (const BadInput& c : cases) expect_rejected(c);
+  // The largest seed is a seed.
+  const test::CommandResult r =
+      test::run_moa(generate("model.gguf", "-t 1 --seed 18446744073709551615"));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
+TEST_F(BadInputTest, AFailedWriteToStdoutIsAnError) {
+  if (::access("/dev/full", W_OK) != 0) GTEST_SKIP() << "no /dev/full on this machine";
+  const std::string err = test::temp_dir() + "/stderr";
+  for (const std::string& args :
+       {"inspect " + path("model.gguf"), generate("model.gguf", "-t 1 --temp 0"),
+        "plan show " + path("sinks500.json")}) {
+    SCOPED_TRACE(args);
+    const std::string command =
+        "'" + test::moa_binary() + "' " + args + " >/dev/full 2>'" + err + "'";
+    const int status = std::system(command.c_str());
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 1);
+    const std::string line = test::read_file(err);
+    // generate's statistics (stderr) come first; the error is the last line.
+    EXPECT_TRUE(
+        std::regex_match(line, std::regex("([^\\n]*\\n)*error: stdout: write failed[^\\n]*\\n")))
+        << line;
+  }
 }
 
 TEST_F(BadInputTest, PlanShowAtAHugeLengthFinishesAtOnce) {

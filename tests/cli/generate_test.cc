@@ -90,7 +90,7 @@ TEST(GenerateCommand, ReadsThePromptFromAFileWithAChatTemplate) {
 TEST(GenerateCommand, RejectsBadInputWithOneLineErrors) {
   const std::string model = random_model_path();
   const std::string m = "generate -m '" + model + "' ";
-  expect_one_line_error(run_moa(m + "-p '' -n 4"), "prompt is empty");
+  expect_one_line_error(run_moa(m + "-p '' -n 4"), "--prompt: an empty value");
   expect_one_line_error(run_moa(m + "-p 'hi' -n 0"), "-n");
   expect_one_line_error(run_moa(m + "-p 'hi' -n -3"), "-n");
   expect_one_line_error(run_moa(m + "-p 'the time once upon' -n 4 -c 4"), "context");

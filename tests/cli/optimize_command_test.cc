@@ -149,11 +149,18 @@ TEST(OptimizeCommand, BadInputsGiveOneErrorLine) {
       "no candidate rule is valid");
   for (const auto& [flags, named] : std::vector<std::pair<std::string, std::string>>{
            {"--points 0", "--points: 0 is not a positive count"},
-           {"--time-limit 0", "--time-limit: 0 s is not a positive time"},
+           {"--time-limit 0", "--time-limit: 0 s is not a positive, finite time"},
+           {"--time-limit inf", "--time-limit: inf s is not a positive, finite time"},
+           {"-t 513", "-t: 513 is not a thread count"},
            {"--gap 1.5", "--gap: 1.5 is not a fraction in [0, 1)"}}) {
     test::expect_one_line_error(run_moa(base + "--density 0.5 " + flags + " -o " + dir + "/p.json"),
                                 named);
   }
+  // -o naming the profile it reads: refused, and the profile is left as it was.
+  const std::string before = test::read_file(profile);
+  test::expect_one_line_error(run_moa(base + "--density 0.5 -o " + profile),
+                              profile + ": is an input of this command");
+  EXPECT_EQ(test::read_file(profile), before);
   const std::string other = write_synthetic_profile(model, dir, 6);
   test::expect_one_line_error(run_moa("optimize --profile " + other + " -m '" + model +
                                       "' --density 0.5 -o " + dir + "/p.json"),
