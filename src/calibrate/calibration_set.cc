@@ -2,6 +2,7 @@
 #include "calibrate/calibration_set.h"
 
 #include <algorithm>
+#include <functional>
 #include <limits>
 
 #include "plan/plan_io.h"
@@ -88,6 +89,9 @@ CalibrationSet calibration_from_json(const std::string& text, const std::string&
       jf::integer_field(j, "seed", file, "", 0, std::numeric_limits<int64_t>::max()));
   set.lengths = jf::integer_array(j, "lengths", file, "", 1, kMaxCount);
   if (set.lengths.empty()) fail("{}: lengths: expected at least one length", file);
+  if (!std::is_sorted(set.lengths.begin(), set.lengths.end(), std::less_equal<>())) {
+    fail("{}: lengths: expected increasing lengths, each once", file);
+  }
   set.samples_per_length = jf::integer_field(j, "samples_per_length", file, "", 1, kMaxCount);
   set.max_answer = jf::integer_field(j, "max_answer", file, "", 1, kMaxCount);
   set.stop_at_newline = jf::bool_field(j, "stop_at_newline", file, "");
@@ -142,6 +146,19 @@ void check_calibration_matches(const CalibrationSet& set, const ModelIdentity& m
         "{}: calibration set was made for another model or tokenizer (hash {}, vocab {}); this "
         "model: hash {}, vocab {}",
         file, set.model.hash, set.n_vocab, model.hash, n_vocab);
+  }
+}
+
+void check_calibration_complete(const CalibrationSet& set, const std::string& file) {
+  for (int64_t length : set.lengths) {
+    const auto made = std::count_if(set.samples.begin(), set.samples.end(),
+                                    [&](const CalibrationSample& s) { return s.length == length; });
+    if (made < set.samples_per_length) {
+      fail(
+          "{}: length {} has {} of its {} samples: the calibration set is unfinished (run the "
+          "same moa calibrate command again to finish it)",
+          file, length, made, set.samples_per_length);
+    }
   }
 }
 

@@ -54,5 +54,9 @@ void write_calibration(const CalibrationSet& set, const std::string& path);
 // Throws naming the file when the set was made for another model or tokenizer.
 void check_calibration_matches(const CalibrationSet& set, const ModelIdentity& model,
                                int64_t n_vocab, const std::string& file);
+// Throws naming the file and length when the set is unfinished: a length with fewer samples than
+// samples_per_length (a calibrate run killed before the end). The commands that read a set call
+// it; the profiler itself takes partial sets (its tests resume from them).
+void check_calibration_complete(const CalibrationSet& set, const std::string& file);
 
 }  // namespace moa

@@ -26,6 +26,7 @@ void run_answer_loss(AnswerLossOptions& o) {
   if (o.calib_path.empty()) fail("--calib: give the calibration set whose answers are scored");
   const int threads = thread_count(o.n_threads);
   const CalibrationSet set = read_calibration(o.calib_path);
+  check_calibration_complete(set, o.calib_path);
   if (o.length == 0) {
     if (set.lengths.empty()) fail("{}: the calibration set has no lengths", o.calib_path);
     o.length = set.lengths.back();

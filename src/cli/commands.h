@@ -43,7 +43,8 @@ void add_model_source_options(CLI::App& cmd, ModelSource& source);
 // The file to load: -m's, or the random model's, built once in the system temp folder.
 std::string model_source_path(const ModelSource& source);
 
-// `--seed`: a whole number 0 .. 2^64 - 1 as written ("-1" and 2^64 are refused, not wrapped).
+// `--seed`: a whole number 0 .. 2^63 - 1 as written ("-1" and 2^64 are refused, not wrapped); the
+// files that record a seed (calibration sets, results) hold it as a signed 64-bit JSON integer.
 CLI::Option* add_seed_option(CLI::App& cmd, uint64_t& seed, const std::string& description);
 
 // `--mmap`: map the model file instead of reading it into huge pages.

@@ -49,11 +49,11 @@ constexpr std::array kFieldFlags = {
 CLI::Option* add_seed_option(CLI::App& cmd, uint64_t& seed, const std::string& description) {
   const CLI::Validator whole_number(
       [](const std::string& text) {
-        uint64_t value = 0;
+        int64_t value = 0;
         const char* end = text.data() + text.size();
         const auto [ptr, ec] = std::from_chars(text.data(), end, value);
-        if (ec == std::errc() && ptr == end) return std::string();
-        return "'" + text + "' is not a seed (expected a whole number 0 .. 18446744073709551615)";
+        if (ec == std::errc() && ptr == end && value >= 0) return std::string();
+        return "'" + text + "' is not a seed (expected a whole number 0 .. 9223372036854775807)";
       },
       "");
   return cmd.add_option("--seed", seed, description)->check(whole_number);

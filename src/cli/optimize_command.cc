@@ -86,6 +86,7 @@ int64_t validate(OptimizeResult& r, const OptimizeCliOptions& o, const Influence
   }
   keep_from_overwrite(o.calib_path);
   const CalibrationSet set = read_calibration(o.calib_path);
+  check_calibration_complete(set, o.calib_path);
   std::vector<int64_t> profiled;
   for (const ProfiledLength& l : p.lengths) profiled.push_back(l.length);
   const int64_t length =

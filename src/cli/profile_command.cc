@@ -75,6 +75,7 @@ void run_profile(ProfileCliOptions& o) {
         o.n_threads > 0 ? o.n_threads : std::max(1, default_thread_count() / ranks_here);
     keep_from_overwrite(o.calibration_path);
     const CalibrationSet set = read_calibration(o.calibration_path);
+    check_calibration_complete(set, o.calibration_path);
     const Model model = Model::load(o.model_path, model_file_load(o.map_model));
     check_output_path(o.output);
     try {

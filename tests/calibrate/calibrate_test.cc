@@ -97,6 +97,16 @@ TEST(Calibrate, RoundTripsAndChecksEveryFieldOnReading) {
               check_calibration_matches(set, {"llama", 2, 4, 2, "xyz"}, 100, "c");
             }).find("calibration set was made for model hash abc"),
             std::string::npos);
+  EXPECT_NE(broken("\"lengths\":[64]", "\"lengths\":[64,64]")
+                .find("c.json: lengths: expected increasing lengths, each once"),
+            std::string::npos);
+  // One of length 64's two samples: a calibrate run killed before the end.
+  EXPECT_NE(error_of([&] {
+              check_calibration_complete(set, "c");
+            }).find("c: length 64 has 1 of its 2 samples: the calibration set is unfinished"),
+            std::string::npos);
+  set.samples.push_back({64, 0, "lines", 0.75, "456", {1, 5, 6}, {7, 8}, "45"});
+  EXPECT_NO_THROW(check_calibration_complete(set, "c"));
   EXPECT_NO_THROW(check_calibration_matches(set, set.model, 100, "c"));
   EXPECT_THROW(check_calibration_matches(set, set.model, 101, "c"), Error);
 }

@@ -294,7 +294,7 @@ TEST_F(BadInputTest, EmptyOrWrappedFlagValuesAreRefused) {
        "error: --output: an empty value \\(expected one\\)"},
       {"--seed -1", generate("model.gguf", "--seed -1"),
        "error: --seed: '-1' is not a seed \\(expected a whole number 0 \\.\\. "
-       "18446744073709551615\\)"},
+       "9223372036854775807\\)"},
       {"--seed 2^64", generate("model.gguf", "--seed 18446744073709551616"),
        "error: --seed: '18446744073709551616' is not a seed .*"},
       {"--method dense with --plan",
@@ -304,8 +304,21 @@ TEST_F(BadInputTest, EmptyOrWrappedFlagValuesAreRefused) {
   for (const BadInput& c : cases) expect_rejected(c);
   // The largest seed is a seed.
   const test::CommandResult r =
-      test::run_moa(generate("model.gguf", "-t 1 --seed 18446744073709551615"));
+      test::run_moa(generate("model.gguf", "-t 1 --seed 9223372036854775807"));
   EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
+TEST_F(BadInputTest, RepeatedLengthsAndThreadCountsOfLongJobsAreRefused) {
+  const std::string m = "-m " + path("model.gguf") + " ";
+  const BadInput cases[] = {
+      {"calibrate --lengths 512,512", "calibrate " + m + "--lengths 512,512 -o " + path("c.json"),
+       "error: --lengths: expected increasing lengths, each once"},
+      {"calibrate -t 513", "calibrate " + m + "--lengths 512 -t 513 -o " + path("c.json"),
+       "error: -t: 513 is not a thread count .*"},
+      {"profile -t 100000", "profile " + m + "--calib " + path("c.json") + " -t 100000 -o x",
+       "error: -t: 100000 is not a thread count .*"},
+  };
+  for (const BadInput& c : cases) expect_rejected(c);
 }
 
 TEST_F(BadInputTest, AFailedWriteToStdoutIsAnError) {
