@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <functional>
 #include <random>
 
 #include "engine/generate.h"
@@ -134,6 +135,9 @@ CalibrationSet empty_set(const Model& model, const CalibrateOptions& o) {
 
 void check_calibrate_options(const CalibrateOptions& o, const Model& model) {
   if (o.lengths.empty()) fail_input("lengths", "none given: expected at least one length");
+  if (!std::is_sorted(o.lengths.begin(), o.lengths.end(), std::less_equal<>())) {
+    fail_input("lengths", "expected increasing lengths, each once");  // as the file's check
+  }
   if (o.samples_per_length <= 0) {
     fail_input("samples", "{} samples per length: expected a positive number",
                o.samples_per_length);

@@ -70,6 +70,13 @@ std::vector<EvalMethod> eval_methods(const CommonOptions& o) {
   return methods;
 }
 
+// The model, then -o checked (after the model, which it may not name) before any evaluation.
+Model load_model(const CommonOptions& o) {
+  Model model = Model::load(o.model_path, model_file_load(o.map_model));
+  if (!o.output.empty()) check_output_path(o.output);
+  return model;
+}
+
 RetrievalConfig run_config(const CommonOptions& o) {
   RetrievalConfig c;
   c.n_threads = thread_count(o.n_threads);
@@ -115,8 +122,7 @@ void run_eval_retrieval(const RetrievalOptions& o) {
   }
   config.answer_tokens = o.answer_tokens;
   const TaskKind kind = parse_task_kind(o.task);
-  const Model model = Model::load(o.common.model_path, model_file_load(o.common.map_model));
-  if (!o.common.output.empty()) check_output_path(o.common.output);
+  const Model model = load_model(o.common);
   RetrievalSettings settings;
   settings.task = std::string(task_kind_name(kind));
   settings.model = o.common.model_path;
@@ -174,8 +180,7 @@ void run_eval_ppl(const PplOptions& o) {
   const RetrievalConfig config = run_config(o.common);
   keep_from_overwrite(o.text_file);
   const std::string text = read_text_file(o.text_file);
-  const Model model = Model::load(o.common.model_path, model_file_load(o.common.map_model));
-  if (!o.common.output.empty()) check_output_path(o.common.output);
+  const Model model = load_model(o.common);
   if (o.n_ctx < 4 || o.n_ctx > model.config().n_ctx_train) {
     fail("--ctx: {} is not a context for this model (expected 4 .. {})", o.n_ctx,
          model.config().n_ctx_train);
@@ -222,7 +227,7 @@ void run_eval_ppl(const PplOptions& o) {
            {"stride", o.stride},
            {"methods", settings["methods"]},
            {"results", results}};
-  write_file_atomically(o.common.output, json_fields::json_text(out, 1) + "\n");
+  json_fields::write_json_file(o.common.output, out, 1);
 }
 
 struct SpeedOptions {
@@ -236,8 +241,7 @@ void run_eval_speed(SpeedOptions o) {
   o.throughput.kv_type = parse_kv_type(o.common.kv_type);
   o.throughput.methods.clear();
   for (const EvalMethod& m : methods) o.throughput.methods.push_back(m.attention);
-  const Model model = Model::load(o.common.model_path, model_file_load(o.common.map_model));
-  if (!o.common.output.empty()) check_output_path(o.common.output);
+  const Model model = load_model(o.common);
   for (int64_t depth : o.throughput.depths) {
     if (depth < 0 ||
         depth + std::max(o.throughput.n_prompt, o.throughput.n_gen) > model.config().n_ctx_train) {
@@ -267,7 +271,7 @@ void run_eval_speed(SpeedOptions o) {
            {"seed", o.throughput.seed},
            {"methods", settings_json(described)["methods"]},
            {"results", throughput_rows_json(results)}};
-  write_file_atomically(o.common.output, json_fields::json_text(out, 1) + "\n");
+  json_fields::write_json_file(o.common.output, out, 1);
 }
 
 }  // namespace

@@ -84,7 +84,6 @@ int64_t validate(OptimizeResult& r, const OptimizeCliOptions& o, const Influence
                  p.lengths[r.objective].length);
     return 0;
   }
-  keep_from_overwrite(o.calib_path);
   const CalibrationSet set = read_calibration(o.calib_path);
   check_calibration_complete(set, o.calib_path);
   std::vector<int64_t> profiled;

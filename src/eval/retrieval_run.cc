@@ -4,7 +4,6 @@
 #include <set>
 #include <utility>
 
-#include "util/atomic_file.h"
 #include "util/error.h"
 #include "util/json_fields.h"
 #include "util/progress.h"
@@ -82,22 +81,19 @@ RetrievalRun run_retrieval(const Model& model, const RetrievalSettings& settings
           {m.name, c.id, c.length, a.n_prompt_tokens, c.depth, c.expected, a.answer, a.correct});
       done.insert({m.name, c.id});
       if (!output.empty()) {
-        write_file_atomically(
-            output, json_fields::json_text(
-                        retrieval_results_json(settings, run.records,
-                                               summarize(model, settings, methods, run.records)),
-                        1) +
-                        "\n");
+        json_fields::write_json_file(
+            output,
+            retrieval_results_json(settings, run.records,
+                                   summarize(model, settings, methods, run.records)),
+            1);
       }
       progress.step(a.n_prompt_tokens);
     }
   }
   run.summary = summarize(model, settings, methods, run.records);
   if (!output.empty()) {
-    write_file_atomically(
-        output,
-        json_fields::json_text(retrieval_results_json(settings, run.records, run.summary), 1) +
-            "\n");
+    json_fields::write_json_file(output, retrieval_results_json(settings, run.records, run.summary),
+                                 1);
   }
   return run;
 }

@@ -14,7 +14,6 @@
 #include "optimize/validation_loss.h"
 #include "plan/plan_io.h"
 #include "profile/profiler.h"
-#include "util/atomic_file.h"
 #include "util/error.h"
 #include "util/json_fields.h"
 #include "util/progress.h"
@@ -102,7 +101,7 @@ void claim_work_dir(const CompressSettings& s, const std::string& dir) {
     }
     return;
   }
-  write_file_atomically(path, json_fields::json_text(mine, 1) + "\n");
+  json_fields::write_json_file(path, mine, 1);
 }
 
 // The front as found by the optimizer: candidate plans and their solver results.
@@ -118,7 +117,7 @@ void write_front(const OptimizeResult& r, const std::string& path) {
                                {"optimal", c.assignment.optimal},
                                {"gap", c.assignment.gap}});
   }
-  write_file_atomically(path, json_fields::json_text(j) + "\n");
+  json_fields::write_json_file(path, j);
 }
 
 OptimizeResult read_front(const std::string& path, const RuleGrid& grid,
@@ -346,8 +345,7 @@ CompressResult compress_model(const Model& model, const CompressSettings& s,
     if (losses[i] < 0.0) {
       losses[i] =
           plan_answer_loss(model, candidates[i].plan, samples, s.validation_length, n_threads);
-      write_file_atomically(losses_path,
-                            json_fields::json_text(nlohmann::json({{"losses", losses}})) + "\n");
+      json_fields::write_json_file(losses_path, nlohmann::json({{"losses", losses}}));
       progress.step(tokens);
     }
     candidates[i].validation_loss = losses[i];

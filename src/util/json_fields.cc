@@ -1,12 +1,17 @@
 // JSON field readers with file/field-naming errors (see json_fields.h).
 #include "util/json_fields.h"
 
+#include "util/atomic_file.h"
 #include "util/error.h"
 
 namespace moa::json_fields {
 
 std::string json_text(const json& j, int indent) {
   return j.dump(indent, ' ', false, json::error_handler_t::replace);
+}
+
+void write_json_file(const std::string& path, const json& j, int indent) {
+  write_file_atomically(path, json_text(j, indent) + "\n");
 }
 
 json parse(const std::string& text, const std::string& file, const char* expected) {

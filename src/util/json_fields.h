@@ -16,6 +16,9 @@ using nlohmann::json;
 // nlohmann::json's dump would throw. indent -1: one line.
 std::string json_text(const json& j, int indent = -1);
 
+// Writes json_text(j, indent) and a newline to `path` atomically (util/atomic_file.h).
+void write_json_file(const std::string& path, const json& j, int indent = -1);
+
 // Parses `text`; a syntax error names the file, the byte offset and what the file should be.
 json parse(const std::string& text, const std::string& file, const char* expected);
 
